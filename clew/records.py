@@ -1,0 +1,133 @@
+"""Plain records that collectors yield and the pipeline stores.
+
+Records know nothing of formats or databases. ``Span`` is a named tuple whose field order is the
+column order of the ``spans`` table, so the pipeline can hand batches of them straight to a bulk
+insert without building per-span objects twice.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+from typing import NamedTuple
+
+
+class SpanKind(IntEnum):
+    """OTLP span kinds (the protobuf enum values)."""
+
+    UNSPECIFIED = 0
+    INTERNAL = 1
+    SERVER = 2
+    CLIENT = 3
+    PRODUCER = 4
+    CONSUMER = 5
+
+
+class StatusCode(IntEnum):
+    """OTLP status codes (the protobuf enum values)."""
+
+    UNSET = 0
+    OK = 1
+    ERROR = 2
+
+
+class NodeKind:
+    """What a node of the dependency graph stands for."""
+
+    SERVICE = "service"
+    DATABASE = "database"
+    BROKER = "broker"
+    EXTERNAL = "external"
+    GATEWAY = "gateway"
+    CLIENT = "client"
+
+    ALL = (SERVICE, DATABASE, BROKER, EXTERNAL, GATEWAY, CLIENT)
+
+
+class ConnectionType:
+    """How two nodes are connected, named after Tempo's service-graph connection types."""
+
+    DIRECT = "direct"  # an instrumented client span paired with an instrumented server span
+    MESSAGING = "messaging_system"  # producer span paired with a consumer span
+    DATABASE = "database"  # a client span to a database that is not instrumented itself
+    VIRTUAL = "virtual_node"  # a client span to an uninstrumented peer, or a root span's caller
+
+    ALL = (DIRECT, MESSAGING, DATABASE, VIRTUAL)
+
+
+#: The service name OpenTelemetry SDKs give a resource that has no ``service.name``.
+UNKNOWN_SERVICE = "unknown_service"
+
+#: The virtual node that stands for the unknown caller of a root server span.
+ROOT_CALLER = "client"
+
+
+class Span(NamedTuple):
+    """One span, normalised across semantic-convention generations. Times are Unix nanoseconds."""
+
+    trace_id: str  # 32 lowercase hex digits
+    span_id: str  # 16 lowercase hex digits
+    parent_span_id: str | None
+    service: str
+    name: str
+    kind: int  # SpanKind
+    start_ns: int
+    duration_ns: int
+    status: int  # StatusCode
+    status_message: str | None
+    http_method: str | None
+    http_route: str | None
+    http_status: int | None
+    url_path: str | None
+    server_address: str | None
+    peer_service: str | None
+    db_system: str | None
+    messaging_system: str | None
+    messaging_destination: str | None
+    rpc_service: str | None
+    rpc_method: str | None
+    attributes: str | None  # the remaining span attributes as a JSON object
+
+
+class SpanLink(NamedTuple):
+    """A link from one span to another, usually across traces (batch consumers)."""
+
+    trace_id: str
+    span_id: str
+    linked_trace_id: str
+    linked_span_id: str
+
+
+class Resource(NamedTuple):
+    """What a span's resource tells about its service."""
+
+    service: str
+    namespace: str | None
+    environment: str | None
+    version: str | None
+
+
+class Quarantined(NamedTuple):
+    """Input that could not be turned into records: where it was and why."""
+
+    position: str  # "line 12", "byte 0", "resourceSpans[0].scopeSpans[1].spans[4]"
+    reason: str
+    excerpt: str
+
+
+class Checkpoint(NamedTuple):
+    """Everything in the source before ``offset`` has been yielded; it is safe to commit here."""
+
+    offset: int
+
+
+Record = Span | SpanLink | Resource | Quarantined | Checkpoint
+
+#: The longest excerpt of bad input kept in quarantine.
+EXCERPT_LIMIT = 512
+
+
+def excerpt(text: str | bytes, limit: int = EXCERPT_LIMIT) -> str:
+    """A bounded, printable excerpt of bad input for the quarantine."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", errors="backslashreplace")
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,133 @@
+"""The store: engine creation, schema migration and the per-app database handle.
+
+Nothing connects at import time. ``open_engine`` is called by the composition root (a CLI command,
+``create_app``, a test) which then owns the transactions.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy.engine import Connection, make_url
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+DEFAULT_DATABASE = "clew.db"
+
+#: The project root: migrations/ and sample_data/ live beside the packages (Clew is deployed from
+#: its checkout, Django-style).
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+MIGRATIONS_DIR = PROJECT_ROOT / "migrations"
+
+
+def database_url(value: str | None = None) -> str:
+    """The database URL from ``--db`` (a URL or a file path), ``CLEW_DATABASE_URL``, or ./clew.db."""
+    value = value or os.environ.get("CLEW_DATABASE_URL") or DEFAULT_DATABASE
+    if "://" in value:
+        return value
+    return f"sqlite:///{Path(value).expanduser().resolve()}"
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # WAL lets the console read while an ingest writes; NORMAL sync is safe with WAL.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def open_engine(url: str | None = None, **kwargs: Any) -> Engine:
+    """An engine for ``url`` (see ``database_url``), with SQLite tuned for one writer, many readers."""
+    resolved = make_url(database_url(url))
+    if resolved.drivername.startswith("sqlite"):
+        if resolved.database and resolved.database != ":memory:":
+            Path(resolved.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(resolved, **kwargs)
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    if resolved.drivername in ("postgresql", "postgres"):
+        resolved = resolved.set(drivername="postgresql+psycopg")
+    return create_engine(resolved, pool_pre_ping=True, **kwargs)
+
+
+def alembic_config(engine: Engine):
+    """An Alembic config bound to ``engine``, reading ``[tool.alembic]`` from pyproject.toml."""
+    from alembic.config import Config
+
+    config = Config(toml_file=str(PROJECT_ROOT / "pyproject.toml"))
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["engine"] = engine
+    return config
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Create or upgrade the schema to ``revision`` (Alembic)."""
+    from alembic import command
+
+    command.upgrade(alembic_config(engine), revision)
+
+
+def ensure_schema(engine: Engine) -> None:
+    """Upgrade to head unless the database is already there (cheap on every start)."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
+    with engine.connect() as conn:
+        current = MigrationContext.configure(conn).get_current_revision()
+    if current != head:
+        upgrade(engine)
+
+
+def has_table(engine: Engine, name: str) -> bool:
+    """Whether ``name`` exists (used to tell a fresh database from a migrated one)."""
+    return inspect(engine).has_table(name)
+
+
+def init_app(app: Flask) -> None:
+    """Open the app's engine and keep it in ``app.extensions['clew']``."""
+    engine = open_engine(app.config.get("DATABASE_URL"))
+    app.extensions.setdefault("clew", {})["engine"] = engine
+
+
+def engine_of(app: Flask) -> Engine:
+    """The engine ``init_app`` opened for ``app``."""
+    return app.extensions["clew"]["engine"]
+
+
+def placeholders(conn: Connection, count: int) -> str:
+    """``count`` positional placeholders in the driver's own parameter style."""
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    return ", ".join([mark] * count)
+
+
+def insert_ignoring_duplicates(
+    conn: Connection, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]
+) -> int:
+    """Bulk-insert ``rows``, skipping rows whose key already exists; returns how many went in.
+
+    Runs through the DBAPI's ``executemany`` with bound parameters: the per-row hot path never
+    touches the ORM.
+    """
+    rows = rows if isinstance(rows, list) else list(rows)
+    if not rows:
+        return 0
+    cols = ", ".join(columns)
+    marks = placeholders(conn, len(columns))
+    if conn.dialect.name == "sqlite":
+        sql = f"INSERT OR IGNORE INTO {table} ({cols}) VALUES ({marks})"
+    else:
+        sql = f"INSERT INTO {table} ({cols}) VALUES ({marks}) ON CONFLICT DO NOTHING"
+    cursor = conn.connection.driver_connection.cursor()
+    try:
+        cursor.executemany(sql, rows)
+        return cursor.rowcount
+    finally:
+        cursor.close()

@@ -1,0 +1,189 @@
+"""The schema: SQLAlchemy 2 typed models, the single source that Alembic migrations follow."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware (what every ``created_at`` column holds)."""
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Service(Base):
+    """A node of the dependency graph: an instrumented service or a virtual peer."""
+
+    __tablename__ = "services"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    kind: Mapped[str] = mapped_column(String(16), default="service")
+    namespace: Mapped[str | None] = mapped_column(String(255))
+    environment: Mapped[str | None] = mapped_column(String(255))
+    version: Mapped[str | None] = mapped_column(String(255))
+    owner: Mapped[str | None] = mapped_column(String(255))
+    system: Mapped[str | None] = mapped_column(String(255))
+    lifecycle: Mapped[str | None] = mapped_column(String(64))
+
+
+class SpanRow(Base):
+    """One span. Unique on (trace id, span id): ingesting the same span again is a no-op."""
+
+    __tablename__ = "spans"
+
+    trace_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    span_id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    parent_span_id: Mapped[str | None] = mapped_column(String(16))
+    service: Mapped[str] = mapped_column(String(255))
+    name: Mapped[str] = mapped_column(Text)
+    kind: Mapped[int] = mapped_column(Integer)
+    start_ns: Mapped[int] = mapped_column(BigInteger)
+    duration_ns: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[int] = mapped_column(Integer)
+    status_message: Mapped[str | None] = mapped_column(Text)
+    http_method: Mapped[str | None] = mapped_column(String(16))
+    http_route: Mapped[str | None] = mapped_column(Text)
+    http_status: Mapped[int | None] = mapped_column(Integer)
+    url_path: Mapped[str | None] = mapped_column(Text)
+    server_address: Mapped[str | None] = mapped_column(String(255))
+    peer_service: Mapped[str | None] = mapped_column(String(255))
+    db_system: Mapped[str | None] = mapped_column(String(64))
+    messaging_system: Mapped[str | None] = mapped_column(String(64))
+    messaging_destination: Mapped[str | None] = mapped_column(Text)
+    rpc_service: Mapped[str | None] = mapped_column(String(255))
+    rpc_method: Mapped[str | None] = mapped_column(String(255))
+    attributes: Mapped[str | None] = mapped_column(Text)
+    # Derived on ingest so rollups can be recomputed with plain SQL on any backend.
+    minute: Mapped[int] = mapped_column(Integer)
+    latency_bucket: Mapped[int] = mapped_column(Integer)
+
+    __table_args__ = (
+        Index(None, "minute", "kind"),
+        Index(None, "trace_id", "parent_span_id"),
+    )
+
+
+class SpanLinkRow(Base):
+    """A span link: producer/consumer pairing across traces."""
+
+    __tablename__ = "span_links"
+
+    trace_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    span_id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    linked_trace_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    linked_span_id: Mapped[str] = mapped_column(String(16), primary_key=True)
+
+
+class EdgeRollup(Base):
+    """Per minute, per edge and endpoint: counts, latency sum and a log-bucket histogram."""
+
+    __tablename__ = "edge_rollups"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    minute: Mapped[int] = mapped_column(Integer)
+    client: Mapped[str] = mapped_column(String(255))
+    server: Mapped[str] = mapped_column(String(255))
+    connection_type: Mapped[str] = mapped_column(String(32))
+    endpoint: Mapped[str] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(16))
+    count: Mapped[int] = mapped_column(BigInteger)
+    errors: Mapped[int] = mapped_column(BigInteger)
+    client_errors: Mapped[int] = mapped_column(BigInteger)
+    duration_sum_ns: Mapped[int] = mapped_column(BigInteger)
+    duration_max_ns: Mapped[int] = mapped_column(BigInteger)
+    histogram: Mapped[str] = mapped_column(Text)  # JSON: {bucket index: count}
+
+    __table_args__ = (
+        UniqueConstraint(
+            "minute", "client", "server", "connection_type", "endpoint", "source",
+            name="uq_edge_rollups_cell",
+        ),
+        Index(None, "client", "server", "minute"),
+    )
+
+
+class RollupDirty(Base):
+    """Minutes whose rollups must be recomputed; written in the same transaction as the spans."""
+
+    __tablename__ = "rollup_dirty"
+
+    minute: Mapped[int] = mapped_column(Integer, primary_key=True)
+
+
+class Endpoint(Base):
+    """An endpoint known from any side, with its status flags (filled in by the inventory)."""
+
+    __tablename__ = "endpoints"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    service: Mapped[str] = mapped_column(String(255))
+    protocol: Mapped[str] = mapped_column(String(16))  # http, rpc, messaging
+    method: Mapped[str] = mapped_column(String(255))
+    route: Mapped[str] = mapped_column(Text)
+    first_seen_ns: Mapped[int | None] = mapped_column(BigInteger)
+    last_seen_ns: Mapped[int | None] = mapped_column(BigInteger)
+    documented: Mapped[bool | None]
+    shadow: Mapped[bool | None]
+    zombie: Mapped[bool | None]
+    orphan: Mapped[bool | None]
+    unversioned: Mapped[bool | None]
+
+    __table_args__ = (UniqueConstraint("service", "protocol", "method", "route"),)
+
+
+class IngestCheckpoint(Base):
+    """How far a source has been read: file identity and offset, committed with the rows."""
+
+    __tablename__ = "ingest_checkpoints"
+
+    source: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    collector: Mapped[str] = mapped_column(String(64))
+    device: Mapped[int | None] = mapped_column(BigInteger)
+    inode: Mapped[int | None] = mapped_column(BigInteger)
+    fingerprint: Mapped[str | None] = mapped_column(String(64))
+    offset: Mapped[int] = mapped_column(BigInteger, default=0)
+    size: Mapped[int] = mapped_column(BigInteger, default=0)
+    mtime_ns: Mapped[int | None] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class QuarantineRow(Base):
+    """Input that could not be parsed: source, position, reason and a bounded excerpt."""
+
+    __tablename__ = "quarantine"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source: Mapped[str] = mapped_column(String(1024))
+    position: Mapped[str] = mapped_column(String(255))
+    reason: Mapped[str] = mapped_column(Text)
+    excerpt: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    __table_args__ = (UniqueConstraint("source", "position"),)
+
+
+metadata = Base.metadata

@@ -1,0 +1,177 @@
+"""Read queries over the rollups and the node table: what the graph, metrics and console stand on.
+
+Every query here reads indexed rollups, never raw spans, so their cost follows the number of
+edges and minutes in the window, not the number of spans.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+
+from clew.store import histogram
+
+
+@dataclass(frozen=True)
+class Window:
+    """A half-open range of epoch minutes; ``None`` leaves that side open."""
+
+    since_minute: int | None = None
+    until_minute: int | None = None
+
+    def clause(self, column: str = "minute") -> tuple[str, dict[str, int]]:
+        """A SQL condition on ``column`` and its bound parameters."""
+        parts, params = ["1 = 1"], {}
+        if self.since_minute is not None:
+            parts.append(f"{column} >= :since_minute")
+            params["since_minute"] = self.since_minute
+        if self.until_minute is not None:
+            parts.append(f"{column} < :until_minute")
+            params["until_minute"] = self.until_minute
+        return " AND ".join(parts), params
+
+
+@dataclass
+class EdgeTotals:
+    """One edge over a window: counts, latency and its merged histogram."""
+
+    client: str
+    server: str
+    connection_type: str
+    sources: set[str] = field(default_factory=set)
+    count: int = 0
+    errors: int = 0
+    client_errors: int = 0
+    duration_sum_ns: int = 0
+    duration_max_ns: int = 0
+    histogram: dict[int, int] = field(default_factory=dict)
+    first_minute: int | None = None
+    last_minute: int | None = None
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    kind: str
+    namespace: str | None
+    environment: str | None
+    version: str | None
+
+
+def edge_totals(conn: Connection, window: Window) -> list[EdgeTotals]:
+    """Every edge with traffic in ``window``, histograms merged across minutes and endpoints."""
+    where, params = window.clause()
+    rows = conn.execute(
+        text(
+            "SELECT client, server, connection_type, source, count, errors, client_errors,"
+            " duration_sum_ns, duration_max_ns, histogram, minute"
+            f" FROM edge_rollups WHERE {where}"
+        ),
+        params,
+    )
+    edges: dict[tuple[str, str, str], EdgeTotals] = {}
+    for client, server, ctype, source, n, err, cerr, dsum, dmax, hist, minute in rows:
+        edge = edges.get((client, server, ctype))
+        if edge is None:
+            edge = edges[(client, server, ctype)] = EdgeTotals(client, server, ctype)
+        edge.sources.add(source)
+        edge.count += n
+        edge.errors += err
+        edge.client_errors += cerr
+        edge.duration_sum_ns += dsum
+        edge.duration_max_ns = max(edge.duration_max_ns, dmax)
+        for index, count in histogram.loads(hist).items():
+            edge.histogram[index] = edge.histogram.get(index, 0) + count
+        edge.first_minute = minute if edge.first_minute is None else min(edge.first_minute, minute)
+        edge.last_minute = minute if edge.last_minute is None else max(edge.last_minute, minute)
+    return sorted(edges.values(), key=lambda e: (e.client, e.server, e.connection_type))
+
+
+def nodes(conn: Connection) -> dict[str, Node]:
+    """Every known node (instrumented services and virtual peers) by name."""
+    rows = conn.execute(
+        text("SELECT name, kind, namespace, environment, version FROM services ORDER BY name")
+    )
+    return {row[0]: Node(*row) for row in rows}
+
+
+def data_range(conn: Connection) -> tuple[int | None, int | None]:
+    """The first and last minute that have rollups."""
+    first, last = conn.execute(text("SELECT min(minute), max(minute) FROM edge_rollups")).one()
+    return first, last
+
+
+@dataclass
+class MinuteTotals:
+    minute: int
+    count: int
+    errors: int
+    histogram: dict[int, int]
+
+
+def minute_series(
+    conn: Connection, window: Window, client: str | None = None, server: str | None = None
+) -> list[MinuteTotals]:
+    """Per-minute totals over all edges, or over one edge when ``client``/``server`` are given."""
+    where, params = window.clause()
+    if client is not None:
+        where += " AND client = :client"
+        params["client"] = client
+    if server is not None:
+        where += " AND server = :server"
+        params["server"] = server
+    rows = conn.execute(
+        text(f"SELECT minute, count, errors, histogram FROM edge_rollups WHERE {where}"),
+        params,
+    )
+    series: dict[int, MinuteTotals] = {}
+    for minute, n, err, hist in rows:
+        totals = series.get(minute)
+        if totals is None:
+            totals = series[minute] = MinuteTotals(minute, 0, 0, {})
+        totals.count += n
+        totals.errors += err
+        for index, count in histogram.loads(hist).items():
+            totals.histogram[index] = totals.histogram.get(index, 0) + count
+    return [series[m] for m in sorted(series)]
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_time(value: str, now_ns: int) -> int:
+    """A time as epoch ns from ``now``, ``3h``/``90m``/``2d`` (before now), ISO 8601 or epoch seconds.
+
+    Raises ``ValueError`` naming the value when it is none of those.
+    """
+    from datetime import UTC, datetime
+
+    value = value.strip()
+    if value == "now":
+        return now_ns
+    if value[:-1].isdigit() and value[-1:] in _UNITS:
+        return now_ns - int(value[:-1]) * _UNITS[value[-1]] * 1_000_000_000
+    try:
+        return int(float(value) * 1_000_000_000)
+    except ValueError:
+        pass
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(
+            f"{value!r} is not a time: use now, a duration before now (15m, 3h, 2d),"
+            " ISO 8601 or epoch seconds"
+        ) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return int(parsed.timestamp() * 1_000_000_000)
+
+
+def window_between(since: str | None, until: str | None, now_ns: int) -> Window:
+    """The window from ``since`` to ``until`` (each optional), in whole minutes."""
+    ns_per_minute = 60_000_000_000
+    since_minute = parse_time(since, now_ns) // ns_per_minute if since else None
+    until_minute = -(-parse_time(until, now_ns) // ns_per_minute) if until else None
+    return Window(since_minute, until_minute)
