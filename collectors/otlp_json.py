@@ -9,6 +9,7 @@ semantic-convention generations are normalised to the current ones.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
@@ -62,19 +63,7 @@ _LEGACY_SERVER_SIDE = {
     "net.host.name": "server.address",
     "net.host.port": "server.port",
 }
-_EXTRACTED = (
-    "http.request.method",
-    "http.route",
-    "http.response.status_code",
-    "url.path",
-    "server.address",
-    "service.peer.name",
-    "db.system.name",
-    "messaging.system",
-    "messaging.destination.name",
-    "rpc.service",
-    "rpc.method",
-)
+_CALLER_KINDS = (SpanKind.CLIENT, SpanKind.PRODUCER)
 
 
 def any_value(value: Any) -> Any:
@@ -97,9 +86,10 @@ def any_value(value: Any) -> Any:
             except (TypeError, ValueError):
                 return item
         if key == "arrayValue":
-            return [any_value(v) for v in (item or {}).get("values") or ()]
+            values = item.get("values") if isinstance(item, dict) else None
+            return [any_value(v) for v in values] if isinstance(values, list) else []
         if key == "kvlistValue":
-            return key_values((item or {}).get("values"))
+            return key_values(item.get("values") if isinstance(item, dict) else None)
         if key == "bytesValue":
             return item  # base64, kept as the file has it
     return None
@@ -108,7 +98,7 @@ def any_value(value: Any) -> Any:
 def key_values(items: Any) -> dict[str, Any]:
     """Decode a list of OTLP ``KeyValue`` objects."""
     out: dict[str, Any] = {}
-    if not items:
+    if not isinstance(items, list):
         return out
     for kv in items:
         if isinstance(kv, dict):
@@ -145,6 +135,18 @@ def _hex_id(value: Any, length: int) -> str | None:
     except ValueError:
         return None
     return value.lower()
+
+
+def _json(value: Any) -> str:
+    """JSON text of decoded input; integers beyond 64 bits fall back to the standard library."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return json.dumps(value, default=str)
+
+
+def _list(value: Any) -> list:
+    return value if isinstance(value, list) else []
 
 
 def _int(value: Any) -> int | None:
@@ -239,13 +241,13 @@ def span_of(raw: Any, service: str) -> tuple[Span, list[SpanLink]]:
     messaging_system = pop("messaging.system", None)
     destination = pop("messaging.destination.name", None)
     rpc_service, rpc_method = pop("rpc.service", None), pop("rpc.method", None)
-    if server_address is None and "network.peer.address" in attrs:
-        # An address is the last named peer before falling back to the system name.
+    if server_address is None and kind in _CALLER_KINDS and "network.peer.address" in attrs:
+        # For a caller the network peer is the server: the last name for it before the system.
         address, port = attrs["network.peer.address"], attrs.get("network.peer.port")
         server_address = f"{address}:{port}" if port is not None else address
     links = [
         SpanLink(trace_id, span_id, linked_trace, linked_span)
-        for link in raw.get("links") or ()
+        for link in _list(raw.get("links"))
         if isinstance(link, dict)
         and (linked_trace := _hex_id(link.get("traceId"), 32))
         and (linked_span := _hex_id(link.get("spanId"), 16))
@@ -273,7 +275,7 @@ def span_of(raw: Any, service: str) -> tuple[Span, list[SpanLink]]:
         _str(destination),
         _str(rpc_service),
         _str(rpc_method),
-        orjson.dumps(attrs).decode() if attrs else None,
+        _json(attrs) if attrs else None,
     )
     return span, links
 
@@ -289,7 +291,7 @@ def records_of_request(request: Any, where: str) -> Iterator[Record]:
             continue
         resource = resource_of(resource_spans.get("resource"))
         yield resource
-        for s, scope_spans in enumerate(resource_spans.get("scopeSpans") or ()):
+        for s, scope_spans in enumerate(_list(resource_spans.get("scopeSpans"))):
             spans = scope_spans.get("spans") if isinstance(scope_spans, dict) else None
             if not isinstance(spans, list):
                 yield Quarantined(f"{at}.scopeSpans[{s}]", "scopeSpans has no spans list", "")
@@ -299,7 +301,7 @@ def records_of_request(request: Any, where: str) -> Iterator[Record]:
                     span, links = span_of(raw, resource.service)
                 except _BadSpan as bad:
                     position = f"{at}.scopeSpans[{s}].spans[{i}]"
-                    yield Quarantined(position, str(bad), excerpt(orjson.dumps(raw)))
+                    yield Quarantined(position, str(bad), excerpt(_json(raw)))
                     continue
                 yield span
                 yield from links
@@ -371,7 +373,7 @@ def _guarded(request: Any, where: str) -> Iterator[Record]:
     try:
         yield from records_of_request(request, where)
     except _BadSpan as bad:
-        yield Quarantined(where.rstrip(": ") or "document", str(bad), excerpt(orjson.dumps(request)))
+        yield Quarantined(where.rstrip(": ") or "document", str(bad), excerpt(_json(request)))
 
 
 def _looks_like_one_request(line: bytes) -> bool:

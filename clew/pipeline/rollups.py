@@ -62,6 +62,13 @@ GROUP BY 1, 2, 3, 4, 5, 6
 
 _PEER = "COALESCE(c.peer_service, c.server_address, c.db_system, c.messaging_system)"
 
+# A caller span with a named peer and no instrumented child in another service.
+_UNPAIRED = f"""{_PEER} IS NOT NULL
+  AND NOT EXISTS (
+      SELECT 1 FROM spans s
+      WHERE s.trace_id = c.trace_id AND s.parent_span_id = c.span_id
+        AND s.kind IN ({_K['SERVER']}, {_K['CONSUMER']}) AND s.service <> c.service)"""
+
 VIRTUAL = f"""
 SELECT c.minute, c.service, {_PEER},
        CASE WHEN c.db_system IS NOT NULL THEN '{ConnectionType.DATABASE}'
@@ -77,11 +84,7 @@ SELECT c.minute, c.service, {_PEER},
 FROM spans c
 WHERE c.minute IN :minutes
   AND c.kind IN ({_K['CLIENT']}, {_K['PRODUCER']})
-  AND {_PEER} IS NOT NULL
-  AND NOT EXISTS (
-      SELECT 1 FROM spans s
-      WHERE s.trace_id = c.trace_id AND s.parent_span_id = c.span_id
-        AND s.kind IN ({_K['SERVER']}, {_K['CONSUMER']}) AND s.service <> c.service)
+  AND {_UNPAIRED}
 GROUP BY 1, 2, 3, 4, 5, 6
 """
 
@@ -109,7 +112,7 @@ SELECT DISTINCT {_PEER},
             WHEN c.messaging_system IS NOT NULL THEN '{NodeKind.BROKER}'
             ELSE '{NodeKind.EXTERNAL}' END
 FROM spans c
-WHERE c.minute IN :minutes AND c.kind IN ({_K['CLIENT']}, {_K['PRODUCER']}) AND {_PEER} IS NOT NULL
+WHERE c.minute IN :minutes AND c.kind IN ({_K['CLIENT']}, {_K['PRODUCER']}) AND {_UNPAIRED}
 """
 
 # Endpoints seen serving: HTTP by route, RPC by service and method, messaging by destination.

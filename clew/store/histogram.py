@@ -13,8 +13,12 @@ from collections.abc import Iterable, Mapping
 
 import orjson
 
+#: The promised bound on relative error.
 ALPHA = 0.02
-GAMMA = (1 + ALPHA) / (1 - ALPHA)
+# The buckets are cut a little finer than the bound so that float rounding at a bucket's edge
+# never pushes an estimate past it.
+_MAPPING_ALPHA = 0.0195
+GAMMA = (1 + _MAPPING_ALPHA) / (1 - _MAPPING_ALPHA)
 _LOG_GAMMA = math.log(GAMMA)
 #: Durations of 0 ns (clock resolution, or missing end times) share one bucket.
 ZERO_BUCKET = -(2**31)

@@ -1,0 +1,57 @@
+"""Every component id of the console, in one place, so pages never collide and tests can check.
+
+Pages prefix their ids with the page name: a toolbar built for two pages must not share ids, or a
+callback of one page would fire on the other.
+"""
+
+from __future__ import annotations
+
+# The shell: present on every page.
+LOCATION = "url"
+PAGE = "page"
+NAV = "nav"
+BANNER = "demo-banner"
+#: The query string a page last wrote itself, so the router does not re-render for its own writes.
+URL_WRITTEN = "url-written"
+
+
+def nav_link(path: str) -> str:
+    """The id of the navigation link to ``path``."""
+    return "nav-" + (path.strip("/") or "overview")
+
+
+class Toolbar:
+    """Ids of the shared window/filter toolbar, prefixed per page."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.WINDOW = f"{prefix}-window"
+        self.SINCE = f"{prefix}-since"
+        self.UNTIL = f"{prefix}-until"
+        self.NAMESPACE = f"{prefix}-namespace"
+        self.ENVIRONMENT = f"{prefix}-environment"
+        self.KIND = f"{prefix}-kind"
+        self.SEARCH = f"{prefix}-search"
+        self.PROBLEMS = f"{prefix}-problems"
+
+
+class Overview:
+    TOOLBAR = Toolbar("overview")
+    MESSAGE = "overview-message"
+    CARDS = "overview-cards"
+    SERIES = "overview-series"
+    WORST = "overview-worst"
+    WINDOW_LABEL = "overview-window-label"
+
+
+class ServiceMap:
+    TOOLBAR = Toolbar("map")
+    LABELS = "map-edge-labels"
+    GRAPH = "map-graph"
+    MESSAGE = "map-message"
+    SUMMARY = "map-summary"
+    SELECTION = "map-selection"
+    PANEL = "map-panel"
+    CLEAR = "map-clear-selection"
+    EDGE_SERIES = "map-edge-series"
+    LEGEND = "map-legend"

@@ -1,0 +1,953 @@
+"""Clew's sample landscape: a retailer's traces, made by the real OpenTelemetry SDK.
+
+The landscape is data: SERVICES says what each service's operations do (their own work and the
+calls they make, with probabilities and latency distributions) and ENTRIES says how traffic
+arrives. `_Walker` walks that table once per trace, creating spans with explicit timestamps
+through one TracerProvider per service; `OtlpJsonLinesExporter` writes them the way the
+OpenTelemetry Collector's file exporter does: one ExportTraceServiceRequest per line, as OTLP/JSON.
+
+This module is loaded by path (importlib), not as a package, so it imports only the standard
+library, OpenTelemetry, protobuf and orjson. Run it directly for the CLI:
+
+    python sample_data/generator.py OUT_DIR [--seed N] [--traces N] [--hours H] [--end-ns NS]
+"""
+
+import argparse
+import base64
+import bisect
+import itertools
+import json
+import math
+import pathlib
+import random
+import re
+import sys
+import time
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+import orjson
+from google.protobuf.json_format import MessageToDict
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.id_generator import IdGenerator
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON
+from opentelemetry.sdk.version import __version__ as SDK_VERSION
+from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode
+
+DEFAULT_SEED = 20261122
+TRACES_FILE = "traces.otlp.jsonl"
+MANIFEST_FILE = "manifest.json"
+MINUTE_NS = 60_000_000_000
+MS = 1_000_000
+
+
+# --- the vocabulary of the landscape table ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Latency:
+    """A log-normal duration around `median_ms`; a share `tail` comes from a slow mode instead."""
+
+    median_ms: float
+    sigma: float = 0.4
+    tail: float = 0.0
+    tail_median_ms: float = 0.0
+
+    def sample_ns(self, rng: random.Random) -> int:
+        """Draws one duration in nanoseconds."""
+        median = self.median_ms
+        if self.tail and rng.random() < self.tail:
+            median = self.tail_median_ms
+        return max(1, int(median * rng.lognormvariate(0.0, self.sigma) * MS))
+
+
+@dataclass(frozen=True)
+class Http:
+    """A call to an instrumented service: a CLIENT span here, its SERVER span in the callee."""
+
+    service: str
+    operation: str  # the callee's operation key, "METHOD /route/{param}"
+    p: float = 1.0
+    optional: bool = False  # the caller degrades gracefully instead of failing with it
+
+
+@dataclass(frozen=True)
+class External:
+    """A call to a host outside the landscape: a CLIENT span with no instrumented callee."""
+
+    host: str
+    operation: str
+    latency: Latency
+    p: float = 1.0
+    optional: bool = False
+
+
+@dataclass(frozen=True)
+class Db:
+    """A database or cache command: a CLIENT span that names its server in `server.address`."""
+
+    server: str
+    system: str  # postgresql | redis
+    operation: str  # SELECT, INSERT, ... or a redis command
+    target: str  # a table, or a redis key pattern
+    namespace: str = "0"
+    p: float = 1.0
+    optional: bool = False
+
+
+@dataclass(frozen=True)
+class Publish:
+    """A message sent to a Kafka topic: a PRODUCER span, then each consumer's CONSUMER span."""
+
+    topic: str
+    consumers: tuple[str, ...]  # services with a "process {topic}" operation
+    p: float = 1.0
+    optional: bool = True  # fire and forget: consumer failures never reach the producer
+
+
+@dataclass(frozen=True)
+class Internal:
+    """Work inside a service worth its own INTERNAL span (ESB mapping, scoring, rendering)."""
+
+    name: str
+    latency: Latency
+    p: float = 1.0
+    optional: bool = True
+
+
+Call = Http | External | Db | Publish | Internal
+
+
+@dataclass(frozen=True)
+class Operation:
+    """What a handler does: its own work (split around its calls) and the calls it makes."""
+
+    work: Latency
+    calls: tuple[Call, ...] = ()
+    parallel: bool = False  # fan all calls out at once, as the web shop composes its pages
+    ok: int = 200
+    error_rate: float = 0.002  # the handler's own background failures (HTTP 500)
+
+
+@dataclass(frozen=True)
+class Service:
+    """One deployable: its area (`service.namespace`), version, stack and operations."""
+
+    area: str
+    version: str
+    operations: dict[str, Operation]
+    legacy: bool = False  # instrumented with the old semantic conventions (http.method, ...)
+    framework: str = "flask"
+    http_client: str = "requests"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """Traffic arriving from outside: which operation, how often, from whom."""
+
+    service: str
+    operation: str
+    weight: float
+    host: str
+    user_agents: tuple[str, ...]
+    clients: str  # the first three octets of the callers' addresses
+
+
+@dataclass(frozen=True)
+class Incident:
+    """A failing edge: calls from `client` to `server` fail at `rate` in the window's last minutes."""
+
+    client: str
+    server: str
+    minutes: int
+    rate: float
+    status: int
+    exception: tuple[str, str]
+
+
+# --- the landscape --------------------------------------------------------------------------
+
+PG_ORDERS = {"server": "orders-db", "system": "postgresql", "namespace": "orders"}
+PG_LEDGER = {"server": "orders-db", "system": "postgresql", "namespace": "ledger"}
+REDIS = {"server": "session-cache", "system": "redis"}
+
+SERVICES: dict[str, Service] = {
+    # retail: the web shop and the stores' point of sale meet the warehouse through the hub
+    "storefront-web": Service("retail", "5.14.2", framework="fastapi", http_client="httpx", operations={
+        "GET /products/{sku}": Operation(Latency(6), parallel=True, calls=(
+            Http("catalog-service", "GET /products/{sku}"),
+            Http("pricing-service", "GET /prices/{sku}"),
+            Http("inventory-service", "GET /stock/{sku}", p=0.5),
+            # the click & collect widget asks the stores' warehouse system through the hub
+            Http("integration-hub", "GET /stock/{sku}", p=0.25),
+            Http("recommendation-service", "GET /recommendations/{sku}", p=0.6, optional=True),
+        )),
+        "GET /search": Operation(Latency(5), calls=(
+            Http("catalog-service", "GET /search"),
+            Http("pricing-service", "POST /prices/quote", p=0.8),
+            Internal("render search_results.html", Latency(3), p=0.4),
+        )),
+        "GET /cart": Operation(Latency(4), calls=(
+            Http("cart-service", "GET /carts/{cartId}"),
+            Http("pricing-service", "POST /prices/quote"),
+        )),
+        "POST /cart/items": Operation(Latency(5), ok=201, calls=(
+            Http("cart-service", "POST /carts/{cartId}/items"),
+        )),
+        "POST /checkout": Operation(Latency(12), ok=201, calls=(
+            Http("customer-service", "GET /customers/{customerId}"),
+            Http("cart-service", "GET /carts/{cartId}"),
+            Http("pricing-service", "POST /prices/quote"),
+            Http("order-service", "POST /orders"),
+        )),
+        "GET /account/orders/{orderId}": Operation(Latency(5), calls=(
+            Http("customer-service", "GET /customers/{customerId}"),
+            Http("order-service", "GET /orders/{orderId}"),
+        )),
+        "GET /stores/{storeId}/availability/{sku}": Operation(Latency(4), calls=(
+            Http("integration-hub", "GET /stock/{sku}"),
+        )),
+        "POST /login": Operation(Latency(8), calls=(
+            Http("customer-service", "POST /sessions"),
+        )),
+    }),
+    "pos-api": Service("retail", "1.8.4", legacy=True, operations={
+        "POST /pos/sales": Operation(Latency(10), ok=201, calls=(
+            Db(**REDIS, operation="GET", target="terminal:{storeId}"),
+            Http("integration-hub", "POST /pos/sales"),
+        )),
+        "GET /pos/stock/{sku}": Operation(Latency(3), calls=(
+            Http("integration-hub", "GET /stock/{sku}"),
+        )),
+        "GET /pos/products/{sku}": Operation(Latency(4), calls=(
+            Http("catalog-service", "GET /products/{sku}"),
+            Http("pricing-service", "GET /prices/{sku}"),
+            Http("integration-hub", "GET /stock/{sku}", p=0.6),
+        )),
+    }),
+    "catalog-service": Service("retail", "3.9.0", operations={
+        "GET /products/{sku}": Operation(Latency(9)),
+        "GET /search": Operation(Latency(28, 0.6)),
+        # The planted slow path: related-product lookups now and then miss the index cache and
+        # scan, so recommendation → catalog has a heavy tail (p95 > 1 s).
+        "GET /products/{sku}/related": Operation(Latency(35, 0.5, tail=0.14, tail_median_ms=1600)),
+    }),
+    "pricing-service": Service("retail", "2.4.1", operations={
+        "GET /prices/{sku}": Operation(Latency(4)),
+        "POST /prices/quote": Operation(Latency(7), calls=(
+            Internal("apply promotions", Latency(3), p=0.5),
+        )),
+    }),
+    "recommendation-service": Service("retail", "1.12.0", framework="fastapi", http_client="httpx",
+                                      operations={
+        "GET /recommendations/{sku}": Operation(Latency(12), calls=(
+            Internal("score candidates", Latency(18)),
+            Http("catalog-service", "GET /products/{sku}/related"),
+        )),
+    }),
+    "customer-service": Service("retail", "4.2.3", operations={
+        "GET /customers/{customerId}": Operation(Latency(6)),
+        "POST /sessions": Operation(Latency(14), ok=201, calls=(
+            Db(**REDIS, operation="SET", target="session:{sessionId}"),
+        )),
+    }),
+    "cart-service": Service("retail", "2.0.7", operations={
+        "GET /carts/{cartId}": Operation(Latency(3), calls=(
+            Db(**REDIS, operation="HGETALL", target="cart:{cartId}"),
+        )),
+        "POST /carts/{cartId}/items": Operation(Latency(4), ok=201, calls=(
+            Db(**REDIS, operation="HGETALL", target="cart:{cartId}"),
+            Http("inventory-service", "GET /stock/{sku}"),
+            Db(**REDIS, operation="HSET", target="cart:{cartId}"),
+        )),
+    }),
+    "order-service": Service("retail", "6.3.0", operations={
+        "POST /orders": Operation(Latency(15), ok=201, calls=(
+            Db(**PG_ORDERS, operation="INSERT", target="orders"),
+            Http("payments-api", "POST /v2/payments"),
+            Http("integration-hub", "POST /fulfilment/orders"),
+            Db(**PG_ORDERS, operation="UPDATE", target="orders"),
+        )),
+        "GET /orders/{orderId}": Operation(Latency(5), calls=(
+            Db(**PG_ORDERS, operation="SELECT", target="orders"),
+            Http("tracking-service", "GET /shipments/{orderId}/tracking", p=0.7, optional=True),
+        )),
+        "GET /orders/backorders/{sku}": Operation(Latency(4), calls=(
+            Db(**PG_ORDERS, operation="SELECT", target="order_lines"),
+        )),
+    }),
+    # The ESB: it maps between the shop, the tills, the warehouse system and payments.
+    "integration-hub": Service("retail", "8.1.4", operations={
+        "POST /fulfilment/orders": Operation(Latency(8), ok=202, calls=(
+            Internal("map order to WMS pick list", Latency(3)),
+            Http("inventory-service", "POST /reservations"),
+            Http("warehouse-service", "POST /pick-lists"),
+            Http("shipment-service", "POST /shipments"),
+        )),
+        "GET /stock/{sku}": Operation(Latency(3), calls=(
+            Http("warehouse-service", "GET /stock/{sku}"),
+            Internal("map WMS stock response", Latency(1)),
+        )),
+        "POST /pos/sales": Operation(Latency(6), ok=201, calls=(
+            Internal("map POS sale", Latency(2)),
+            Http("inventory-service", "POST /reservations"),
+            Http("payments-api", "POST /v2/payments", p=0.8),  # the rest pay cash
+            Http("warehouse-service", "POST /stock-movements"),
+        )),
+    }),
+    "inventory-service": Service("retail", "3.3.2", operations={
+        "GET /stock/{sku}": Operation(Latency(3)),
+        # Reservations ask the order service for open backorders first: the planted cycle
+        # order-service → integration-hub → inventory-service → order-service.
+        "POST /reservations": Operation(Latency(8), ok=201, calls=(
+            Http("order-service", "GET /orders/backorders/{sku}", p=0.2),
+        )),
+    }),
+    "warehouse-service": Service("retail", "2.3.0", legacy=True, operations={
+        "GET /stock/{sku}": Operation(Latency(22, 0.5)),
+        "POST /pick-lists": Operation(Latency(45, 0.5), ok=201),
+        "POST /stock-movements": Operation(Latency(30, 0.5), ok=201),
+    }),
+    # payments: also exposed to partners through the API gateway
+    "payments-api": Service("payments", "3.0.2", operations={
+        "POST /v2/payments": Operation(Latency(9), ok=201, calls=(
+            Http("fraud-service", "POST /assessments"),
+            External("api.cardnetwork.example", "POST /v1/authorizations", Latency(140, 0.35)),
+            Http("ledger-service", "POST /entries"),
+        )),
+        "GET /v2/payments/{paymentId}": Operation(Latency(4), calls=(
+            Http("ledger-service", "GET /entries/{paymentId}"),
+        )),
+        "POST /v2/refunds": Operation(Latency(9), ok=201, calls=(
+            External("api.cardnetwork.example", "POST /v1/refunds", Latency(160, 0.35)),
+            Http("ledger-service", "POST /entries"),
+        )),
+    }),
+    "fraud-service": Service("payments", "5.7.1", framework="fastapi", http_client="httpx",
+                             operations={
+        "POST /assessments": Operation(Latency(14), calls=(
+            Internal("evaluate risk rules", Latency(9)),
+        )),
+    }),
+    "ledger-service": Service("payments", "2.11.0", operations={
+        "POST /entries": Operation(Latency(6), ok=201, calls=(
+            Db(**PG_LEDGER, operation="INSERT", target="ledger_entries"),
+        )),
+        "GET /entries/{paymentId}": Operation(Latency(4), calls=(
+            Db(**PG_LEDGER, operation="SELECT", target="ledger_entries"),
+        )),
+    }),
+    # logistics: shipments are announced on a Kafka topic and handled by its consumers
+    "shipment-service": Service("logistics", "1.6.0", operations={
+        "POST /shipments": Operation(Latency(10), ok=201, calls=(
+            Internal("choose carrier", Latency(4)),
+            Publish("shipment-events", ("tracking-service", "notification-service")),
+        )),
+    }),
+    "tracking-service": Service("logistics", "2.2.5", operations={
+        "process shipment-events": Operation(Latency(5), calls=(
+            External("api.carrier.example", "POST /v1/shipments", Latency(180, 0.4)),
+        )),
+        "GET /shipments/{orderId}/tracking": Operation(Latency(4), calls=(
+            External("api.carrier.example", "GET /v1/tracking/{shipmentId}", Latency(120), p=0.5),
+        )),
+        "POST /webhooks/carrier": Operation(Latency(6), calls=(
+            Internal("update shipment status", Latency(3)),
+        )),
+    }),
+    "notification-service": Service("logistics", "0.9.3", legacy=True, operations={
+        "process shipment-events": Operation(Latency(4), calls=(
+            Http("customer-service", "GET /customers/{customerId}"),
+            Internal("render shipment email", Latency(6)),
+        )),
+    }),
+}
+
+BROWSERS = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/131.0 Safari/537.36",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_6) AppleWebKit/605.1.15 Version/18.1 Safari",
+    "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0",
+)
+TILLS = ("StoreTill/4.2.0 (Windows 10 IoT)", "StoreTill/4.1.7 (Windows 10 IoT)")
+PARTNERS = ("partner-sdk-java/2.3.1", "okhttp/4.12.0", "python-requests/2.32.3")
+SHOP, POS, API = "www.shop.example", "pos-api", "api.payments.example"
+
+ENTRIES = (
+    Entry("storefront-web", "GET /products/{sku}", 30, SHOP, BROWSERS, "203.0.113"),
+    Entry("storefront-web", "GET /search", 14, SHOP, BROWSERS, "203.0.113"),
+    Entry("storefront-web", "GET /cart", 8, SHOP, BROWSERS, "203.0.113"),
+    Entry("storefront-web", "POST /cart/items", 7, SHOP, BROWSERS, "203.0.113"),
+    Entry("storefront-web", "POST /checkout", 6, SHOP, BROWSERS, "203.0.113"),
+    Entry("storefront-web", "GET /account/orders/{orderId}", 4, SHOP, BROWSERS, "203.0.113"),
+    Entry("storefront-web", "GET /stores/{storeId}/availability/{sku}", 4, SHOP, BROWSERS,
+          "203.0.113"),
+    Entry("storefront-web", "POST /login", 3, SHOP, BROWSERS, "203.0.113"),
+    Entry("pos-api", "POST /pos/sales", 7, POS, TILLS, "10.40.7"),
+    Entry("pos-api", "GET /pos/stock/{sku}", 5, POS, TILLS, "10.40.7"),
+    Entry("pos-api", "GET /pos/products/{sku}", 3, POS, TILLS, "10.40.7"),
+    Entry("payments-api", "POST /v2/payments", 4, API, PARTNERS, "198.51.100"),
+    Entry("payments-api", "GET /v2/payments/{paymentId}", 3, API, PARTNERS, "198.51.100"),
+    Entry("payments-api", "POST /v2/refunds", 0.5, API, PARTNERS, "198.51.100"),
+    Entry("tracking-service", "POST /webhooks/carrier", 2, "tracking.shop.example",
+          ("carrier-webhooks/1.0",), "192.0.2"),
+)
+
+# The planted problems. The slow edge comes from catalog's "related" operation above and the
+# cycle from inventory's backorder check; the failing edge is time-dependent, so it lives here.
+INCIDENT = Incident("integration-hub", "warehouse-service", minutes=45, rate=0.25, status=503,
+                    exception=("WMSUnavailable", "503 Service Unavailable: WMS connection pool exhausted"))
+SLOW_EDGE = ("recommendation-service", "catalog-service")
+CYCLE = ("order-service", "integration-hub", "inventory-service")
+
+# Background failures are a handler's own bugs and timeouts.
+BACKGROUND_ERRORS = (
+    ("TimeoutError", "upstream read timed out after 2.0s"),
+    ("KeyError", "'currency'"),
+    ("ConnectionResetError", "[Errno 104] Connection reset by peer"),
+)
+EXTERNAL_ERROR_RATE = 0.003
+PORTS = {"postgresql": 5432, "redis": 6379}
+SQL = {
+    "SELECT": "SELECT * FROM {t} WHERE id = $1",
+    "INSERT": "INSERT INTO {t} (id, status, payload) VALUES ($1, $2, $3)",
+    "UPDATE": "UPDATE {t} SET status = $1 WHERE id = $2",
+}
+PARAMS = {
+    "sku": lambda r: f"SKU-{100000 + int(r.expovariate(1 / 400)) % 20000}",
+    "cartId": lambda r: f"{r.getrandbits(48):012x}",
+    "customerId": lambda r: f"C{r.randrange(10**7):07d}",
+    "orderId": lambda r: f"ORD-{r.randrange(10**8):08d}",
+    "paymentId": lambda r: f"pay_{r.getrandbits(64):016x}",
+    "shipmentId": lambda r: f"SHP{r.randrange(10**9):09d}",
+    "sessionId": lambda r: f"{r.getrandbits(64):016x}",
+    "storeId": lambda r: f"S{r.randrange(1, 120):03d}",
+}
+PARAM = re.compile(r"\{(\w+)\}")
+
+
+# --- semantic conventions: the current names, renamed for the legacy services ------------------
+
+LEGACY_NAMES = {
+    "http.request.method": "http.method",
+    "http.response.status_code": "http.status_code",
+    "url.path": "http.target",
+    "url.full": "http.url",
+    "url.scheme": "http.scheme",
+    "network.protocol.version": "http.flavor",
+    "user_agent.original": "http.user_agent",
+    "client.address": "http.client_ip",
+    "server.address": "net.peer.name",
+    "server.port": "net.peer.port",
+    "service.peer.name": "peer.service",
+    "db.system.name": "db.system",
+    "db.namespace": "db.name",
+    "db.operation.name": "db.operation",
+    "db.collection.name": "db.sql.table",
+    "db.query.text": "db.statement",
+    "messaging.destination.name": "messaging.destination",
+    "messaging.operation.type": "messaging.operation",
+    "messaging.consumer.group.name": "messaging.kafka.consumer_group",
+    "messaging.destination.partition.id": "messaging.kafka.partition",
+    "error.type": None,  # the old conventions had no such attribute
+    "messaging.operation.name": None,
+}
+# On a server span the old conventions described the host itself, not a peer.
+LEGACY_SERVER_NAMES = {**LEGACY_NAMES, "server.address": "net.host.name",
+                       "server.port": "net.host.port"}
+SCHEMA = {False: "https://opentelemetry.io/schemas/1.30.0",
+          True: "https://opentelemetry.io/schemas/1.11.0"}
+CONTRIB_VERSION = {False: "0.66b2", True: "0.36b0"}
+
+
+def _semconv(service: Service, attributes: dict[str, Any], *, server: bool = False) -> dict:
+    """Names `attributes` (given in the current conventions) as `service`'s instrumentation would."""
+    if not service.legacy:
+        return attributes
+    names = LEGACY_SERVER_NAMES if server else LEGACY_NAMES
+    renamed = {names.get(key, key): value for key, value in attributes.items()}
+    renamed.pop(None, None)
+    return renamed
+
+
+def _client_span_name(service: Service, method: str) -> str:
+    return f"HTTP {method}" if service.legacy else method
+
+
+def _messaging_span_name(service: Service, operation: str, topic: str) -> str:
+    return f"{topic} {operation}" if service.legacy else f"{operation} {topic}"
+
+
+# --- the SDK side: ids, the exporter and the providers ------------------------------------------
+
+
+class SeededIdGenerator(IdGenerator):
+    """Trace and span ids from one seeded `random.Random`, so a run can be repeated byte for byte."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self._rng = rng
+
+    def generate_span_id(self) -> int:
+        """Returns a non-zero 64-bit span id."""
+        return self._rng.getrandbits(64) or 1
+
+    def generate_trace_id(self) -> int:
+        """Returns a non-zero 128-bit trace id."""
+        return self._rng.getrandbits(128) or 1
+
+    def is_trace_id_random(self) -> bool:
+        """All 128 bits are uniformly random (a seeded PRNG's idea of random)."""
+        return True
+
+
+_ID_KEYS = ("traceId", "spanId", "parentSpanId")
+
+
+def _hex_ids(request: dict) -> dict:
+    """Rewrites the base64 ids of protobuf's JSON mapping as the lowercase hex OTLP/JSON requires."""
+    for resource_spans in request.get("resourceSpans", ()):
+        for scope_spans in resource_spans.get("scopeSpans", ()):
+            for span in scope_spans.get("spans", ()):
+                for holder in itertools.chain((span,), span.get("links", ())):
+                    for key in _ID_KEYS:
+                        if key in holder:
+                            holder[key] = base64.b64decode(holder[key]).hex()
+    return request
+
+
+def to_otlp_json(spans: Sequence[ReadableSpan]) -> dict:
+    """Encodes finished SDK spans as one OTLP/JSON ExportTraceServiceRequest."""
+    # MessageToDict already gets the rest of OTLP/JSON right: camelCase names, 64-bit integers as
+    # strings, and (with use_integers_for_enums) enums as integers. Only the ids need fixing.
+    request = MessageToDict(encode_spans(spans), use_integers_for_enums=True)
+    return _hex_ids(request)
+
+
+class OtlpJsonLinesExporter(SpanExporter):
+    """Writes spans in the Collector file exporter's form: one ExportTraceServiceRequest per line.
+
+    Spans are held until `max_spans_per_line` have arrived (or a flush), so each line carries a
+    batch, as a Collector's would. Several exporters may share one stream; a single-threaded
+    caller keeps the line order deterministic.
+    """
+
+    def __init__(self, stream: BinaryIO, max_spans_per_line: int = 200) -> None:
+        self._stream = stream
+        self._max = max_spans_per_line
+        self._pending: list[ReadableSpan] = []
+        self.spans_written = 0
+        self.lines_written = 0
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        """Queues `spans`, writing a line whenever a full batch is ready."""
+        self._pending.extend(spans)
+        if len(self._pending) >= self._max:
+            self._write()
+        return SpanExportResult.SUCCESS
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        """Writes whatever is queued as a last, shorter line."""
+        self._write()
+        return True
+
+    def shutdown(self) -> None:
+        """Flushes; the stream belongs to the caller and stays open."""
+        self._write()
+
+    def _write(self) -> None:
+        if not self._pending:
+            return
+        self._stream.write(orjson.dumps(to_otlp_json(self._pending)) + b"\n")
+        self.spans_written += len(self._pending)
+        self.lines_written += 1
+        self._pending = []
+
+
+def _resource(name: str, service: Service) -> Resource:
+    # Built directly rather than with Resource.create(), which would also read
+    # OTEL_RESOURCE_ATTRIBUTES and other environment: the output must depend on the arguments only.
+    return Resource({
+        "service.name": name,
+        "service.namespace": service.area,
+        "service.version": service.version,
+        "deployment.environment.name": "production",
+        "telemetry.sdk.language": "python",
+        "telemetry.sdk.name": "opentelemetry",
+        "telemetry.sdk.version": SDK_VERSION,
+    })
+
+
+def _remote(span: trace.Span) -> Context:
+    """The context a callee extracts from the `traceparent` header `span`'s client would send."""
+    sent = span.get_span_context()
+    received = SpanContext(sent.trace_id, sent.span_id, is_remote=True,
+                           trace_flags=sent.trace_flags, trace_state=sent.trace_state)
+    return trace.set_span_in_context(NonRecordingSpan(received))
+
+
+# --- the engine: walks the table for one trace --------------------------------------------------
+
+
+class _Walker:
+    """Plays one trace at a time through the landscape, with explicit timestamps."""
+
+    def __init__(self, providers: dict[str, TracerProvider], rng: random.Random,
+                 incident_since: int) -> None:
+        self._providers = providers
+        self._rng = rng
+        self._incident_since = incident_since
+        self._tracers: dict[tuple[str, str], trace.Tracer] = {}
+        self._params: dict[str, str] = {}
+        self._callers = {Http: self._http, External: self._external, Db: self._db,
+                         Publish: self._publish, Internal: self._internal}
+
+    def play(self, entry: Entry, start: int) -> None:
+        """Plays one request arriving at `entry` at `start` (ns), and everything it causes."""
+        self._params = {}  # a trace keeps its sku, cart and order ids from hop to hop
+        rng = self._rng
+        attributes = {
+            "client.address": f"{entry.clients}.{rng.randrange(2, 255)}",
+            "user_agent.original": rng.choice(entry.user_agents),
+        }
+        path = self._fill(entry.operation.split(" ", 1)[1])
+        # An empty Context: a root span, whatever happens to be current in this process.
+        self._serve(entry.service, entry.operation, path, Context(), start, caller=None,
+                    host=entry.host, port=443, scheme="https", extra=attributes)
+
+    # -- helpers
+
+    def _tracer(self, service: str, library: str) -> trace.Tracer:
+        key = (service, library)
+        if key not in self._tracers:
+            legacy = SERVICES[service].legacy
+            if library == "app":  # hand-written spans use the service's own tracer
+                name, version = service.replace("-", "_"), SERVICES[service].version
+            else:
+                name, version = f"opentelemetry.instrumentation.{library}", CONTRIB_VERSION[legacy]
+            self._tracers[key] = self._providers[service].get_tracer(
+                name, version, schema_url=SCHEMA[legacy])
+        return self._tracers[key]
+
+    def _fill(self, template: str) -> str:
+        def value(match: re.Match) -> str:
+            name = match[1]
+            if name not in self._params:
+                self._params[name] = PARAMS[name](self._rng)
+            return self._params[name]
+        return PARAM.sub(value, template)
+
+    def _net_ns(self) -> int:
+        """One way across the data-centre network."""
+        return int(self._rng.uniform(0.2, 1.5) * MS)
+
+    def _fail(self, span: trace.Span, at: int, exception: tuple[str, str]) -> None:
+        kind, message = exception
+        span.set_status(Status(StatusCode.ERROR, message))
+        span.add_event("exception", {"exception.type": kind, "exception.message": message},
+                       timestamp=at)
+
+    # -- the receiving side: a SERVER or CONSUMER span running an operation
+
+    def _serve(self, name: str, op_key: str, path: str, parent: Context, start: int, *,
+               caller: str | None, host: str, port: int, scheme: str,
+               extra: dict | None = None) -> tuple[int, int]:
+        """Handles one HTTP request in service `name`; returns (end ns, HTTP status)."""
+        service, operation = SERVICES[name], SERVICES[name].operations[op_key]
+        method, route = op_key.split(" ", 1)
+        attributes = {"http.request.method": method, "http.route": route, "url.path": path,
+                      "url.scheme": scheme, "server.address": host, "server.port": port,
+                      "network.protocol.version": "1.1", **(extra or {})}
+        span = self._tracer(name, service.framework).start_span(
+            op_key, context=parent, kind=SpanKind.SERVER, start_time=start,
+            attributes=_semconv(service, attributes, server=True))
+        end, failure = self._handle(name, operation, span, start, caller)
+        status = operation.ok
+        if failure:
+            # Our own failure is a 500 (or the incident's 503); a dependency's is a 502.
+            status = failure[0]
+            self._fail(span, end, failure[1])
+            span.set_attributes(_semconv(service, {"error.type": str(status)}, server=True))
+        span.set_attributes(_semconv(service, {"http.response.status_code": status}, server=True))
+        span.end(end_time=end)
+        return end, status
+
+    def _consume(self, name: str, topic: str, producer: trace.Span, start: int,
+                 partition: str) -> None:
+        """Processes one message from `topic` in service `name`, as a child of its producer."""
+        service = SERVICES[name]
+        attributes = {"messaging.system": "kafka", "messaging.destination.name": topic,
+                      "messaging.operation.type": "process", "messaging.operation.name": "process",
+                      "messaging.consumer.group.name": name,
+                      "messaging.destination.partition.id": partition,
+                      "messaging.kafka.message.key": self._params.get("orderId", "")}
+        span = self._tracer(name, "confluent_kafka").start_span(
+            _messaging_span_name(service, "process", topic), context=_remote(producer),
+            kind=SpanKind.CONSUMER, start_time=start,
+            links=[Link(producer.get_span_context())],
+            attributes=_semconv(service, attributes))
+        end, failure = self._handle(name, service.operations[f"process {topic}"], span, start, None)
+        if failure:
+            self._fail(span, end, failure[1])
+        span.end(end_time=end)
+
+    def _handle(self, name: str, operation: Operation, span: trace.Span, start: int,
+                caller: str | None) -> tuple[int, tuple[int, tuple[str, str]] | None]:
+        """Runs `operation` inside `span`: its work and its calls.
+
+        Returns the end time and, on failure, (HTTP status, (exception type, message)).
+        """
+        rng = self._rng
+        work = operation.work.sample_ns(rng)
+        # The handler's own failures come first and are fast: it never gets to its calls.
+        incident = (caller == INCIDENT.client and name == INCIDENT.server
+                    and start >= self._incident_since)
+        if incident and rng.random() < INCIDENT.rate:
+            return start + work // 3, (INCIDENT.status, INCIDENT.exception)
+        if rng.random() < operation.error_rate:
+            return start + work // 2, (500, rng.choice(BACKGROUND_ERRORS))
+
+        context = trace.set_span_in_context(span)
+        before = int(work * rng.uniform(0.2, 0.6))  # parse, authenticate, validate
+        now, failure = start + before, None
+        calls = [call for call in operation.calls if rng.random() < call.p]
+        if operation.parallel:
+            ends = [now]
+            for call in calls:
+                end, error = self._callers[type(call)](name, call, context,
+                                                       now + int(rng.uniform(0.05, 0.4) * MS))
+                ends.append(end)
+                if error and not call.optional and failure is None:
+                    failure = error
+            now = max(ends)
+        else:
+            for call in calls:
+                now, error = self._callers[type(call)](name, call, context,
+                                                       now + int(rng.uniform(0.05, 0.5) * MS))
+                if error and not call.optional:
+                    failure = error
+                    break
+        if failure:
+            return now + int(rng.uniform(0.2, 1.0) * MS), (502, ("HTTPError", failure))
+        return now + (work - before), None
+
+    # -- the calling side: one method per kind of call, each returns (end ns, error or None)
+
+    def _http(self, name: str, call: Http, context: Context, start: int) -> tuple[int, str | None]:
+        service = SERVICES[name]
+        method, route = call.operation.split(" ", 1)
+        path = self._fill(route)
+        attributes = {"http.request.method": method, "url.full": f"http://{call.service}:8080{path}",
+                      "server.address": call.service, "server.port": 8080,
+                      "service.peer.name": call.service, "network.protocol.version": "1.1"}
+        span = self._tracer(name, service.http_client).start_span(
+            _client_span_name(service, method), context=context, kind=SpanKind.CLIENT,
+            start_time=start, attributes=_semconv(service, attributes))
+        there = start + self._net_ns()
+        served, status = self._serve(call.service, call.operation, path, _remote(span), there,
+                                     caller=name, host=call.service, port=8080, scheme="http")
+        end = served + self._net_ns()
+        span.set_attributes(_semconv(service, {"http.response.status_code": status}))
+        error = None
+        if status >= 400:
+            error = f"{status} from {call.service} {call.operation}"
+            span.set_status(Status(StatusCode.ERROR, error))
+            span.set_attributes(_semconv(service, {"error.type": str(status)}))
+        span.end(end_time=end)
+        return end, error
+
+    def _external(self, name: str, call: External, context: Context,
+                  start: int) -> tuple[int, str | None]:
+        service = SERVICES[name]
+        method, route = call.operation.split(" ", 1)
+        attributes = {"http.request.method": method,
+                      "url.full": f"https://{call.host}{self._fill(route)}",
+                      "server.address": call.host, "server.port": 443,
+                      "network.protocol.version": "1.1"}
+        span = self._tracer(name, service.http_client).start_span(
+            _client_span_name(service, method), context=context, kind=SpanKind.CLIENT,
+            start_time=start, attributes=_semconv(service, attributes))
+        end = start + call.latency.sample_ns(self._rng)
+        status, error = (201 if method == "POST" else 200), None
+        if self._rng.random() < EXTERNAL_ERROR_RATE:
+            status, error = 503, f"503 from {call.host}"
+            span.set_status(Status(StatusCode.ERROR, error))
+            span.set_attributes(_semconv(service, {"error.type": "503"}))
+        span.set_attributes(_semconv(service, {"http.response.status_code": status}))
+        span.end(end_time=end)
+        return end, error
+
+    def _db(self, name: str, call: Db, context: Context, start: int) -> tuple[int, None]:
+        service = SERVICES[name]
+        attributes = {"db.system.name": call.system, "db.namespace": call.namespace,
+                      "db.operation.name": call.operation, "server.address": call.server,
+                      "server.port": PORTS[call.system]}
+        if call.system == "redis":
+            span_name = call.operation
+            attributes["db.query.text"] = f"{call.operation} {self._fill(call.target)}"
+            latency = Latency(0.5, 0.5)
+        else:
+            span_name = f"{call.operation} {call.target}"
+            attributes["db.collection.name"] = call.target
+            attributes["db.query.text"] = SQL[call.operation].format(t=call.target)
+            latency = Latency(2.5, 0.6)
+        library = "redis" if call.system == "redis" else "psycopg"
+        span = self._tracer(name, library).start_span(
+            span_name, context=context, kind=SpanKind.CLIENT, start_time=start,
+            attributes=_semconv(service, attributes))
+        end = start + latency.sample_ns(self._rng)
+        span.end(end_time=end)
+        return end, None
+
+    def _publish(self, name: str, call: Publish, context: Context, start: int) -> tuple[int, None]:
+        service = SERVICES[name]
+        key = self._fill("{orderId}")
+        partition = str(zlib.crc32(key.encode()) % 6)  # Kafka's default partitioner, roughly
+        attributes = {"messaging.system": "kafka", "messaging.destination.name": call.topic,
+                      "messaging.operation.type": "send", "messaging.operation.name": "send",
+                      "messaging.destination.partition.id": partition,
+                      "messaging.kafka.message.key": key}
+        span = self._tracer(name, "confluent_kafka").start_span(
+            _messaging_span_name(service, "send", call.topic), context=context,
+            kind=SpanKind.PRODUCER, start_time=start, attributes=_semconv(service, attributes))
+        end = start + Latency(1.5).sample_ns(self._rng)
+        span.end(end_time=end)
+        # Consumers run on their own schedule: after the send, often after the request returned.
+        for consumer in call.consumers:
+            lag = Latency(12, 0.8).sample_ns(self._rng)
+            self._consume(consumer, call.topic, span, end + lag, partition)
+        return end, None
+
+    def _internal(self, name: str, call: Internal, context: Context,
+                  start: int) -> tuple[int, None]:
+        span = self._tracer(name, "app").start_span(
+            call.name, context=context, kind=SpanKind.INTERNAL, start_time=start)
+        end = start + call.latency.sample_ns(self._rng)
+        span.end(end_time=end)
+        return end, None
+
+
+# --- traffic over time ----------------------------------------------------------------------
+
+
+def _trace_starts(rng: random.Random, start_ns: int, end_ns: int, count: int) -> list[int]:
+    """`count` sorted start times in [start_ns, end_ns), shaped like a shop's day.
+
+    Each minute's weight is a gentle daily curve (quiet at 03:00 UTC, busiest mid-afternoon),
+    times noise, times an occasional burst (a newsletter, a promotion going live).
+    """
+    weights, bucket_starts = [], []
+    for bucket in range(math.ceil((end_ns - start_ns) / MINUTE_NS)):
+        t = start_ns + bucket * MINUTE_NS
+        hour = (t // 1_000_000_000 % 86_400) / 3600
+        daily = 0.55 - 0.45 * math.cos(2 * math.pi * (hour - 3) / 24)
+        burst = rng.uniform(1.8, 2.6) if rng.random() < 0.03 else 1.0
+        width = min(MINUTE_NS, end_ns - t) / MINUTE_NS  # a last, partial minute
+        weights.append(daily * rng.lognormvariate(0.0, 0.2) * burst * width)
+        bucket_starts.append(t)
+    cumulative = list(itertools.accumulate(weights))
+    starts = []
+    for _ in range(count):
+        bucket = bisect.bisect_right(cumulative, rng.random() * cumulative[-1])
+        bucket = min(bucket, len(bucket_starts) - 1)
+        t = bucket_starts[bucket]
+        starts.append(t + int(rng.random() * (min(t + MINUTE_NS, end_ns) - t)))
+    return sorted(starts)
+
+
+# --- the entry point ------------------------------------------------------------------------
+
+
+def _planted(incident_since: int) -> dict:
+    """The manifest's description of the landscape, read from the table."""
+    calls = [(name, call) for name, service in SERVICES.items()
+             for operation in service.operations.values() for call in operation.calls]
+    publishes = [(name, call) for name, call in calls if isinstance(call, Publish)]
+    producer, publish = publishes[0]
+    return {
+        "entry_services": sorted({entry.service for entry in ENTRIES}),
+        "failing_edge": {"client": INCIDENT.client, "server": INCIDENT.server,
+                         "since_ns": incident_since},
+        "slow_edge": {"client": SLOW_EDGE[0], "server": SLOW_EDGE[1]},
+        "cycle": list(CYCLE),
+        "databases": sorted({call.server for _, call in calls if isinstance(call, Db)}),
+        "externals": sorted({call.host for _, call in calls if isinstance(call, External)}),
+        "broker": {"system": "kafka", "topic": publish.topic, "producer": producer,
+                   "consumers": sorted(publish.consumers)},
+    }
+
+
+def generate(out_dir: pathlib.Path, *, seed: int = DEFAULT_SEED, end_ns: int | None = None,
+             hours: float = 3.0, traces: int = 4000) -> dict:
+    """Writes out_dir/traces.otlp.jsonl and out_dir/manifest.json; returns the manifest.
+
+    Traces start in [end_ns - hours, end_ns); `end_ns` defaults to now, floored to the minute.
+    The same (seed, end_ns, hours, traces) always gives byte-identical files.
+    """
+    if end_ns is None:
+        end_ns = time.time_ns() // MINUTE_NS * MINUTE_NS
+    start_ns = end_ns - round(hours * 60 * MINUTE_NS)
+    incident_since = max(start_ns, end_ns - INCIDENT.minutes * MINUTE_NS)
+    out_dir = pathlib.Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    # Separate streams, so that adding a service to the table does not reshuffle the traffic.
+    traffic = random.Random(f"{seed}:traffic")
+    behaviour = random.Random(f"{seed}:behaviour")
+    # The ids also depend on the end time, so two loads at different times never share a trace id.
+    ids = SeededIdGenerator(random.Random(seed ^ end_ns))
+
+    with open(out_dir / TRACES_FILE, "wb") as stream:
+        exporters, providers = {}, {}
+        for name in sorted(SERVICES):
+            exporters[name] = OtlpJsonLinesExporter(stream)
+            providers[name] = TracerProvider(sampler=ALWAYS_ON, resource=_resource(name, SERVICES[name]),
+                                             id_generator=ids, shutdown_on_exit=False)
+            providers[name].add_span_processor(SimpleSpanProcessor(exporters[name]))
+        walker = _Walker(providers, behaviour, incident_since)
+        weights = list(itertools.accumulate(entry.weight for entry in ENTRIES))
+        for start in _trace_starts(traffic, start_ns, end_ns, traces):
+            walker.play(traffic.choices(ENTRIES, cum_weights=weights)[0], start)
+        for name in sorted(providers):  # flush the last partial batches in a fixed order
+            providers[name].shutdown()
+
+    manifest = {
+        "seed": seed,
+        "end_ns": end_ns,
+        "start_ns": start_ns,
+        "traces": traces,
+        "spans": sum(exporter.spans_written for exporter in exporters.values()),
+        "services": sorted(name for name, exporter in exporters.items() if exporter.spans_written),
+        **_planted(incident_since),
+    }
+    (out_dir / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The command line: generate the landscape into OUT_DIR and print a one-line summary."""
+    parser = argparse.ArgumentParser(description="Generate Clew's sample landscape as OTLP/JSON.")
+    parser.add_argument("out_dir", type=pathlib.Path)
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    parser.add_argument("--traces", type=int, default=4000)
+    parser.add_argument("--hours", type=float, default=3.0)
+    parser.add_argument("--end-ns", type=int, default=None,
+                        help="end of the window in ns since the epoch (default: now, to the minute)")
+    args = parser.parse_args(argv)
+    began = time.perf_counter()
+    manifest = generate(args.out_dir, seed=args.seed, end_ns=args.end_ns, hours=args.hours,
+                        traces=args.traces)
+    print(f"{manifest['traces']} traces, {manifest['spans']} spans from "
+          f"{len(manifest['services'])} services written to {args.out_dir / TRACES_FILE} "
+          f"in {time.perf_counter() - began:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""The command line: JSON shapes, exit codes and the demo database's graph."""
+
+from __future__ import annotations
+
+import orjson
+from click.testing import CliRunner
+
+from clew.cli import main
+from tests.conftest import corpus
+
+INGEST_KEYS = {"files", "records", "inserted", "duplicates", "quarantined"}
+EDGE_KEYS = {
+    "client", "server", "connection_type", "sources", "count", "errors", "error_ratio", "rps",
+    "p50_ms", "p95_ms", "p99_ms",
+}
+
+
+def run(*args: str) -> tuple[int, dict | str]:
+    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
+    try:
+        return result.exit_code, orjson.loads(result.stdout)
+    except orjson.JSONDecodeError:
+        return result.exit_code, result.output
+
+
+def test_ingest_json_reports_every_span_and_a_rerun_inserts_nothing(tmp_path):
+    db = str(tmp_path / "c.db")
+    code, first = run("ingest", str(corpus("otlp_json")), "--db", db, "--json")
+    assert code == 0 and INGEST_KEYS <= set(first)
+    assert (first["files"], first["inserted"], first["quarantined"]) == (6, 38, 1)
+    code, again = run("ingest", str(corpus("otlp_json")), "--db", db, "--json")
+    assert code == 0 and (again["inserted"], again["quarantined"]) == (0, 0)
+
+
+def test_ingest_names_the_quarantined_file_position_and_reason(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"resourceSpans": []}\n{not json}\n')
+    result = CliRunner().invoke(main, ["ingest", str(bad), "--db", str(tmp_path / "c.db")])
+    assert result.exit_code == 0
+    assert f"{bad}: line 2: invalid JSON" in result.output
+    assert "1 quarantined" in result.output
+
+
+def test_ingest_rejects_an_unknown_format_and_a_missing_file(tmp_path):
+    db = str(tmp_path / "c.db")
+    result = CliRunner().invoke(main, ["ingest", str(tmp_path), "--format", "nope", "--db", db])
+    assert result.exit_code == 2 and "unknown format 'nope'" in result.output
+    code, out = run("ingest", str(tmp_path / "missing.json"), "--db", db, "--json")
+    assert code == 1 and out["problems"] == [f"{tmp_path / 'missing.json'}: no such file"]
+
+
+def test_graph_json_has_the_documented_shape(tmp_path):
+    db = str(tmp_path / "c.db")
+    run("ingest", str(corpus("otlp_json")), "--db", db)
+    code, view = run("graph", "--db", db, "--json")
+    assert code == 0
+    assert view["edges"] and all(EDGE_KEYS <= set(e) for e in view["edges"])
+    assert all({"id", "kind"} <= set(n) for n in view["nodes"])
+    result = CliRunner().invoke(main, ["graph", "--db", db, "--since", "yesterday-ish"])
+    assert result.exit_code == 2 and "is not a time" in result.output
+
+
+def test_graph_window_excludes_traffic_outside_it(tmp_path):
+    db = str(tmp_path / "c.db")
+    run("ingest", str(corpus("otlp_json", "error_timeout_masked.json")), "--db", db)
+    # the capture is from 2026-08-06; a window in 2025 is empty, one around the capture is not
+    code, empty = run("graph", "--db", db, "--json", "--since", "2025-01-01", "--until", "2025-02-01")
+    assert code == 0 and empty["edges"] == []
+    code, full = run("graph", "--db", db, "--json", "--since", "2026-08-01", "--until", "2026-09-01")
+    assert len(full["edges"]) == 6
+
+
+def test_db_upgrade(tmp_path):
+    result = CliRunner().invoke(main, ["db", "upgrade", "--db", str(tmp_path / "u.db")])
+    assert result.exit_code == 0 and "is at head" in result.output

@@ -1,0 +1,128 @@
+"""The pipeline: batches with checkpoints, idempotent re-ingest, resume, quarantine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, text
+
+from clew import pipeline
+from clew.pipeline import ingest
+from tests import otlp
+from tests.conftest import corpus
+
+
+def count(engine: Engine, sql: str) -> int:
+    with engine.connect() as conn:
+        return conn.execute(text(sql)).scalar_one()
+
+
+def test_corpus_spans_are_all_inserted_or_quarantined_and_a_rerun_inserts_nothing(
+    engine, registry
+):
+    first = ingest(engine, [corpus("otlp_json")], registry)
+    assert first.files == 6
+    assert first.inserted == 38  # 26 + 4 + 1 + 6 + 1 spans in the five OTLP files
+    assert first.quarantined == 1  # the manifest, which is no OTLP document
+    assert first.records == first.inserted + first.quarantined
+    assert first.unknown_service == 1
+    assert count(engine, "SELECT count(*) FROM spans") == 38
+    with engine.connect() as conn:
+        (source, position, reason) = conn.execute(
+            text("SELECT source, position, reason FROM quarantine")
+        ).one()
+    assert source.endswith("error_timeout_masked.manifest.json")
+    assert position == "byte 0" and "not in any known format" in reason
+
+    again = ingest(engine, [corpus("otlp_json")], registry)
+    assert (again.inserted, again.quarantined, again.records) == (0, 0, 0)
+    assert all(r.skipped for r in again.reports)
+    assert count(engine, "SELECT count(*) FROM spans") == 38
+    assert count(engine, "SELECT count(*) FROM quarantine") == 1
+
+
+def test_same_spans_from_another_file_are_counted_as_duplicates(engine, registry, tmp_path):
+    copy = tmp_path / "copy.json"
+    copy.write_bytes(corpus("otlp_json", "error_timeout_masked.json").read_bytes())
+    ingest(engine, [corpus("otlp_json", "error_timeout_masked.json")], registry)
+    result = ingest(engine, [copy], registry)
+    assert (result.inserted, result.duplicates) == (0, 26)
+
+
+def _line(trace: int, service: str = "svc") -> dict:
+    return otlp.request({service: [otlp.span(trace, 1, kind=2, name="GET /x", start_ms=trace)]})
+
+
+def test_a_grown_file_is_read_on_from_its_checkpoint(engine, registry, tmp_path: Path):
+    path = otlp.write_lines(tmp_path / "export.jsonl", [_line(1), _line(2)])
+    assert ingest(engine, [path], registry).inserted == 2
+    size = path.stat().st_size
+    otlp.write_lines(path, [_line(3)], mode="ab")
+    result = ingest(engine, [path], registry)
+    assert (result.inserted, result.duplicates, result.records) == (1, 0, 1)
+    with engine.connect() as conn:
+        offset = conn.execute(text('SELECT "offset" FROM ingest_checkpoints')).scalar_one()
+    assert offset == path.stat().st_size > size
+
+
+def test_a_replaced_file_is_read_from_the_start(engine, registry, tmp_path: Path):
+    path = otlp.write_lines(tmp_path / "export.jsonl", [_line(1, "aaa"), _line(2)])
+    ingest(engine, [path], registry)
+    otlp.write_lines(path, [_line(5, "bbb"), _line(6), _line(7)])  # a new file, same name
+    result = ingest(engine, [path], registry)
+    assert result.inserted == 3
+
+
+def test_unparseable_lines_are_quarantined_and_the_rest_ingested(engine, registry, tmp_path):
+    path = otlp.write_lines(tmp_path / "export.jsonl", [_line(1)])
+    with path.open("ab") as handle:
+        handle.write(b"this is not json\n")
+    otlp.write_lines(path, [_line(2)], mode="ab")
+    result = ingest(engine, [path], registry)
+    assert (result.inserted, result.quarantined) == (2, 1)
+    with engine.connect() as conn:
+        row = conn.execute(text("SELECT source, position, reason, excerpt FROM quarantine")).one()
+    assert row.source == str(path) and row.position == "line 2"
+    assert "invalid JSON" in row.reason and row.excerpt.startswith("this is not json")
+
+
+def test_a_crash_between_batches_loses_nothing_and_duplicates_nothing(
+    engine, registry, tmp_path, monkeypatch
+):
+    lines = [_line(t) for t in range(1, 41)]
+    path = otlp.write_lines(tmp_path / "export.jsonl", lines)
+    real_write = pipeline._Batch.write
+    calls = {"n": 0}
+
+    def crash_on_third_batch(self, conn, source):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt("simulated crash inside the transaction")
+        return real_write(self, conn, source)
+
+    monkeypatch.setattr(pipeline._Batch, "write", crash_on_third_batch)
+    with pytest.raises(KeyboardInterrupt):
+        ingest(engine, [path], registry, batch_spans=10)
+    stored = count(engine, "SELECT count(*) FROM spans")
+    assert stored == 20  # two whole batches committed with their checkpoint; the third rolled back
+    monkeypatch.setattr(pipeline._Batch, "write", real_write)
+    result = ingest(engine, [path], registry, batch_spans=10)
+    assert (result.inserted, result.duplicates) == (20, 0)
+    assert count(engine, "SELECT count(*) FROM spans") == 40
+    assert count(engine, "SELECT count(DISTINCT trace_id) FROM spans") == 40
+    assert count(engine, "SELECT count(*) FROM rollup_dirty") == 0
+    assert count(engine, "SELECT sum(count) FROM edge_rollups") == 40
+
+
+def test_a_file_in_no_known_format_is_quarantined_once(engine, registry, tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_text("hello\n")
+    assert ingest(engine, [path], registry).quarantined == 1
+    assert ingest(engine, [path], registry).quarantined == 0
+    assert count(engine, "SELECT count(*) FROM quarantine") == 1
+
+
+def test_a_missing_path_is_reported_as_a_problem(engine, registry, tmp_path):
+    result = ingest(engine, [tmp_path / "nope.json"], registry)
+    assert result.problems == [f"{tmp_path / 'nope.json'}: no such file"]

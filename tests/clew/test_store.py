@@ -1,0 +1,76 @@
+"""Schema and migrations: Alembic head matches the models, on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from alembic import command
+from sqlalchemy import inspect, text
+
+from clew import store
+from clew.pipeline import ingest
+from clew.store import histogram
+from tests.conftest import corpus
+from tests.clew.test_rollups import edges_of
+
+TABLES = {
+    "services", "spans", "span_links", "edge_rollups", "rollup_dirty", "endpoints",
+    "ingest_checkpoints", "quarantine", "alembic_version",
+}
+
+
+def _upgrade_then_check(engine) -> None:
+    store.upgrade(engine)
+    assert TABLES <= set(inspect(engine).get_table_names())
+    command.check(store.alembic_config(engine))  # raises if models and migrations drift
+
+
+def test_sqlite_upgrade_head_matches_the_models(tmp_path):
+    engine = store.open_engine(str(tmp_path / "fresh.db"))
+    _upgrade_then_check(engine)
+    with engine.connect() as conn:
+        assert conn.execute(text("PRAGMA journal_mode")).scalar_one() == "wal"
+
+
+@pytest.mark.postgres
+def test_postgres_upgrade_head_matches_the_models(postgres_url):
+    engine = store.open_engine(postgres_url)
+    try:
+        _upgrade_then_check(engine)
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.postgres
+def test_postgres_ingest_gives_the_same_graph_as_sqlite(pg_engine, engine, registry):
+    for target in (pg_engine, engine):
+        first = ingest(target, [corpus("otlp_json")], registry)
+        assert (first.inserted, first.quarantined) == (38, 1)
+        again = ingest(target, [corpus("otlp_json")], registry)
+        assert (again.inserted, again.quarantined) == (0, 0)
+    assert edges_of(pg_engine) == edges_of(engine)
+
+
+def test_database_url_resolution(monkeypatch, tmp_path):
+    monkeypatch.delenv("CLEW_DATABASE_URL", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert store.database_url() == f"sqlite:///{tmp_path / 'clew.db'}"
+    assert store.database_url("x/y.db") == f"sqlite:///{tmp_path / 'x' / 'y.db'}"
+    monkeypatch.setenv("CLEW_DATABASE_URL", "postgresql://h/db")
+    assert store.database_url() == "postgresql://h/db"
+    assert store.database_url("sqlite:////tmp/a.db") == "sqlite:////tmp/a.db"
+
+
+@given(st.integers(min_value=1, max_value=10**16))
+def test_histogram_buckets_keep_every_value_within_two_percent(value):
+    estimate = histogram.bucket_value(histogram.bucket_of(value))
+    assert abs(estimate - value) / value <= histogram.ALPHA
+
+
+def test_histogram_merge_quantile_and_storage():
+    assert histogram.bucket_value(histogram.bucket_of(0)) == 0.0
+    merged = histogram.merge([{1: 2, 5: 1}, {5: 3, 9: 1}])
+    assert merged == {1: 2, 5: 4, 9: 1}
+    assert histogram.loads(histogram.dumps(merged)) == merged
+    assert histogram.quantile({}, 0.5) is None

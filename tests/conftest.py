@@ -1,0 +1,100 @@
+"""Shared fixtures: fresh databases (SQLite always, PostgreSQL when configured) and the demo."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
+
+from clew import store
+from collectors import load_registry
+
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
+#: The sample landscape used by tests ends at a fixed time so every run sees the same data.
+SAMPLE_END_NS = 1_795_000_000_000_000_000 // 60_000_000_000 * 60_000_000_000
+SAMPLE_TRACES = 800
+
+
+def corpus(*parts: str) -> Path:
+    """A file or folder of the shared third-party corpus; skips nothing: it must be there."""
+    path = CORPUS.joinpath(*parts)
+    assert path.exists(), f"{path} is missing: tests read ../shared/corpus beside the checkout"
+    return path
+
+
+@pytest.fixture
+def registry():
+    return load_registry()
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[Engine]:
+    """A fresh, migrated SQLite database."""
+    engine = store.open_engine(str(tmp_path / "clew.db"))
+    store.upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A database of its own on the CLEW_TEST_POSTGRES_URL server, dropped afterwards.
+
+    Skipped only when the variable is unset; when it is set, an unreachable server fails the test.
+    """
+    server = os.environ.get("CLEW_TEST_POSTGRES_URL")
+    if not server:
+        pytest.skip("CLEW_TEST_POSTGRES_URL is not set")
+    url = make_url(server).set(drivername="postgresql+psycopg")
+    name = f"clew_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"
+                ),
+                {"n": name},
+            )
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        admin.dispose()
+
+
+@pytest.fixture
+def pg_engine(postgres_url: str) -> Iterator[Engine]:
+    """A migrated PostgreSQL database; emptied after each test."""
+    engine = store.open_engine(postgres_url)
+    store.upgrade(engine)
+    yield engine
+    with engine.begin() as conn:
+        from clew.store.models import metadata
+
+        for table in reversed(metadata.sorted_tables):
+            conn.execute(table.delete())
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def sample_db(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A SQLite database holding the sample landscape (SAMPLE_TRACES traces ending SAMPLE_END_NS).
+
+    Read-only for tests: copy it before writing.
+    """
+    from clew.demo import load_sample
+
+    path = tmp_path_factory.mktemp("sample") / "clew.db"
+    engine = store.open_engine(str(path))
+    store.upgrade(engine)
+    loaded = load_sample(engine, now_ns=SAMPLE_END_NS, traces=SAMPLE_TRACES)
+    assert loaded["loaded"] and loaded["inserted"] > 0
+    engine.dispose()
+    return str(path)
