@@ -184,14 +184,14 @@ SERVICES: dict[str, Service] = {
         "GET /products/{sku}": Operation(Latency(6), parallel=True, calls=(
             Http("catalog-service", "GET /products/{sku}"),
             Http("pricing-service", "GET /prices/{sku}"),
-            Http("inventory-service", "GET /stock/{sku}", p=0.5),
+            Http("inventory-service", "GET /stock/{sku}", p=0.35),
             # the click & collect widget asks the stores' warehouse system through the hub
             Http("integration-hub", "GET /stock/{sku}", p=0.25),
-            Http("recommendation-service", "GET /recommendations/{sku}", p=0.6, optional=True),
+            Http("recommendation-service", "GET /recommendations/{sku}", p=0.5, optional=True),
         )),
         "GET /search": Operation(Latency(5), calls=(
             Http("catalog-service", "GET /search"),
-            Http("pricing-service", "POST /prices/quote", p=0.8),
+            Http("pricing-service", "POST /prices/quote", p=0.6),
             Internal("render search_results.html", Latency(3), p=0.4),
         )),
         "GET /cart": Operation(Latency(4), calls=(
@@ -382,15 +382,15 @@ SHOP, POS, API = "www.shop.example", "pos-api", "api.payments.example"
 
 ENTRIES = (
     Entry("storefront-web", "GET /products/{sku}", 30, SHOP, BROWSERS, "203.0.113"),
-    Entry("storefront-web", "GET /search", 14, SHOP, BROWSERS, "203.0.113"),
+    Entry("storefront-web", "GET /search", 16, SHOP, BROWSERS, "203.0.113"),
     Entry("storefront-web", "GET /cart", 8, SHOP, BROWSERS, "203.0.113"),
     Entry("storefront-web", "POST /cart/items", 7, SHOP, BROWSERS, "203.0.113"),
-    Entry("storefront-web", "POST /checkout", 6, SHOP, BROWSERS, "203.0.113"),
+    Entry("storefront-web", "POST /checkout", 5, SHOP, BROWSERS, "203.0.113"),
     Entry("storefront-web", "GET /account/orders/{orderId}", 4, SHOP, BROWSERS, "203.0.113"),
     Entry("storefront-web", "GET /stores/{storeId}/availability/{sku}", 4, SHOP, BROWSERS,
           "203.0.113"),
     Entry("storefront-web", "POST /login", 3, SHOP, BROWSERS, "203.0.113"),
-    Entry("pos-api", "POST /pos/sales", 7, POS, TILLS, "10.40.7"),
+    Entry("pos-api", "POST /pos/sales", 6, POS, TILLS, "10.40.7"),
     Entry("pos-api", "GET /pos/stock/{sku}", 5, POS, TILLS, "10.40.7"),
     Entry("pos-api", "GET /pos/products/{sku}", 3, POS, TILLS, "10.40.7"),
     Entry("payments-api", "POST /v2/payments", 4, API, PARTNERS, "198.51.100"),

@@ -1,0 +1,364 @@
+"""Pure functions from view models to plotly figures and cytoscape elements and styles.
+
+Nothing here reads the store or Dash callback context, so every picture the console draws can be
+tested as data. Names are never put in a figure's HTML-capable text (titles, hover templates):
+they go through cytoscape's canvas labels or React text nodes, both of which render them inert.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+
+import plotly.graph_objects as go
+
+from clew.records import NodeKind
+from console import formatting
+
+# A sober palette: slate text, one blue accent, and the traffic-light trio for health only.
+INK = "#1f2937"
+MUTED = "#6b7280"
+GRID = "#e5e7eb"
+ACCENT = "#2563eb"
+OK = "#2f9e5b"
+WARN = "#d4900f"
+BAD = "#d64545"
+FONT = "Inter, 'Segoe UI', system-ui, -apple-system, Roboto, 'Helvetica Neue', Arial, sans-serif"
+
+#: Error ratio thresholds: below WARN_AT is healthy, below BAD_AT needs a look, above is failing.
+WARN_AT = 0.01
+BAD_AT = 0.05
+
+#: Edge widths in pixels: the busiest edge of the view gets MAX, one WIDTH_DECADES slower gets MIN.
+MIN_WIDTH = 1.2
+MAX_WIDTH = 9.0
+WIDTH_DECADES = 3.0
+
+#: How each node kind is drawn: cytoscape shape, size (w, h), fill and border.
+NODE_STYLES: dict[str, dict[str, object]] = {
+    NodeKind.SERVICE: {"shape": "round-rectangle", "size": (46, 30), "fill": "#e8eefb",
+                       "border": "#3b5fb0", "label": "Service"},
+    NodeKind.DATABASE: {"shape": "barrel", "size": (36, 40), "fill": "#e7f3ea",
+                        "border": "#3f7d4f", "label": "Database"},
+    NodeKind.BROKER: {"shape": "diamond", "size": (42, 42), "fill": "#fbf1dc",
+                      "border": "#a8741a", "label": "Broker"},
+    NodeKind.EXTERNAL: {"shape": "hexagon", "size": (44, 38), "fill": "#f1ecf8",
+                        "border": "#6f53a3", "label": "External"},
+    NodeKind.GATEWAY: {"shape": "rhomboid", "size": (52, 30), "fill": "#e3f3f5",
+                       "border": "#23808d", "label": "Gateway"},
+    NodeKind.CLIENT: {"shape": "ellipse", "size": (32, 32), "fill": "#f3f4f6",
+                      "border": "#6b7280", "label": "Client (entry)"},
+}
+
+
+def health(error_ratio: float) -> str:
+    """``ok`` below 1 %, ``warn`` below 5 %, ``bad`` from 5 %."""
+    if error_ratio >= BAD_AT:
+        return "bad"
+    if error_ratio >= WARN_AT:
+        return "warn"
+    return "ok"
+
+
+HEALTH_COLOURS = {"ok": OK, "warn": WARN, "bad": BAD}
+
+
+def edge_colour(error_ratio: float) -> str:
+    """Green, amber or red for an edge's error ratio."""
+    return HEALTH_COLOURS[health(error_ratio)]
+
+
+def edge_width(rps: float, max_rps: float) -> float:
+    """Width for an edge carrying ``rps`` when the busiest edge carries ``max_rps`` (log scale).
+
+    Each decade below the busiest edge takes away a third of the range, so both a 500/s and a
+    0.5/s edge stay visible.
+    """
+    if max_rps <= 0 or rps <= 0:
+        return MIN_WIDTH
+    decades = min(WIDTH_DECADES, max(0.0, math.log10(max_rps / rps)))
+    return round(MAX_WIDTH - (MAX_WIDTH - MIN_WIDTH) * decades / WIDTH_DECADES, 2)
+
+
+def edge_id(client: str, server: str, connection_type: str) -> str:
+    """A stable element id for one edge (names may hold any character; cytoscape does not mind)."""
+    return f"{client}\u2192{server}\u00b7{connection_type}"
+
+
+def matches(name: str, query: str | None) -> bool:
+    """Whether a node name matches the search text (case-insensitive substring)."""
+    return bool(query) and query.casefold() in name.casefold()
+
+
+def map_elements(
+    nodes: Sequence[dict],
+    edges: Sequence[dict],
+    *,
+    context: Iterable[str] = (),
+    query: str | None = None,
+    selected_node: str | None = None,
+    selected_edge: tuple[str, str] | None = None,
+) -> list[dict]:
+    """Cytoscape elements for graph-view ``nodes`` and ``edges``.
+
+    ``context`` names nodes shown only as neighbours of the filtered ones (drawn faded); ``query``
+    highlights matching nodes and fades the rest; the selected node or edge is pre-selected.
+    """
+    context = set(context)
+    max_rps = max((e["rps"] for e in edges), default=0.0)
+    elements: list[dict] = []
+    for node in sorted(nodes, key=lambda n: n["id"]):
+        classes = [node["kind"] if node["kind"] in NODE_STYLES else NodeKind.SERVICE]
+        if node["requests"]:
+            classes.append("node-" + health(node["error_ratio"]))
+        if node["id"] in context:
+            classes.append("context")
+        if query:
+            classes.append("match" if matches(node["id"], query) else "dim")
+        elements.append(
+            {
+                "group": "nodes",
+                "data": {
+                    "id": node["id"],
+                    "label": node["id"],
+                    "kind": node["kind"],
+                    "namespace": node.get("namespace"),
+                    "environment": node.get("environment"),
+                },
+                "classes": " ".join(classes),
+                "selected": node["id"] == selected_node,
+            }
+        )
+    for edge in sorted(edges, key=lambda e: (e["client"], e["server"], e["connection_type"])):
+        classes = [health(edge["error_ratio"]), edge["connection_type"]]
+        if edge["client"] in context or edge["server"] in context:
+            classes.append("context")
+        if query and not (matches(edge["client"], query) or matches(edge["server"], query)):
+            classes.append("dim")
+        elements.append(
+            {
+                "group": "edges",
+                "data": {
+                    "id": edge_id(edge["client"], edge["server"], edge["connection_type"]),
+                    "source": edge["client"],
+                    "target": edge["server"],
+                    "connection_type": edge["connection_type"],
+                    "colour": edge_colour(edge["error_ratio"]),
+                    "width": edge_width(edge["rps"], max_rps),
+                    "label": f"{formatting.rate(edge['rps'])} · {formatting.ratio(edge['error_ratio'])}",
+                },
+                "classes": " ".join(classes),
+                "selected": selected_edge == (edge["client"], edge["server"]),
+            }
+        )
+    return elements
+
+
+def map_layout() -> dict:
+    """A deterministic left-to-right layered layout (dagre): callers on the left, stores right."""
+    return {
+        "name": "dagre",
+        "rankDir": "LR",
+        "ranker": "network-simplex",
+        "nodeSep": 22,
+        "rankSep": 150,
+        "edgeSep": 12,
+        "padding": 24,
+        "fit": True,
+        "animate": False,
+    }
+
+
+def map_stylesheet(edge_labels: bool = False) -> list[dict]:
+    """The map's cytoscape stylesheet; edge labels (rate · error ratio) only when asked for."""
+    sheet: list[dict] = [
+        {
+            "selector": "node",
+            "style": {
+                "label": "data(label)",
+                "font-family": FONT,
+                "font-size": 11,
+                "color": INK,
+                "text-valign": "bottom",
+                "text-halign": "center",
+                "text-margin-y": 4,
+                "text-wrap": "ellipsis",
+                "text-max-width": 150,
+                "text-background-color": "#ffffff",
+                "text-background-opacity": 0.85,
+                "text-background-padding": 1,
+                "border-width": 1.5,
+                "min-zoomed-font-size": 6,
+            },
+        },
+    ]
+    for kind, style in NODE_STYLES.items():
+        width, height = style["size"]
+        sheet.append(
+            {
+                "selector": f"node.{kind}",
+                "style": {
+                    "shape": style["shape"],
+                    "width": width,
+                    "height": height,
+                    "background-color": style["fill"],
+                    "border-color": style["border"],
+                },
+            }
+        )
+    sheet += [
+        {"selector": "node.external", "style": {"border-style": "dashed"}},
+        {"selector": "node.node-warn", "style": {"border-color": WARN, "border-width": 3}},
+        {"selector": "node.node-bad", "style": {"border-color": BAD, "border-width": 3}},
+        {
+            "selector": "edge",
+            "style": {
+                "curve-style": "bezier",
+                "line-color": "data(colour)",
+                "target-arrow-color": "data(colour)",
+                "target-arrow-shape": "triangle",
+                "arrow-scale": 0.9,
+                "width": "data(width)",
+                "opacity": 0.8,
+            },
+        },
+        {"selector": "edge.messaging_system", "style": {"line-style": "dashed"}},
+        {"selector": ".context", "style": {"opacity": 0.35}},
+        {"selector": ".dim", "style": {"opacity": 0.18}},
+        {
+            "selector": "node.match",
+            "style": {
+                "border-color": ACCENT,
+                "border-width": 4,
+                "font-weight": "bold",
+                "z-index": 10,
+            },
+        },
+        {
+            "selector": "node:selected",
+            "style": {"border-color": ACCENT, "border-width": 4, "background-color": "#dbe6ff"},
+        },
+        {
+            "selector": "edge:selected",
+            "style": {
+                "opacity": 1,
+                "width": "mapData(width, 0, 9, 4, 11)",
+                "underlay-color": ACCENT,
+                "underlay-opacity": 0.25,
+                "underlay-padding": 4,
+            },
+        },
+    ]
+    if edge_labels:
+        sheet.append(
+            {
+                "selector": "edge",
+                "style": {
+                    "label": "data(label)",
+                    "font-family": FONT,
+                    "font-size": 9,
+                    "color": MUTED,
+                    "text-rotation": "autorotate",
+                    "text-background-color": "#ffffff",
+                    "text-background-opacity": 0.9,
+                    "text-background-padding": 1,
+                },
+            }
+        )
+    return sheet
+
+
+def fill_minutes(
+    series: Sequence[dict], since: int | None = None, until: int | None = None, limit: int = 20_160
+) -> list[dict]:
+    """``series`` with the minutes that had no traffic filled in as zero, from ``since``
+    (default: its first minute) up to ``until`` exclusive (default: after its last minute).
+
+    A silent minute is a real zero, not a gap. Past ``limit`` minutes the series is returned as is.
+    """
+    if not series:
+        return []
+    first = series[0]["minute"] if since is None else min(since, series[0]["minute"])
+    end = series[-1]["minute"] + 1 if until is None else max(until, series[-1]["minute"] + 1)
+    if end - first > limit:
+        return list(series)
+    by_minute = {row["minute"]: row for row in series}
+    empty = {"rps": 0.0, "errors": 0, "error_ratio": 0.0, "p95_ms": None}
+    return [by_minute.get(m) or {"minute": m, **empty} for m in range(first, end)]
+
+
+def _times(series: Sequence[dict]) -> list[datetime]:
+    return [datetime.fromtimestamp(row["minute"] * 60, UTC) for row in series]
+
+
+def _base_layout(height: int) -> dict:
+    return {
+        "height": height,
+        "margin": {"l": 48, "r": 56, "t": 12, "b": 32},
+        "font": {"family": FONT, "size": 12, "color": INK},
+        "paper_bgcolor": "rgba(0,0,0,0)",
+        "plot_bgcolor": "rgba(0,0,0,0)",
+        "hovermode": "x unified",
+        "showlegend": True,
+        "legend": {"orientation": "h", "x": 0, "y": 1.12, "font": {"size": 11}},
+        "xaxis": {"gridcolor": GRID, "linecolor": GRID, "tickfont": {"color": MUTED}},
+        "yaxis": {
+            "gridcolor": GRID,
+            "zeroline": False,
+            "rangemode": "tozero",
+            "tickfont": {"color": MUTED},
+            "title": {"text": "calls/s", "font": {"color": MUTED, "size": 11}},
+        },
+        "yaxis2": {
+            "overlaying": "y",
+            "side": "right",
+            "rangemode": "tozero",
+            "showgrid": False,
+            "tickformat": ".1%",
+            "tickfont": {"color": BAD},
+            "title": {"text": "error ratio", "font": {"color": BAD, "size": 11}},
+        },
+    }
+
+
+def series_figure(series: Sequence[dict], height: int = 260) -> go.Figure:
+    """Per-minute calls/s (area) and error ratio (line, right axis) over time, in UTC."""
+    times = _times(series)
+    figure = go.Figure(layout=_base_layout(height))
+    figure.add_trace(
+        go.Scatter(
+            x=times,
+            y=[row["rps"] for row in series],
+            name="calls/s",
+            mode="lines",
+            line={"color": ACCENT, "width": 1.5},
+            fill="tozeroy",
+            fillcolor="rgba(37, 99, 235, 0.12)",
+            hovertemplate="%{y:.3~f}/s",
+        )
+    )
+    figure.add_trace(
+        go.Scatter(
+            x=times,
+            y=[row["error_ratio"] for row in series],
+            name="error ratio",
+            mode="lines",
+            line={"color": BAD, "width": 1.5},
+            yaxis="y2",
+            hovertemplate="%{y:.2%}",
+        )
+    )
+    return figure
+
+
+def empty_figure(height: int = 260) -> go.Figure:
+    """A blank chart with no axes, for while there is nothing to draw."""
+    figure = go.Figure(layout=_base_layout(height))
+    figure.update_layout(
+        showlegend=False,
+        xaxis={"visible": False},
+        yaxis={"visible": False},
+        yaxis2={"visible": False},
+    )
+    return figure
