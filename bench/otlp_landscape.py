@@ -17,8 +17,6 @@ from pathlib import Path
 
 import orjson
 
-#: Bump when the output changes, so files generated before are not reused.
-VERSION = 1
 #: 2026-01-15 09:00:00 UTC.
 BASE_NS = 1_768_467_600_000_000_000
 SPAN_OF_TIME_NS = 3 * 3600 * 1_000_000_000

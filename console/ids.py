@@ -37,6 +37,8 @@ class Toolbar:
 
 class Overview:
     TOOLBAR = Toolbar("overview")
+    #: The page's URL parameters as a dict: controls write it, the view reads it.
+    STATE = "overview-state"
     MESSAGE = "overview-message"
     CARDS = "overview-cards"
     SERIES = "overview-series"
@@ -46,6 +48,7 @@ class Overview:
 
 class ServiceMap:
     TOOLBAR = Toolbar("map")
+    STATE = "map-state"
     LABELS = "map-edge-labels"
     GRAPH = "map-graph"
     MESSAGE = "map-message"

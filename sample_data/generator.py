@@ -162,7 +162,7 @@ class Entry:
 
 @dataclass(frozen=True)
 class Incident:
-    """A failing edge: calls from `client` to `server` fail at `rate` in the window's last minutes."""
+    """A failing edge: `client` → `server` calls fail at `rate` in the window's last minutes."""
 
     client: str
     server: str
@@ -180,7 +180,8 @@ REDIS = {"server": "session-cache", "system": "redis"}
 
 SERVICES: dict[str, Service] = {
     # retail: the web shop and the stores' point of sale meet the warehouse through the hub
-    "storefront-web": Service("retail", "5.14.2", framework="fastapi", http_client="httpx", operations={
+    "storefront-web": Service("retail", "5.14.2", framework="fastapi", http_client="httpx",
+                              operations={
         "GET /products/{sku}": Operation(Latency(6), parallel=True, calls=(
             Http("catalog-service", "GET /products/{sku}"),
             Http("pricing-service", "GET /prices/{sku}"),
@@ -402,8 +403,10 @@ ENTRIES = (
 
 # The planted problems. The slow edge comes from catalog's "related" operation above and the
 # cycle from inventory's backorder check; the failing edge is time-dependent, so it lives here.
-INCIDENT = Incident("integration-hub", "warehouse-service", minutes=45, rate=0.25, status=503,
-                    exception=("WMSUnavailable", "503 Service Unavailable: WMS connection pool exhausted"))
+INCIDENT = Incident(
+    "integration-hub", "warehouse-service", minutes=45, rate=0.25, status=503,
+    exception=("WMSUnavailable", "503 Service Unavailable: WMS connection pool exhausted"),
+)
 SLOW_EDGE = ("recommendation-service", "catalog-service")
 CYCLE = ("order-service", "integration-hub", "inventory-service")
 
@@ -468,7 +471,7 @@ CONTRIB_VERSION = {False: "0.66b2", True: "0.36b0"}
 
 
 def _semconv(service: Service, attributes: dict[str, Any], *, server: bool = False) -> dict:
-    """Names `attributes` (given in the current conventions) as `service`'s instrumentation would."""
+    """Names `attributes` (given in current conventions) as `service`'s instrumentation would."""
     if not service.legacy:
         return attributes
     names = LEGACY_SERVER_NAMES if server else LEGACY_NAMES
@@ -489,7 +492,7 @@ def _messaging_span_name(service: Service, operation: str, topic: str) -> str:
 
 
 class SeededIdGenerator(IdGenerator):
-    """Trace and span ids from one seeded `random.Random`, so a run can be repeated byte for byte."""
+    """Trace and span ids from one seeded `random.Random`: a run repeats byte for byte."""
 
     def __init__(self, rng: random.Random) -> None:
         self._rng = rng
@@ -511,7 +514,7 @@ _ID_KEYS = ("traceId", "spanId", "parentSpanId")
 
 
 def _hex_ids(request: dict) -> dict:
-    """Rewrites the base64 ids of protobuf's JSON mapping as the lowercase hex OTLP/JSON requires."""
+    """Rewrites protobuf's base64 ids in the lowercase hex that OTLP/JSON requires."""
     for resource_spans in request.get("resourceSpans", ()):
         for scope_spans in resource_spans.get("scopeSpans", ()):
             for span in scope_spans.get("spans", ()):
@@ -617,7 +620,7 @@ class _Walker:
             "user_agent.original": rng.choice(entry.user_agents),
         }
         path = self._fill(entry.operation.split(" ", 1)[1])
-        # An empty Context: a root span, whatever happens to be current in this process.
+        # An empty Context makes a root span, whatever span is current in this process.
         self._serve(entry.service, entry.operation, path, Context(), start, caller=None,
                     host=entry.host, port=443, scheme="https", extra=attributes)
 
@@ -890,6 +893,8 @@ def generate(out_dir: pathlib.Path, *, seed: int = DEFAULT_SEED, end_ns: int | N
     Traces start in [end_ns - hours, end_ns); `end_ns` defaults to now, floored to the minute.
     The same (seed, end_ns, hours, traces) always gives byte-identical files.
     """
+    if hours <= 0 or traces < 0:
+        raise ValueError(f"need hours > 0 and traces >= 0, got hours={hours}, traces={traces}")
     if end_ns is None:
         end_ns = time.time_ns() // MINUTE_NS * MINUTE_NS
     start_ns = end_ns - round(hours * 60 * MINUTE_NS)
@@ -907,8 +912,9 @@ def generate(out_dir: pathlib.Path, *, seed: int = DEFAULT_SEED, end_ns: int | N
         exporters, providers = {}, {}
         for name in sorted(SERVICES):
             exporters[name] = OtlpJsonLinesExporter(stream)
-            providers[name] = TracerProvider(sampler=ALWAYS_ON, resource=_resource(name, SERVICES[name]),
-                                             id_generator=ids, shutdown_on_exit=False)
+            providers[name] = TracerProvider(
+                sampler=ALWAYS_ON, resource=_resource(name, SERVICES[name]), id_generator=ids,
+                shutdown_on_exit=False)
             providers[name].add_span_processor(SimpleSpanProcessor(exporters[name]))
         walker = _Walker(providers, behaviour, incident_since)
         weights = list(itertools.accumulate(entry.weight for entry in ENTRIES))
@@ -938,7 +944,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--traces", type=int, default=4000)
     parser.add_argument("--hours", type=float, default=3.0)
     parser.add_argument("--end-ns", type=int, default=None,
-                        help="end of the window in ns since the epoch (default: now, to the minute)")
+                        help="end of the window, ns since the epoch (default: now, to the minute)")
     args = parser.parse_args(argv)
     began = time.perf_counter()
     manifest = generate(args.out_dir, seed=args.seed, end_ns=args.end_ns, hours=args.hours,

@@ -1,0 +1,227 @@
+"""Ingest of generated OTLP/JSON spans: ``clew ingest`` against the floor of parsing the same files.
+
+The floor, measured in the same run over the same files, is ``orjson.loads`` of every line plus a
+minimal extraction of what Clew stores per span (ids, parent, service, name, kind, start,
+duration, status and the attributes as a dict), with no database. Clew is the real CLI in a
+subprocess on a fresh SQLite database, rollups included; its peak RSS comes from ``wait4``.
+
+    .venv/bin/python bench/ingest_otlp_json.py [--spans 1000000] [--json]
+
+Targets: Clew's spans/s at least half the floor's, and a peak RSS of at most 300 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import platform
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+
+import otlp_landscape
+
+BENCH = Path(__file__).resolve().parent
+OUT = BENCH / "out"
+TARGET_RATIO = 0.5
+TARGET_RSS_MB = 300.0
+
+
+def corpus(spans: int, files: int, seed: int) -> list[Path]:
+    """The generated files for these parameters, generated unless a complete set is there."""
+    digest = hashlib.sha256(Path(otlp_landscape.__file__).read_bytes()).hexdigest()[:12]
+    folder = OUT / f"otlp_json-{spans}-{files}f-seed{seed}-{digest}"
+    manifest = folder.with_name(folder.name + ".json")  # beside the folder that is ingested
+    if manifest.exists():
+        listed = orjson.loads(manifest.read_bytes())["files"]
+        paths = [folder / name for name in listed]
+        if all(p.exists() and p.stat().st_size == size for p, size in zip(
+                paths, listed.values(), strict=True)):
+            return paths
+    started = time.perf_counter()
+    paths = otlp_landscape.generate(folder, spans, files=files, seed=seed)
+    # The manifest goes last: a folder without one is an interrupted run, generated again.
+    manifest.write_bytes(orjson.dumps({
+        "spans": spans, "seed": seed, "generator": digest,
+        "files": {p.name: p.stat().st_size for p in paths},
+    }))
+    print(f"generated {spans:,} spans in {time.perf_counter() - started:.1f} s: {folder}",
+          file=sys.stderr)
+    return paths
+
+
+def floor(paths: list[Path]) -> int:
+    """Parse every line and extract each span's fields into a tuple; returns the spans seen."""
+    loads = orjson.loads
+    count = 0
+    for path in paths:
+        with path.open("rb") as handle:
+            for line in handle:
+                rows = []
+                for resource_spans in loads(line)["resourceSpans"]:
+                    service = None
+                    for kv in resource_spans["resource"]["attributes"]:
+                        if kv["key"] == "service.name":
+                            service = kv["value"]["stringValue"]
+                    for scope_spans in resource_spans["scopeSpans"]:
+                        for span in scope_spans["spans"]:
+                            start = int(span["startTimeUnixNano"])
+                            attributes = {
+                                kv["key"]: next(iter(kv["value"].values()))
+                                for kv in span.get("attributes", ())
+                            }
+                            rows.append((
+                                span["traceId"], span["spanId"], span.get("parentSpanId"),
+                                service, span["name"], span["kind"], start,
+                                int(span["endTimeUnixNano"]) - start,
+                                span.get("status", {}).get("code", 0), attributes,
+                            ))
+                count += len(rows)
+    return count
+
+
+def clew_ingest(folder: Path) -> dict:
+    """Run ``clew ingest --json`` on ``folder`` into a fresh SQLite file; wall time and peak RSS."""
+    clew = Path(sys.executable).with_name("clew")
+    with tempfile.TemporaryDirectory(prefix="clew-db-", dir=OUT) as tmp:
+        db = Path(tmp) / "clew.db"
+        command = [str(clew), "ingest", str(folder), "--json", "--db", str(db)]
+        with open(Path(tmp) / "stdout", "w+b") as out, open(Path(tmp) / "stderr", "w+b") as err:
+            started = time.perf_counter()
+            process = subprocess.Popen(command, stdout=out, stderr=err)
+            # wait4 gives this child's own rusage (RUSAGE_CHILDREN would be the max over all).
+            _, status, usage = os.wait4(process.pid, 0)
+            wall = time.perf_counter() - started
+            process.returncode = os.waitstatus_to_exitcode(status)
+            out.seek(0)
+            err.seek(0)
+            stdout, stderr = out.read(), err.read()
+        if process.returncode != 0:
+            sys.exit(f"clew ingest failed ({process.returncode}):\n{stderr.decode()[-2000:]}")
+        db_bytes = sum(p.stat().st_size for p in Path(tmp).glob("clew.db*"))
+    return {
+        "command": " ".join(command),
+        "wall_s": wall,
+        "peak_rss_mb": usage.ru_maxrss / 1024,
+        "cpu_s": usage.ru_utime + usage.ru_stime,
+        "db_mb": db_bytes / 2**20,
+        "result": orjson.loads(stdout),
+    }
+
+
+def run(spans: int, files: int, seed: int) -> dict:
+    """Generate (or reuse) the files, then measure the floor and Clew on them."""
+    OUT.mkdir(exist_ok=True)
+    paths = corpus(spans, files, seed)
+    data_bytes = sum(p.stat().st_size for p in paths)
+    for path in paths:  # both sides read from the page cache
+        path.read_bytes()
+
+    load = os.getloadavg()[0]
+    started = time.perf_counter()
+    seen = floor(paths)
+    floor_wall = time.perf_counter() - started
+    if seen != spans:
+        sys.exit(f"floor saw {seen} spans, expected {spans}")
+
+    clew = clew_ingest(paths[0].parent)
+    result = clew["result"]
+    correct = result["inserted"] == spans and result["quarantined"] == 0 and not result["problems"]
+
+    clew_rate = result["inserted"] / clew["wall_s"]
+    floor_rate = seen / floor_wall
+    ratio = clew_rate / floor_rate
+    return {
+        "benchmark": "ingest_otlp_json",
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "sqlite": sqlite3.sqlite_version,
+            "orjson": orjson.__version__,
+            "load_1m_before": load,
+        },
+        "spans": spans,
+        "files": len(paths),
+        "data_mb": data_bytes / 2**20,
+        "clew": {
+            "spans_per_s": clew_rate,
+            "wall_s": clew["wall_s"],
+            "cpu_s": clew["cpu_s"],
+            "peak_rss_mb": clew["peak_rss_mb"],
+            "db_mb": clew["db_mb"],
+            "command": clew["command"],
+            "ingest": {k: result[k] for k in ("records", "inserted", "duplicates", "quarantined")},
+        },
+        "floor": {"spans_per_s": floor_rate, "wall_s": floor_wall},
+        "ratio": ratio,
+        "correct": correct,
+        "targets": {
+            "ratio": {"target": f">= {TARGET_RATIO}", "pass": ratio >= TARGET_RATIO},
+            "peak_rss_mb": {
+                "target": f"<= {TARGET_RSS_MB:.0f}",
+                "pass": clew["peak_rss_mb"] <= TARGET_RSS_MB,
+            },
+        },
+    }
+
+
+def table(report: dict) -> str:
+    """The report as a small Markdown table, as it goes into RESULTS.md."""
+    clew, floor_, targets = report["clew"], report["floor"], report["targets"]
+
+    def verdict(name: str) -> str:
+        return "PASS" if targets[name]["pass"] else "FAIL"
+
+    lines = [
+        f"{report['spans']:,} spans in {report['files']} files ({report['data_mb']:.0f} MB),"
+        f" {report['machine']['cpus']} cores, load {report['machine']['load_1m_before']:.2f}"
+        f" before the run",
+        "",
+        "| measure | value | target | |",
+        "|---|---:|---|---|",
+        f"| Clew `clew ingest` spans/s | {clew['spans_per_s']:,.0f}"
+        f" ({clew['wall_s']:.1f} s wall, {clew['cpu_s']:.1f} s CPU) | | |",
+        f"| floor (orjson.loads + extraction) spans/s | {floor_['spans_per_s']:,.0f}"
+        f" ({floor_['wall_s']:.1f} s) | | |",
+        f"| ratio Clew / floor | {report['ratio']:.3f} | {targets['ratio']['target']}"
+        f" | {verdict('ratio')} |",
+        f"| Clew peak RSS | {clew['peak_rss_mb']:.0f} MB | {targets['peak_rss_mb']['target']} MB"
+        f" | {verdict('peak_rss_mb')} |",
+        f"| inserted / quarantined | {clew['ingest']['inserted']:,} /"
+        f" {clew['ingest']['quarantined']:,} | {report['spans']:,} / 0"
+        f" | {'PASS' if report['correct'] else 'FAIL'} |",
+        f"| SQLite file (with WAL) | {clew['db_mb']:.0f} MB | | |",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--spans", type=int, default=1_000_000, help="spans to generate and ingest")
+    parser.add_argument("--files", type=int, default=10, help="files to split them into")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    args = parser.parse_args(argv)
+
+    report = run(args.spans, args.files, args.seed)
+    if args.json:
+        sys.stdout.write(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        print(table(report))
+    if not report["correct"]:
+        return 2
+    missed = not all(t["pass"] for t in report["targets"].values())
+    return 1 if args.strict and missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

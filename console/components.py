@@ -1,0 +1,177 @@
+"""Building blocks shared by the pages: the window/filter toolbar, messages, cards and tables.
+
+Everything here is a pure function from values to Dash components; text goes in as React text
+children, so names render inert whatever characters they hold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from dash import dcc, html
+
+from clew.records import NodeKind
+from console import formatting, ids
+from console.state import WINDOWS, ViewState, search
+
+
+def options(values: Sequence[str], current: str | None) -> list[dict]:
+    """Dropdown options for ``values``, keeping ``current`` (from a URL) even if not among them."""
+    values = list(values)
+    if current and current not in values:
+        values.append(current)
+    return [{"label": v, "value": v} for v in values]
+
+
+def toolbar(
+    tb: ids.Toolbar,
+    state: ViewState,
+    *,
+    filters: bool = False,
+    namespaces: Sequence[str] = (),
+    environments: Sequence[str] = (),
+) -> html.Div:
+    """The window presets, an explicit since/until, and (on pages that filter) the filters."""
+    window = html.Div(
+        [
+            html.Span("Window", className="field-label"),
+            dcc.RadioItems(
+                id=tb.WINDOW,
+                options=[{"label": k, "value": k} for k in WINDOWS],
+                value=state.window,
+                inline=True,
+                className="segmented" + (" overridden" if state.explicit else ""),
+            ),
+        ],
+        className="field",
+        title="Relative to now; since/until, when given, take precedence",
+    )
+    explicit = html.Div(
+        [
+            dcc.Input(
+                id=tb.SINCE,
+                type="text",
+                value=state.since or "",
+                placeholder="since: 2h, ISO time…",
+                debounce=True,
+                className="text-input time-input",
+            ),
+            html.Span("→", className="arrow"),
+            dcc.Input(
+                id=tb.UNTIL,
+                type="text",
+                value=state.until or "",
+                placeholder="until: now",
+                debounce=True,
+                className="text-input time-input",
+            ),
+        ],
+        className="field",
+        title="Since/until: now, a duration before now (15m, 3h, 2d), ISO 8601 or epoch seconds",
+    )
+    items = [window, explicit]
+    if filters:
+        items += [
+            dcc.Dropdown(
+                id=tb.NAMESPACE,
+                options=options(namespaces, state.namespace),
+                value=state.namespace,
+                placeholder="All namespaces",
+                className="filter",
+            ),
+            dcc.Dropdown(
+                id=tb.ENVIRONMENT,
+                options=options(environments, state.environment),
+                value=state.environment,
+                placeholder="All environments",
+                className="filter",
+            ),
+            dcc.Dropdown(
+                id=tb.KIND,
+                options=options(NodeKind.ALL, state.kind),
+                value=state.kind,
+                placeholder="All kinds",
+                className="filter",
+            ),
+            dcc.Input(
+                id=tb.SEARCH,
+                type="search",
+                value=state.q or "",
+                placeholder="Search nodes…",
+                debounce=True,
+                className="text-input search-input",
+            ),
+        ]
+    return html.Div(items, className="toolbar")
+
+
+def problems(messages: Sequence[str]) -> list:
+    """The problems found in the URL or the controls, as a warning box (nothing when none)."""
+    if not messages:
+        return []
+    return [
+        html.Div(
+            [html.Strong("Some of this view's settings were not understood."),
+             html.Ul([html.Li(m) for m in messages])],
+            className="notice notice-warning",
+            role="alert",
+        )
+    ]
+
+
+def no_data(state: ViewState, path: str, data_range: tuple[int | None, int | None]) -> html.Div:
+    """The friendly empty state: nothing in this window, with a link to all data."""
+    first, last = data_range
+    if first is None:
+        return html.Div(
+            [html.Strong("No data yet. "), "Ingest traces with ", html.Code("clew ingest"),
+             " or load the sample landscape with ", html.Code("clew demo"), "."],
+            className="notice notice-info",
+        )
+    everything = search(ViewState(window="all", namespace=state.namespace,
+                                  environment=state.environment, kind=state.kind, q=state.q))
+    return html.Div(
+        [
+            html.Strong(f"No data in this window ({state.describe()}). "),
+            f"The store holds data from {formatting.minute(first)} to {formatting.minute(last)}; ",
+            dcc.Link("try all", href=path + everything, className="link"),
+            ".",
+        ],
+        className="notice notice-info",
+    )
+
+
+def card(label: str, value: str, *, tone: str | None = None, hint: str | None = None) -> html.Div:
+    """One headline figure."""
+    return html.Div(
+        [
+            html.Div(label, className="card-label"),
+            html.Div(value, className="card-value" + (f" tone-{tone}" if tone else "")),
+            html.Div(hint or "\u00a0", className="card-hint"),
+        ],
+        className="card",
+    )
+
+
+def key_values(pairs: Sequence[tuple[str, object]]) -> html.Dl:
+    """A compact definition list of label → value."""
+    children = []
+    for label, value in pairs:
+        children += [html.Dt(label), html.Dd("–" if value in (None, "") else value)]
+    return html.Dl(children, className="kv")
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[object]], *, numeric_from: int = 1):
+    """A small read-only table; columns from ``numeric_from`` on are right-aligned numbers."""
+    head = html.Thead(
+        html.Tr([html.Th(h, className="num" if i >= numeric_from else None)
+                 for i, h in enumerate(header)])
+    )
+    body = html.Tbody(
+        [
+            html.Tr([html.Td(c, className="num" if i >= numeric_from else None)
+                     for i, c in enumerate(row)])
+            for row in rows
+        ]
+    )
+    return html.Table([head, body], className="mini-table")

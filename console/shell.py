@@ -1,0 +1,110 @@
+"""The shell around every page: navigation, the demo banner, and the router.
+
+Pages are registered explicitly in ``PAGES``; the router renders ``page.layout(**query)`` from the
+URL. A page writes its own state into the query string as its controls change; the router ignores
+those writes (it knows them from ``URL_WRITTEN``) but re-renders for any other change, such as the
+browser's back button or a link to the same page with other parameters.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from dash import Dash, Input, Output, State, ctx, dcc, html, no_update
+
+from console import ids
+from console.pages import overview, service_map
+from console.state import WINDOW_KEYS, parse, query_of, search
+
+#: Path → page module, in navigation order. Later pages (Endpoints, Paths, …) join here.
+PAGES: dict[str, ModuleType] = {
+    overview.PATH: overview,
+    service_map.PATH: service_map,
+}
+
+DEMO_TEXT = "Demo mode — sample landscape, no authentication"
+
+
+def layout(demo: bool = False) -> html.Div:
+    """The static shell; the page itself is rendered into ``ids.PAGE`` by ``route``."""
+    banner = html.Div(DEMO_TEXT, id=ids.BANNER, className="demo-banner", role="status")
+    header = html.Header(
+        [
+            dcc.Link([html.Span("◉", className="brand-mark"), "Clew"], href="/",
+                     className="brand"),
+            html.Nav(
+                [dcc.Link(page.TITLE, href=path, id=ids.nav_link(path), className="nav-link")
+                 for path, page in PAGES.items()],
+                id=ids.NAV,
+                className="nav",
+            ),
+            html.Span("Integration observability", className="tagline"),
+        ],
+        className="topbar",
+    )
+    return html.Div(
+        [
+            dcc.Location(id=ids.LOCATION, refresh=False),
+            dcc.Store(id=ids.URL_WRITTEN),
+            *([banner] if demo else []),
+            header,
+            html.Main(id=ids.PAGE, className="main"),
+        ],
+        className="shell",
+    )
+
+
+def not_found(pathname: str) -> html.Div:
+    """What an unknown path shows."""
+    return html.Div(
+        [
+            html.H1("Page not found"),
+            html.P(["There is no page at ", html.Code(pathname), "."]),
+            dcc.Link("Go to the overview", href="/", className="link"),
+        ],
+        className="page",
+    )
+
+
+def render(pathname: str | None, query_string: str | None):
+    """The page for a URL: its module's ``layout`` called with the query parameters."""
+    page = PAGES.get((pathname or "/").rstrip("/") or "/")
+    if page is None:
+        return not_found(pathname or "")
+    return page.layout(**query_of(query_string))
+
+
+def nav_links(pathname: str | None, query_string: str | None) -> tuple[list[str], list[str]]:
+    """Each navigation link's href (carrying the current window) and class (active or not)."""
+    state, _ = parse(query_of(query_string))
+    carry = search(state, WINDOW_KEYS)
+    current = (pathname or "/").rstrip("/") or "/"
+    hrefs = [path + carry for path in PAGES]
+    classes = ["nav-link active" if path == current else "nav-link" for path in PAGES]
+    return hrefs, classes
+
+
+def register_callbacks(app: Dash) -> None:
+    """The router and the navigation bar."""
+    search_prop = f"{ids.LOCATION}.search"
+
+    @app.callback(
+        Output(ids.PAGE, "children"),
+        Input(ids.LOCATION, "pathname"),
+        Input(ids.LOCATION, "search"),
+        State(ids.URL_WRITTEN, "data"),
+    )
+    def route(pathname, query_string, written):
+        if set(ctx.triggered_prop_ids) == {search_prop} and (query_string or "") == (written or ""):
+            return no_update  # the page wrote this query itself: it already shows it
+        return render(pathname, query_string)
+
+    @app.callback(
+        *[Output(ids.nav_link(path), "href") for path in PAGES],
+        *[Output(ids.nav_link(path), "className") for path in PAGES],
+        Input(ids.LOCATION, "pathname"),
+        Input(ids.LOCATION, "search"),
+    )
+    def navigation(pathname, query_string):
+        hrefs, classes = nav_links(pathname, query_string)
+        return (*hrefs, *classes)
