@@ -10,6 +10,7 @@ semantic-convention generations are normalised to the current ones.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
@@ -63,7 +64,11 @@ _LEGACY_SERVER_SIDE = {
     "net.host.name": "server.address",
     "net.host.port": "server.port",
 }
+_LEGACY_KEYS = frozenset(LEGACY_NAMES) | frozenset(_LEGACY_SERVER_SIDE) | {"http.target"}
 _CALLER_KINDS = (SpanKind.CLIENT, SpanKind.PRODUCER)
+_HEX_32 = re.compile(r"[0-9a-fA-F]{32}")
+_HEX_16 = re.compile(r"[0-9a-fA-F]{16}")
+_ZERO_IDS = frozenset(("0" * 32, "0" * 16))
 
 
 def any_value(value: Any) -> Any:
@@ -98,18 +103,25 @@ def any_value(value: Any) -> Any:
 def key_values(items: Any) -> dict[str, Any]:
     """Decode a list of OTLP ``KeyValue`` objects."""
     out: dict[str, Any] = {}
-    if not isinstance(items, list):
+    if type(items) is not list:
         return out
     for kv in items:
-        if isinstance(kv, dict):
+        if type(kv) is dict:
             key = kv.get("key")
-            if isinstance(key, str):
-                out[key] = any_value(kv.get("value"))
+            if type(key) is str:
+                value = kv.get("value")
+                # Most attributes are strings: take them without the general decoder.
+                if type(value) is dict and len(value) == 1 and "stringValue" in value:
+                    out[key] = value["stringValue"]
+                else:
+                    out[key] = any_value(value)
     return out
 
 
 def normalise(attributes: dict[str, Any], kind: int) -> dict[str, Any]:
     """Rename older semantic-convention attributes to the current names (current names win)."""
+    if attributes.keys().isdisjoint(_LEGACY_KEYS):
+        return attributes
     for old, new in LEGACY_NAMES.items():
         if old in attributes:
             value = attributes.pop(old)
@@ -127,12 +139,9 @@ def normalise(attributes: dict[str, Any], kind: int) -> dict[str, Any]:
 
 def _hex_id(value: Any, length: int) -> str | None:
     """A lowercase hex id of ``length`` digits, or None when ``value`` is not one (or all zeros)."""
-    if not isinstance(value, str) or len(value) != length:
+    if type(value) is not str or len(value) != length:
         return None
-    try:
-        if not any(bytes.fromhex(value)):
-            return None
-    except ValueError:
+    if not (_HEX_32 if length == 32 else _HEX_16).fullmatch(value) or value in _ZERO_IDS:
         return None
     return value.lower()
 

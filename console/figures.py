@@ -24,7 +24,8 @@ ACCENT = "#2563eb"
 OK = "#2f9e5b"
 WARN = "#d4900f"
 BAD = "#d64545"
-FONT = "Inter, 'Segoe UI', system-ui, -apple-system, Roboto, 'Helvetica Neue', Arial, sans-serif"
+# Cytoscape accepts only double quotes in a font-family list.
+FONT = 'Inter, "Segoe UI", system-ui, -apple-system, Roboto, "Helvetica Neue", Arial, sans-serif'
 
 #: Error ratio thresholds: below WARN_AT is healthy, below BAD_AT needs a look, above is failing.
 WARN_AT = 0.01
@@ -37,17 +38,17 @@ WIDTH_DECADES = 3.0
 
 #: How each node kind is drawn: cytoscape shape, size (w, h), fill and border.
 NODE_STYLES: dict[str, dict[str, object]] = {
-    NodeKind.SERVICE: {"shape": "round-rectangle", "size": (46, 30), "fill": "#e8eefb",
+    NodeKind.SERVICE: {"shape": "round-rectangle", "size": (44, 26), "fill": "#e8eefb",
                        "border": "#3b5fb0", "label": "Service"},
-    NodeKind.DATABASE: {"shape": "barrel", "size": (36, 40), "fill": "#e7f3ea",
+    NodeKind.DATABASE: {"shape": "barrel", "size": (30, 34), "fill": "#e7f3ea",
                         "border": "#3f7d4f", "label": "Database"},
-    NodeKind.BROKER: {"shape": "diamond", "size": (42, 42), "fill": "#fbf1dc",
+    NodeKind.BROKER: {"shape": "diamond", "size": (36, 36), "fill": "#fbf1dc",
                       "border": "#a8741a", "label": "Broker"},
-    NodeKind.EXTERNAL: {"shape": "hexagon", "size": (44, 38), "fill": "#f1ecf8",
+    NodeKind.EXTERNAL: {"shape": "hexagon", "size": (38, 32), "fill": "#f1ecf8",
                         "border": "#6f53a3", "label": "External"},
-    NodeKind.GATEWAY: {"shape": "rhomboid", "size": (52, 30), "fill": "#e3f3f5",
+    NodeKind.GATEWAY: {"shape": "rhomboid", "size": (48, 26), "fill": "#e3f3f5",
                        "border": "#23808d", "label": "Gateway"},
-    NodeKind.CLIENT: {"shape": "ellipse", "size": (32, 32), "fill": "#f3f4f6",
+    NodeKind.CLIENT: {"shape": "ellipse", "size": (28, 28), "fill": "#f3f4f6",
                       "border": "#6b7280", "label": "Client (entry)"},
 }
 
@@ -84,6 +85,11 @@ def edge_width(rps: float, max_rps: float) -> float:
 def edge_id(client: str, server: str, connection_type: str) -> str:
     """A stable element id for one edge (names may hold any character; cytoscape does not mind)."""
     return f"{client}\u2192{server}\u00b7{connection_type}"
+
+
+def edge_label(edge: dict) -> str:
+    """The optional text on an edge: rate and error ratio."""
+    return f"{formatting.rate(edge['rps'])} · {formatting.ratio(edge['error_ratio'])}"
 
 
 def matches(name: str, query: str | None) -> bool:
@@ -146,7 +152,7 @@ def map_elements(
                     "connection_type": edge["connection_type"],
                     "colour": edge_colour(edge["error_ratio"]),
                     "width": edge_width(edge["rps"], max_rps),
-                    "label": f"{formatting.rate(edge['rps'])} · {formatting.ratio(edge['error_ratio'])}",
+                    "label": edge_label(edge),
                 },
                 "classes": " ".join(classes),
                 "selected": selected_edge == (edge["client"], edge["server"]),
@@ -156,14 +162,15 @@ def map_elements(
 
 
 def map_layout() -> dict:
-    """A deterministic left-to-right layered layout (dagre): callers on the left, stores right."""
+    """A deterministic layered layout (dagre): callers above, what they call below."""
     return {
         "name": "dagre",
-        "rankDir": "LR",
+        "rankDir": "TB",
         "ranker": "network-simplex",
+        "nodeDimensionsIncludeLabels": True,
         "nodeSep": 22,
-        "rankSep": 150,
-        "edgeSep": 12,
+        "rankSep": 30,
+        "edgeSep": 10,
         "padding": 24,
         "fit": True,
         "animate": False,
@@ -178,13 +185,13 @@ def map_stylesheet(edge_labels: bool = False) -> list[dict]:
             "style": {
                 "label": "data(label)",
                 "font-family": FONT,
-                "font-size": 11,
+                "font-size": 13,
                 "color": INK,
                 "text-valign": "bottom",
                 "text-halign": "center",
                 "text-margin-y": 4,
                 "text-wrap": "ellipsis",
-                "text-max-width": 150,
+                "text-max-width": 190,
                 "text-background-color": "#ffffff",
                 "text-background-opacity": 0.85,
                 "text-background-padding": 1,
@@ -220,7 +227,7 @@ def map_stylesheet(edge_labels: bool = False) -> list[dict]:
                 "target-arrow-shape": "triangle",
                 "arrow-scale": 0.9,
                 "width": "data(width)",
-                "opacity": 0.8,
+                "line-opacity": 0.8,
             },
         },
         {"selector": "edge.messaging_system", "style": {"line-style": "dashed"}},
@@ -235,20 +242,6 @@ def map_stylesheet(edge_labels: bool = False) -> list[dict]:
                 "z-index": 10,
             },
         },
-        {
-            "selector": "node:selected",
-            "style": {"border-color": ACCENT, "border-width": 4, "background-color": "#dbe6ff"},
-        },
-        {
-            "selector": "edge:selected",
-            "style": {
-                "opacity": 1,
-                "width": "mapData(width, 0, 9, 4, 11)",
-                "underlay-color": ACCENT,
-                "underlay-opacity": 0.25,
-                "underlay-padding": 4,
-            },
-        },
     ]
     if edge_labels:
         sheet.append(
@@ -257,8 +250,8 @@ def map_stylesheet(edge_labels: bool = False) -> list[dict]:
                 "style": {
                     "label": "data(label)",
                     "font-family": FONT,
-                    "font-size": 9,
-                    "color": MUTED,
+                    "font-size": 10,
+                    "color": INK,
                     "text-rotation": "autorotate",
                     "text-background-color": "#ffffff",
                     "text-background-opacity": 0.9,
@@ -295,13 +288,14 @@ def _times(series: Sequence[dict]) -> list[datetime]:
 def _base_layout(height: int) -> dict:
     return {
         "height": height,
-        "margin": {"l": 48, "r": 56, "t": 12, "b": 32},
+        "margin": {"l": 48, "r": 56, "t": 24, "b": 32},
         "font": {"family": FONT, "size": 12, "color": INK},
         "paper_bgcolor": "rgba(0,0,0,0)",
         "plot_bgcolor": "rgba(0,0,0,0)",
         "hovermode": "x unified",
         "showlegend": True,
-        "legend": {"orientation": "h", "x": 0, "y": 1.12, "font": {"size": 11}},
+        "legend": {"orientation": "h", "x": 0, "y": 1.0, "yanchor": "bottom", "font": {"size": 11},
+                   "bgcolor": "rgba(0,0,0,0)"},
         "xaxis": {"gridcolor": GRID, "linecolor": GRID, "tickfont": {"color": MUTED}},
         "yaxis": {
             "gridcolor": GRID,

@@ -11,7 +11,10 @@ LOCATION = "url"
 PAGE = "page"
 NAV = "nav"
 BANNER = "demo-banner"
-#: The query string a page last wrote itself, so the router does not re-render for its own writes.
+# Rendered by the router with every page (so a page's callbacks write inside the page's own
+# layout chunk, where ``prevent_initial_call`` holds): where pages write their query string,
+# and the query string the page last wrote, so the router does not re-render for its own writes.
+PAGE_URL = "page-url"
 URL_WRITTEN = "url-written"
 
 

@@ -45,10 +45,9 @@ def layout(demo: bool = False) -> html.Div:
     return html.Div(
         [
             dcc.Location(id=ids.LOCATION, refresh=False),
-            dcc.Store(id=ids.URL_WRITTEN),
             *([banner] if demo else []),
             header,
-            html.Main(id=ids.PAGE, className="main"),
+            html.Main(frame([]), id=ids.PAGE, className="main"),
         ],
         className="shell",
     )
@@ -66,12 +65,28 @@ def not_found(pathname: str) -> html.Div:
     )
 
 
-def render(pathname: str | None, query_string: str | None):
+def frame(content, query_string: str | None = "") -> html.Div:
+    """A page with the location it writes its state to and the query string it was drawn for.
+
+    The shell starts with an empty frame so the router's state exists before the first page.
+    """
+    return html.Div(
+        [
+            # callback-nav: the shell's location hears the page's writes, so the back button
+            # and the navigation links always see the current query string.
+            dcc.Location(id=ids.PAGE_URL, refresh="callback-nav"),
+            dcc.Store(id=ids.URL_WRITTEN, data=query_string or ""),
+            content,
+        ],
+        className="page-frame",
+    )
+
+
+def render(pathname: str | None, query_string: str | None) -> html.Div:
     """The page for a URL: its module's ``layout`` called with the query parameters."""
     page = PAGES.get((pathname or "/").rstrip("/") or "/")
-    if page is None:
-        return not_found(pathname or "")
-    return page.layout(**query_of(query_string))
+    content = not_found(pathname or "") if page is None else page.layout(**query_of(query_string))
+    return frame(content, query_string)
 
 
 def nav_links(pathname: str | None, query_string: str | None) -> tuple[list[str], list[str]]:

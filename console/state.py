@@ -101,13 +101,11 @@ def parse(
         except ValueError as error:
             problems.append(f"{key.capitalize()}: {error}; it is ignored.")
             values[key] = None
-    if values["since"] and values["until"]:
-        if times["since"] >= times["until"]:
-            problems.append(
-                f"Since ({values['since']}) is not before until ({values['until']}); both are"
-                " ignored."
-            )
-            values["since"] = values["until"] = None
+    if values["since"] and values["until"] and times["since"] >= times["until"]:
+        problems.append(
+            f"Since ({values['since']}) is not before until ({values['until']}); both are ignored."
+        )
+        values["since"] = values["until"] = None
     kind = values["kind"]
     if kind is not None and kind not in NodeKind.ALL:
         problems.append(f"Kind {kind!r} is not one of {', '.join(NodeKind.ALL)}; it is ignored.")

@@ -9,22 +9,37 @@ unique on (trace id, span id) besides.
 from __future__ import annotations
 
 import hashlib
+import multiprocessing as mp
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from queue import Empty
 
 from sqlalchemy import Engine, bindparam, text
 from sqlalchemy.engine import Connection
 
 from clew.pipeline import rollups
-from clew.records import UNKNOWN_SERVICE, Checkpoint, Quarantined, Resource, Span, SpanLink
+from clew.records import (
+    UNKNOWN_SERVICE,
+    Checkpoint,
+    Quarantined,
+    Record,
+    Resource,
+    Span,
+    SpanLink,
+)
 from clew.store import histogram, insert_ignoring_duplicates
 from clew.store.models import utcnow
 from collectors import Collector, CollectorError, Registry, Source
 
 #: Spans per transaction.
 BATCH_SPANS = 20_000
+#: Files at least this large are parsed in a worker process while this one writes.
+PARALLEL_BYTES = 4 * 1024 * 1024
+#: Records per chunk the parse worker sends, and how many chunks may wait in its queue.
+CHUNK_RECORDS = 5_000
+QUEUE_CHUNKS = 8
 #: Bytes of a file's head that identify it across renames and rotations.
 FINGERPRINT_BYTES = 1024
 
@@ -185,11 +200,6 @@ class _Batch:
         self.records = 0
         self.unknown_service = 0
 
-    def add_span(self, span: Span) -> None:
-        self.rows.append(
-            (*span, span.start_ns // _NS_PER_MINUTE, histogram.bucket_of(span.duration_ns))
-        )
-
     def write(self, conn: Connection, source: str) -> tuple[int, int]:
         """Write the batch; returns (spans inserted, quarantine rows inserted)."""
         if self.resources:
@@ -201,6 +211,67 @@ class _Batch:
             inserted = insert_ignoring_duplicates(conn, "spans", SPAN_COLUMNS, self.rows)
         insert_ignoring_duplicates(conn, "span_links", LINK_COLUMNS, self.links)
         return inserted, _save_quarantine(conn, source, self.quarantined)
+
+
+def span_row(span: Span) -> tuple:
+    """The ``spans`` table row of a span: its fields plus the minute and latency bucket."""
+    return (*span, span.start_ns // _NS_PER_MINUTE, histogram.bucket_of(span.duration_ns))
+
+
+def _rows(records: Iterable[Record]) -> Iterator:
+    """Records with every span turned into its row (a plain tuple)."""
+    for record in records:
+        yield span_row(record) if type(record) is Span else record
+
+
+def _produce(collector: Collector, source: Source, queue: mp.Queue) -> None:
+    """The parse worker: sends lists of rows and records, each ending at a checkpoint."""
+    try:
+        chunk: list = []
+        for record in _rows(collector.collect(source)):
+            chunk.append(record)
+            if type(record) is Checkpoint and len(chunk) >= CHUNK_RECORDS:
+                queue.put(chunk)
+                chunk = []
+        queue.put(chunk)
+        queue.put(None)
+    except CollectorError as error:
+        queue.put(error)
+    except BaseException as error:  # reported to the parent, which raises it with the file's name
+        queue.put(CollectorError(f"{source.name}: parse worker failed: {error!r}"))
+
+
+def _stream(collector: Collector, source: Source, *, parallel: bool) -> Iterator:
+    """The file's records with spans as rows; parsed in a worker process when ``parallel``.
+
+    The worker overlaps JSON decoding with the database writes in this process; the bounded
+    queue keeps at most a few chunks in memory.
+    """
+    if not parallel or (os.cpu_count() or 1) < 2:
+        yield from _rows(collector.collect(source))
+        return
+    context = mp.get_context("fork")
+    queue = context.Queue(maxsize=QUEUE_CHUNKS)
+    worker = context.Process(target=_produce, args=(collector, source, queue), daemon=True)
+    worker.start()
+    try:
+        while True:
+            try:
+                item = queue.get(timeout=1.0)
+            except Empty:
+                if not worker.is_alive():
+                    raise CollectorError(f"{source.name}: parse worker died") from None
+                continue
+            if item is None:
+                break
+            if isinstance(item, CollectorError):
+                raise item
+            yield from item
+    finally:
+        if worker.is_alive():
+            worker.terminate()
+        worker.join()
+        queue.close()
 
 
 def ingest_file(
@@ -222,10 +293,9 @@ def ingest_file(
         return report
 
     batch = _Batch()
-    committed = offset
 
     def flush(checkpoint: int) -> None:
-        nonlocal batch, committed
+        nonlocal batch
         with engine.begin() as conn:
             inserted, _ = batch.write(conn, str(path))
             _save_checkpoint(conn, path, collector.name, identity, checkpoint)
@@ -235,27 +305,27 @@ def ingest_file(
         report.duplicates += span_count - inserted
         report.quarantined += len(batch.quarantined)
         report.unknown_service += batch.unknown_service
-        if on_progress:
-            on_progress(checkpoint - committed)
-        committed = checkpoint
         batch = _Batch()
 
     last_checkpoint = offset
-    for record in collector.collect(Source(path, offset)):
-        if type(record) is Span:
-            batch.add_span(record)
+    for record in _stream(collector, Source(path, offset), parallel=identity.size >= PARALLEL_BYTES):
+        kind = type(record)
+        if kind is tuple:  # a span, as its row
+            batch.rows.append(record)
             batch.records += 1
-            if record.service == UNKNOWN_SERVICE:
+            if record[3] == UNKNOWN_SERVICE:
                 batch.unknown_service += 1
-        elif type(record) is Checkpoint:
+        elif kind is Checkpoint:
+            if on_progress:
+                on_progress(record.offset - last_checkpoint)
             last_checkpoint = record.offset
             if len(batch.rows) >= batch_spans:
                 flush(last_checkpoint)
-        elif type(record) is SpanLink:
+        elif kind is SpanLink:
             batch.links.append(record)
-        elif type(record) is Resource:
+        elif kind is Resource:
             batch.resources[record.service] = record
-        elif type(record) is Quarantined:
+        elif kind is Quarantined:
             batch.quarantined.append(record)
             batch.records += 1
     flush(last_checkpoint)

@@ -71,14 +71,16 @@ def worst_grid() -> dag.AgGrid:
     columns = [
         {"field": "client", "headerName": "Client", "flex": 2, "minWidth": 150},
         {"field": "server", "headerName": "Server", "flex": 2, "minWidth": 150},
-        {"field": "connection_type", "headerName": "Connection", "flex": 1, "minWidth": 120},
+        {"field": "connection_type", "headerName": "Connection", "flex": 1, "minWidth": 120,
+         "valueFormatter": {"function": "params.value.replaceAll('_', ' ')"}},
         {"field": "count", "headerName": "Calls", "type": "numericColumn", "flex": 1,
          "valueFormatter": {"function": "d3.format(',')(params.value)"}},
         {"field": "error_ratio", "headerName": "Error ratio", "type": "numericColumn", "flex": 1,
          "valueFormatter": {"function": "d3.format('.2%')(params.value)"},
          "cellClassRules": tone},
         {"field": "p95_ms", "headerName": "p95 (ms)", "type": "numericColumn", "flex": 1,
-         "valueFormatter": {"function": "params.value == null ? '–' : d3.format(',.1f')(params.value)"}},
+         "valueFormatter": {
+             "function": "params.value == null ? '–' : d3.format(',.1f')(params.value)"}},
         {"field": "rps", "headerName": "Rate (/s)", "type": "numericColumn", "flex": 1,
          "valueFormatter": {"function": "d3.format(',.3~f')(params.value)"}},
         {"field": "map", "headerName": "", "cellRenderer": "markdown", "sortable": False,
@@ -90,7 +92,7 @@ def worst_grid() -> dag.AgGrid:
         rowData=[],
         defaultColDef={"sortable": True, "resizable": True, "suppressMovable": True},
         dashGridOptions={"domLayout": "autoHeight", "suppressCellFocus": True,
-                         "overlayNoRowsTemplate": "No edges in this window"},
+                         "localeText": {"noRowsToShow": "No edges in this window"}},
         className="ag-theme-alpine clew-grid",
         style={"width": "100%"},
     )
@@ -131,8 +133,13 @@ def worst_rows(rows: list[dict], state: ViewState) -> list[dict]:
     ]
 
 
-def view(model: queries.OverviewModel, state: ViewState, window) -> dict:
-    """Everything ``refresh`` outputs, from the view model (pure, so it can be tested)."""
+def view(
+    model: queries.OverviewModel, state: ViewState, window, now_minute: int | None = None
+) -> dict:
+    """Everything ``refresh`` outputs, from the view model (pure, so it can be tested).
+
+    A window open towards now is charted up to ``now_minute``, so traffic that stopped shows.
+    """
     if model.empty:
         return {
             "message": components.no_data(state, PATH, model.data_range),
@@ -140,7 +147,10 @@ def view(model: queries.OverviewModel, state: ViewState, window) -> dict:
             "figure": figures.empty_figure(),
             "rows": [],
         }
-    series = figures.fill_minutes(model.series, window.since_minute, window.until_minute)
+    until = window.until_minute
+    if until is None and window.since_minute is not None and now_minute is not None:
+        until = now_minute + 1
+    series = figures.fill_minutes(model.series, window.since_minute, until)
     return {
         "message": None,
         "cards": cards(model.figures),
@@ -158,7 +168,7 @@ def register_callbacks(app: Dash) -> None:
     flask_app = app.server
 
     @app.callback(
-        Output(ids.LOCATION, "search", allow_duplicate=True),
+        Output(ids.PAGE_URL, "search", allow_duplicate=True),
         Output(ids.URL_WRITTEN, "data", allow_duplicate=True),
         Output(ID.STATE, "data"),
         Input(TB.WINDOW, "value"),
@@ -185,7 +195,8 @@ def register_callbacks(app: Dash) -> None:
         now = time.time_ns()
         state, problems = parse(raw or {}, now)
         window = state.resolve(now)
-        out = view(queries.overview(store.engine_of(flask_app), window), state, window)
+        model = queries.overview(store.engine_of(flask_app), window)
+        out = view(model, state, window, now // 60_000_000_000)
         return (components.problems(problems), window_label(state, window), out["message"],
                 out["cards"], out["figure"], out["rows"])
 

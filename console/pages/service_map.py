@@ -1,4 +1,4 @@
-"""Service map (``/map``): the dependency graph, filtered and searched, with node and edge panels."""
+"""Service map (``/map``): the dependency graph, filtered and searched, with node/edge panels."""
 
 from __future__ import annotations
 
@@ -17,20 +17,22 @@ PATH = "/map"
 TITLE = "Service map"
 ID = ids.ServiceMap
 TB = ID.TOOLBAR
-#: Page keys in the URL beside the shared state.
-SELECTION_KEYS = ("node", "client", "server")
 
 
 # --- URL state of this page -------------------------------------------------------------------
 
 
-def selection_of(query: Mapping[str, str | None]) -> dict | None:
-    """The selected node (``node=``) or edge (``client=``&``server=``) in a URL, if any."""
+def selection_of(query: Mapping[str, str | None]) -> dict:
+    """The selected node (``node=``) or edge (``client=``&``server=``) in a URL; ``{}`` if none.
+
+    Never ``None``: a ``dcc.Store`` mounted with ``None`` reports a change of its data at once,
+    which would fire this page's callbacks as if the user had acted.
+    """
     if query.get("client") and query.get("server"):
         return {"edge": [query["client"], query["server"]]}
     if query.get("node"):
         return {"node": query["node"]}
-    return None
+    return {}
 
 
 def selection_keys(selection: dict | None) -> dict[str, str]:
@@ -45,15 +47,15 @@ def selection_keys(selection: dict | None) -> dict[str, str]:
 
 def selection_from_tap(
     trigger: str | None, node: dict | None, edge: dict | None, current: dict | None
-) -> dict | None:
+) -> dict:
     """The selection after a tap on a node or an edge, or a click on the clear button."""
     if trigger == "tapNodeData" and node:
         return {"node": node["id"]}
     if trigger == "tapEdgeData" and edge:
         return {"edge": [edge["source"], edge["target"]]}
     if trigger == "clear":
-        return None
-    return current
+        return {}
+    return current or {}
 
 
 def map_search(state: ViewState, selection: dict | None, labels: bool) -> str:
@@ -103,25 +105,53 @@ def _quoted(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def stylesheet(labels: bool, selection: dict | None) -> list[dict]:
-    """The map's stylesheet with the selected node or edge (and a node's edges) emphasised."""
+def neighbours(elements: list[dict], name: str) -> set[str]:
+    """Names of the nodes one edge away from ``name`` among cytoscape ``elements``."""
+    found = set()
+    for element in elements:
+        data = element.get("data", {})
+        if data.get("source") == name:
+            found.add(data["target"])
+        elif data.get("target") == name:
+            found.add(data["source"])
+    return found
+
+
+def stylesheet(labels: bool, selection: dict | None, elements: list[dict] = ()) -> list[dict]:
+    """The map's stylesheet, with the selection in focus.
+
+    A selected node keeps itself, its edges and its neighbours (found in ``elements``) in full
+    colour and fades the rest; a selected edge keeps itself and its two ends.
+    """
     sheet = figures.map_stylesheet(edge_labels=labels)
     if not selection:
         return sheet
-    emphasis = {"opacity": 1, "underlay-color": figures.ACCENT, "underlay-opacity": 0.2,
-                "underlay-padding": 3, "z-index": 20}
+    focus = {"opacity": 1, "z-index": 20}
+    sheet += [
+        {"selector": "node", "style": {"opacity": 0.3}},
+        {"selector": "edge", "style": {"opacity": 0.1}},
+    ]
     if "node" in selection:
-        name = _quoted(selection["node"])
+        name = selection["node"]
+        quoted = _quoted(name)
+        keep = sorted(neighbours(list(elements), name))
+        if keep:
+            sheet.append({"selector": ", ".join(f"node[id = {_quoted(n)}]" for n in keep),
+                          "style": focus})
         sheet += [
-            {"selector": f"edge[source = {name}], edge[target = {name}]", "style": emphasis},
-            {"selector": f"node[id = {name}]",
-             "style": {"border-color": figures.ACCENT, "border-width": 4,
-                       "background-color": "#dbe6ff", "opacity": 1, "z-index": 20}},
+            {"selector": f"edge[source = {quoted}], edge[target = {quoted}]", "style": focus},
+            {"selector": f"node[id = {quoted}]",
+             "style": {**focus, "border-color": figures.ACCENT, "border-width": 4,
+                       "background-color": "#dbe6ff"}},
         ]
     else:
         client, server = map(_quoted, selection["edge"])
-        sheet.append({"selector": f"edge[source = {client}][target = {server}]",
-                      "style": {**emphasis, "underlay-opacity": 0.3, "underlay-padding": 5}})
+        sheet += [
+            {"selector": f"node[id = {client}], node[id = {server}]", "style": focus},
+            {"selector": f"edge[source = {client}][target = {server}]",
+             "style": {**focus, "underlay-color": figures.ACCENT, "underlay-opacity": 0.25,
+                       "underlay-padding": 5}},
+        ]
     return sheet
 
 
@@ -132,7 +162,9 @@ def legend() -> html.Div:
             [
                 html.Span(
                     className=f"legend-shape shape-{kind}",
-                    style={"backgroundColor": style["fill"], "borderColor": style["border"]},
+                    # Clipped shapes lose their border, so they are filled with its colour.
+                    style={"backgroundColor": style["border"] if kind == NodeKind.EXTERNAL
+                           else style["fill"], "borderColor": style["border"]},
                 ),
                 style["label"],
             ],
@@ -224,7 +256,8 @@ def edge_panel(view: dict, client: str, server: str, series: list[dict]) -> list
                     ("Calls", formatting.count(edge["count"])),
                     ("Rate", formatting.rate(edge["rps"])),
                     ("Errors", html.Span(
-                        f"{formatting.count(edge['errors'])} ({formatting.ratio(edge['error_ratio'])})",
+                        f"{formatting.count(edge['errors'])}"
+                        f" ({formatting.ratio(edge['error_ratio'])})",
                         className=f"tone-{figures.health(edge['error_ratio'])}")),
                     ("4xx", formatting.count(edge.get("client_errors"))),
                     ("p50 / p95 / p99", " / ".join(
@@ -244,19 +277,61 @@ def edge_panel(view: dict, client: str, server: str, series: list[dict]) -> list
     return out
 
 
-def overview_panel(view: dict) -> list:
-    """The side panel when nothing is selected: how to use the map, and the cycles found."""
+def failing_edges(view: dict) -> list[dict]:
+    """Edges at or above the failing threshold, worst first."""
+    failing = [e for e in view["edges"] if figures.health(e["error_ratio"]) == "bad"]
+    return sorted(failing, key=lambda e: (-e["error_ratio"], e["client"], e["server"]))
+
+
+def overview_panel(view: dict, state: ViewState, labels: bool = False) -> list:
+    """The side panel when nothing is selected: how to use the map, failing edges and cycles."""
     out = [
         html.H3("Nothing selected", className="panel-title"),
         html.P("Click a node or an edge for its details. Search highlights matching nodes; "
                "filters keep matching nodes and fade their neighbours.", className="muted"),
     ]
+    failing = failing_edges(view)
+    if failing:
+        out.append(html.H4(f"Failing edges ({len(failing)})"))
+        out.append(
+            html.Ul(
+                [
+                    html.Li([
+                        dcc.Link([e["client"], " → ", e["server"]],
+                                 href=PATH + map_search(state, {"edge": [e["client"], e["server"]]},
+                                                        labels),
+                                 className="link"),
+                        html.Span(formatting.ratio(e["error_ratio"]), className="tone-bad num"),
+                    ])
+                    for e in failing
+                ],
+                className="plain-list",
+            )
+        )
     cycles = view.get("cycles") or []
     if cycles:
         out.append(html.H4(f"Dependency cycles ({len(cycles)})"))
         out.append(html.Ul([html.Li(" → ".join([*c, c[0]])) for c in cycles],
                            className="cycle-list"))
     return out
+
+
+def view(graph: dict, facets: queries.Facets, state: ViewState,
+         data_range: tuple[int | None, int | None]) -> dict:
+    """Everything ``refresh`` outputs, from the graph view and the facets (pure, for tests)."""
+    nodes, edges, context = filter_graph(graph, state)
+    message = None
+    if not graph["edges"]:
+        message = components.no_data(state, PATH, data_range)
+    elif not edges:
+        message = html.Div("No nodes match these filters.", className="notice notice-info")
+    return {
+        "elements": figures.map_elements(nodes, edges, context=context, query=state.q),
+        "namespaces": components.options(facets.namespaces, state.namespace),
+        "environments": components.options(facets.environments, state.environment),
+        "summary": f"{state.describe()} · {summary(nodes, edges, context, graph)}",
+        "message": message,
+    }
 
 
 def layout(**query: str) -> html.Div:
@@ -272,18 +347,7 @@ def layout(**query: str) -> html.Div:
             ),
             dcc.Store(id=ID.STATE, data=dict(query)),
             dcc.Store(id=ID.SELECTION, data=selection),
-            html.Div(
-                [
-                    components.toolbar(TB, state, filters=True),
-                    dcc.Checklist(
-                        id=ID.LABELS,
-                        options=[{"label": "Edge labels", "value": "on"}],
-                        value=["on"] if labels else [],
-                        className="check",
-                    ),
-                ],
-                className="toolbar-row",
-            ),
+            components.toolbar(TB, state, filters=True),
             html.Div(components.problems(problems), id=TB.PROBLEMS),
             html.Div(id=ID.MESSAGE),
             html.Div(
@@ -298,18 +362,29 @@ def layout(**query: str) -> html.Div:
                                 autounselectify=True,
                                 boxSelectionEnabled=False,
                                 minZoom=0.2,
-                                maxZoom=3,
+                                maxZoom=1.5,  # a fitted small graph stays at reading size
                                 className="map-canvas",
-                                style={"width": "100%", "height": "100%"},
+                                style={"width": "100%", "height": "100%", "minHeight": "360px"},
                             ),
-                            legend(),
+                            html.Div(
+                                [
+                                    legend(),
+                                    dcc.Checklist(
+                                        id=ID.LABELS,
+                                        options=[{"label": "Edge labels", "value": "on"}],
+                                        value=["on"] if labels else [],
+                                        className="check",
+                                    ),
+                                ],
+                                className="map-footer",
+                            ),
                         ],
                         className="map-area",
                     ),
                     html.Aside(
                         [
                             html.Button("Clear selection", id=ID.CLEAR, n_clicks=0,
-                                        disabled=selection is None, className="button-link"),
+                                        disabled=not selection, className="button-link"),
                             html.Div(id=ID.PANEL),
                         ],
                         className="side-panel",
@@ -330,7 +405,7 @@ def register_callbacks(app: Dash) -> None:
         return store.engine_of(flask_app)
 
     @app.callback(
-        Output(ids.LOCATION, "search", allow_duplicate=True),
+        Output(ids.PAGE_URL, "search", allow_duplicate=True),
         Output(ids.URL_WRITTEN, "data", allow_duplicate=True),
         Output(ID.STATE, "data"),
         Input(TB.WINDOW, "value"),
@@ -342,14 +417,16 @@ def register_callbacks(app: Dash) -> None:
         Input(TB.SEARCH, "value"),
         Input(ID.LABELS, "value"),
         Input(ID.SELECTION, "data"),
+        State(ID.STATE, "data"),
         prevent_initial_call=True,
     )
-    def sync_url(window, since, until, namespace, environment, kind, q, labels, selection):
+    def sync_url(window, since, until, namespace, environment, kind, q, labels, selection, old):
         raw = {"window": window, "since": since, "until": until, "namespace": namespace,
                "environment": environment, "kind": kind, "q": q}
         state, _ = parse(raw)
         query = map_search(state, selection, bool(labels))
-        return query, query, raw
+        # A new selection or the labels alone leave the data as it is: do not fetch it again.
+        return query, query, no_update if raw == old else raw
 
     @app.callback(
         Output(ID.GRAPH, "elements"),
@@ -363,32 +440,20 @@ def register_callbacks(app: Dash) -> None:
     def refresh(raw):
         now = time.time_ns()
         state, problems = parse(raw or {}, now)
-        view = queries.graph(engine(), state.resolve(now))
-        facets = queries.facets(engine())
-        nodes, edges, context = filter_graph(view, state)
-        elements = figures.map_elements(nodes, edges, context=context, query=state.q)
-        message = None
-        if not view["edges"]:
-            message = components.no_data(state, PATH, queries.data_range(engine()))
-        elif not edges:
-            message = html.Div("No nodes match these filters.", className="notice notice-info")
-        return (
-            elements,
-            components.options(facets.namespaces, state.namespace),
-            components.options(facets.environments, state.environment),
-            f"{state.describe()} · {summary(nodes, edges, context, view)}",
-            message,
-            components.problems(problems),
-        )
+        out = view(queries.graph(engine(), state.resolve(now)), queries.facets(engine()),
+                   state, queries.data_range(engine()))
+        return (out["elements"], out["namespaces"], out["environments"], out["summary"],
+                out["message"], components.problems(problems))
 
     @app.callback(
         Output(ID.GRAPH, "stylesheet"),
         Input(ID.LABELS, "value"),
         Input(ID.SELECTION, "data"),
+        Input(ID.GRAPH, "elements"),
         prevent_initial_call=True,
     )
-    def restyle(labels, selection):
-        return stylesheet(bool(labels), selection)
+    def restyle(labels, selection, elements):
+        return stylesheet(bool(labels), selection, elements or [])
 
     @app.callback(
         Output(ID.SELECTION, "data"),
@@ -409,14 +474,15 @@ def register_callbacks(app: Dash) -> None:
         Output(ID.CLEAR, "disabled"),
         Input(ID.SELECTION, "data"),
         Input(ID.STATE, "data"),
+        State(ID.LABELS, "value"),
     )
-    def panel(selection, raw):
+    def panel(selection, raw, labels):
         now = time.time_ns()
         state, _ = parse(raw or {}, now)
         window = state.resolve(now)
         view = queries.graph(engine(), window)
         if not selection:
-            return overview_panel(view), True
+            return overview_panel(view, state, bool(labels)), True
         if "node" in selection:
             return node_panel(view, selection["node"]), False
         client, server = selection["edge"]

@@ -1,0 +1,206 @@
+"""The console in Debian's headless Chromium: pages draw, controls drive the URL, names stay text.
+
+Skipped when Chromium or chromedriver is missing, unless CLEW_REQUIRE_BROWSER=1 (then it fails).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from clew import store
+from clew.app import create_app
+
+from .conftest import HOSTILE, SAMPLE_SERVICES
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+TIMEOUT = 30
+
+#: The map is drawn when cytoscape holds nodes and every one of them has been laid out.
+MAP_DRAWN = """
+const cy = window.cy;
+const canvas = document.querySelector('#map-graph canvas');
+if (!cy || !canvas || canvas.width === 0 || cy.nodes().length === 0) return false;
+const spots = new Set(cy.nodes().map(n => Math.round(n.position('x')) + ',' +
+                                          Math.round(n.position('y'))));
+return spots.size === cy.nodes().length;
+"""
+NODE_NAMES = "return window.cy.nodes().map(n => n.data('label'))"
+
+
+def _require_browser() -> None:
+    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
+    if not missing:
+        return
+    message = f"{', '.join(missing)} missing: apt-get install chromium chromium-driver"
+    if os.environ.get("CLEW_REQUIRE_BROWSER") == "1":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@contextmanager
+def serving(db: str) -> Iterator[str]:
+    """The web app on ``db`` under waitress on a free local port; yields its base URL."""
+    import waitress
+
+    app = create_app({"DATABASE_URL": "sqlite:///" + db, "DEMO": True})
+    server = waitress.create_server(app, host="127.0.0.1", port=0, threads=4)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.effective_port}"
+    finally:
+        server.close()
+        thread.join(timeout=5)
+        store.engine_of(app).dispose()
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    _require_browser()
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in (
+        "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        "--no-first-run", f"--user-data-dir={tmp_path_factory.mktemp('chromium')}",
+        "--window-size=1440,900",
+    ):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    driver.set_page_load_timeout(TIMEOUT)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture(scope="module")
+def sample_url(sample_db) -> Iterator[str]:
+    with serving(sample_db) as url:
+        yield url
+
+
+def wait(browser, condition: Callable | str, timeout: float = TIMEOUT):
+    """Wait until ``condition`` (a function of the driver, or a script) is truthy; return it."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    check = (lambda d: d.execute_script(condition)) if isinstance(condition, str) else condition
+    return WebDriverWait(browser, timeout).until(check)
+
+
+def text_of(browser, element_id: str) -> str:
+    return browser.find_element("id", element_id).text
+
+
+def query(browser) -> dict[str, list[str]]:
+    return parse_qs(urlsplit(browser.current_url).query)
+
+
+def severe_console_errors(browser) -> list[str]:
+    return [entry["message"] for entry in browser.get_log("browser")
+            if entry["level"] == "SEVERE" and "favicon" not in entry["message"]]
+
+
+def test_overview_shows_the_headline_figures_and_the_worst_edges(browser, sample_url):
+    browser.get(sample_url + "/?window=all")
+    wait(browser, "return document.querySelectorAll('#overview-worst .ag-row').length > 0")
+    wait(browser, "return document.querySelectorAll('#overview-cards .card').length === 6")
+    cards = text_of(browser, "overview-cards")
+    for label in ("SERVICES", "EDGES", "CALLS", "ENTRY REQUESTS", "P95 LATENCY", "ERROR RATIO"):
+        assert label in cards.upper()
+    assert "integration-hub" in text_of(browser, "overview-worst")
+    assert browser.execute_script(
+        "return document.querySelectorAll('#overview-series .scatterlayer .trace').length") == 2
+    assert "Demo mode — sample landscape, no authentication" in text_of(browser, "demo-banner")
+    assert severe_console_errors(browser) == []
+
+
+def test_the_map_draws_every_sample_service(browser, sample_url):
+    browser.get(sample_url + "/map?window=all")
+    wait(browser, MAP_DRAWN)
+    names = set(browser.execute_script(NODE_NAMES))
+    assert set(SAMPLE_SERVICES) <= names
+    assert len(names) >= 15
+    # fitted: every node is inside the visible canvas
+    assert browser.execute_script(
+        "const cy = window.cy; return cy.nodes().every(n => {const p = n.renderedPosition();"
+        " return p.x >= 0 && p.y >= 0 && p.x <= cy.width() && p.y <= cy.height();})")
+    assert browser.execute_script(
+        "return window.cy.getElementById('orders-db').style('shape')") == "barrel"
+    assert "Nothing selected" in text_of(browser, "map-panel")
+    assert severe_console_errors(browser) == []
+
+
+def test_tapping_a_node_then_an_edge_fills_the_panel_and_the_url(browser, sample_url):
+    browser.get(sample_url + "/map?window=all")
+    wait(browser, MAP_DRAWN)
+    browser.execute_script("window.cy.getElementById('payments-api').emit('tap')")
+    wait(browser, lambda d: query(d).get("node") == ["payments-api"])
+    wait(browser, lambda d: "CALLED BY" in text_of(d, "map-panel").upper())
+    assert "payments-api" in text_of(browser, "map-panel")
+    browser.execute_script(
+        "window.cy.edges().filter(e => e.data('source') === 'integration-hub'"
+        " && e.data('target') === 'warehouse-service').emit('tap')")
+    wait(browser, lambda d: query(d).get("server") == ["warehouse-service"])
+    wait(browser, lambda d: "p50 / p95 / p99" in text_of(d, "map-panel"))
+    wait(browser, "return !!document.querySelector('#map-edge-series .trace')")
+    assert query(browser) == {"window": ["all"], "client": ["integration-hub"],
+                              "server": ["warehouse-service"]}
+
+
+def test_controls_write_the_url_and_the_back_button_restores_the_view(browser, sample_url):
+    browser.get(sample_url + "/map?window=all")
+    wait(browser, MAP_DRAWN)
+    browser.find_element("xpath", "//*[@id='map-window']//label[normalize-space()='1h']").click()
+    wait(browser, lambda d: query(d).get("window") == ["1h"])
+    # the sample ended days ago: nothing in the last hour, and the page says so
+    wait(browser, lambda d: "No data in this window" in text_of(d, "map-message"))
+    browser.back()
+    wait(browser, lambda d: query(d).get("window") == ["all"])
+    wait(browser, lambda d: text_of(d, "map-message") == "")
+    wait(browser, MAP_DRAWN)
+    assert set(SAMPLE_SERVICES) <= set(browser.execute_script(NODE_NAMES))
+
+
+def test_a_worst_edge_opens_on_the_map_selected(browser, sample_url):
+    browser.get(sample_url + "/?window=all")
+    wait(browser, "return document.querySelectorAll('#overview-worst .ag-row a').length > 0")
+    link = browser.find_element("css selector", "#overview-worst .ag-row a")
+    target = parse_qs(urlsplit(link.get_attribute("href")).query)
+    link.click()
+    wait(browser, MAP_DRAWN)
+    wait(browser, lambda d: "p50 / p95 / p99" in text_of(d, "map-panel"))
+    assert target["client"][0] in text_of(browser, "map-panel")
+    assert query(browser)["server"] == target["server"]
+
+
+def test_a_link_with_bad_values_explains_them(browser, sample_url):
+    browser.get(sample_url + "/map?window=5y&kind=blob")
+    wait(browser, lambda d: "'5y'" in text_of(d, "map-problems"))
+    assert "'blob'" in text_of(browser, "map-problems")
+
+
+def test_hostile_names_render_as_inert_text(browser, hostile_db):
+    with serving(hostile_db) as url:
+        browser.get(f"{url}/map?window=all&node=shop")
+        wait(browser, MAP_DRAWN)
+        assert HOSTILE in browser.execute_script(NODE_NAMES)
+        wait(browser, lambda d: HOSTILE in text_of(d, "map-panel"))
+        browser.get(f"{url}/?window=all")
+        wait(browser, "return document.querySelectorAll('#overview-worst .ag-row').length > 0")
+        assert HOSTILE in text_of(browser, "overview-worst")
+        images = "return document.querySelectorAll('img[src=\"x\"]').length"
+        assert browser.execute_script(images) == 0
+        assert browser.execute_script("return window.__clew_xss === undefined")

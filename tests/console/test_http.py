@@ -1,0 +1,240 @@
+"""The console over HTTP with Flask's test client: pages, assets and callbacks on the sample."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from clew.app import create_app
+from console import ids
+from console.state import query_of
+
+from .conftest import HOSTILE, SAMPLE_SERVICES
+
+ID_MAP, ID_OVERVIEW = ids.ServiceMap, ids.Overview
+
+
+@pytest.fixture
+def client(sample_app):
+    return sample_app.test_client()
+
+
+def _outputs(key: str) -> list[dict] | dict:
+    if not key.startswith(".."):
+        component, prop = key.rsplit(".", 1)
+        return {"id": component, "property": prop}
+    return [dict(zip(("id", "property"), part.rsplit(".", 1), strict=True))
+            for part in key[2:-2].split("...")]
+
+
+def _names(key: str) -> list[str]:
+    outputs = _outputs(key)
+    outputs = outputs if isinstance(outputs, list) else [outputs]
+    return [f"{o['id']}.{o['property'].split('@')[0]}" for o in outputs]
+
+
+def call(client, output: str, inputs: dict, state: dict | None = None) -> dict:
+    """POST one callback the way the browser does; ``output`` picks it by an output it names.
+
+    Returns the response's ``{id: {property: value}}``.
+    """
+    dependencies = client.get("/_dash-dependencies").get_json()
+    dep = next(d for d in dependencies if output in _names(d["output"]))
+
+    def values(specs, given):
+        return [{**spec, "value": given.get(f"{spec['id']}.{spec['property']}")}
+                for spec in specs]
+
+    body = {
+        "output": dep["output"],
+        "outputs": _outputs(dep["output"]),
+        "inputs": values(dep["inputs"], inputs),
+        "state": values(dep["state"], state or {}),
+        "changedPropIds": list(inputs),
+    }
+    response = client.post("/_dash-update-component", json=body)
+    assert response.status_code == 200, response.get_data(as_text=True)[:2000]
+    return response.get_json()["response"]
+
+
+def test_the_index_loads_only_local_scripts(client):
+    page = client.get("/")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    sources = re.findall(r'<script src="([^"]+)"', html)
+    assert sources and all(s.startswith("/") for s in sources)
+    assert not re.search(r"https?://(?!www\.w3\.org)", html)
+    cytoscape = next(s for s in sources if "dash_cytoscape_extra" in s)  # carries dagre
+    assert client.get(cytoscape).status_code == 200
+    assert client.get("/_dash-component-suites/dash_ag_grid/async-community.js").status_code == 200
+    stylesheets = re.findall(r'<link rel="stylesheet" href="([^"]+)"', html)
+    assert any("clew.css" in s for s in stylesheets)
+
+
+def test_every_page_path_serves_the_app(client):
+    for path in ("/", "/map", "/map?window=all&node=payments-api", "/no-such-page"):
+        assert client.get(path).status_code == 200
+
+
+def test_the_kernel_routes_still_answer_beside_dash(client):
+    assert client.get("/healthz").get_json() == {"status": "ok"}
+    graph = client.get("/api/graph").get_json()
+    assert {"nodes", "edges", "cycles"} <= set(graph)
+
+
+def test_the_layout_has_the_shell_and_the_demo_banner(client):
+    layout = json.dumps(client.get("/_dash-layout").get_json(), ensure_ascii=False)
+    assert "Demo mode — sample landscape, no authentication" in layout
+    for component in (ids.LOCATION, ids.PAGE, ids.NAV, ids.PAGE_URL, ids.URL_WRITTEN):
+        assert f'"id": "{component}"' in layout
+
+
+def test_no_banner_outside_demo_mode(sample_db):
+    app = create_app({"DATABASE_URL": "sqlite:///" + sample_db})
+    layout = json.dumps(app.test_client().get("/_dash-layout").get_json())
+    assert "Demo mode" not in layout
+
+
+def test_dependencies_list_the_router_and_the_pages(client):
+    outputs = [d["output"] for d in client.get("/_dash-dependencies").get_json()]
+    assert "page.children" in outputs
+    assert any(f"{ID_MAP.GRAPH}.elements" in o for o in outputs)
+    assert any(f"{ID_OVERVIEW.WORST}.rowData" in o for o in outputs)
+
+
+def test_the_router_renders_the_map_with_its_state_from_the_url(client):
+    response = call(client, "page.children",
+                    {"url.pathname": "/map", "url.search": "?window=all&node=payments-api"},
+                    {"url-written.data": ""})
+    page = json.dumps(response[ids.PAGE]["children"])
+    assert f'"id": "{ID_MAP.GRAPH}"' in page
+    assert '{"window": "all", "node": "payments-api"}' in page  # the state store
+    assert "Service map" in page
+
+
+def test_the_router_ignores_the_query_a_page_wrote_itself(client):
+    response = client.post("/_dash-update-component", json={
+        "output": "page.children",
+        "outputs": {"id": "page", "property": "children"},
+        "inputs": [{"id": "url", "property": "pathname", "value": "/map"},
+                   {"id": "url", "property": "search", "value": "?window=all"}],
+        "state": [{"id": "url-written", "property": "data", "value": "?window=all"}],
+        "changedPropIds": ["url.search"],
+    })
+    assert response.status_code in (200, 204)
+    assert ids.PAGE not in ((response.get_json(silent=True) or {}).get("response") or {})
+
+
+def test_the_map_over_all_data_draws_the_sample_services(client):
+    response = call(client, f"{ID_MAP.GRAPH}.elements", {f"{ID_MAP.STATE}.data": {"window": "all"}})
+    elements = response[ID_MAP.GRAPH]["elements"]
+    nodes = {e["data"]["id"]: e for e in elements if e["group"] == "nodes"}
+    edges = [e for e in elements if e["group"] == "edges"]
+    for service in SAMPLE_SERVICES:
+        assert service in nodes
+    assert nodes["orders-db"]["data"]["kind"] == "database"
+    assert "client" in nodes["client"]["classes"].split()
+    assert {e["data"]["colour"] for e in edges} >= {"#2f9e5b", "#d64545"}  # healthy and failing
+    assert "nodes" in response[ID_MAP.SUMMARY]["children"]
+    assert response[ID_MAP.TOOLBAR.NAMESPACE]["options"]  # the sample has namespaces
+    assert response[ID_MAP.MESSAGE]["children"] is None
+    assert response[ID_MAP.TOOLBAR.PROBLEMS]["children"] == []
+
+
+def test_the_map_filters_by_namespace_and_highlights_a_search(client):
+    response = call(client, f"{ID_MAP.GRAPH}.elements",
+                    {f"{ID_MAP.STATE}.data": {"window": "all", "kind": "database", "q": "orders"}})
+    elements = response[ID_MAP.GRAPH]["elements"]
+    nodes = {e["data"]["id"]: e["classes"].split() for e in elements if e["group"] == "nodes"}
+    assert "orders-db" in nodes and "match" in nodes["orders-db"]
+    assert "storefront-web" not in nodes  # it calls no database directly
+    assert any("context" in classes for classes in nodes.values())
+
+
+def test_an_empty_window_says_so_and_links_to_all(client):
+    # The sample ends days before now, so the default window (last 3 hours) is empty.
+    response = call(client, f"{ID_MAP.GRAPH}.elements", {f"{ID_MAP.STATE}.data": {}})
+    assert response[ID_MAP.GRAPH]["elements"] == []
+    message = json.dumps(response[ID_MAP.MESSAGE]["children"])
+    assert "No data in this window" in message and '"href": "/map?window=all"' in message
+
+
+def test_bad_url_values_are_explained_not_raised(client):
+    response = call(client, f"{ID_MAP.GRAPH}.elements",
+                    {f"{ID_MAP.STATE}.data": {"window": "5y", "until": "soon"}})
+    problems = json.dumps(response[ID_MAP.TOOLBAR.PROBLEMS]["children"])
+    assert "'5y'" in problems and "'soon' is not a time" in problems
+
+
+def test_controls_write_the_url(client):
+    response = call(client, f"{ID_MAP.STATE}.data", {
+        f"{ID_MAP.TOOLBAR.WINDOW}.value": "all",
+        f"{ID_MAP.TOOLBAR.NAMESPACE}.value": "retail",
+        f"{ID_MAP.TOOLBAR.SEARCH}.value": "pay",
+        f"{ID_MAP.LABELS}.value": ["on"],
+        f"{ID_MAP.SELECTION}.data": {"node": "payments-api"},
+    })
+    written = next(v["search"] for k, v in response.items() if k == ids.PAGE_URL)
+    assert query_of(written) == {"window": "all", "namespace": "retail", "q": "pay",
+                                 "node": "payments-api", "labels": "1"}
+    assert response[ids.URL_WRITTEN]["data"] == written
+    assert response[ID_MAP.STATE]["data"]["namespace"] == "retail"
+
+
+def test_the_node_panel_shows_its_edges(client):
+    response = call(client, f"{ID_MAP.PANEL}.children", {
+        f"{ID_MAP.SELECTION}.data": {"node": "payments-api"},
+        f"{ID_MAP.STATE}.data": {"window": "all"},
+    })
+    panel = json.dumps(response[ID_MAP.PANEL]["children"])
+    assert "payments-api" in panel and "Called by" in panel and "Inbound calls" in panel
+    assert response[ID_MAP.CLEAR]["disabled"] is False
+
+
+def test_the_edge_panel_shows_percentiles_and_a_per_minute_chart(client):
+    response = call(client, f"{ID_MAP.PANEL}.children", {
+        f"{ID_MAP.SELECTION}.data": {"edge": ["integration-hub", "warehouse-service"]},
+        f"{ID_MAP.STATE}.data": {"window": "all"},
+    })
+    panel = response[ID_MAP.PANEL]["children"]
+    text = json.dumps(panel)
+    assert "p50 / p95 / p99" in text and "warehouse-service" in text
+    chart = next(c for c in panel if c.get("props", {}).get("id") == ID_MAP.EDGE_SERIES)
+    assert len(chart["props"]["figure"]["data"]) == 2
+
+
+def test_the_overview_over_all_data(client):
+    response = call(client, f"{ID_OVERVIEW.WORST}.rowData",
+                    {f"{ID_OVERVIEW.STATE}.data": {"window": "all"}})
+    cards = json.dumps(response[ID_OVERVIEW.CARDS]["children"])
+    for label in ("Services", "Edges", "Calls", "Entry requests", "p95 latency", "Error ratio"):
+        assert label in cards
+    rows = response[ID_OVERVIEW.WORST]["rowData"]
+    assert rows and rows[0]["error_ratio"] >= rows[-1]["error_ratio"]
+    named = {r["client"] for r in rows} | {r["server"] for r in rows}
+    assert "integration-hub" in named
+    assert all(r["map"].startswith("[Show on map](/map?window=all&client=") for r in rows)
+    series = response[ID_OVERVIEW.SERIES]["figure"]["data"]
+    assert len(series) == 2 and len(series[0]["x"]) > 10
+    assert response[ID_OVERVIEW.MESSAGE]["children"] is None
+
+
+def test_the_overview_of_an_empty_window(client):
+    response = call(client, f"{ID_OVERVIEW.WORST}.rowData", {f"{ID_OVERVIEW.STATE}.data": {}})
+    assert response[ID_OVERVIEW.WORST]["rowData"] == []
+    assert "No data in this window" in json.dumps(response[ID_OVERVIEW.MESSAGE]["children"])
+
+
+def test_hostile_names_travel_as_plain_strings(hostile_db):
+    client = create_app({"DATABASE_URL": "sqlite:///" + hostile_db}).test_client()
+    response = call(client, f"{ID_MAP.GRAPH}.elements", {f"{ID_MAP.STATE}.data": {"window": "all"}})
+    labels = [e["data"].get("label") for e in response[ID_MAP.GRAPH]["elements"]]
+    assert HOSTILE in labels
+    panel = call(client, f"{ID_MAP.PANEL}.children", {
+        f"{ID_MAP.SELECTION}.data": {"node": HOSTILE},
+        f"{ID_MAP.STATE}.data": {"window": "all"},
+    })
+    assert HOSTILE in json.dumps(panel)  # as a text child, which React renders as text
+    assert "dangerouslySetInnerHTML" not in json.dumps(panel)

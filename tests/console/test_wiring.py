@@ -1,0 +1,94 @@
+"""Wiring: ids are unique across pages, and every callback names components that exist."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+from dash import Dash
+
+from clew.app import create_app
+from console import ids, shell
+from console.pages import service_map
+
+from .tree import walk
+
+
+def page_trees() -> dict[str, list]:
+    """Every component tree the console can show, by where it comes from."""
+    trees = {
+        "shell": [shell.layout(demo=True)],  # holds an empty page frame
+        "not found": [shell.not_found("/x")],
+    }
+    for path, page in shell.PAGES.items():
+        trees[path] = [page.layout()]
+    # Panels are drawn by callbacks; their ids belong to the map page too.
+    view = {"nodes": [], "edges": [{"client": "a", "server": "b", "connection_type": "direct",
+                                    "sources": [], "count": 1, "errors": 0, "error_ratio": 0.0,
+                                    "rps": 1.0, "p50_ms": 1, "p95_ms": 1, "p99_ms": 1}]}
+    trees["/map"].append(service_map.edge_panel(view, "a", "b", []))
+    return trees
+
+
+def ids_in(trees: list) -> list[str]:
+    return [c.id for tree in trees for c in walk(tree) if getattr(c, "id", None) is not None]
+
+
+@pytest.fixture(scope="module")
+def dash_app(tmp_path_factory) -> Dash:
+    folder = tmp_path_factory.mktemp("wiring")
+    app = create_app({"DATABASE_URL": f"sqlite:///{folder}/clew.db"})
+    return app.extensions["clew.console"]
+
+
+def test_component_ids_are_unique_within_and_across_pages():
+    owners: dict[str, set[str]] = {}
+    for where, trees in page_trees().items():
+        counts = Counter(ids_in(trees))
+        assert [i for i, n in counts.items() if n > 1] == [], where
+        for component_id in counts:
+            owners.setdefault(component_id, set()).add(where)
+    shared = {i: sorted(w) for i, w in owners.items() if len(w) > 1}
+    assert shared == {}
+
+
+def test_every_id_is_declared_in_the_ids_module():
+    declared = {v for v in vars(ids).values() if isinstance(v, str)}
+    for page in (ids.Overview, ids.ServiceMap):
+        declared |= {v for k, v in vars(page).items() if k.isupper() and isinstance(v, str)}
+        declared |= {v for k, v in vars(page.TOOLBAR).items() if k.isupper()}
+    declared |= {ids.nav_link(path) for path in shell.PAGES}
+    every = {i for trees in page_trees().values() for i in ids_in(trees)}
+    assert every - declared == set()
+
+
+def _outputs(key: str) -> list[str]:
+    parts = key[2:-2].split("...") if key.startswith("..") else [key]
+    return [part.split("@")[0].rsplit(".", 1)[0] for part in parts]
+
+
+def test_every_callback_names_existing_components(dash_app):
+    present = {i for trees in page_trees().values() for i in ids_in(trees)}
+    assert dash_app.callback_map, "no callbacks registered"
+    for key, callback in dash_app.callback_map.items():
+        named = _outputs(key) + [d["id"] for d in callback["inputs"] + callback["state"]]
+        missing = sorted(set(named) - present)
+        assert missing == [], key
+
+
+def test_each_page_registers_its_callbacks_once(dash_app):
+    outputs = [o for key in dash_app.callback_map for o in _outputs(key)]
+    assert outputs.count(ids.PAGE) == 1
+    assert outputs.count(ids.ServiceMap.GRAPH) == 2  # elements, and the stylesheet
+    assert len(dash_app.callback_map) == 9
+
+
+def test_create_app_twice_gives_two_independent_consoles(tmp_path):
+    first = create_app({"DATABASE_URL": f"sqlite:///{tmp_path}/a.db"})
+    second = create_app({"DATABASE_URL": f"sqlite:///{tmp_path}/b.db", "DEMO": True})
+    one, two = first.extensions["clew.console"], second.extensions["clew.console"]
+    assert one is not two and one.server is first and two.server is second
+    assert one.callback_map.keys() == two.callback_map.keys()
+    assert len(one.callback_map) == len(two.callback_map) == 9
+    banner = [c for c in walk(two.layout) if getattr(c, "id", None) == ids.BANNER]
+    assert banner and not [c for c in walk(one.layout) if getattr(c, "id", None) == ids.BANNER]
