@@ -9,12 +9,11 @@ unique on (trace id, span id) besides.
 from __future__ import annotations
 
 import hashlib
-import multiprocessing as mp
+from concurrent.futures import Future, ThreadPoolExecutor
 import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from queue import Empty
 
 from sqlalchemy import Engine, bindparam, text
 from sqlalchemy.engine import Connection
@@ -34,12 +33,7 @@ from clew.store.models import utcnow
 from collectors import Collector, CollectorError, Registry, Source
 
 #: Spans per transaction.
-BATCH_SPANS = 20_000
-#: Files at least this large are parsed in a worker process while this one writes.
-PARALLEL_BYTES = 4 * 1024 * 1024
-#: Records per chunk the parse worker sends, and how many chunks may wait in its queue.
-CHUNK_RECORDS = 5_000
-QUEUE_CHUNKS = 8
+BATCH_SPANS = 50_000
 #: Bytes of a file's head that identify it across renames and rotations.
 FINGERPRINT_BYTES = 1024
 
@@ -224,54 +218,32 @@ def _rows(records: Iterable[Record]) -> Iterator:
         yield span_row(record) if type(record) is Span else record
 
 
-def _produce(collector: Collector, source: Source, queue: mp.Queue) -> None:
-    """The parse worker: sends lists of rows and records, each ending at a checkpoint."""
-    try:
-        chunk: list = []
-        for record in _rows(collector.collect(source)):
-            chunk.append(record)
-            if type(record) is Checkpoint and len(chunk) >= CHUNK_RECORDS:
-                queue.put(chunk)
-                chunk = []
-        queue.put(chunk)
-        queue.put(None)
-    except CollectorError as error:
-        queue.put(error)
-    except BaseException as error:  # reported to the parent, which raises it with the file's name
-        queue.put(CollectorError(f"{source.name}: parse worker failed: {error!r}"))
+class _Writer:
+    """Writes batches in a background thread while the caller parses the next one.
 
-
-def _stream(collector: Collector, source: Source, *, parallel: bool) -> Iterator:
-    """The file's records with spans as rows; parsed in a worker process when ``parallel``.
-
-    The worker overlaps JSON decoding with the database writes in this process; the bounded
-    queue keeps at most a few chunks in memory.
+    SQLite and the DBAPI release the GIL while they work, so decoding and writing overlap. At most
+    one batch is being written while another is filled; batches commit in order.
     """
-    if not parallel or (os.cpu_count() or 1) < 2:
-        yield from _rows(collector.collect(source))
-        return
-    context = mp.get_context("fork")
-    queue = context.Queue(maxsize=QUEUE_CHUNKS)
-    worker = context.Process(target=_produce, args=(collector, source, queue), daemon=True)
-    worker.start()
-    try:
-        while True:
-            try:
-                item = queue.get(timeout=1.0)
-            except Empty:
-                if not worker.is_alive():
-                    raise CollectorError(f"{source.name}: parse worker died") from None
-                continue
-            if item is None:
-                break
-            if isinstance(item, CollectorError):
-                raise item
-            yield from item
-    finally:
-        if worker.is_alive():
-            worker.terminate()
-        worker.join()
-        queue.close()
+
+    def __init__(self, write: Callable[[_Batch, int], None]) -> None:
+        self._write = write
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clew-writer")
+        self._pending: Future | None = None
+
+    def submit(self, batch: _Batch, checkpoint: int) -> None:
+        self.wait()
+        self._pending = self._pool.submit(self._write, batch, checkpoint)
+
+    def wait(self) -> None:
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            pending.result()  # re-raises the writer's error here, in the caller
+
+    def close(self) -> None:
+        try:
+            self.wait()
+        finally:
+            self._pool.shutdown(wait=True)
 
 
 def ingest_file(
@@ -292,43 +264,49 @@ def ingest_file(
         report.skipped = True
         return report
 
+    def write(batch: _Batch, checkpoint: int) -> None:
+        with engine.begin() as conn:
+            inserted, _ = batch.write(conn, str(path))
+            _save_checkpoint(conn, path, collector.name, identity, checkpoint)
+        report.records += batch.records
+        report.inserted += inserted
+        report.duplicates += len(batch.rows) - inserted
+        report.quarantined += len(batch.quarantined)
+        report.unknown_service += batch.unknown_service
+
+    writer = _Writer(write)
     batch = _Batch()
 
     def flush(checkpoint: int) -> None:
         nonlocal batch
-        with engine.begin() as conn:
-            inserted, _ = batch.write(conn, str(path))
-            _save_checkpoint(conn, path, collector.name, identity, checkpoint)
-        span_count = len(batch.rows)
-        report.records += batch.records
-        report.inserted += inserted
-        report.duplicates += span_count - inserted
-        report.quarantined += len(batch.quarantined)
-        report.unknown_service += batch.unknown_service
+        writer.submit(batch, checkpoint)
         batch = _Batch()
 
     last_checkpoint = offset
-    for record in _stream(collector, Source(path, offset), parallel=identity.size >= PARALLEL_BYTES):
-        kind = type(record)
-        if kind is tuple:  # a span, as its row
-            batch.rows.append(record)
-            batch.records += 1
-            if record[3] == UNKNOWN_SERVICE:
-                batch.unknown_service += 1
-        elif kind is Checkpoint:
-            if on_progress:
-                on_progress(record.offset - last_checkpoint)
-            last_checkpoint = record.offset
-            if len(batch.rows) >= batch_spans:
-                flush(last_checkpoint)
-        elif kind is SpanLink:
-            batch.links.append(record)
-        elif kind is Resource:
-            batch.resources[record.service] = record
-        elif kind is Quarantined:
-            batch.quarantined.append(record)
-            batch.records += 1
-    flush(last_checkpoint)
+    try:
+        for record in _rows(collector.collect(Source(path, offset))):
+            kind = type(record)
+            if kind is tuple:  # a span, as its row
+                batch.rows.append(record)
+                batch.records += 1
+                if record[3] == UNKNOWN_SERVICE:
+                    batch.unknown_service += 1
+            elif kind is Checkpoint:
+                if on_progress:
+                    on_progress(record.offset - last_checkpoint)
+                last_checkpoint = record.offset
+                if len(batch.rows) >= batch_spans:
+                    flush(last_checkpoint)
+            elif kind is SpanLink:
+                batch.links.append(record)
+            elif kind is Resource:
+                batch.resources[record.service] = record
+            elif kind is Quarantined:
+                batch.quarantined.append(record)
+                batch.records += 1
+        flush(last_checkpoint)
+    finally:
+        writer.close()
     return report
 
 

@@ -33,59 +33,48 @@ _K = {kind.name: kind.value for kind in SpanKind}
 
 _ENDPOINT = "COALESCE({t}.http_method || ' ' || {t}.http_route, {t}.http_route, {t}.name)"
 _ERROR = "CASE WHEN {status} = 2 OR COALESCE({http}, 0) >= 500 THEN 1 ELSE 0 END"
-_CLIENT_ERROR = "CASE WHEN {status} <> 2 AND COALESCE({http}, 0) BETWEEN 400 AND 499 THEN 1 ELSE 0 END"
-
-# Client span c paired with its child server span s of another service. The caller's view is the
-# edge's latency for requests; for messaging it is the consumer's processing time.
-PAIRED = f"""
-SELECT c.minute, c.service, s.service,
-       CASE WHEN c.kind = {_K['PRODUCER']} THEN '{ConnectionType.MESSAGING}'
-            ELSE '{ConnectionType.DIRECT}' END,
-       {_ENDPOINT.format(t='s')},
-       CASE WHEN c.kind = {_K['PRODUCER']} THEN s.latency_bucket ELSE c.latency_bucket END,
-       count(*),
-       sum(CASE WHEN c.status = 2 OR s.status = 2
-                  OR COALESCE(s.http_status, c.http_status, 0) >= 500 THEN 1 ELSE 0 END),
-       sum(CASE WHEN c.status <> 2 AND s.status <> 2
-                  AND COALESCE(s.http_status, c.http_status, 0) BETWEEN 400 AND 499
-                THEN 1 ELSE 0 END),
-       sum(CASE WHEN c.kind = {_K['PRODUCER']} THEN s.duration_ns ELSE c.duration_ns END),
-       max(CASE WHEN c.kind = {_K['PRODUCER']} THEN s.duration_ns ELSE c.duration_ns END)
-FROM spans c
-JOIN spans s ON s.trace_id = c.trace_id AND s.parent_span_id = c.span_id
-WHERE c.minute IN :minutes
-  AND c.kind IN ({_K['CLIENT']}, {_K['PRODUCER']})
-  AND s.kind IN ({_K['SERVER']}, {_K['CONSUMER']})
-  AND s.service <> c.service
-GROUP BY 1, 2, 3, 4, 5, 6
-"""
+_CLIENT_ERROR = (
+    "CASE WHEN {status} <> 2 AND COALESCE({http}, 0) BETWEEN 400 AND 499 THEN 1 ELSE 0 END"
+)
 
 _PEER = "COALESCE(c.peer_service, c.server_address, c.db_system, c.messaging_system)"
+# With s joined or NULL: the side whose latency the edge reports. Requests report the caller's
+# view; messaging reports the consumer's processing time.
+_SIDE = f"CASE WHEN c.kind = {_K['PRODUCER']} AND s.service IS NOT NULL THEN s.{{col}} ELSE c.{{col}} END"
 
-# A caller span with a named peer and no instrumented child in another service.
-_UNPAIRED = f"""{_PEER} IS NOT NULL
-  AND NOT EXISTS (
-      SELECT 1 FROM spans s
-      WHERE s.trace_id = c.trace_id AND s.parent_span_id = c.span_id
-        AND s.kind IN ({_K['SERVER']}, {_K['CONSUMER']}) AND s.service <> c.service)"""
-
-VIRTUAL = f"""
-SELECT c.minute, c.service, {_PEER},
-       CASE WHEN c.db_system IS NOT NULL THEN '{ConnectionType.DATABASE}'
+# Every client/producer span c, with its instrumented child s in another service when there is
+# one (a paired edge), else towards its named peer (a virtual edge). One scan serves both.
+CALLERS = f"""
+SELECT c.minute, c.service,
+       COALESCE(s.service, {_PEER}),
+       CASE WHEN s.service IS NOT NULL THEN
+                CASE WHEN c.kind = {_K['PRODUCER']} THEN '{ConnectionType.MESSAGING}'
+                     ELSE '{ConnectionType.DIRECT}' END
+            WHEN c.db_system IS NOT NULL THEN '{ConnectionType.DATABASE}'
             WHEN c.messaging_system IS NOT NULL THEN '{ConnectionType.MESSAGING}'
             ELSE '{ConnectionType.VIRTUAL}' END,
-       COALESCE(c.messaging_destination, {_ENDPOINT.format(t='c')}),
-       c.latency_bucket,
+       CASE WHEN s.service IS NOT NULL THEN {_ENDPOINT.format(t='s')}
+            ELSE COALESCE(c.messaging_destination, {_ENDPOINT.format(t='c')}) END,
+       {_SIDE.format(col='latency_bucket')},
        count(*),
-       sum({_ERROR.format(status='c.status', http='c.http_status')}),
-       sum({_CLIENT_ERROR.format(status='c.status', http='c.http_status')}),
-       sum(c.duration_ns),
-       max(c.duration_ns)
+       sum(CASE WHEN c.status = 2 OR COALESCE(s.status, 0) = 2
+                  OR COALESCE(s.http_status, c.http_status, 0) >= 500 THEN 1 ELSE 0 END),
+       sum(CASE WHEN c.status <> 2 AND COALESCE(s.status, 0) <> 2
+                  AND COALESCE(s.http_status, c.http_status, 0) BETWEEN 400 AND 499
+                THEN 1 ELSE 0 END),
+       sum({_SIDE.format(col='duration_ns')}),
+       max({_SIDE.format(col='duration_ns')}),
+       CASE WHEN s.service IS NOT NULL THEN NULL
+            WHEN c.db_system IS NOT NULL THEN '{NodeKind.DATABASE}'
+            WHEN c.messaging_system IS NOT NULL THEN '{NodeKind.BROKER}'
+            ELSE '{NodeKind.EXTERNAL}' END
 FROM spans c
+LEFT JOIN spans s ON s.trace_id = c.trace_id AND s.parent_span_id = c.span_id
+     AND s.kind IN ({_K['SERVER']}, {_K['CONSUMER']}) AND s.service <> c.service
 WHERE c.minute IN :minutes
   AND c.kind IN ({_K['CLIENT']}, {_K['PRODUCER']})
-  AND {_UNPAIRED}
-GROUP BY 1, 2, 3, 4, 5, 6
+  AND (s.service IS NOT NULL OR {_PEER} IS NOT NULL)
+GROUP BY 1, 2, 3, 4, 5, 6, 12
 """
 
 ROOT = f"""
@@ -96,23 +85,14 @@ SELECT s.minute, '{ROOT_CALLER}', s.service, '{ConnectionType.VIRTUAL}',
        sum({_ERROR.format(status='s.status', http='s.http_status')}),
        sum({_CLIENT_ERROR.format(status='s.status', http='s.http_status')}),
        sum(s.duration_ns),
-       max(s.duration_ns)
+       max(s.duration_ns),
+       NULL
 FROM spans s
 WHERE s.minute IN :minutes
   AND s.kind = {_K['SERVER']}
   AND (s.parent_span_id IS NULL OR NOT EXISTS (
       SELECT 1 FROM spans p WHERE p.trace_id = s.trace_id AND p.span_id = s.parent_span_id))
 GROUP BY 1, 2, 3, 4, 5, 6
-"""
-
-# Peers named by a virtual edge, with the kind their attributes tell.
-VIRTUAL_NODES = f"""
-SELECT DISTINCT {_PEER},
-       CASE WHEN c.db_system IS NOT NULL THEN '{NodeKind.DATABASE}'
-            WHEN c.messaging_system IS NOT NULL THEN '{NodeKind.BROKER}'
-            ELSE '{NodeKind.EXTERNAL}' END
-FROM spans c
-WHERE c.minute IN :minutes AND c.kind IN ({_K['CLIENT']}, {_K['PRODUCER']}) AND {_UNPAIRED}
 """
 
 # Endpoints seen serving: HTTP by route, RPC by service and method, messaging by destination.
@@ -166,12 +146,16 @@ def mark_dirty(conn: Connection, minutes: Iterable[int]) -> None:
         )
 
 
-def _cells(conn: Connection, minutes: list[int]) -> dict[tuple, _Cell]:
+def _cells(conn: Connection, minutes: list[int]) -> tuple[dict[tuple, _Cell], dict[str, str]]:
+    """Rollup cells of ``minutes``, and the virtual nodes their edges lead to, with their kind."""
     cells: dict[tuple, _Cell] = {}
-    for query in (PAIRED, VIRTUAL, ROOT):
+    virtual_nodes: dict[str, str] = {}
+    for query in (CALLERS, ROOT):
         statement = text(query).bindparams(bindparam("minutes", expanding=True))
         for row in conn.execute(statement, {"minutes": minutes}):
-            minute, client, server, ctype, endpoint, bucket, n, err, cerr, dsum, dmax = row
+            minute, client, server, ctype, endpoint, bucket, n, err, cerr, dsum, dmax, node = row
+            if node is not None:
+                virtual_nodes[server] = node
             cell = cells.setdefault((minute, client, server, ctype, endpoint or ""), _Cell())
             cell.count += n
             cell.errors += err or 0
@@ -179,13 +163,13 @@ def _cells(conn: Connection, minutes: list[int]) -> dict[tuple, _Cell]:
             cell.duration_sum += dsum or 0
             cell.duration_max = max(cell.duration_max, dmax or 0)
             cell.buckets[bucket] = cell.buckets.get(bucket, 0) + n
-    return cells
+    return cells, virtual_nodes
 
 
 def refresh_minutes(conn: Connection, minutes: list[int]) -> int:
     """Recompute the trace rollups, virtual nodes and served endpoints of ``minutes``."""
     expanding = bindparam("minutes", expanding=True)
-    cells = _cells(conn, minutes)
+    cells, virtual_nodes = _cells(conn, minutes)
     conn.execute(
         text("DELETE FROM edge_rollups WHERE source = 'trace' AND minute IN :minutes").bindparams(
             expanding
@@ -219,8 +203,7 @@ def refresh_minutes(conn: Connection, minutes: list[int]) -> int:
             ),
             rows,
         )
-    nodes = conn.execute(text(VIRTUAL_NODES).bindparams(expanding), {"minutes": minutes}).all()
-    node_rows = [{"name": name, "kind": kind} for name, kind in nodes]
+    node_rows = [{"name": name, "kind": kind} for name, kind in sorted(virtual_nodes.items())]
     if any(client == ROOT_CALLER for _, client, *_ in cells):
         node_rows.append({"name": ROOT_CALLER, "kind": NodeKind.CLIENT})
     if node_rows:

@@ -40,6 +40,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA cache_size=-65536")  # 64 MiB: the span indexes stay in memory
     cursor.close()
 
 
@@ -49,7 +50,10 @@ def open_engine(url: str | None = None, **kwargs: Any) -> Engine:
     if resolved.drivername.startswith("sqlite"):
         if resolved.database and resolved.database != ":memory:":
             Path(resolved.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(resolved, **kwargs)
+        # A pooled connection may serve the pipeline's writer thread and, later, another thread;
+        # the pool hands each connection to one thread at a time.
+        connect_args = {"check_same_thread": False, **kwargs.pop("connect_args", {})}
+        engine = create_engine(resolved, connect_args=connect_args, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     if resolved.drivername in ("postgresql", "postgres"):
