@@ -1,4 +1,7 @@
-"""The ``clew`` command line. Every subcommand takes ``--db``; those a script reads take ``--json``."""
+"""The ``clew`` command line.
+
+Every subcommand takes ``--db``; those whose output a script would read take ``--json``.
+"""
 
 from __future__ import annotations
 
@@ -227,6 +230,8 @@ def demo(host: str, port: int, no_serve: bool, db: str | None, as_json: bool) ->
         click.echo("sample landscape already loaded")
     if no_serve:
         return
-    app = create_app({"DATABASE_URL": engine.url.render_as_string(hide_password=False), "DEMO": True})
+    app = create_app(
+        {"DATABASE_URL": engine.url.render_as_string(hide_password=False), "DEMO": True}
+    )
     click.echo(f"Clew console on http://{host}:{port}/")
     _serve(app, host, port)

@@ -67,8 +67,9 @@ def load_sample(
         return {"loaded": False, "end_ns": newest, "inserted": 0}
     out = folder / f"sample-{end_ns}"
     manifest = generator().generate(out, end_ns=end_ns, traces=traces)
-    result = ingest(engine, [out / "traces.otlp.jsonl"], registry or load_registry(),
-                    progress=progress)
+    result = ingest(
+        engine, [out / "traces.otlp.jsonl"], registry or load_registry(), progress=progress
+    )
     return {
         "loaded": True,
         "end_ns": end_ns,

@@ -18,8 +18,10 @@ NS_PER_MS = 1_000_000
 def window_seconds(window: Window, first_minute: int | None, last_minute: int | None) -> float:
     """How long ``window`` is; an open side ends at the first/last minute that has data."""
     since = window.since_minute if window.since_minute is not None else first_minute
-    until = window.until_minute if window.until_minute is not None else (
-        last_minute + 1 if last_minute is not None else None
+    until = (
+        window.until_minute
+        if window.until_minute is not None
+        else (last_minute + 1 if last_minute is not None else None)
     )
     if since is None or until is None or until <= since:
         return 60.0

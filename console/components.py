@@ -111,8 +111,10 @@ def problems(messages: Sequence[str]) -> list:
         return []
     return [
         html.Div(
-            [html.Strong("Some of this view's settings were not understood."),
-             html.Ul([html.Li(m) for m in messages])],
+            [
+                html.Strong("Some of this view's settings were not understood."),
+                html.Ul([html.Li(m) for m in messages]),
+            ],
             className="notice notice-warning",
             role="alert",
         )
@@ -124,12 +126,25 @@ def no_data(state: ViewState, path: str, data_range: tuple[int | None, int | Non
     first, last = data_range
     if first is None:
         return html.Div(
-            [html.Strong("No data yet. "), "Ingest traces with ", html.Code("clew ingest"),
-             " or load the sample landscape with ", html.Code("clew demo"), "."],
+            [
+                html.Strong("No data yet. "),
+                "Ingest traces with ",
+                html.Code("clew ingest"),
+                " or load the sample landscape with ",
+                html.Code("clew demo"),
+                ".",
+            ],
             className="notice notice-info",
         )
-    everything = search(ViewState(window="all", namespace=state.namespace,
-                                  environment=state.environment, kind=state.kind, q=state.q))
+    everything = search(
+        ViewState(
+            window="all",
+            namespace=state.namespace,
+            environment=state.environment,
+            kind=state.kind,
+            q=state.q,
+        )
+    )
     return html.Div(
         [
             html.Strong(f"No data in this window ({state.describe()}). "),
@@ -164,13 +179,21 @@ def key_values(pairs: Sequence[tuple[str, object]]) -> html.Dl:
 def table(header: Sequence[str], rows: Sequence[Sequence[object]], *, numeric_from: int = 1):
     """A small read-only table; columns from ``numeric_from`` on are right-aligned numbers."""
     head = html.Thead(
-        html.Tr([html.Th(h, className="num" if i >= numeric_from else None)
-                 for i, h in enumerate(header)])
+        html.Tr(
+            [
+                html.Th(h, className="num" if i >= numeric_from else None)
+                for i, h in enumerate(header)
+            ]
+        )
     )
     body = html.Tbody(
         [
-            html.Tr([html.Td(c, className="num" if i >= numeric_from else None)
-                     for i, c in enumerate(row)])
+            html.Tr(
+                [
+                    html.Td(c, className="num" if i >= numeric_from else None)
+                    for i, c in enumerate(row)
+                ]
+            )
             for row in rows
         ]
     )

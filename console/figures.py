@@ -38,18 +38,48 @@ WIDTH_DECADES = 3.0
 
 #: How each node kind is drawn: cytoscape shape, size (w, h), fill and border.
 NODE_STYLES: dict[str, dict[str, object]] = {
-    NodeKind.SERVICE: {"shape": "round-rectangle", "size": (44, 26), "fill": "#e8eefb",
-                       "border": "#3b5fb0", "label": "Service"},
-    NodeKind.DATABASE: {"shape": "barrel", "size": (30, 34), "fill": "#e7f3ea",
-                        "border": "#3f7d4f", "label": "Database"},
-    NodeKind.BROKER: {"shape": "diamond", "size": (36, 36), "fill": "#fbf1dc",
-                      "border": "#a8741a", "label": "Broker"},
-    NodeKind.EXTERNAL: {"shape": "hexagon", "size": (38, 32), "fill": "#f1ecf8",
-                        "border": "#6f53a3", "label": "External"},
-    NodeKind.GATEWAY: {"shape": "rhomboid", "size": (48, 26), "fill": "#e3f3f5",
-                       "border": "#23808d", "label": "Gateway"},
-    NodeKind.CLIENT: {"shape": "ellipse", "size": (28, 28), "fill": "#f3f4f6",
-                      "border": "#6b7280", "label": "Client (entry)"},
+    NodeKind.SERVICE: {
+        "shape": "round-rectangle",
+        "size": (44, 26),
+        "fill": "#e8eefb",
+        "border": "#3b5fb0",
+        "label": "Service",
+    },
+    NodeKind.DATABASE: {
+        "shape": "barrel",
+        "size": (30, 34),
+        "fill": "#e7f3ea",
+        "border": "#3f7d4f",
+        "label": "Database",
+    },
+    NodeKind.BROKER: {
+        "shape": "diamond",
+        "size": (36, 36),
+        "fill": "#fbf1dc",
+        "border": "#a8741a",
+        "label": "Broker",
+    },
+    NodeKind.EXTERNAL: {
+        "shape": "hexagon",
+        "size": (38, 32),
+        "fill": "#f1ecf8",
+        "border": "#6f53a3",
+        "label": "External",
+    },
+    NodeKind.GATEWAY: {
+        "shape": "rhomboid",
+        "size": (48, 26),
+        "fill": "#e3f3f5",
+        "border": "#23808d",
+        "label": "Gateway",
+    },
+    NodeKind.CLIENT: {
+        "shape": "ellipse",
+        "size": (28, 28),
+        "fill": "#f3f4f6",
+        "border": "#6b7280",
+        "label": "Client (entry)",
+    },
 }
 
 
@@ -294,8 +324,14 @@ def _base_layout(height: int) -> dict:
         "plot_bgcolor": "rgba(0,0,0,0)",
         "hovermode": "x unified",
         "showlegend": True,
-        "legend": {"orientation": "h", "x": 0, "y": 1.0, "yanchor": "bottom", "font": {"size": 11},
-                   "bgcolor": "rgba(0,0,0,0)"},
+        "legend": {
+            "orientation": "h",
+            "x": 0,
+            "y": 1.0,
+            "yanchor": "bottom",
+            "font": {"size": 11},
+            "bgcolor": "rgba(0,0,0,0)",
+        },
         "xaxis": {"gridcolor": GRID, "linecolor": GRID, "tickfont": {"color": MUTED}},
         "yaxis": {
             "gridcolor": GRID,

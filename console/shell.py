@@ -30,11 +30,12 @@ def layout(demo: bool = False) -> html.Div:
     banner = html.Div(DEMO_TEXT, id=ids.BANNER, className="demo-banner", role="status")
     header = html.Header(
         [
-            dcc.Link([html.Span("◉", className="brand-mark"), "Clew"], href="/",
-                     className="brand"),
+            dcc.Link([html.Span("◉", className="brand-mark"), "Clew"], href="/", className="brand"),
             html.Nav(
-                [dcc.Link(page.TITLE, href=path, id=ids.nav_link(path), className="nav-link")
-                 for path, page in PAGES.items()],
+                [
+                    dcc.Link(page.TITLE, href=path, id=ids.nav_link(path), className="nav-link")
+                    for path, page in PAGES.items()
+                ],
                 id=ids.NAV,
                 className="nav",
             ),

@@ -74,9 +74,7 @@ def _clean(value: object) -> str | None:
     return text or None
 
 
-def parse(
-    query: Mapping[str, object], now_ns: int | None = None
-) -> tuple[ViewState, list[str]]:
+def parse(query: Mapping[str, object], now_ns: int | None = None) -> tuple[ViewState, list[str]]:
     """The view state in ``query`` (URL parameters or control values) and what was wrong with it.
 
     A bad value is dropped in favour of its default and explained in the problems list.

@@ -28,10 +28,10 @@ WIDTH, HEIGHT = 1440, 900
 #: The page is ready when this returns true: data drawn, not just the shell.
 READY = {
     "overview": "return document.querySelectorAll('.card').length >= 6"
-                " && document.querySelectorAll('.ag-row').length > 0"
-                " && document.querySelectorAll('.js-plotly-plot .scatterlayer .trace').length > 0",
+    " && document.querySelectorAll('.ag-row').length > 0"
+    " && document.querySelectorAll('.js-plotly-plot .scatterlayer .trace').length > 0",
     "map": "return !!(window.cy && window.cy.nodes().length > 0"
-           " && document.querySelector('#map-panel').children.length > 0)",
+    " && document.querySelector('#map-panel').children.length > 0)",
 }
 
 
@@ -40,9 +40,16 @@ def driver(profile: str) -> webdriver.Chrome:
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for flag in (
-        "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--no-first-run", "--hide-scrollbars", f"--user-data-dir={profile}",
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--hide-scrollbars",
+        f"--user-data-dir={profile}",
         f"--window-size={WIDTH},{HEIGHT}",
     ):
         options.add_argument(flag)

@@ -180,195 +180,356 @@ REDIS = {"server": "session-cache", "system": "redis"}
 
 SERVICES: dict[str, Service] = {
     # retail: the web shop and the stores' point of sale meet the warehouse through the hub
-    "storefront-web": Service("retail", "5.14.2", framework="fastapi", http_client="httpx",
-                              operations={
-        "GET /products/{sku}": Operation(Latency(6), parallel=True, calls=(
-            Http("catalog-service", "GET /products/{sku}"),
-            Http("pricing-service", "GET /prices/{sku}"),
-            Http("inventory-service", "GET /stock/{sku}", p=0.35),
-            # the click & collect widget asks the stores' warehouse system through the hub
-            Http("integration-hub", "GET /stock/{sku}", p=0.25),
-            Http("recommendation-service", "GET /recommendations/{sku}", p=0.5, optional=True),
-        )),
-        "GET /search": Operation(Latency(5), calls=(
-            Http("catalog-service", "GET /search"),
-            Http("pricing-service", "POST /prices/quote", p=0.6),
-            Internal("render search_results.html", Latency(3), p=0.4),
-        )),
-        "GET /cart": Operation(Latency(4), calls=(
-            Http("cart-service", "GET /carts/{cartId}"),
-            Http("pricing-service", "POST /prices/quote"),
-        )),
-        "POST /cart/items": Operation(Latency(5), ok=201, calls=(
-            Http("cart-service", "POST /carts/{cartId}/items"),
-        )),
-        "POST /checkout": Operation(Latency(12), ok=201, calls=(
-            Http("customer-service", "GET /customers/{customerId}"),
-            Http("cart-service", "GET /carts/{cartId}"),
-            Http("pricing-service", "POST /prices/quote"),
-            Http("order-service", "POST /orders"),
-        )),
-        "GET /account/orders/{orderId}": Operation(Latency(5), calls=(
-            Http("customer-service", "GET /customers/{customerId}"),
-            Http("order-service", "GET /orders/{orderId}"),
-        )),
-        "GET /stores/{storeId}/availability/{sku}": Operation(Latency(4), calls=(
-            Http("integration-hub", "GET /stock/{sku}"),
-        )),
-        "POST /login": Operation(Latency(8), calls=(
-            Http("customer-service", "POST /sessions"),
-        )),
-    }),
-    "pos-api": Service("retail", "1.8.4", legacy=True, operations={
-        "POST /pos/sales": Operation(Latency(10), ok=201, calls=(
-            Db(**REDIS, operation="GET", target="terminal:{storeId}"),
-            Http("integration-hub", "POST /pos/sales"),
-        )),
-        "GET /pos/stock/{sku}": Operation(Latency(3), calls=(
-            Http("integration-hub", "GET /stock/{sku}"),
-        )),
-        "GET /pos/products/{sku}": Operation(Latency(4), calls=(
-            Http("catalog-service", "GET /products/{sku}"),
-            Http("pricing-service", "GET /prices/{sku}"),
-            Http("integration-hub", "GET /stock/{sku}", p=0.6),
-        )),
-    }),
-    "catalog-service": Service("retail", "3.9.0", operations={
-        "GET /products/{sku}": Operation(Latency(9)),
-        "GET /search": Operation(Latency(28, 0.6)),
-        # The planted slow path: related-product lookups now and then miss the index cache and
-        # scan, so recommendation → catalog has a heavy tail (p95 > 1 s).
-        "GET /products/{sku}/related": Operation(Latency(35, 0.5, tail=0.14, tail_median_ms=1600)),
-    }),
-    "pricing-service": Service("retail", "2.4.1", operations={
-        "GET /prices/{sku}": Operation(Latency(4)),
-        "POST /prices/quote": Operation(Latency(7), calls=(
-            Internal("apply promotions", Latency(3), p=0.5),
-        )),
-    }),
-    "recommendation-service": Service("retail", "1.12.0", framework="fastapi", http_client="httpx",
-                                      operations={
-        "GET /recommendations/{sku}": Operation(Latency(12), calls=(
-            Internal("score candidates", Latency(18)),
-            Http("catalog-service", "GET /products/{sku}/related"),
-        )),
-    }),
-    "customer-service": Service("retail", "4.2.3", operations={
-        "GET /customers/{customerId}": Operation(Latency(6)),
-        "POST /sessions": Operation(Latency(14), ok=201, calls=(
-            Db(**REDIS, operation="SET", target="session:{sessionId}"),
-        )),
-    }),
-    "cart-service": Service("retail", "2.0.7", operations={
-        "GET /carts/{cartId}": Operation(Latency(3), calls=(
-            Db(**REDIS, operation="HGETALL", target="cart:{cartId}"),
-        )),
-        "POST /carts/{cartId}/items": Operation(Latency(4), ok=201, calls=(
-            Db(**REDIS, operation="HGETALL", target="cart:{cartId}"),
-            Http("inventory-service", "GET /stock/{sku}"),
-            Db(**REDIS, operation="HSET", target="cart:{cartId}"),
-        )),
-    }),
-    "order-service": Service("retail", "6.3.0", operations={
-        "POST /orders": Operation(Latency(15), ok=201, calls=(
-            Db(**PG_ORDERS, operation="INSERT", target="orders"),
-            Http("payments-api", "POST /v2/payments"),
-            Http("integration-hub", "POST /fulfilment/orders"),
-            Db(**PG_ORDERS, operation="UPDATE", target="orders"),
-        )),
-        "GET /orders/{orderId}": Operation(Latency(5), calls=(
-            Db(**PG_ORDERS, operation="SELECT", target="orders"),
-            Http("tracking-service", "GET /shipments/{orderId}/tracking", p=0.7, optional=True),
-        )),
-        "GET /orders/backorders/{sku}": Operation(Latency(4), calls=(
-            Db(**PG_ORDERS, operation="SELECT", target="order_lines"),
-        )),
-    }),
+    "storefront-web": Service(
+        "retail",
+        "5.14.2",
+        framework="fastapi",
+        http_client="httpx",
+        operations={
+            "GET /products/{sku}": Operation(
+                Latency(6),
+                parallel=True,
+                calls=(
+                    Http("catalog-service", "GET /products/{sku}"),
+                    Http("pricing-service", "GET /prices/{sku}"),
+                    Http("inventory-service", "GET /stock/{sku}", p=0.35),
+                    # the click & collect widget asks the stores' warehouse system through the hub
+                    Http("integration-hub", "GET /stock/{sku}", p=0.25),
+                    Http(
+                        "recommendation-service", "GET /recommendations/{sku}", p=0.5, optional=True
+                    ),
+                ),
+            ),
+            "GET /search": Operation(
+                Latency(5),
+                calls=(
+                    Http("catalog-service", "GET /search"),
+                    Http("pricing-service", "POST /prices/quote", p=0.6),
+                    Internal("render search_results.html", Latency(3), p=0.4),
+                ),
+            ),
+            "GET /cart": Operation(
+                Latency(4),
+                calls=(
+                    Http("cart-service", "GET /carts/{cartId}"),
+                    Http("pricing-service", "POST /prices/quote"),
+                ),
+            ),
+            "POST /cart/items": Operation(
+                Latency(5), ok=201, calls=(Http("cart-service", "POST /carts/{cartId}/items"),)
+            ),
+            "POST /checkout": Operation(
+                Latency(12),
+                ok=201,
+                calls=(
+                    Http("customer-service", "GET /customers/{customerId}"),
+                    Http("cart-service", "GET /carts/{cartId}"),
+                    Http("pricing-service", "POST /prices/quote"),
+                    Http("order-service", "POST /orders"),
+                ),
+            ),
+            "GET /account/orders/{orderId}": Operation(
+                Latency(5),
+                calls=(
+                    Http("customer-service", "GET /customers/{customerId}"),
+                    Http("order-service", "GET /orders/{orderId}"),
+                ),
+            ),
+            "GET /stores/{storeId}/availability/{sku}": Operation(
+                Latency(4), calls=(Http("integration-hub", "GET /stock/{sku}"),)
+            ),
+            "POST /login": Operation(
+                Latency(8), calls=(Http("customer-service", "POST /sessions"),)
+            ),
+        },
+    ),
+    "pos-api": Service(
+        "retail",
+        "1.8.4",
+        legacy=True,
+        operations={
+            "POST /pos/sales": Operation(
+                Latency(10),
+                ok=201,
+                calls=(
+                    Db(**REDIS, operation="GET", target="terminal:{storeId}"),
+                    Http("integration-hub", "POST /pos/sales"),
+                ),
+            ),
+            "GET /pos/stock/{sku}": Operation(
+                Latency(3), calls=(Http("integration-hub", "GET /stock/{sku}"),)
+            ),
+            "GET /pos/products/{sku}": Operation(
+                Latency(4),
+                calls=(
+                    Http("catalog-service", "GET /products/{sku}"),
+                    Http("pricing-service", "GET /prices/{sku}"),
+                    Http("integration-hub", "GET /stock/{sku}", p=0.6),
+                ),
+            ),
+        },
+    ),
+    "catalog-service": Service(
+        "retail",
+        "3.9.0",
+        operations={
+            "GET /products/{sku}": Operation(Latency(9)),
+            "GET /search": Operation(Latency(28, 0.6)),
+            # The planted slow path: related-product lookups now and then miss the index cache and
+            # scan, so recommendation → catalog has a heavy tail (p95 > 1 s).
+            "GET /products/{sku}/related": Operation(
+                Latency(35, 0.5, tail=0.14, tail_median_ms=1600)
+            ),
+        },
+    ),
+    "pricing-service": Service(
+        "retail",
+        "2.4.1",
+        operations={
+            "GET /prices/{sku}": Operation(Latency(4)),
+            "POST /prices/quote": Operation(
+                Latency(7), calls=(Internal("apply promotions", Latency(3), p=0.5),)
+            ),
+        },
+    ),
+    "recommendation-service": Service(
+        "retail",
+        "1.12.0",
+        framework="fastapi",
+        http_client="httpx",
+        operations={
+            "GET /recommendations/{sku}": Operation(
+                Latency(12),
+                calls=(
+                    Internal("score candidates", Latency(18)),
+                    Http("catalog-service", "GET /products/{sku}/related"),
+                ),
+            ),
+        },
+    ),
+    "customer-service": Service(
+        "retail",
+        "4.2.3",
+        operations={
+            "GET /customers/{customerId}": Operation(Latency(6)),
+            "POST /sessions": Operation(
+                Latency(14),
+                ok=201,
+                calls=(Db(**REDIS, operation="SET", target="session:{sessionId}"),),
+            ),
+        },
+    ),
+    "cart-service": Service(
+        "retail",
+        "2.0.7",
+        operations={
+            "GET /carts/{cartId}": Operation(
+                Latency(3), calls=(Db(**REDIS, operation="HGETALL", target="cart:{cartId}"),)
+            ),
+            "POST /carts/{cartId}/items": Operation(
+                Latency(4),
+                ok=201,
+                calls=(
+                    Db(**REDIS, operation="HGETALL", target="cart:{cartId}"),
+                    Http("inventory-service", "GET /stock/{sku}"),
+                    Db(**REDIS, operation="HSET", target="cart:{cartId}"),
+                ),
+            ),
+        },
+    ),
+    "order-service": Service(
+        "retail",
+        "6.3.0",
+        operations={
+            "POST /orders": Operation(
+                Latency(15),
+                ok=201,
+                calls=(
+                    Db(**PG_ORDERS, operation="INSERT", target="orders"),
+                    Http("payments-api", "POST /v2/payments"),
+                    Http("integration-hub", "POST /fulfilment/orders"),
+                    Db(**PG_ORDERS, operation="UPDATE", target="orders"),
+                ),
+            ),
+            "GET /orders/{orderId}": Operation(
+                Latency(5),
+                calls=(
+                    Db(**PG_ORDERS, operation="SELECT", target="orders"),
+                    Http(
+                        "tracking-service",
+                        "GET /shipments/{orderId}/tracking",
+                        p=0.7,
+                        optional=True,
+                    ),
+                ),
+            ),
+            "GET /orders/backorders/{sku}": Operation(
+                Latency(4), calls=(Db(**PG_ORDERS, operation="SELECT", target="order_lines"),)
+            ),
+        },
+    ),
     # The ESB: it maps between the shop, the tills, the warehouse system and payments.
-    "integration-hub": Service("retail", "8.1.4", operations={
-        "POST /fulfilment/orders": Operation(Latency(8), ok=202, calls=(
-            Internal("map order to WMS pick list", Latency(3)),
-            Http("inventory-service", "POST /reservations"),
-            Http("warehouse-service", "POST /pick-lists"),
-            Http("shipment-service", "POST /shipments"),
-        )),
-        "GET /stock/{sku}": Operation(Latency(3), calls=(
-            Http("warehouse-service", "GET /stock/{sku}"),
-            Internal("map WMS stock response", Latency(1)),
-        )),
-        "POST /pos/sales": Operation(Latency(6), ok=201, calls=(
-            Internal("map POS sale", Latency(2)),
-            Http("inventory-service", "POST /reservations"),
-            Http("payments-api", "POST /v2/payments", p=0.8),  # the rest pay cash
-            Http("warehouse-service", "POST /stock-movements"),
-        )),
-    }),
-    "inventory-service": Service("retail", "3.3.2", operations={
-        "GET /stock/{sku}": Operation(Latency(3)),
-        # Reservations ask the order service for open backorders first: the planted cycle
-        # order-service → integration-hub → inventory-service → order-service.
-        "POST /reservations": Operation(Latency(8), ok=201, calls=(
-            Http("order-service", "GET /orders/backorders/{sku}", p=0.2),
-        )),
-    }),
-    "warehouse-service": Service("retail", "2.3.0", legacy=True, operations={
-        "GET /stock/{sku}": Operation(Latency(22, 0.5)),
-        "POST /pick-lists": Operation(Latency(45, 0.5), ok=201),
-        "POST /stock-movements": Operation(Latency(30, 0.5), ok=201),
-    }),
+    "integration-hub": Service(
+        "retail",
+        "8.1.4",
+        operations={
+            "POST /fulfilment/orders": Operation(
+                Latency(8),
+                ok=202,
+                calls=(
+                    Internal("map order to WMS pick list", Latency(3)),
+                    Http("inventory-service", "POST /reservations"),
+                    Http("warehouse-service", "POST /pick-lists"),
+                    Http("shipment-service", "POST /shipments"),
+                ),
+            ),
+            "GET /stock/{sku}": Operation(
+                Latency(3),
+                calls=(
+                    Http("warehouse-service", "GET /stock/{sku}"),
+                    Internal("map WMS stock response", Latency(1)),
+                ),
+            ),
+            "POST /pos/sales": Operation(
+                Latency(6),
+                ok=201,
+                calls=(
+                    Internal("map POS sale", Latency(2)),
+                    Http("inventory-service", "POST /reservations"),
+                    Http("payments-api", "POST /v2/payments", p=0.8),  # the rest pay cash
+                    Http("warehouse-service", "POST /stock-movements"),
+                ),
+            ),
+        },
+    ),
+    "inventory-service": Service(
+        "retail",
+        "3.3.2",
+        operations={
+            "GET /stock/{sku}": Operation(Latency(3)),
+            # Reservations ask the order service for open backorders first: the planted cycle
+            # order-service → integration-hub → inventory-service → order-service.
+            "POST /reservations": Operation(
+                Latency(8),
+                ok=201,
+                calls=(Http("order-service", "GET /orders/backorders/{sku}", p=0.2),),
+            ),
+        },
+    ),
+    "warehouse-service": Service(
+        "retail",
+        "2.3.0",
+        legacy=True,
+        operations={
+            "GET /stock/{sku}": Operation(Latency(22, 0.5)),
+            "POST /pick-lists": Operation(Latency(45, 0.5), ok=201),
+            "POST /stock-movements": Operation(Latency(30, 0.5), ok=201),
+        },
+    ),
     # payments: also exposed to partners through the API gateway
-    "payments-api": Service("payments", "3.0.2", operations={
-        "POST /v2/payments": Operation(Latency(9), ok=201, calls=(
-            Http("fraud-service", "POST /assessments"),
-            External("api.cardnetwork.example", "POST /v1/authorizations", Latency(140, 0.35)),
-            Http("ledger-service", "POST /entries"),
-        )),
-        "GET /v2/payments/{paymentId}": Operation(Latency(4), calls=(
-            Http("ledger-service", "GET /entries/{paymentId}"),
-        )),
-        "POST /v2/refunds": Operation(Latency(9), ok=201, calls=(
-            External("api.cardnetwork.example", "POST /v1/refunds", Latency(160, 0.35)),
-            Http("ledger-service", "POST /entries"),
-        )),
-    }),
-    "fraud-service": Service("payments", "5.7.1", framework="fastapi", http_client="httpx",
-                             operations={
-        "POST /assessments": Operation(Latency(14), calls=(
-            Internal("evaluate risk rules", Latency(9)),
-        )),
-    }),
-    "ledger-service": Service("payments", "2.11.0", operations={
-        "POST /entries": Operation(Latency(6), ok=201, calls=(
-            Db(**PG_LEDGER, operation="INSERT", target="ledger_entries"),
-        )),
-        "GET /entries/{paymentId}": Operation(Latency(4), calls=(
-            Db(**PG_LEDGER, operation="SELECT", target="ledger_entries"),
-        )),
-    }),
+    "payments-api": Service(
+        "payments",
+        "3.0.2",
+        operations={
+            "POST /v2/payments": Operation(
+                Latency(9),
+                ok=201,
+                calls=(
+                    Http("fraud-service", "POST /assessments"),
+                    External(
+                        "api.cardnetwork.example", "POST /v1/authorizations", Latency(140, 0.35)
+                    ),
+                    Http("ledger-service", "POST /entries"),
+                ),
+            ),
+            "GET /v2/payments/{paymentId}": Operation(
+                Latency(4), calls=(Http("ledger-service", "GET /entries/{paymentId}"),)
+            ),
+            "POST /v2/refunds": Operation(
+                Latency(9),
+                ok=201,
+                calls=(
+                    External("api.cardnetwork.example", "POST /v1/refunds", Latency(160, 0.35)),
+                    Http("ledger-service", "POST /entries"),
+                ),
+            ),
+        },
+    ),
+    "fraud-service": Service(
+        "payments",
+        "5.7.1",
+        framework="fastapi",
+        http_client="httpx",
+        operations={
+            "POST /assessments": Operation(
+                Latency(14), calls=(Internal("evaluate risk rules", Latency(9)),)
+            ),
+        },
+    ),
+    "ledger-service": Service(
+        "payments",
+        "2.11.0",
+        operations={
+            "POST /entries": Operation(
+                Latency(6),
+                ok=201,
+                calls=(Db(**PG_LEDGER, operation="INSERT", target="ledger_entries"),),
+            ),
+            "GET /entries/{paymentId}": Operation(
+                Latency(4), calls=(Db(**PG_LEDGER, operation="SELECT", target="ledger_entries"),)
+            ),
+        },
+    ),
     # logistics: shipments are announced on a Kafka topic and handled by its consumers
-    "shipment-service": Service("logistics", "1.6.0", operations={
-        "POST /shipments": Operation(Latency(10), ok=201, calls=(
-            Internal("choose carrier", Latency(4)),
-            Publish("shipment-events", ("tracking-service", "notification-service")),
-        )),
-    }),
-    "tracking-service": Service("logistics", "2.2.5", operations={
-        "process shipment-events": Operation(Latency(5), calls=(
-            External("api.carrier.example", "POST /v1/shipments", Latency(180, 0.4)),
-        )),
-        "GET /shipments/{orderId}/tracking": Operation(Latency(4), calls=(
-            External("api.carrier.example", "GET /v1/tracking/{shipmentId}", Latency(120), p=0.5),
-        )),
-        "POST /webhooks/carrier": Operation(Latency(6), calls=(
-            Internal("update shipment status", Latency(3)),
-        )),
-    }),
-    "notification-service": Service("logistics", "0.9.3", legacy=True, operations={
-        "process shipment-events": Operation(Latency(4), calls=(
-            Http("customer-service", "GET /customers/{customerId}"),
-            Internal("render shipment email", Latency(6)),
-        )),
-    }),
+    "shipment-service": Service(
+        "logistics",
+        "1.6.0",
+        operations={
+            "POST /shipments": Operation(
+                Latency(10),
+                ok=201,
+                calls=(
+                    Internal("choose carrier", Latency(4)),
+                    Publish("shipment-events", ("tracking-service", "notification-service")),
+                ),
+            ),
+        },
+    ),
+    "tracking-service": Service(
+        "logistics",
+        "2.2.5",
+        operations={
+            "process shipment-events": Operation(
+                Latency(5),
+                calls=(External("api.carrier.example", "POST /v1/shipments", Latency(180, 0.4)),),
+            ),
+            "GET /shipments/{orderId}/tracking": Operation(
+                Latency(4),
+                calls=(
+                    External(
+                        "api.carrier.example", "GET /v1/tracking/{shipmentId}", Latency(120), p=0.5
+                    ),
+                ),
+            ),
+            "POST /webhooks/carrier": Operation(
+                Latency(6), calls=(Internal("update shipment status", Latency(3)),)
+            ),
+        },
+    ),
+    "notification-service": Service(
+        "logistics",
+        "0.9.3",
+        legacy=True,
+        operations={
+            "process shipment-events": Operation(
+                Latency(4),
+                calls=(
+                    Http("customer-service", "GET /customers/{customerId}"),
+                    Internal("render shipment email", Latency(6)),
+                ),
+            ),
+        },
+    ),
 }
 
 BROWSERS = (
@@ -388,8 +549,9 @@ ENTRIES = (
     Entry("storefront-web", "POST /cart/items", 7, SHOP, BROWSERS, "203.0.113"),
     Entry("storefront-web", "POST /checkout", 5, SHOP, BROWSERS, "203.0.113"),
     Entry("storefront-web", "GET /account/orders/{orderId}", 4, SHOP, BROWSERS, "203.0.113"),
-    Entry("storefront-web", "GET /stores/{storeId}/availability/{sku}", 4, SHOP, BROWSERS,
-          "203.0.113"),
+    Entry(
+        "storefront-web", "GET /stores/{storeId}/availability/{sku}", 4, SHOP, BROWSERS, "203.0.113"
+    ),
     Entry("storefront-web", "POST /login", 3, SHOP, BROWSERS, "203.0.113"),
     Entry("pos-api", "POST /pos/sales", 6, POS, TILLS, "10.40.7"),
     Entry("pos-api", "GET /pos/stock/{sku}", 5, POS, TILLS, "10.40.7"),
@@ -397,14 +559,24 @@ ENTRIES = (
     Entry("payments-api", "POST /v2/payments", 4, API, PARTNERS, "198.51.100"),
     Entry("payments-api", "GET /v2/payments/{paymentId}", 3, API, PARTNERS, "198.51.100"),
     Entry("payments-api", "POST /v2/refunds", 0.5, API, PARTNERS, "198.51.100"),
-    Entry("tracking-service", "POST /webhooks/carrier", 2, "tracking.shop.example",
-          ("carrier-webhooks/1.0",), "192.0.2"),
+    Entry(
+        "tracking-service",
+        "POST /webhooks/carrier",
+        2,
+        "tracking.shop.example",
+        ("carrier-webhooks/1.0",),
+        "192.0.2",
+    ),
 )
 
 # The planted problems. The slow edge comes from catalog's "related" operation above and the
 # cycle from inventory's backorder check; the failing edge is time-dependent, so it lives here.
 INCIDENT = Incident(
-    "integration-hub", "warehouse-service", minutes=45, rate=0.25, status=503,
+    "integration-hub",
+    "warehouse-service",
+    minutes=45,
+    rate=0.25,
+    status=503,
     exception=("WMSUnavailable", "503 Service Unavailable: WMS connection pool exhausted"),
 )
 SLOW_EDGE = ("recommendation-service", "catalog-service")
@@ -463,10 +635,15 @@ LEGACY_NAMES = {
     "messaging.operation.name": None,
 }
 # On a server span the old conventions described the host itself, not a peer.
-LEGACY_SERVER_NAMES = {**LEGACY_NAMES, "server.address": "net.host.name",
-                       "server.port": "net.host.port"}
-SCHEMA = {False: "https://opentelemetry.io/schemas/1.30.0",
-          True: "https://opentelemetry.io/schemas/1.11.0"}
+LEGACY_SERVER_NAMES = {
+    **LEGACY_NAMES,
+    "server.address": "net.host.name",
+    "server.port": "net.host.port",
+}
+SCHEMA = {
+    False: "https://opentelemetry.io/schemas/1.30.0",
+    True: "https://opentelemetry.io/schemas/1.11.0",
+}
 CONTRIB_VERSION = {False: "0.66b2", True: "0.36b0"}
 
 
@@ -576,22 +753,29 @@ class OtlpJsonLinesExporter(SpanExporter):
 def _resource(name: str, service: Service) -> Resource:
     # Built directly rather than with Resource.create(), which would also read
     # OTEL_RESOURCE_ATTRIBUTES and other environment: the output must depend on the arguments only.
-    return Resource({
-        "service.name": name,
-        "service.namespace": service.area,
-        "service.version": service.version,
-        "deployment.environment.name": "production",
-        "telemetry.sdk.language": "python",
-        "telemetry.sdk.name": "opentelemetry",
-        "telemetry.sdk.version": SDK_VERSION,
-    })
+    return Resource(
+        {
+            "service.name": name,
+            "service.namespace": service.area,
+            "service.version": service.version,
+            "deployment.environment.name": "production",
+            "telemetry.sdk.language": "python",
+            "telemetry.sdk.name": "opentelemetry",
+            "telemetry.sdk.version": SDK_VERSION,
+        }
+    )
 
 
 def _remote(span: trace.Span) -> Context:
     """The context a callee extracts from the `traceparent` header `span`'s client would send."""
     sent = span.get_span_context()
-    received = SpanContext(sent.trace_id, sent.span_id, is_remote=True,
-                           trace_flags=sent.trace_flags, trace_state=sent.trace_state)
+    received = SpanContext(
+        sent.trace_id,
+        sent.span_id,
+        is_remote=True,
+        trace_flags=sent.trace_flags,
+        trace_state=sent.trace_state,
+    )
     return trace.set_span_in_context(NonRecordingSpan(received))
 
 
@@ -601,15 +785,21 @@ def _remote(span: trace.Span) -> Context:
 class _Walker:
     """Plays one trace at a time through the landscape, with explicit timestamps."""
 
-    def __init__(self, providers: dict[str, TracerProvider], rng: random.Random,
-                 incident_since: int) -> None:
+    def __init__(
+        self, providers: dict[str, TracerProvider], rng: random.Random, incident_since: int
+    ) -> None:
         self._providers = providers
         self._rng = rng
         self._incident_since = incident_since
         self._tracers: dict[tuple[str, str], trace.Tracer] = {}
         self._params: dict[str, str] = {}
-        self._callers = {Http: self._http, External: self._external, Db: self._db,
-                         Publish: self._publish, Internal: self._internal}
+        self._callers = {
+            Http: self._http,
+            External: self._external,
+            Db: self._db,
+            Publish: self._publish,
+            Internal: self._internal,
+        }
 
     def play(self, entry: Entry, start: int) -> None:
         """Plays one request arriving at `entry` at `start` (ns), and everything it causes."""
@@ -621,8 +811,18 @@ class _Walker:
         }
         path = self._fill(entry.operation.split(" ", 1)[1])
         # An empty Context makes a root span, whatever span is current in this process.
-        self._serve(entry.service, entry.operation, path, Context(), start, caller=None,
-                    host=entry.host, port=443, scheme="https", extra=attributes)
+        self._serve(
+            entry.service,
+            entry.operation,
+            path,
+            Context(),
+            start,
+            caller=None,
+            host=entry.host,
+            port=443,
+            scheme="https",
+            extra=attributes,
+        )
 
     # -- helpers
 
@@ -635,7 +835,8 @@ class _Walker:
             else:
                 name, version = f"opentelemetry.instrumentation.{library}", CONTRIB_VERSION[legacy]
             self._tracers[key] = self._providers[service].get_tracer(
-                name, version, schema_url=SCHEMA[legacy])
+                name, version, schema_url=SCHEMA[legacy]
+            )
         return self._tracers[key]
 
     def _fill(self, template: str) -> str:
@@ -644,6 +845,7 @@ class _Walker:
             if name not in self._params:
                 self._params[name] = PARAMS[name](self._rng)
             return self._params[name]
+
         return PARAM.sub(value, template)
 
     def _net_ns(self) -> int:
@@ -653,23 +855,46 @@ class _Walker:
     def _fail(self, span: trace.Span, at: int, exception: tuple[str, str]) -> None:
         kind, message = exception
         span.set_status(Status(StatusCode.ERROR, message))
-        span.add_event("exception", {"exception.type": kind, "exception.message": message},
-                       timestamp=at)
+        span.add_event(
+            "exception", {"exception.type": kind, "exception.message": message}, timestamp=at
+        )
 
     # -- the receiving side: a SERVER or CONSUMER span running an operation
 
-    def _serve(self, name: str, op_key: str, path: str, parent: Context, start: int, *,
-               caller: str | None, host: str, port: int, scheme: str,
-               extra: dict | None = None) -> tuple[int, int]:
+    def _serve(
+        self,
+        name: str,
+        op_key: str,
+        path: str,
+        parent: Context,
+        start: int,
+        *,
+        caller: str | None,
+        host: str,
+        port: int,
+        scheme: str,
+        extra: dict | None = None,
+    ) -> tuple[int, int]:
         """Handles one HTTP request in service `name`; returns (end ns, HTTP status)."""
         service, operation = SERVICES[name], SERVICES[name].operations[op_key]
         method, route = op_key.split(" ", 1)
-        attributes = {"http.request.method": method, "http.route": route, "url.path": path,
-                      "url.scheme": scheme, "server.address": host, "server.port": port,
-                      "network.protocol.version": "1.1", **(extra or {})}
+        attributes = {
+            "http.request.method": method,
+            "http.route": route,
+            "url.path": path,
+            "url.scheme": scheme,
+            "server.address": host,
+            "server.port": port,
+            "network.protocol.version": "1.1",
+            **(extra or {}),
+        }
         span = self._tracer(name, service.framework).start_span(
-            op_key, context=parent, kind=SpanKind.SERVER, start_time=start,
-            attributes=_semconv(service, attributes, server=True))
+            op_key,
+            context=parent,
+            kind=SpanKind.SERVER,
+            start_time=start,
+            attributes=_semconv(service, attributes, server=True),
+        )
         end, failure = self._handle(name, operation, span, start, caller)
         status = operation.ok
         if failure:
@@ -681,27 +906,36 @@ class _Walker:
         span.end(end_time=end)
         return end, status
 
-    def _consume(self, name: str, topic: str, producer: trace.Span, start: int,
-                 partition: str) -> None:
+    def _consume(
+        self, name: str, topic: str, producer: trace.Span, start: int, partition: str
+    ) -> None:
         """Processes one message from `topic` in service `name`, as a child of its producer."""
         service = SERVICES[name]
-        attributes = {"messaging.system": "kafka", "messaging.destination.name": topic,
-                      "messaging.operation.type": "process", "messaging.operation.name": "process",
-                      "messaging.consumer.group.name": name,
-                      "messaging.destination.partition.id": partition,
-                      "messaging.kafka.message.key": self._params.get("orderId", "")}
+        attributes = {
+            "messaging.system": "kafka",
+            "messaging.destination.name": topic,
+            "messaging.operation.type": "process",
+            "messaging.operation.name": "process",
+            "messaging.consumer.group.name": name,
+            "messaging.destination.partition.id": partition,
+            "messaging.kafka.message.key": self._params.get("orderId", ""),
+        }
         span = self._tracer(name, "confluent_kafka").start_span(
-            _messaging_span_name(service, "process", topic), context=_remote(producer),
-            kind=SpanKind.CONSUMER, start_time=start,
+            _messaging_span_name(service, "process", topic),
+            context=_remote(producer),
+            kind=SpanKind.CONSUMER,
+            start_time=start,
             links=[Link(producer.get_span_context())],
-            attributes=_semconv(service, attributes))
+            attributes=_semconv(service, attributes),
+        )
         end, failure = self._handle(name, service.operations[f"process {topic}"], span, start, None)
         if failure:
             self._fail(span, end, failure[1])
         span.end(end_time=end)
 
-    def _handle(self, name: str, operation: Operation, span: trace.Span, start: int,
-                caller: str | None) -> tuple[int, tuple[int, tuple[str, str]] | None]:
+    def _handle(
+        self, name: str, operation: Operation, span: trace.Span, start: int, caller: str | None
+    ) -> tuple[int, tuple[int, tuple[str, str]] | None]:
         """Runs `operation` inside `span`: its work and its calls.
 
         Returns the end time and, on failure, (HTTP status, (exception type, message)).
@@ -709,8 +943,9 @@ class _Walker:
         rng = self._rng
         work = operation.work.sample_ns(rng)
         # The handler's own failures come first and are fast: it never gets to its calls.
-        incident = (caller == INCIDENT.client and name == INCIDENT.server
-                    and start >= self._incident_since)
+        incident = (
+            caller == INCIDENT.client and name == INCIDENT.server and start >= self._incident_since
+        )
         if incident and rng.random() < INCIDENT.rate:
             return start + work // 3, (INCIDENT.status, INCIDENT.exception)
         if rng.random() < operation.error_rate:
@@ -723,16 +958,18 @@ class _Walker:
         if operation.parallel:
             ends = [now]
             for call in calls:
-                end, error = self._callers[type(call)](name, call, context,
-                                                       now + int(rng.uniform(0.05, 0.4) * MS))
+                end, error = self._callers[type(call)](
+                    name, call, context, now + int(rng.uniform(0.05, 0.4) * MS)
+                )
                 ends.append(end)
                 if error and not call.optional and failure is None:
                     failure = error
             now = max(ends)
         else:
             for call in calls:
-                now, error = self._callers[type(call)](name, call, context,
-                                                       now + int(rng.uniform(0.05, 0.5) * MS))
+                now, error = self._callers[type(call)](
+                    name, call, context, now + int(rng.uniform(0.05, 0.5) * MS)
+                )
                 if error and not call.optional:
                     failure = error
                     break
@@ -746,15 +983,33 @@ class _Walker:
         service = SERVICES[name]
         method, route = call.operation.split(" ", 1)
         path = self._fill(route)
-        attributes = {"http.request.method": method, "url.full": f"http://{call.service}:8080{path}",
-                      "server.address": call.service, "server.port": 8080,
-                      "service.peer.name": call.service, "network.protocol.version": "1.1"}
+        attributes = {
+            "http.request.method": method,
+            "url.full": f"http://{call.service}:8080{path}",
+            "server.address": call.service,
+            "server.port": 8080,
+            "service.peer.name": call.service,
+            "network.protocol.version": "1.1",
+        }
         span = self._tracer(name, service.http_client).start_span(
-            _client_span_name(service, method), context=context, kind=SpanKind.CLIENT,
-            start_time=start, attributes=_semconv(service, attributes))
+            _client_span_name(service, method),
+            context=context,
+            kind=SpanKind.CLIENT,
+            start_time=start,
+            attributes=_semconv(service, attributes),
+        )
         there = start + self._net_ns()
-        served, status = self._serve(call.service, call.operation, path, _remote(span), there,
-                                     caller=name, host=call.service, port=8080, scheme="http")
+        served, status = self._serve(
+            call.service,
+            call.operation,
+            path,
+            _remote(span),
+            there,
+            caller=name,
+            host=call.service,
+            port=8080,
+            scheme="http",
+        )
         end = served + self._net_ns()
         span.set_attributes(_semconv(service, {"http.response.status_code": status}))
         error = None
@@ -765,17 +1020,25 @@ class _Walker:
         span.end(end_time=end)
         return end, error
 
-    def _external(self, name: str, call: External, context: Context,
-                  start: int) -> tuple[int, str | None]:
+    def _external(
+        self, name: str, call: External, context: Context, start: int
+    ) -> tuple[int, str | None]:
         service = SERVICES[name]
         method, route = call.operation.split(" ", 1)
-        attributes = {"http.request.method": method,
-                      "url.full": f"https://{call.host}{self._fill(route)}",
-                      "server.address": call.host, "server.port": 443,
-                      "network.protocol.version": "1.1"}
+        attributes = {
+            "http.request.method": method,
+            "url.full": f"https://{call.host}{self._fill(route)}",
+            "server.address": call.host,
+            "server.port": 443,
+            "network.protocol.version": "1.1",
+        }
         span = self._tracer(name, service.http_client).start_span(
-            _client_span_name(service, method), context=context, kind=SpanKind.CLIENT,
-            start_time=start, attributes=_semconv(service, attributes))
+            _client_span_name(service, method),
+            context=context,
+            kind=SpanKind.CLIENT,
+            start_time=start,
+            attributes=_semconv(service, attributes),
+        )
         end = start + call.latency.sample_ns(self._rng)
         status, error = (201 if method == "POST" else 200), None
         if self._rng.random() < EXTERNAL_ERROR_RATE:
@@ -788,9 +1051,13 @@ class _Walker:
 
     def _db(self, name: str, call: Db, context: Context, start: int) -> tuple[int, None]:
         service = SERVICES[name]
-        attributes = {"db.system.name": call.system, "db.namespace": call.namespace,
-                      "db.operation.name": call.operation, "server.address": call.server,
-                      "server.port": PORTS[call.system]}
+        attributes = {
+            "db.system.name": call.system,
+            "db.namespace": call.namespace,
+            "db.operation.name": call.operation,
+            "server.address": call.server,
+            "server.port": PORTS[call.system],
+        }
         if call.system == "redis":
             span_name = call.operation
             attributes["db.query.text"] = f"{call.operation} {self._fill(call.target)}"
@@ -802,8 +1069,12 @@ class _Walker:
             latency = Latency(2.5, 0.6)
         library = "redis" if call.system == "redis" else "psycopg"
         span = self._tracer(name, library).start_span(
-            span_name, context=context, kind=SpanKind.CLIENT, start_time=start,
-            attributes=_semconv(service, attributes))
+            span_name,
+            context=context,
+            kind=SpanKind.CLIENT,
+            start_time=start,
+            attributes=_semconv(service, attributes),
+        )
         end = start + latency.sample_ns(self._rng)
         span.end(end_time=end)
         return end, None
@@ -812,13 +1083,21 @@ class _Walker:
         service = SERVICES[name]
         key = self._fill("{orderId}")
         partition = str(zlib.crc32(key.encode()) % 6)  # Kafka's default partitioner, roughly
-        attributes = {"messaging.system": "kafka", "messaging.destination.name": call.topic,
-                      "messaging.operation.type": "send", "messaging.operation.name": "send",
-                      "messaging.destination.partition.id": partition,
-                      "messaging.kafka.message.key": key}
+        attributes = {
+            "messaging.system": "kafka",
+            "messaging.destination.name": call.topic,
+            "messaging.operation.type": "send",
+            "messaging.operation.name": "send",
+            "messaging.destination.partition.id": partition,
+            "messaging.kafka.message.key": key,
+        }
         span = self._tracer(name, "confluent_kafka").start_span(
-            _messaging_span_name(service, "send", call.topic), context=context,
-            kind=SpanKind.PRODUCER, start_time=start, attributes=_semconv(service, attributes))
+            _messaging_span_name(service, "send", call.topic),
+            context=context,
+            kind=SpanKind.PRODUCER,
+            start_time=start,
+            attributes=_semconv(service, attributes),
+        )
         end = start + Latency(1.5).sample_ns(self._rng)
         span.end(end_time=end)
         # Consumers run on their own schedule: after the send, often after the request returned.
@@ -827,10 +1106,12 @@ class _Walker:
             self._consume(consumer, call.topic, span, end + lag, partition)
         return end, None
 
-    def _internal(self, name: str, call: Internal, context: Context,
-                  start: int) -> tuple[int, None]:
+    def _internal(
+        self, name: str, call: Internal, context: Context, start: int
+    ) -> tuple[int, None]:
         span = self._tracer(name, "app").start_span(
-            call.name, context=context, kind=SpanKind.INTERNAL, start_time=start)
+            call.name, context=context, kind=SpanKind.INTERNAL, start_time=start
+        )
         end = start + call.latency.sample_ns(self._rng)
         span.end(end_time=end)
         return end, None
@@ -869,25 +1150,42 @@ def _trace_starts(rng: random.Random, start_ns: int, end_ns: int, count: int) ->
 
 def _planted(incident_since: int) -> dict:
     """The manifest's description of the landscape, read from the table."""
-    calls = [(name, call) for name, service in SERVICES.items()
-             for operation in service.operations.values() for call in operation.calls]
+    calls = [
+        (name, call)
+        for name, service in SERVICES.items()
+        for operation in service.operations.values()
+        for call in operation.calls
+    ]
     publishes = [(name, call) for name, call in calls if isinstance(call, Publish)]
     producer, publish = publishes[0]
     return {
         "entry_services": sorted({entry.service for entry in ENTRIES}),
-        "failing_edge": {"client": INCIDENT.client, "server": INCIDENT.server,
-                         "since_ns": incident_since},
+        "failing_edge": {
+            "client": INCIDENT.client,
+            "server": INCIDENT.server,
+            "since_ns": incident_since,
+        },
         "slow_edge": {"client": SLOW_EDGE[0], "server": SLOW_EDGE[1]},
         "cycle": list(CYCLE),
         "databases": sorted({call.server for _, call in calls if isinstance(call, Db)}),
         "externals": sorted({call.host for _, call in calls if isinstance(call, External)}),
-        "broker": {"system": "kafka", "topic": publish.topic, "producer": producer,
-                   "consumers": sorted(publish.consumers)},
+        "broker": {
+            "system": "kafka",
+            "topic": publish.topic,
+            "producer": producer,
+            "consumers": sorted(publish.consumers),
+        },
     }
 
 
-def generate(out_dir: pathlib.Path, *, seed: int = DEFAULT_SEED, end_ns: int | None = None,
-             hours: float = 3.0, traces: int = 4000) -> dict:
+def generate(
+    out_dir: pathlib.Path,
+    *,
+    seed: int = DEFAULT_SEED,
+    end_ns: int | None = None,
+    hours: float = 3.0,
+    traces: int = 4000,
+) -> dict:
     """Writes out_dir/traces.otlp.jsonl and out_dir/manifest.json; returns the manifest.
 
     Traces start in [end_ns - hours, end_ns); `end_ns` defaults to now, floored to the minute.
@@ -913,8 +1211,11 @@ def generate(out_dir: pathlib.Path, *, seed: int = DEFAULT_SEED, end_ns: int | N
         for name in sorted(SERVICES):
             exporters[name] = OtlpJsonLinesExporter(stream)
             providers[name] = TracerProvider(
-                sampler=ALWAYS_ON, resource=_resource(name, SERVICES[name]), id_generator=ids,
-                shutdown_on_exit=False)
+                sampler=ALWAYS_ON,
+                resource=_resource(name, SERVICES[name]),
+                id_generator=ids,
+                shutdown_on_exit=False,
+            )
             providers[name].add_span_processor(SimpleSpanProcessor(exporters[name]))
         walker = _Walker(providers, behaviour, incident_since)
         weights = list(itertools.accumulate(entry.weight for entry in ENTRIES))
@@ -943,15 +1244,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument("--traces", type=int, default=4000)
     parser.add_argument("--hours", type=float, default=3.0)
-    parser.add_argument("--end-ns", type=int, default=None,
-                        help="end of the window, ns since the epoch (default: now, to the minute)")
+    parser.add_argument(
+        "--end-ns",
+        type=int,
+        default=None,
+        help="end of the window, ns since the epoch (default: now, to the minute)",
+    )
     args = parser.parse_args(argv)
     began = time.perf_counter()
-    manifest = generate(args.out_dir, seed=args.seed, end_ns=args.end_ns, hours=args.hours,
-                        traces=args.traces)
-    print(f"{manifest['traces']} traces, {manifest['spans']} spans from "
-          f"{len(manifest['services'])} services written to {args.out_dir / TRACES_FILE} "
-          f"in {time.perf_counter() - began:.1f} s")
+    manifest = generate(
+        args.out_dir, seed=args.seed, end_ns=args.end_ns, hours=args.hours, traces=args.traces
+    )
+    print(
+        f"{manifest['traces']} traces, {manifest['spans']} spans from "
+        f"{len(manifest['services'])} services written to {args.out_dir / TRACES_FILE} "
+        f"in {time.perf_counter() - began:.1f} s"
+    )
     return 0
 
 

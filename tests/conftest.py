@@ -69,9 +69,7 @@ def postgres_url() -> Iterator[str]:
     finally:
         with admin.connect() as conn:
             conn.execute(
-                text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"
-                ),
+                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
                 {"n": name},
             )
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))

@@ -9,9 +9,9 @@ unique on (trace id, span id) besides.
 from __future__ import annotations
 
 import hashlib
-from concurrent.futures import Future, ThreadPoolExecutor
 import os
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -93,7 +93,8 @@ def expand(paths: Iterable[Path]) -> list[Path]:
             files.extend(
                 p
                 for p in sorted(path.rglob("*"))
-                if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
+                if p.is_file()
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
             )
         else:
             files.append(path)
@@ -108,7 +109,7 @@ def _fingerprint(path: Path, length: int) -> str:
 def _resume_offset(conn: Connection, path: Path, identity: _FileIdentity) -> int | None:
     """Where to resume reading ``path``: None when it is unchanged since its checkpoint."""
     row = conn.execute(
-        text("SELECT fingerprint, \"offset\", size FROM ingest_checkpoints WHERE source = :s"),
+        text('SELECT fingerprint, "offset", size FROM ingest_checkpoints WHERE source = :s'),
         {"s": str(path)},
     ).first()
     if row is None:
@@ -137,8 +138,8 @@ def _save_checkpoint(
     }
     conn.execute(
         text(
-            'INSERT INTO ingest_checkpoints (source, collector, device, inode, fingerprint, "offset",'
-            " size, mtime_ns, updated_at) VALUES (:source, :collector, :device, :inode,"
+            "INSERT INTO ingest_checkpoints (source, collector, device, inode, fingerprint,"
+            ' "offset", size, mtime_ns, updated_at) VALUES (:source, :collector, :device, :inode,'
             " :fingerprint, :offset, :size, :mtime_ns, :updated_at)"
             " ON CONFLICT (source) DO UPDATE SET collector = excluded.collector,"
             " device = excluded.device, inode = excluded.inode,"
@@ -321,8 +322,11 @@ def _quarantine_file(engine: Engine, path: Path, reason: str) -> FileReport:
     with path.open("rb") as handle:
         head = handle.read(200)
     with engine.begin() as conn:
-        _save_quarantine(conn, str(path), [Quarantined("byte 0", reason, head.decode(
-            "utf-8", errors="backslashreplace"))])
+        _save_quarantine(
+            conn,
+            str(path),
+            [Quarantined("byte 0", reason, head.decode("utf-8", errors="backslashreplace"))],
+        )
         _save_checkpoint(conn, path, "-", identity, identity.size)
     return report
 
@@ -357,15 +361,10 @@ def ingest(
             result.problems.append(f"{path}: no such file")
             result.reports.append(FileReport(str(path), None, error="no such file"))
             continue
-        if format_name:
-            collector = registry[format_name]
-        else:
-            collector = registry.detect(path)
+        collector = registry[format_name] if format_name else registry.detect(path)
         if collector is None:
             names = ", ".join(sorted(registry))
-            report = _quarantine_file(
-                engine, path, f"not in any known format (tried {names})"
-            )
+            report = _quarantine_file(engine, path, f"not in any known format (tried {names})")
         else:
             try:
                 report = ingest_file(

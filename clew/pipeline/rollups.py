@@ -40,7 +40,10 @@ _CLIENT_ERROR = (
 _PEER = "COALESCE(c.peer_service, c.server_address, c.db_system, c.messaging_system)"
 # With s joined or NULL: the side whose latency the edge reports. Requests report the caller's
 # view; messaging reports the consumer's processing time.
-_SIDE = f"CASE WHEN c.kind = {_K['PRODUCER']} AND s.service IS NOT NULL THEN s.{{col}} ELSE c.{{col}} END"
+_SIDE = (
+    f"CASE WHEN c.kind = {_K['PRODUCER']} AND s.service IS NOT NULL"
+    " THEN s.{col} ELSE c.{col} END"
+)
 
 # Every client/producer span c, with its instrumented child s in another service when there is
 # one (a paired edge), else towards its named peer (a virtual edge). One scan serves both.
@@ -48,48 +51,48 @@ CALLERS = f"""
 SELECT c.minute, c.service,
        COALESCE(s.service, {_PEER}),
        CASE WHEN s.service IS NOT NULL THEN
-                CASE WHEN c.kind = {_K['PRODUCER']} THEN '{ConnectionType.MESSAGING}'
+                CASE WHEN c.kind = {_K["PRODUCER"]} THEN '{ConnectionType.MESSAGING}'
                      ELSE '{ConnectionType.DIRECT}' END
             WHEN c.db_system IS NOT NULL THEN '{ConnectionType.DATABASE}'
             WHEN c.messaging_system IS NOT NULL THEN '{ConnectionType.MESSAGING}'
             ELSE '{ConnectionType.VIRTUAL}' END,
-       CASE WHEN s.service IS NOT NULL THEN {_ENDPOINT.format(t='s')}
-            ELSE COALESCE(c.messaging_destination, {_ENDPOINT.format(t='c')}) END,
-       {_SIDE.format(col='latency_bucket')},
+       CASE WHEN s.service IS NOT NULL THEN {_ENDPOINT.format(t="s")}
+            ELSE COALESCE(c.messaging_destination, {_ENDPOINT.format(t="c")}) END,
+       {_SIDE.format(col="latency_bucket")},
        count(*),
        sum(CASE WHEN c.status = 2 OR COALESCE(s.status, 0) = 2
                   OR COALESCE(s.http_status, c.http_status, 0) >= 500 THEN 1 ELSE 0 END),
        sum(CASE WHEN c.status <> 2 AND COALESCE(s.status, 0) <> 2
                   AND COALESCE(s.http_status, c.http_status, 0) BETWEEN 400 AND 499
                 THEN 1 ELSE 0 END),
-       sum({_SIDE.format(col='duration_ns')}),
-       max({_SIDE.format(col='duration_ns')}),
+       sum({_SIDE.format(col="duration_ns")}),
+       max({_SIDE.format(col="duration_ns")}),
        CASE WHEN s.service IS NOT NULL THEN NULL
             WHEN c.db_system IS NOT NULL THEN '{NodeKind.DATABASE}'
             WHEN c.messaging_system IS NOT NULL THEN '{NodeKind.BROKER}'
             ELSE '{NodeKind.EXTERNAL}' END
 FROM spans c
 LEFT JOIN spans s ON s.trace_id = c.trace_id AND s.parent_span_id = c.span_id
-     AND s.kind IN ({_K['SERVER']}, {_K['CONSUMER']}) AND s.service <> c.service
+     AND s.kind IN ({_K["SERVER"]}, {_K["CONSUMER"]}) AND s.service <> c.service
 WHERE c.minute IN :minutes
-  AND c.kind IN ({_K['CLIENT']}, {_K['PRODUCER']})
+  AND c.kind IN ({_K["CLIENT"]}, {_K["PRODUCER"]})
   AND (s.service IS NOT NULL OR {_PEER} IS NOT NULL)
 GROUP BY 1, 2, 3, 4, 5, 6, 12
 """
 
 ROOT = f"""
 SELECT s.minute, '{ROOT_CALLER}', s.service, '{ConnectionType.VIRTUAL}',
-       {_ENDPOINT.format(t='s')},
+       {_ENDPOINT.format(t="s")},
        s.latency_bucket,
        count(*),
-       sum({_ERROR.format(status='s.status', http='s.http_status')}),
-       sum({_CLIENT_ERROR.format(status='s.status', http='s.http_status')}),
+       sum({_ERROR.format(status="s.status", http="s.http_status")}),
+       sum({_CLIENT_ERROR.format(status="s.status", http="s.http_status")}),
        sum(s.duration_ns),
        max(s.duration_ns),
        NULL
 FROM spans s
 WHERE s.minute IN :minutes
-  AND s.kind = {_K['SERVER']}
+  AND s.kind = {_K["SERVER"]}
   AND (s.parent_span_id IS NULL OR NOT EXISTS (
       SELECT 1 FROM spans p WHERE p.trace_id = s.trace_id AND p.span_id = s.parent_span_id))
 GROUP BY 1, 2, 3, 4, 5, 6
@@ -106,8 +109,8 @@ SELECT service,
        min(start_ns), max(start_ns)
 FROM spans
 WHERE minute IN :minutes
-  AND ((kind = {_K['SERVER']} AND (http_route IS NOT NULL OR rpc_service IS NOT NULL))
-       OR (kind = {_K['CONSUMER']} AND messaging_destination IS NOT NULL))
+  AND ((kind = {_K["SERVER"]} AND (http_route IS NOT NULL OR rpc_service IS NOT NULL))
+       OR (kind = {_K["CONSUMER"]} AND messaging_destination IS NOT NULL))
 GROUP BY 1, 2, 3, 4
 """
 

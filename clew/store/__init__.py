@@ -26,7 +26,7 @@ MIGRATIONS_DIR = PROJECT_ROOT / "migrations"
 
 
 def database_url(value: str | None = None) -> str:
-    """The database URL from ``--db`` (a URL or a file path), ``CLEW_DATABASE_URL``, or ./clew.db."""
+    """The database URL from ``--db`` (URL or path), else ``CLEW_DATABASE_URL``, else ./clew.db."""
     value = value or os.environ.get("CLEW_DATABASE_URL") or DEFAULT_DATABASE
     if "://" in value:
         return value
@@ -45,7 +45,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def open_engine(url: str | None = None, **kwargs: Any) -> Engine:
-    """An engine for ``url`` (see ``database_url``), with SQLite tuned for one writer, many readers."""
+    """An engine for ``url`` (see ``database_url``); SQLite tuned for one writer, many readers."""
     resolved = make_url(database_url(url))
     if resolved.drivername.startswith("sqlite"):
         if resolved.database and resolved.database != ":memory:":

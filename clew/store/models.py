@@ -119,7 +119,12 @@ class EdgeRollup(Base):
 
     __table_args__ = (
         UniqueConstraint(
-            "minute", "client", "server", "connection_type", "endpoint", "source",
+            "minute",
+            "client",
+            "server",
+            "connection_type",
+            "endpoint",
+            "source",
             name="uq_edge_rollups_cell",
         ),
         Index(None, "client", "server", "minute"),

@@ -142,7 +142,7 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 def parse_time(value: str, now_ns: int) -> int:
-    """A time as epoch ns from ``now``, ``3h``/``90m``/``2d`` (before now), ISO 8601 or epoch seconds.
+    """Epoch ns from ``now``, ``3h``/``90m``/``2d`` (before now), ISO 8601 or epoch seconds.
 
     Raises ``ValueError`` naming the value when it is none of those.
     """

@@ -71,28 +71,63 @@ def worst_grid() -> dag.AgGrid:
     columns = [
         {"field": "client", "headerName": "Client", "flex": 2, "minWidth": 150},
         {"field": "server", "headerName": "Server", "flex": 2, "minWidth": 150},
-        {"field": "connection_type", "headerName": "Connection", "flex": 1, "minWidth": 120,
-         "valueFormatter": {"function": "params.value.replaceAll('_', ' ')"}},
-        {"field": "count", "headerName": "Calls", "type": "numericColumn", "flex": 1,
-         "valueFormatter": {"function": "d3.format(',')(params.value)"}},
-        {"field": "error_ratio", "headerName": "Error ratio", "type": "numericColumn", "flex": 1,
-         "valueFormatter": {"function": "d3.format('.2%')(params.value)"},
-         "cellClassRules": tone},
-        {"field": "p95_ms", "headerName": "p95 (ms)", "type": "numericColumn", "flex": 1,
-         "valueFormatter": {
-             "function": "params.value == null ? '–' : d3.format(',.1f')(params.value)"}},
-        {"field": "rps", "headerName": "Rate (/s)", "type": "numericColumn", "flex": 1,
-         "valueFormatter": {"function": "d3.format(',.3~f')(params.value)"}},
-        {"field": "map", "headerName": "", "cellRenderer": "markdown", "sortable": False,
-         "width": 110, "minWidth": 110},
+        {
+            "field": "connection_type",
+            "headerName": "Connection",
+            "flex": 1,
+            "minWidth": 120,
+            "valueFormatter": {"function": "params.value.replaceAll('_', ' ')"},
+        },
+        {
+            "field": "count",
+            "headerName": "Calls",
+            "type": "numericColumn",
+            "flex": 1,
+            "valueFormatter": {"function": "d3.format(',')(params.value)"},
+        },
+        {
+            "field": "error_ratio",
+            "headerName": "Error ratio",
+            "type": "numericColumn",
+            "flex": 1,
+            "valueFormatter": {"function": "d3.format('.2%')(params.value)"},
+            "cellClassRules": tone,
+        },
+        {
+            "field": "p95_ms",
+            "headerName": "p95 (ms)",
+            "type": "numericColumn",
+            "flex": 1,
+            "valueFormatter": {
+                "function": "params.value == null ? '–' : d3.format(',.1f')(params.value)"
+            },
+        },
+        {
+            "field": "rps",
+            "headerName": "Rate (/s)",
+            "type": "numericColumn",
+            "flex": 1,
+            "valueFormatter": {"function": "d3.format(',.3~f')(params.value)"},
+        },
+        {
+            "field": "map",
+            "headerName": "",
+            "cellRenderer": "markdown",
+            "sortable": False,
+            "width": 110,
+            "minWidth": 110,
+        },
     ]
     return dag.AgGrid(
         id=ID.WORST,
         columnDefs=columns,
         rowData=[],
         defaultColDef={"sortable": True, "resizable": True, "suppressMovable": True},
-        dashGridOptions={"domLayout": "autoHeight", "suppressCellFocus": True,
-                         "localeText": {"noRowsToShow": "No edges in this window"}},
+        dashGridOptions={
+            "domLayout": "autoHeight",
+            "suppressCellFocus": True,
+            "localeText": {"noRowsToShow": "No edges in this window"},
+        },
         className="ag-theme-alpine clew-grid",
         style={"width": "100%"},
     )
@@ -104,13 +139,21 @@ def cards(figs: dict) -> list[html.Div]:
     return [
         components.card("Services", formatting.count(figs["services"]), hint="instrumented"),
         components.card("Edges", formatting.count(figs["edges"]), hint="with traffic"),
-        components.card("Calls", formatting.rate(figs["rps"]),
-                        hint=f"{formatting.count(figs['calls'])} calls, all edges"),
-        components.card("Entry requests", formatting.rate(figs["entry_rps"]),
-                        hint="from outside callers"),
+        components.card(
+            "Calls",
+            formatting.rate(figs["rps"]),
+            hint=f"{formatting.count(figs['calls'])} calls, all edges",
+        ),
+        components.card(
+            "Entry requests", formatting.rate(figs["entry_rps"]), hint="from outside callers"
+        ),
         components.card("p95 latency", formatting.ms(figs["p95_ms"]), hint="all edges"),
-        components.card("Error ratio", formatting.ratio(ratio), tone=figures.health(ratio),
-                        hint="5xx and span errors"),
+        components.card(
+            "Error ratio",
+            formatting.ratio(ratio),
+            tone=figures.health(ratio),
+            hint="5xx and span errors",
+        ),
     ]
 
 
@@ -127,8 +170,10 @@ def worst_rows(rows: list[dict], state: ViewState) -> list[dict]:
     """
     keep = ("client", "server", "connection_type", "count", "error_ratio", "p95_ms", "rps")
     return [
-        {**{k: row[k] for k in keep},
-         "map": f"[Show on map]({map_link(state, row['client'], row['server'])})"}
+        {
+            **{k: row[k] for k in keep},
+            "map": f"[Show on map]({map_link(state, row['client'], row['server'])})",
+        }
         for row in rows
     ]
 
@@ -197,8 +242,14 @@ def register_callbacks(app: Dash) -> None:
         window = state.resolve(now)
         model = queries.overview(store.engine_of(flask_app), window)
         out = view(model, state, window, now // 60_000_000_000)
-        return (components.problems(problems), window_label(state, window), out["message"],
-                out["cards"], out["figure"], out["rows"])
+        return (
+            components.problems(problems),
+            window_label(state, window),
+            out["message"],
+            out["cards"],
+            out["figure"],
+            out["rows"],
+        )
 
 
 def window_label(state: ViewState, window) -> str:

@@ -136,21 +136,34 @@ def stylesheet(labels: bool, selection: dict | None, elements: list[dict] = ()) 
         quoted = _quoted(name)
         keep = sorted(neighbours(list(elements), name))
         if keep:
-            sheet.append({"selector": ", ".join(f"node[id = {_quoted(n)}]" for n in keep),
-                          "style": focus})
+            sheet.append(
+                {"selector": ", ".join(f"node[id = {_quoted(n)}]" for n in keep), "style": focus}
+            )
         sheet += [
             {"selector": f"edge[source = {quoted}], edge[target = {quoted}]", "style": focus},
-            {"selector": f"node[id = {quoted}]",
-             "style": {**focus, "border-color": figures.ACCENT, "border-width": 4,
-                       "background-color": "#dbe6ff"}},
+            {
+                "selector": f"node[id = {quoted}]",
+                "style": {
+                    **focus,
+                    "border-color": figures.ACCENT,
+                    "border-width": 4,
+                    "background-color": "#dbe6ff",
+                },
+            },
         ]
     else:
         client, server = map(_quoted, selection["edge"])
         sheet += [
             {"selector": f"node[id = {client}], node[id = {server}]", "style": focus},
-            {"selector": f"edge[source = {client}][target = {server}]",
-             "style": {**focus, "underlay-color": figures.ACCENT, "underlay-opacity": 0.25,
-                       "underlay-padding": 5}},
+            {
+                "selector": f"edge[source = {client}][target = {server}]",
+                "style": {
+                    **focus,
+                    "underlay-color": figures.ACCENT,
+                    "underlay-opacity": 0.25,
+                    "underlay-padding": 5,
+                },
+            },
         ]
     return sheet
 
@@ -163,8 +176,12 @@ def legend() -> html.Div:
                 html.Span(
                     className=f"legend-shape shape-{kind}",
                     # Clipped shapes lose their border, so they are filled with its colour.
-                    style={"backgroundColor": style["border"] if kind == NodeKind.EXTERNAL
-                           else style["fill"], "borderColor": style["border"]},
+                    style={
+                        "backgroundColor": style["border"]
+                        if kind == NodeKind.EXTERNAL
+                        else style["fill"],
+                        "borderColor": style["border"],
+                    },
                 ),
                 style["label"],
             ],
@@ -173,8 +190,10 @@ def legend() -> html.Div:
         for kind, style in figures.NODE_STYLES.items()
     ]
     edges = [
-        html.Span([html.Span(className="legend-line", style={"backgroundColor": colour}), text],
-                  className="legend-item")
+        html.Span(
+            [html.Span(className="legend-line", style={"backgroundColor": colour}), text],
+            className="legend-item",
+        )
         for colour, text in (
             (figures.OK, "errors < 1 %"),
             (figures.WARN, "< 5 %"),
@@ -182,8 +201,9 @@ def legend() -> html.Div:
         )
     ]
     notes = [
-        html.Span([html.Span(className="legend-line dashed"), "messaging"],
-                  className="legend-item"),
+        html.Span(
+            [html.Span(className="legend-line dashed"), "messaging"], className="legend-item"
+        ),
         html.Span("width ∝ log rate", className="legend-item muted"),
     ]
     return html.Div(
@@ -195,10 +215,16 @@ def legend() -> html.Div:
 
 def _edge_rows(edges: list[dict], other: str) -> list[list]:
     return [
-        [e[other], e["connection_type"].replace("_", " "), formatting.rate(e["rps"]),
-         html.Span(formatting.ratio(e["error_ratio"]),
-                   className=f"tone-{figures.health(e['error_ratio'])}"),
-         formatting.ms(e["p95_ms"])]
+        [
+            e[other],
+            e["connection_type"].replace("_", " "),
+            formatting.rate(e["rps"]),
+            html.Span(
+                formatting.ratio(e["error_ratio"]),
+                className=f"tone-{figures.health(e['error_ratio'])}",
+            ),
+            formatting.ms(e["p95_ms"]),
+        ]
         for e in sorted(edges, key=lambda e: (-e["rps"], e[other]))
     ]
 
@@ -207,8 +233,10 @@ def node_panel(view: dict, name: str) -> list:
     """The side panel for node ``name``: what it is, what it serves, its edges in and out."""
     node = next((n for n in view["nodes"] if n["id"] == name), None)
     if node is None:
-        return [html.H3(name, className="panel-title"),
-                html.P("No traffic to or from this node in this window.", className="muted")]
+        return [
+            html.H3(name, className="panel-title"),
+            html.P("No traffic to or from this node in this window.", className="muted"),
+        ]
     inbound = [e for e in view["edges"] if e["server"] == name]
     outbound = [e for e in view["edges"] if e["client"] == name]
     header = ["", "type", "rate", "errors", "p95"]
@@ -221,29 +249,35 @@ def node_panel(view: dict, name: str) -> list:
                 ("Namespace", node.get("namespace")),
                 ("Environment", node.get("environment")),
                 ("Inbound calls", formatting.count(node["requests"])),
-                ("Inbound errors", f"{formatting.count(node['errors'])}"
-                                   f" ({formatting.ratio(node['error_ratio'])})"),
+                (
+                    "Inbound errors",
+                    f"{formatting.count(node['errors'])} ({formatting.ratio(node['error_ratio'])})",
+                ),
             ]
         ),
         html.H4(f"Called by ({len(inbound)})"),
         components.table(["client", *header[1:]], _edge_rows(inbound, "client"))
-        if inbound else html.P("No callers: an entry point.", className="muted"),
+        if inbound
+        else html.P("No callers: an entry point.", className="muted"),
         html.H4(f"Calls ({len(outbound)})"),
         components.table(["server", *header[1:]], _edge_rows(outbound, "server"))
-        if outbound else html.P("Calls nothing observed.", className="muted"),
+        if outbound
+        else html.P("Calls nothing observed.", className="muted"),
     ]
     if kind == NodeKind.CLIENT:
-        out.insert(2, html.P("Stands for the callers of root spans outside the traces.",
-                             className="muted"))
+        out.insert(
+            2, html.P("Stands for the callers of root spans outside the traces.", className="muted")
+        )
     return out
 
 
 def edge_panel(view: dict, client: str, server: str, series: list[dict]) -> list:
     """The side panel for the edge client → server: percentiles, errors, rate and a chart."""
     edges = [e for e in view["edges"] if e["client"] == client and e["server"] == server]
-    title = [html.Div("Edge", className="panel-kicker"),
-             html.H3([client, html.Span(" → ", className="arrow"), server],
-                     className="panel-title")]
+    title = [
+        html.Div("Edge", className="panel-kicker"),
+        html.H3([client, html.Span(" → ", className="arrow"), server], className="panel-title"),
+    ]
     if not edges:
         return [*title, html.P("No traffic on this edge in this window.", className="muted")]
     out = list(title)
@@ -255,13 +289,19 @@ def edge_panel(view: dict, client: str, server: str, series: list[dict]) -> list
                     ("Evidence", ", ".join(edge["sources"])),
                     ("Calls", formatting.count(edge["count"])),
                     ("Rate", formatting.rate(edge["rps"])),
-                    ("Errors", html.Span(
-                        f"{formatting.count(edge['errors'])}"
-                        f" ({formatting.ratio(edge['error_ratio'])})",
-                        className=f"tone-{figures.health(edge['error_ratio'])}")),
+                    (
+                        "Errors",
+                        html.Span(
+                            f"{formatting.count(edge['errors'])}"
+                            f" ({formatting.ratio(edge['error_ratio'])})",
+                            className=f"tone-{figures.health(edge['error_ratio'])}",
+                        ),
+                    ),
                     ("4xx", formatting.count(edge.get("client_errors"))),
-                    ("p50 / p95 / p99", " / ".join(
-                        formatting.ms(edge[k]) for k in ("p50_ms", "p95_ms", "p99_ms"))),
+                    (
+                        "p50 / p95 / p99",
+                        " / ".join(formatting.ms(edge[k]) for k in ("p50_ms", "p95_ms", "p99_ms")),
+                    ),
                     ("Max", formatting.ms(edge.get("max_ms"))),
                 ]
             )
@@ -287,8 +327,11 @@ def overview_panel(view: dict, state: ViewState, labels: bool = False) -> list:
     """The side panel when nothing is selected: how to use the map, failing edges and cycles."""
     out = [
         html.H3("Nothing selected", className="panel-title"),
-        html.P("Click a node or an edge for its details. Search highlights matching nodes; "
-               "filters keep matching nodes and fade their neighbours.", className="muted"),
+        html.P(
+            "Click a node or an edge for its details. Search highlights matching nodes; "
+            "filters keep matching nodes and fade their neighbours.",
+            className="muted",
+        ),
     ]
     failing = failing_edges(view)
     if failing:
@@ -296,13 +339,17 @@ def overview_panel(view: dict, state: ViewState, labels: bool = False) -> list:
         out.append(
             html.Ul(
                 [
-                    html.Li([
-                        dcc.Link([e["client"], " → ", e["server"]],
-                                 href=PATH + map_search(state, {"edge": [e["client"], e["server"]]},
-                                                        labels),
-                                 className="link"),
-                        html.Span(formatting.ratio(e["error_ratio"]), className="tone-bad num"),
-                    ])
+                    html.Li(
+                        [
+                            dcc.Link(
+                                [e["client"], " → ", e["server"]],
+                                href=PATH
+                                + map_search(state, {"edge": [e["client"], e["server"]]}, labels),
+                                className="link",
+                            ),
+                            html.Span(formatting.ratio(e["error_ratio"]), className="tone-bad num"),
+                        ]
+                    )
                     for e in failing
                 ],
                 className="plain-list",
@@ -311,13 +358,15 @@ def overview_panel(view: dict, state: ViewState, labels: bool = False) -> list:
     cycles = view.get("cycles") or []
     if cycles:
         out.append(html.H4(f"Dependency cycles ({len(cycles)})"))
-        out.append(html.Ul([html.Li(" → ".join([*c, c[0]])) for c in cycles],
-                           className="cycle-list"))
+        out.append(
+            html.Ul([html.Li(" → ".join([*c, c[0]])) for c in cycles], className="cycle-list")
+        )
     return out
 
 
-def view(graph: dict, facets: queries.Facets, state: ViewState,
-         data_range: tuple[int | None, int | None]) -> dict:
+def view(
+    graph: dict, facets: queries.Facets, state: ViewState, data_range: tuple[int | None, int | None]
+) -> dict:
     """Everything ``refresh`` outputs, from the graph view and the facets (pure, for tests)."""
     nodes, edges, context = filter_graph(graph, state)
     message = None
@@ -383,8 +432,13 @@ def layout(**query: str) -> html.Div:
                     ),
                     html.Aside(
                         [
-                            html.Button("Clear selection", id=ID.CLEAR, n_clicks=0,
-                                        disabled=not selection, className="button-link"),
+                            html.Button(
+                                "Clear selection",
+                                id=ID.CLEAR,
+                                n_clicks=0,
+                                disabled=not selection,
+                                className="button-link",
+                            ),
                             html.Div(id=ID.PANEL),
                         ],
                         className="side-panel",
@@ -421,8 +475,15 @@ def register_callbacks(app: Dash) -> None:
         prevent_initial_call=True,
     )
     def sync_url(window, since, until, namespace, environment, kind, q, labels, selection, old):
-        raw = {"window": window, "since": since, "until": until, "namespace": namespace,
-               "environment": environment, "kind": kind, "q": q}
+        raw = {
+            "window": window,
+            "since": since,
+            "until": until,
+            "namespace": namespace,
+            "environment": environment,
+            "kind": kind,
+            "q": q,
+        }
         state, _ = parse(raw)
         query = map_search(state, selection, bool(labels))
         # A new selection or the labels alone leave the data as it is: do not fetch it again.
@@ -440,10 +501,20 @@ def register_callbacks(app: Dash) -> None:
     def refresh(raw):
         now = time.time_ns()
         state, problems = parse(raw or {}, now)
-        out = view(queries.graph(engine(), state.resolve(now)), queries.facets(engine()),
-                   state, queries.data_range(engine()))
-        return (out["elements"], out["namespaces"], out["environments"], out["summary"],
-                out["message"], components.problems(problems))
+        out = view(
+            queries.graph(engine(), state.resolve(now)),
+            queries.facets(engine()),
+            state,
+            queries.data_range(engine()),
+        )
+        return (
+            out["elements"],
+            out["namespaces"],
+            out["environments"],
+            out["summary"],
+            out["message"],
+            components.problems(problems),
+        )
 
     @app.callback(
         Output(ID.GRAPH, "stylesheet"),

@@ -10,8 +10,17 @@ from tests.conftest import corpus
 
 INGEST_KEYS = {"files", "records", "inserted", "duplicates", "quarantined"}
 EDGE_KEYS = {
-    "client", "server", "connection_type", "sources", "count", "errors", "error_ratio", "rps",
-    "p50_ms", "p95_ms", "p99_ms",
+    "client",
+    "server",
+    "connection_type",
+    "sources",
+    "count",
+    "errors",
+    "error_ratio",
+    "rps",
+    "p50_ms",
+    "p95_ms",
+    "p99_ms",
 }
 
 
@@ -64,9 +73,13 @@ def test_graph_window_excludes_traffic_outside_it(tmp_path):
     db = str(tmp_path / "c.db")
     run("ingest", str(corpus("otlp_json", "error_timeout_masked.json")), "--db", db)
     # the capture is from 2026-08-06; a window in 2025 is empty, one around the capture is not
-    code, empty = run("graph", "--db", db, "--json", "--since", "2025-01-01", "--until", "2025-02-01")
+    code, empty = run(
+        "graph", "--db", db, "--json", "--since", "2025-01-01", "--until", "2025-02-01"
+    )
     assert code == 0 and empty["edges"] == []
-    code, full = run("graph", "--db", db, "--json", "--since", "2026-08-01", "--until", "2026-09-01")
+    code, full = run(
+        "graph", "--db", db, "--json", "--since", "2026-08-01", "--until", "2026-09-01"
+    )
     assert len(full["edges"]) == 6
 
 

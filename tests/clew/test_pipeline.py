@@ -18,9 +18,7 @@ def count(engine: Engine, sql: str) -> int:
         return conn.execute(text(sql)).scalar_one()
 
 
-def test_corpus_spans_are_all_inserted_or_quarantined_and_a_rerun_inserts_nothing(
-    engine, registry
-):
+def test_corpus_spans_are_all_inserted_or_quarantined_and_a_rerun_inserts_nothing(engine, registry):
     first = ingest(engine, [corpus("otlp_json")], registry)
     assert first.files == 6
     assert first.inserted == 38  # 26 + 4 + 1 + 6 + 1 spans in the five OTLP files

@@ -19,31 +19,104 @@ def landscape() -> list[dict]:
     """Three traces: shop → orders (with a DB and an external call), and a message to billing."""
     shop, orders, billing = [], [], []
     for t in (1, 2, 3):
-        shop.append(otlp.span(t, 1, kind=SERVER, name="GET /cart", http__route="/cart",
-                              http__request__method="GET", start_ms=t * 1000, duration_ms=90))
-        shop.append(otlp.span(t, 2, 1, kind=CLIENT, name="POST", start_ms=t * 1000 + 1,
-                              duration_ms=50, **{"http.request.method": "POST"}))
-        orders.append(otlp.span(t, 3, 2, kind=SERVER, name="POST /orders", start_ms=t * 1000 + 2,
-                                duration_ms=40, error=t == 3, **{
-                                    "http.route": "/orders", "http.request.method": "POST",
-                                    "http.response.status_code": 500 if t == 3 else 201}))
-        orders.append(otlp.span(t, 4, 3, kind=CLIENT, name="INSERT orders", start_ms=t * 1000 + 3,
-                                duration_ms=5, **{"db.system": "postgresql",
-                                                  "server.address": "orders-db"}))
-        orders.append(otlp.span(t, 5, 3, kind=CLIENT, name="GET", start_ms=t * 1000 + 9,
-                                duration_ms=20, **{"peer.service": "tax-api",
-                                                   "server.address": "tax.example",
-                                                   "http.status_code": 404}))
-        orders.append(otlp.span(t, 6, 3, kind=PRODUCER, name="orders publish",
-                                start_ms=t * 1000 + 30, duration_ms=2, **{
-                                    "messaging.system": "kafka",
-                                    "messaging.destination.name": "orders"}))
-        billing.append(otlp.span(t, 7, 6, kind=CONSUMER, name="orders process",
-                                 start_ms=t * 1000 + 40, duration_ms=15, **{
-                                     "messaging.system": "kafka",
-                                     "messaging.destination.name": "orders"}))
-    return [otlp.request({"shop": shop}), otlp.request({"orders": orders}),
-            otlp.request({"billing": billing})]
+        shop.append(
+            otlp.span(
+                t,
+                1,
+                kind=SERVER,
+                name="GET /cart",
+                http__route="/cart",
+                http__request__method="GET",
+                start_ms=t * 1000,
+                duration_ms=90,
+            )
+        )
+        shop.append(
+            otlp.span(
+                t,
+                2,
+                1,
+                kind=CLIENT,
+                name="POST",
+                start_ms=t * 1000 + 1,
+                duration_ms=50,
+                **{"http.request.method": "POST"},
+            )
+        )
+        orders.append(
+            otlp.span(
+                t,
+                3,
+                2,
+                kind=SERVER,
+                name="POST /orders",
+                start_ms=t * 1000 + 2,
+                duration_ms=40,
+                error=t == 3,
+                **{
+                    "http.route": "/orders",
+                    "http.request.method": "POST",
+                    "http.response.status_code": 500 if t == 3 else 201,
+                },
+            )
+        )
+        orders.append(
+            otlp.span(
+                t,
+                4,
+                3,
+                kind=CLIENT,
+                name="INSERT orders",
+                start_ms=t * 1000 + 3,
+                duration_ms=5,
+                **{"db.system": "postgresql", "server.address": "orders-db"},
+            )
+        )
+        orders.append(
+            otlp.span(
+                t,
+                5,
+                3,
+                kind=CLIENT,
+                name="GET",
+                start_ms=t * 1000 + 9,
+                duration_ms=20,
+                **{
+                    "peer.service": "tax-api",
+                    "server.address": "tax.example",
+                    "http.status_code": 404,
+                },
+            )
+        )
+        orders.append(
+            otlp.span(
+                t,
+                6,
+                3,
+                kind=PRODUCER,
+                name="orders publish",
+                start_ms=t * 1000 + 30,
+                duration_ms=2,
+                **{"messaging.system": "kafka", "messaging.destination.name": "orders"},
+            )
+        )
+        billing.append(
+            otlp.span(
+                t,
+                7,
+                6,
+                kind=CONSUMER,
+                name="orders process",
+                start_ms=t * 1000 + 40,
+                duration_ms=15,
+                **{"messaging.system": "kafka", "messaging.destination.name": "orders"},
+            )
+        )
+    return [
+        otlp.request({"shop": shop}),
+        otlp.request({"orders": orders}),
+        otlp.request({"billing": billing}),
+    ]
 
 
 def edges_of(engine) -> dict[tuple[str, str, str], dict]:
@@ -76,8 +149,12 @@ def test_pairing_gives_direct_database_virtual_messaging_and_root_edges(
     assert (tax["errors"], tax["client_errors"]) == (0, 3)  # 4xx are counted apart
     assert abs(edges[("orders", "billing", "messaging_system")]["p99_ms"] - 15) / 15 <= 0.02
     assert kinds_of(engine) == {
-        "shop": "service", "orders": "service", "billing": "service",
-        "orders-db": "database", "tax-api": "external", "client": "client",
+        "shop": "service",
+        "orders": "service",
+        "billing": "service",
+        "orders-db": "database",
+        "tax-api": "external",
+        "client": "client",
     }
     with engine.connect() as conn:
         endpoints = conn.execute(

@@ -64,7 +64,8 @@ def _independent_edges(conn) -> dict[tuple[str, str, str], list[int]]:
     for r in rows:
         if r.kind in (CLIENT, PRODUCER):
             paired = [
-                c for c in children[(r.trace_id, r.span_id)]
+                c
+                for c in children[(r.trace_id, r.span_id)]
                 if c.kind in (SERVER, CONSUMER) and c.service != r.service
             ]
             for c in paired:
@@ -75,8 +76,11 @@ def _independent_edges(conn) -> dict[tuple[str, str, str], list[int]]:
             peer = r.peer_service or r.server_address or r.db_system or r.messaging_system
             if not paired and peer:
                 ctype = (
-                    "database" if r.db_system else
-                    "messaging_system" if r.messaging_system else "virtual_node"
+                    "database"
+                    if r.db_system
+                    else "messaging_system"
+                    if r.messaging_system
+                    else "virtual_node"
                 )
                 edges[(r.service, peer, ctype)].append(r.duration_ns)
         elif r.kind == SERVER and (

@@ -15,8 +15,15 @@ from tests.clew.test_rollups import edges_of
 from tests.conftest import corpus
 
 TABLES = {
-    "services", "spans", "span_links", "edge_rollups", "rollup_dirty", "endpoints",
-    "ingest_checkpoints", "quarantine", "alembic_version",
+    "services",
+    "spans",
+    "span_links",
+    "edge_rollups",
+    "rollup_dirty",
+    "endpoints",
+    "ingest_checkpoints",
+    "quarantine",
+    "alembic_version",
 }
 
 

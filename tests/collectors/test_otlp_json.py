@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from clew.demo import generator
 from clew.records import (
     UNKNOWN_SERVICE,
     Checkpoint,
@@ -19,10 +21,16 @@ from clew.records import (
     SpanLink,
     StatusCode,
 )
-from collectors import Source
-from collectors.otlp_json import OtlpJsonCollector, normalise, records_of_request
+from collectors import Source, otlp_json
+from collectors.otlp_json import (
+    OtlpJsonCollector,
+    _guarded,
+    normalise,
+    records_of_request,
+    typed_records,
+)
 from tests import otlp
-from tests.conftest import corpus
+from tests.conftest import SAMPLE_END_NS, corpus
 
 collector = OtlpJsonCollector()
 
@@ -98,7 +106,8 @@ def test_a_document_that_is_not_otlp_is_quarantined_not_crashed():
     (bad,) = [r for r in recs if type(r) is Quarantined]
     assert "no resourceSpans" in bad.reason
     assert bad.position == "document"
-    assert not collector.detect(corpus("otlp_json", "error_timeout_masked.manifest.json").read_bytes())
+    manifest = corpus("otlp_json", "error_timeout_masked.manifest.json")
+    assert not collector.detect(manifest.read_bytes())
 
 
 def test_bad_spans_are_quarantined_with_their_position_and_the_rest_kept():
@@ -188,8 +197,9 @@ def test_a_broken_pretty_printed_document_is_quarantined_with_line_and_column(tm
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=12), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4)
+    ),
     max_leaves=20,
 )
 span_fields = st.fixed_dictionaries(
@@ -222,3 +232,120 @@ def test_any_json_gives_spans_or_quarantine_never_an_exception(spans, resource):
     for r in recs:
         if type(r) is Span:
             assert len(r.trace_id) == 32 and len(r.span_id) == 16 and r.duration_ns >= 0
+
+
+# --- The typed fast path gives the same records as the dict path --------------------------------
+
+
+def dict_path_records(data: bytes) -> list:
+    """What the dict path (orjson + ``records_of_request``) gives for one request."""
+    return list(_guarded(orjson.loads(data), ""))
+
+
+def assert_same_records(data: bytes) -> list | None:
+    fast = typed_records(data)
+    if fast is not None:
+        assert fast == dict_path_records(data)
+        # same types too (a Span equals a tuple of its fields)
+        assert [type(r) for r in fast] == [type(r) for r in dict_path_records(data)]
+    return fast
+
+
+def test_fast_path_matches_dict_path_on_the_corpus():
+    taken = 0
+    for path in sorted(corpus("otlp_json").glob("*.json")):
+        data = path.read_bytes()
+        try:
+            orjson.loads(data)
+        except orjson.JSONDecodeError:
+            continue
+        taken += assert_same_records(data) is not None
+    assert taken >= 5  # the real captures do take the fast path
+
+
+def test_fast_path_matches_dict_path_on_the_sample_landscape(tmp_path: Path):
+    generator().generate(tmp_path, end_ns=SAMPLE_END_NS, traces=100)
+    lines = [line for line in (tmp_path / "traces.otlp.jsonl").read_bytes().splitlines() if line]
+    assert lines
+    assert all(assert_same_records(line) is not None for line in lines)
+
+
+def test_collect_gives_the_same_records_with_and_without_the_fast_path(tmp_path, monkeypatch):
+    generator().generate(tmp_path, end_ns=SAMPLE_END_NS, traces=30)
+    path = tmp_path / "traces.otlp.jsonl"
+    with path.open("ab") as handle:
+        handle.write(b'{"resourceSpans": [ truncated\n')
+    fast = records(path)
+    monkeypatch.setattr(otlp_json, "typed_records", lambda data: None)
+    assert fast == records(path)
+
+
+def test_irregular_shapes_fall_back_to_the_dict_path():
+    span = otlp.span(1, 1, kind=2)
+    two_fields = {"key": "k", "value": {"intValue": "1", "stringValue": "a"}}
+    bad = [
+        otlp.request({"a": [span | {"traceId": "xyz"}]}),  # quarantined: dict path owns reasons
+        otlp.request({"a": [span | {"attributes": [two_fields]}]}),  # first key wins: order
+        otlp.request({"a": [span | {"futureField": 1}]}),  # unknown field: not validated
+        otlp.request({"a": [span | {"kind": True}]}),
+    ]
+    for request in bad:
+        assert typed_records(orjson.dumps(request)) is None
+    big = otlp.request({"a": [span | {"attributes": [{"key": "n", "value": {"intValue": 0}}]}]})
+    data = orjson.dumps(big).replace(b'"intValue":0', b'"intValue":' + b"9" * 25)
+    assert typed_records(data) is None  # orjson reads it as a float
+    assert typed_records(b'{"resourceSpans": [], "x": "\xff"}') is None  # not UTF-8
+    assert typed_records(b'{"resourceSpans": [], "x": 1e400}') is None  # orjson: infinity
+
+
+any_values = st.deferred(
+    lambda: st.one_of(
+        st.builds(lambda v: {"stringValue": v}, st.text(max_size=8)),
+        st.builds(lambda v: {"intValue": v}, st.integers() | st.text("0123-x", max_size=4)),
+        st.builds(lambda v: {"boolValue": v}, st.booleans()),
+        st.builds(lambda v: {"doubleValue": v}, st.floats(allow_nan=False) | st.integers()),
+        st.builds(lambda v: {"bytesValue": v}, st.text(max_size=8)),
+        st.builds(lambda v: {"arrayValue": {"values": v}}, st.lists(any_values, max_size=3)),
+        st.builds(lambda v: {"kvlistValue": {"values": v}}, st.lists(key_value, max_size=3)),
+        st.dictionaries(
+            st.sampled_from(["stringValue", "intValue", "boolValue"]), json_values, max_size=2
+        ),
+    )
+)
+legacy_keys = st.sampled_from(
+    [
+        *otlp_json.LEGACY_NAMES,
+        *("net.peer.name", "net.peer.port", "net.host.name", "http.target", "x"),
+        *("http.request.method", "url.path", "server.address", "network.peer.address"),
+    ]
+)
+key_value = st.builds(
+    lambda k, v: {"key": k, "value": v}, legacy_keys | st.text(max_size=6), any_values | st.none()
+)
+regular_spans = st.builds(
+    lambda fields, attributes, kind, status: (
+        otlp.span(1, 1, kind=kind) | {"attributes": attributes, "status": status} | fields
+    ),
+    span_fields,
+    st.lists(key_value, max_size=6),
+    st.sampled_from([0, 1, 2, 3, 4, 5, "SPAN_KIND_SERVER"]),
+    st.sampled_from([{}, {"code": 2, "message": "boom"}, {"code": "STATUS_CODE_OK"}, None]),
+)
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(
+    st.lists(regular_spans | span_fields, max_size=4),
+    st.one_of(json_values, st.fixed_dictionaries({"attributes": st.lists(key_value)})),
+)
+def test_fast_path_matches_dict_path_on_any_request(spans, resource):
+    request = {"resourceSpans": [{"resource": resource, "scopeSpans": [{"spans": spans}]}]}
+    try:
+        data = orjson.dumps(request)
+    except TypeError:  # an integer beyond 64 bits: not JSON orjson writes
+        data = json.dumps(request).encode()
+    try:
+        orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return
+    assert_same_records(data)

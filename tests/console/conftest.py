@@ -15,12 +15,24 @@ from collectors import load_registry
 #: A service name that would run script if anything rendered names as HTML.
 HOSTILE = "<img src=x onerror=window.__clew_xss=1>"
 #: Services of the sample landscape every console view over all of it must show.
-SAMPLE_SERVICES = ("storefront-web", "payments-api", "orders-db", "integration-hub",
-                   "warehouse-service")
+SAMPLE_SERVICES = (
+    "storefront-web",
+    "payments-api",
+    "orders-db",
+    "integration-hub",
+    "warehouse-service",
+)
 
 
-def _span(trace: str, span: str, parent: str | None, name: str, kind: int, start_s: int,
-          error: bool = False) -> dict:
+def _span(
+    trace: str,
+    span: str,
+    parent: str | None,
+    name: str,
+    kind: int,
+    start_s: int,
+    error: bool = False,
+) -> dict:
     out = {
         "traceId": trace,
         "spanId": span,
@@ -47,15 +59,24 @@ def hostile_landscape(path: Path) -> Path:
     resources = []
     for i in range(6):
         trace = f"{i + 1:032x}"
-        root, call, serve = f"{i + 1:04x}000000000001", f"{i + 1:04x}000000000002", \
-            f"{i + 1:04x}000000000003"
+        root, call, serve = (
+            f"{i + 1:04x}000000000001",
+            f"{i + 1:04x}000000000002",
+            f"{i + 1:04x}000000000003",
+        )
         start = 1_794_999_000 + i * 30
-        resources.append(_resource("shop", [
-            _span(trace, root, None, "GET /", 2, start),
-            _span(trace, call, root, "GET /x", 3, start),
-        ]))
-        resources.append(_resource(HOSTILE, [_span(trace, serve, call, "GET /x", 2, start,
-                                                    error=i == 0)]))
+        resources.append(
+            _resource(
+                "shop",
+                [
+                    _span(trace, root, None, "GET /", 2, start),
+                    _span(trace, call, root, "GET /x", 3, start),
+                ],
+            )
+        )
+        resources.append(
+            _resource(HOSTILE, [_span(trace, serve, call, "GET /x", 2, start, error=i == 0)])
+        )
     path.write_text(json.dumps({"resourceSpans": resources}))
     return path
 

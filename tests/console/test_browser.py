@@ -73,9 +73,15 @@ def browser(tmp_path_factory):
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
     for flag in (
-        "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--no-first-run", f"--user-data-dir={tmp_path_factory.mktemp('chromium')}",
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={tmp_path_factory.mktemp('chromium')}",
         "--window-size=1440,900",
     ):
         options.add_argument(flag)
@@ -109,8 +115,11 @@ def query(browser) -> dict[str, list[str]]:
 
 
 def severe_console_errors(browser) -> list[str]:
-    return [entry["message"] for entry in browser.get_log("browser")
-            if entry["level"] == "SEVERE" and "favicon" not in entry["message"]]
+    return [
+        entry["message"]
+        for entry in browser.get_log("browser")
+        if entry["level"] == "SEVERE" and "favicon" not in entry["message"]
+    ]
 
 
 def test_overview_shows_the_headline_figures_and_the_worst_edges(browser, sample_url):
@@ -121,8 +130,12 @@ def test_overview_shows_the_headline_figures_and_the_worst_edges(browser, sample
     for label in ("SERVICES", "EDGES", "CALLS", "ENTRY REQUESTS", "P95 LATENCY", "ERROR RATIO"):
         assert label in cards.upper()
     assert "integration-hub" in text_of(browser, "overview-worst")
-    assert browser.execute_script(
-        "return document.querySelectorAll('#overview-series .scatterlayer .trace').length") == 2
+    assert (
+        browser.execute_script(
+            "return document.querySelectorAll('#overview-series .scatterlayer .trace').length"
+        )
+        == 2
+    )
     assert "Demo mode — sample landscape, no authentication" in text_of(browser, "demo-banner")
     assert severe_console_errors(browser) == []
 
@@ -136,9 +149,12 @@ def test_the_map_draws_every_sample_service(browser, sample_url):
     # fitted: every node is inside the visible canvas
     assert browser.execute_script(
         "const cy = window.cy; return cy.nodes().every(n => {const p = n.renderedPosition();"
-        " return p.x >= 0 && p.y >= 0 && p.x <= cy.width() && p.y <= cy.height();})")
-    assert browser.execute_script(
-        "return window.cy.getElementById('orders-db').style('shape')") == "barrel"
+        " return p.x >= 0 && p.y >= 0 && p.x <= cy.width() && p.y <= cy.height();})"
+    )
+    assert (
+        browser.execute_script("return window.cy.getElementById('orders-db').style('shape')")
+        == "barrel"
+    )
     assert "Nothing selected" in text_of(browser, "map-panel")
     assert severe_console_errors(browser) == []
 
@@ -152,12 +168,16 @@ def test_tapping_a_node_then_an_edge_fills_the_panel_and_the_url(browser, sample
     assert "payments-api" in text_of(browser, "map-panel")
     browser.execute_script(
         "window.cy.edges().filter(e => e.data('source') === 'integration-hub'"
-        " && e.data('target') === 'warehouse-service').emit('tap')")
+        " && e.data('target') === 'warehouse-service').emit('tap')"
+    )
     wait(browser, lambda d: query(d).get("server") == ["warehouse-service"])
     wait(browser, lambda d: "p50 / p95 / p99" in text_of(d, "map-panel"))
     wait(browser, "return !!document.querySelector('#map-edge-series .trace')")
-    assert query(browser) == {"window": ["all"], "client": ["integration-hub"],
-                              "server": ["warehouse-service"]}
+    assert query(browser) == {
+        "window": ["all"],
+        "client": ["integration-hub"],
+        "server": ["warehouse-service"],
+    }
 
 
 def test_controls_write_the_url_and_the_back_button_restores_the_view(browser, sample_url):

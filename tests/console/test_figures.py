@@ -9,21 +9,42 @@ from console import figures, formatting
 
 
 def node(name, kind="service", requests=10, error_ratio=0.0, namespace=None):
-    return {"id": name, "kind": kind, "namespace": namespace, "environment": None,
-            "requests": requests, "errors": round(requests * error_ratio),
-            "error_ratio": error_ratio}
+    return {
+        "id": name,
+        "kind": kind,
+        "namespace": namespace,
+        "environment": None,
+        "requests": requests,
+        "errors": round(requests * error_ratio),
+        "error_ratio": error_ratio,
+    }
 
 
 def edge(client, server, rps=1.0, error_ratio=0.0, connection_type="direct"):
-    return {"client": client, "server": server, "connection_type": connection_type,
-            "rps": rps, "error_ratio": error_ratio, "count": 60, "errors": 0,
-            "p50_ms": 1.0, "p95_ms": 2.0, "p99_ms": 3.0}
+    return {
+        "client": client,
+        "server": server,
+        "connection_type": connection_type,
+        "rps": rps,
+        "error_ratio": error_ratio,
+        "count": 60,
+        "errors": 0,
+        "p50_ms": 1.0,
+        "p95_ms": 2.0,
+        "p99_ms": 3.0,
+    }
 
 
 @pytest.mark.parametrize(
     ("ratio", "level", "colour"),
-    [(0.0, "ok", figures.OK), (0.0099, "ok", figures.OK), (0.01, "warn", figures.WARN),
-     (0.0499, "warn", figures.WARN), (0.05, "bad", figures.BAD), (1.0, "bad", figures.BAD)],
+    [
+        (0.0, "ok", figures.OK),
+        (0.0099, "ok", figures.OK),
+        (0.01, "warn", figures.WARN),
+        (0.0499, "warn", figures.WARN),
+        (0.05, "bad", figures.BAD),
+        (1.0, "bad", figures.BAD),
+    ],
 )
 def test_health_thresholds_are_one_and_five_percent(ratio, level, colour):
     assert figures.health(ratio) == level
@@ -55,8 +76,9 @@ def test_map_elements_carry_kind_health_and_selection():
         selected_node="db",
     )
     nodes = {e["data"]["id"]: e for e in elements if e["group"] == "nodes"}
-    edges = {(e["data"]["source"], e["data"]["target"]): e for e in elements
-             if e["group"] == "edges"}
+    edges = {
+        (e["data"]["source"], e["data"]["target"]): e for e in elements if e["group"] == "edges"
+    }
     assert nodes["db"]["classes"].split() == ["database", "node-bad"]
     assert nodes["db"]["selected"] and not nodes["web"]["selected"]
     assert nodes["web"]["data"]["label"] == "web"
@@ -109,8 +131,9 @@ def test_stylesheet_styles_every_kind_and_labels_edges_only_when_asked():
         assert f"node.{kind}" in selectors
     assert not any(r["selector"] == "edge" and "label" in r["style"] for r in plain)
     labelled = figures.map_stylesheet(edge_labels=True)
-    assert any(r["selector"] == "edge" and r["style"].get("label") == "data(label)"
-               for r in labelled)
+    assert any(
+        r["selector"] == "edge" and r["style"].get("label") == "data(label)" for r in labelled
+    )
 
 
 def test_the_map_layout_is_deterministic():
@@ -120,8 +143,10 @@ def test_the_map_layout_is_deterministic():
 
 
 def test_fill_minutes_makes_silent_minutes_zero():
-    series = [{"minute": 10, "rps": 1.0, "errors": 0, "error_ratio": 0.0, "p95_ms": 5.0},
-              {"minute": 13, "rps": 2.0, "errors": 1, "error_ratio": 0.5, "p95_ms": 7.0}]
+    series = [
+        {"minute": 10, "rps": 1.0, "errors": 0, "error_ratio": 0.0, "p95_ms": 5.0},
+        {"minute": 13, "rps": 2.0, "errors": 1, "error_ratio": 0.5, "p95_ms": 7.0},
+    ]
     filled = figures.fill_minutes(series, since=8, until=15)
     assert [row["minute"] for row in filled] == list(range(8, 15))
     assert [row["rps"] for row in filled] == [0, 0, 1.0, 0, 0, 2.0, 0]
@@ -131,10 +156,10 @@ def test_fill_minutes_makes_silent_minutes_zero():
 
 
 def test_series_figure_draws_rate_and_error_ratio_on_two_axes():
-    series = [{"minute": 29_916_666, "rps": 1.5, "errors": 0, "error_ratio": 0.0,
-               "p95_ms": 3.0},
-              {"minute": 29_916_667, "rps": 2.5, "errors": 3, "error_ratio": 0.02,
-               "p95_ms": 4.0}]
+    series = [
+        {"minute": 29_916_666, "rps": 1.5, "errors": 0, "error_ratio": 0.0, "p95_ms": 3.0},
+        {"minute": 29_916_667, "rps": 2.5, "errors": 3, "error_ratio": 0.02, "p95_ms": 4.0},
+    ]
     figure = figures.series_figure(series)
     rate, errors = figure.data
     assert list(rate.y) == [1.5, 2.5] and rate.yaxis in (None, "y")
@@ -144,8 +169,15 @@ def test_series_figure_draws_rate_and_error_ratio_on_two_axes():
 
 @pytest.mark.parametrize(
     ("value", "text"),
-    [(None, "–"), (0, "0/s"), (0.00042, "0.0004/s"), (0.042, "0.04/s"), (3.14159, "3.14/s"),
-     (42.42, "42.4/s"), (1234.5, "1,234/s")],
+    [
+        (None, "–"),
+        (0, "0/s"),
+        (0.00042, "0.0004/s"),
+        (0.042, "0.04/s"),
+        (3.14159, "3.14/s"),
+        (42.42, "42.4/s"),
+        (1234.5, "1,234/s"),
+    ],
 )
 def test_rates_read_well(value, text):
     assert formatting.rate(value) == text

@@ -25,8 +25,10 @@ def _outputs(key: str) -> list[dict] | dict:
     if not key.startswith(".."):
         component, prop = key.rsplit(".", 1)
         return {"id": component, "property": prop}
-    return [dict(zip(("id", "property"), part.rsplit(".", 1), strict=True))
-            for part in key[2:-2].split("...")]
+    return [
+        dict(zip(("id", "property"), part.rsplit(".", 1), strict=True))
+        for part in key[2:-2].split("...")
+    ]
 
 
 def _names(key: str) -> list[str]:
@@ -44,8 +46,7 @@ def call(client, output: str, inputs: dict, state: dict | None = None) -> dict:
     dep = next(d for d in dependencies if output in _names(d["output"]))
 
     def values(specs, given):
-        return [{**spec, "value": given.get(f"{spec['id']}.{spec['property']}")}
-                for spec in specs]
+        return [{**spec, "value": given.get(f"{spec['id']}.{spec['property']}")} for spec in specs]
 
     body = {
         "output": dep["output"],
@@ -105,9 +106,12 @@ def test_dependencies_list_the_router_and_the_pages(client):
 
 
 def test_the_router_renders_the_map_with_its_state_from_the_url(client):
-    response = call(client, "page.children",
-                    {"url.pathname": "/map", "url.search": "?window=all&node=payments-api"},
-                    {"url-written.data": ""})
+    response = call(
+        client,
+        "page.children",
+        {"url.pathname": "/map", "url.search": "?window=all&node=payments-api"},
+        {"url-written.data": ""},
+    )
     page = json.dumps(response[ids.PAGE]["children"])
     assert f'"id": "{ID_MAP.GRAPH}"' in page
     assert '{"window": "all", "node": "payments-api"}' in page  # the state store
@@ -115,14 +119,19 @@ def test_the_router_renders_the_map_with_its_state_from_the_url(client):
 
 
 def test_the_router_ignores_the_query_a_page_wrote_itself(client):
-    response = client.post("/_dash-update-component", json={
-        "output": "page.children",
-        "outputs": {"id": "page", "property": "children"},
-        "inputs": [{"id": "url", "property": "pathname", "value": "/map"},
-                   {"id": "url", "property": "search", "value": "?window=all"}],
-        "state": [{"id": "url-written", "property": "data", "value": "?window=all"}],
-        "changedPropIds": ["url.search"],
-    })
+    response = client.post(
+        "/_dash-update-component",
+        json={
+            "output": "page.children",
+            "outputs": {"id": "page", "property": "children"},
+            "inputs": [
+                {"id": "url", "property": "pathname", "value": "/map"},
+                {"id": "url", "property": "search", "value": "?window=all"},
+            ],
+            "state": [{"id": "url-written", "property": "data", "value": "?window=all"}],
+            "changedPropIds": ["url.search"],
+        },
+    )
     assert response.status_code in (200, 204)
     assert ids.PAGE not in ((response.get_json(silent=True) or {}).get("response") or {})
 
@@ -144,8 +153,11 @@ def test_the_map_over_all_data_draws_the_sample_services(client):
 
 
 def test_the_map_filters_by_namespace_and_highlights_a_search(client):
-    response = call(client, f"{ID_MAP.GRAPH}.elements",
-                    {f"{ID_MAP.STATE}.data": {"window": "all", "kind": "database", "q": "orders"}})
+    response = call(
+        client,
+        f"{ID_MAP.GRAPH}.elements",
+        {f"{ID_MAP.STATE}.data": {"window": "all", "kind": "database", "q": "orders"}},
+    )
     elements = response[ID_MAP.GRAPH]["elements"]
     nodes = {e["data"]["id"]: e["classes"].split() for e in elements if e["group"] == "nodes"}
     assert "orders-db" in nodes and "match" in nodes["orders-db"]
@@ -162,42 +174,62 @@ def test_an_empty_window_says_so_and_links_to_all(client):
 
 
 def test_bad_url_values_are_explained_not_raised(client):
-    response = call(client, f"{ID_MAP.GRAPH}.elements",
-                    {f"{ID_MAP.STATE}.data": {"window": "5y", "until": "soon"}})
+    response = call(
+        client,
+        f"{ID_MAP.GRAPH}.elements",
+        {f"{ID_MAP.STATE}.data": {"window": "5y", "until": "soon"}},
+    )
     problems = json.dumps(response[ID_MAP.TOOLBAR.PROBLEMS]["children"])
     assert "'5y'" in problems and "'soon' is not a time" in problems
 
 
 def test_controls_write_the_url(client):
-    response = call(client, f"{ID_MAP.STATE}.data", {
-        f"{ID_MAP.TOOLBAR.WINDOW}.value": "all",
-        f"{ID_MAP.TOOLBAR.NAMESPACE}.value": "retail",
-        f"{ID_MAP.TOOLBAR.SEARCH}.value": "pay",
-        f"{ID_MAP.LABELS}.value": ["on"],
-        f"{ID_MAP.SELECTION}.data": {"node": "payments-api"},
-    })
+    response = call(
+        client,
+        f"{ID_MAP.STATE}.data",
+        {
+            f"{ID_MAP.TOOLBAR.WINDOW}.value": "all",
+            f"{ID_MAP.TOOLBAR.NAMESPACE}.value": "retail",
+            f"{ID_MAP.TOOLBAR.SEARCH}.value": "pay",
+            f"{ID_MAP.LABELS}.value": ["on"],
+            f"{ID_MAP.SELECTION}.data": {"node": "payments-api"},
+        },
+    )
     written = next(v["search"] for k, v in response.items() if k == ids.PAGE_URL)
-    assert query_of(written) == {"window": "all", "namespace": "retail", "q": "pay",
-                                 "node": "payments-api", "labels": "1"}
+    assert query_of(written) == {
+        "window": "all",
+        "namespace": "retail",
+        "q": "pay",
+        "node": "payments-api",
+        "labels": "1",
+    }
     assert response[ids.URL_WRITTEN]["data"] == written
     assert response[ID_MAP.STATE]["data"]["namespace"] == "retail"
 
 
 def test_the_node_panel_shows_its_edges(client):
-    response = call(client, f"{ID_MAP.PANEL}.children", {
-        f"{ID_MAP.SELECTION}.data": {"node": "payments-api"},
-        f"{ID_MAP.STATE}.data": {"window": "all"},
-    })
+    response = call(
+        client,
+        f"{ID_MAP.PANEL}.children",
+        {
+            f"{ID_MAP.SELECTION}.data": {"node": "payments-api"},
+            f"{ID_MAP.STATE}.data": {"window": "all"},
+        },
+    )
     panel = json.dumps(response[ID_MAP.PANEL]["children"])
     assert "payments-api" in panel and "Called by" in panel and "Inbound calls" in panel
     assert response[ID_MAP.CLEAR]["disabled"] is False
 
 
 def test_the_edge_panel_shows_percentiles_and_a_per_minute_chart(client):
-    response = call(client, f"{ID_MAP.PANEL}.children", {
-        f"{ID_MAP.SELECTION}.data": {"edge": ["integration-hub", "warehouse-service"]},
-        f"{ID_MAP.STATE}.data": {"window": "all"},
-    })
+    response = call(
+        client,
+        f"{ID_MAP.PANEL}.children",
+        {
+            f"{ID_MAP.SELECTION}.data": {"edge": ["integration-hub", "warehouse-service"]},
+            f"{ID_MAP.STATE}.data": {"window": "all"},
+        },
+    )
     panel = response[ID_MAP.PANEL]["children"]
     text = json.dumps(panel)
     assert "p50 / p95 / p99" in text and "warehouse-service" in text
@@ -206,8 +238,9 @@ def test_the_edge_panel_shows_percentiles_and_a_per_minute_chart(client):
 
 
 def test_the_overview_over_all_data(client):
-    response = call(client, f"{ID_OVERVIEW.WORST}.rowData",
-                    {f"{ID_OVERVIEW.STATE}.data": {"window": "all"}})
+    response = call(
+        client, f"{ID_OVERVIEW.WORST}.rowData", {f"{ID_OVERVIEW.STATE}.data": {"window": "all"}}
+    )
     cards = json.dumps(response[ID_OVERVIEW.CARDS]["children"])
     for label in ("Services", "Edges", "Calls", "Entry requests", "p95 latency", "Error ratio"):
         assert label in cards
@@ -232,9 +265,13 @@ def test_hostile_names_travel_as_plain_strings(hostile_db):
     response = call(client, f"{ID_MAP.GRAPH}.elements", {f"{ID_MAP.STATE}.data": {"window": "all"}})
     labels = [e["data"].get("label") for e in response[ID_MAP.GRAPH]["elements"]]
     assert HOSTILE in labels
-    panel = call(client, f"{ID_MAP.PANEL}.children", {
-        f"{ID_MAP.SELECTION}.data": {"node": HOSTILE},
-        f"{ID_MAP.STATE}.data": {"window": "all"},
-    })
+    panel = call(
+        client,
+        f"{ID_MAP.PANEL}.children",
+        {
+            f"{ID_MAP.SELECTION}.data": {"node": HOSTILE},
+            f"{ID_MAP.STATE}.data": {"window": "all"},
+        },
+    )
     assert HOSTILE in json.dumps(panel)  # as a text child, which React renders as text
     assert "dangerouslySetInnerHTML" not in json.dumps(panel)

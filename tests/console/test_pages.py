@@ -14,21 +14,68 @@ from .tree import by_id, texts, walk
 
 VIEW = {
     "nodes": [
-        {"id": "client", "kind": "client", "namespace": None, "environment": None,
-         "requests": 0, "errors": 0, "error_ratio": 0.0},
-        {"id": "web", "kind": "service", "namespace": "retail", "environment": "prod",
-         "requests": 100, "errors": 1, "error_ratio": 0.01},
-        {"id": "pay", "kind": "service", "namespace": "payments", "environment": "prod",
-         "requests": 50, "errors": 5, "error_ratio": 0.1},
-        {"id": "ledger", "kind": "service", "namespace": "payments", "environment": "prod",
-         "requests": 10, "errors": 0, "error_ratio": 0.0},
-        {"id": "db", "kind": "database", "namespace": None, "environment": None,
-         "requests": 10, "errors": 0, "error_ratio": 0.0},
+        {
+            "id": "client",
+            "kind": "client",
+            "namespace": None,
+            "environment": None,
+            "requests": 0,
+            "errors": 0,
+            "error_ratio": 0.0,
+        },
+        {
+            "id": "web",
+            "kind": "service",
+            "namespace": "retail",
+            "environment": "prod",
+            "requests": 100,
+            "errors": 1,
+            "error_ratio": 0.01,
+        },
+        {
+            "id": "pay",
+            "kind": "service",
+            "namespace": "payments",
+            "environment": "prod",
+            "requests": 50,
+            "errors": 5,
+            "error_ratio": 0.1,
+        },
+        {
+            "id": "ledger",
+            "kind": "service",
+            "namespace": "payments",
+            "environment": "prod",
+            "requests": 10,
+            "errors": 0,
+            "error_ratio": 0.0,
+        },
+        {
+            "id": "db",
+            "kind": "database",
+            "namespace": None,
+            "environment": None,
+            "requests": 10,
+            "errors": 0,
+            "error_ratio": 0.0,
+        },
     ],
     "edges": [
-        {"client": c, "server": s, "connection_type": t, "sources": ["trace"], "count": n,
-         "errors": e, "client_errors": 0, "error_ratio": e / n, "rps": n / 60, "p50_ms": 1.0,
-         "p95_ms": 2.0, "p99_ms": 3.0, "max_ms": 4.0}
+        {
+            "client": c,
+            "server": s,
+            "connection_type": t,
+            "sources": ["trace"],
+            "count": n,
+            "errors": e,
+            "client_errors": 0,
+            "error_ratio": e / n,
+            "rps": n / 60,
+            "p50_ms": 1.0,
+            "p95_ms": 2.0,
+            "p99_ms": 3.0,
+            "max_ms": 4.0,
+        }
         for c, s, t, n, e in [
             ("client", "web", "virtual_node", 100, 1),
             ("web", "pay", "direct", 50, 5),
@@ -54,7 +101,10 @@ def test_a_namespace_filter_keeps_its_nodes_and_fades_their_neighbours():
     assert names(nodes) == ["db", "ledger", "pay", "web"]
     assert context == {"web", "db"}
     assert [(e["client"], e["server"]) for e in edges] == [
-        ("web", "pay"), ("pay", "ledger"), ("ledger", "db")]
+        ("web", "pay"),
+        ("pay", "ledger"),
+        ("ledger", "db"),
+    ]
 
 
 def test_a_kind_filter_and_an_environment_filter_combine():
@@ -75,15 +125,20 @@ def test_taps_select_and_clear():
     tap = service_map.selection_from_tap
     assert tap("tapNodeData", {"id": "pay"}, None, {}) == {"node": "pay"}
     assert tap("tapEdgeData", None, {"source": "web", "target": "pay"}, {"node": "x"}) == {
-        "edge": ["web", "pay"]}
+        "edge": ["web", "pay"]
+    }
     assert tap("clear", {"id": "pay"}, None, {"node": "pay"}) == {}
     assert tap(None, None, None, {"node": "pay"}) == {"node": "pay"}
 
 
 def test_map_search_keeps_the_state_the_selection_and_labels():
     query = service_map.map_search(ViewState(window="all", q="pay"), {"node": "a&b"}, True)
-    assert parse_qs(query[1:]) == {"window": ["all"], "q": ["pay"], "node": ["a&b"],
-                                   "labels": ["1"]}
+    assert parse_qs(query[1:]) == {
+        "window": ["all"],
+        "q": ["pay"],
+        "node": ["a&b"],
+        "labels": ["1"],
+    }
 
 
 def test_a_selected_node_keeps_its_edges_and_neighbours_in_focus():
@@ -129,8 +184,7 @@ def test_edge_panel_shows_percentiles_rate_errors_and_a_chart():
 
 def test_the_empty_panel_lists_failing_edges_as_links_keeping_the_window():
     panel = service_map.overview_panel(VIEW, ViewState(window="all"))
-    assert [(e["client"], e["server"]) for e in service_map.failing_edges(VIEW)] == [
-        ("web", "pay")]
+    assert [(e["client"], e["server"]) for e in service_map.failing_edges(VIEW)] == [("web", "pay")]
     links = [c for c in walk(panel) if getattr(c, "href", None)]
     assert links[0].href == "/map?window=all&client=web&server=pay"
 
@@ -142,15 +196,25 @@ def test_worst_rows_link_to_the_map_with_names_encoded():
     )
     link = rows[0]["map"]
     assert link.startswith("[Show on map](/map?") and link.endswith(")")
-    target = urlsplit(link[len("[Show on map]("):-1])
-    assert parse_qs(target.query) == {"window": ["all"], "client": ["a](javascript:x)"],
-                                      "server": ["b c"]}
+    target = urlsplit(link[len("[Show on map](") : -1])
+    assert parse_qs(target.query) == {
+        "window": ["all"],
+        "client": ["a](javascript:x)"],
+        "server": ["b c"],
+    }
     assert "(" not in target.query and ")" not in target.query
 
 
 def test_overview_cards_name_the_six_headline_figures():
-    figs = {"services": 17, "edges": 37, "calls": 3971, "rps": 0.37, "entry_rps": 0.07,
-            "p95_ms": 229.0, "error_ratio": 0.0209}
+    figs = {
+        "services": 17,
+        "edges": 37,
+        "calls": 3971,
+        "rps": 0.37,
+        "entry_rps": 0.07,
+        "p95_ms": 229.0,
+        "error_ratio": 0.0209,
+    }
     text = texts(overview.cards(figs))
     for label in ("Services", "Edges", "Calls", "Entry requests", "p95 latency", "Error ratio"):
         assert label in text
@@ -186,8 +250,16 @@ def test_an_open_window_is_charted_up_to_now():
     from clew.store.queries import Window
     from console.queries import OverviewModel
 
-    figs = {"services": 1, "edges": 1, "calls": 60, "rps": 1.0, "entry_rps": 1.0,
-            "p95_ms": 2.0, "error_ratio": 0.0, "worst_edges": []}
+    figs = {
+        "services": 1,
+        "edges": 1,
+        "calls": 60,
+        "rps": 1.0,
+        "entry_rps": 1.0,
+        "p95_ms": 2.0,
+        "error_ratio": 0.0,
+        "worst_edges": [],
+    }
     series = [{"minute": 100, "rps": 1.0, "errors": 0, "error_ratio": 0.0, "p95_ms": 2.0}]
     model = OverviewModel(figures=figs, series=series, data_range=(100, 100))
     out = overview.view(model, ViewState(window="15m"), Window(95, None), now_minute=109)
@@ -204,8 +276,9 @@ def test_the_map_view_explains_an_empty_filter_and_an_empty_window():
     out = service_map.view(VIEW, facets, ViewState(environment="nowhere"), (1, 2))
     assert out["elements"] == [] and "No nodes match" in texts(out["message"])
     assert [o["value"] for o in out["environments"]] == ["prod", "nowhere"]
-    empty = service_map.view({"nodes": [], "edges": [], "cycles": []}, facets, ViewState(),
-                             (29_916_000, 29_916_666))
+    empty = service_map.view(
+        {"nodes": [], "edges": [], "cycles": []}, facets, ViewState(), (29_916_000, 29_916_666)
+    )
     assert "No data in this window (last 3 hours)" in texts(empty["message"])
     assert "2026-11-18 11:06 UTC" in texts(empty["message"])
     full = service_map.view(VIEW, facets, ViewState(window="all"), (1, 2))

@@ -20,18 +20,24 @@ def test_an_empty_query_is_the_default_window_with_no_filters():
 
 def test_a_full_query_is_read_as_is():
     state, problems = parse(
-        {"window": "24h", "namespace": "retail", "environment": "production",
-         "kind": "database", "q": " pay "},
+        {
+            "window": "24h",
+            "namespace": "retail",
+            "environment": "production",
+            "kind": "database",
+            "q": " pay ",
+        },
         NOW,
     )
     assert problems == []
-    assert state == ViewState(window="24h", namespace="retail", environment="production",
-                              kind="database", q="pay")
+    assert state == ViewState(
+        window="24h", namespace="retail", environment="production", kind="database", q="pay"
+    )
 
 
 @pytest.mark.parametrize(
-    ("window", "minutes"), [("15m", 15), ("1h", 60), ("3h", 180), ("6h", 360), ("24h", 1440),
-                            ("7d", 10080)]
+    ("window", "minutes"),
+    [("15m", 15), ("1h", 60), ("3h", 180), ("6h", 360), ("24h", 1440), ("7d", 10080)],
 )
 def test_preset_windows_end_now(window, minutes):
     assert ViewState(window=window).resolve(NOW) == Window(NOW_MINUTE - minutes, None)
@@ -89,8 +95,9 @@ def test_search_can_keep_only_the_window_and_add_page_keys():
 
 
 def test_search_and_parse_round_trip():
-    state = ViewState(window="7d", namespace="pay ments", environment="prod", kind="service",
-                      q="<img src=x>")
+    state = ViewState(
+        window="7d", namespace="pay ments", environment="prod", kind="service", q="<img src=x>"
+    )
     parsed, problems = parse(query_of(search(state)))
     assert problems == [] and parsed == state
 

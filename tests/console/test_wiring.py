@@ -23,9 +23,24 @@ def page_trees() -> dict[str, list]:
     for path, page in shell.PAGES.items():
         trees[path] = [page.layout()]
     # Panels are drawn by callbacks; their ids belong to the map page too.
-    view = {"nodes": [], "edges": [{"client": "a", "server": "b", "connection_type": "direct",
-                                    "sources": [], "count": 1, "errors": 0, "error_ratio": 0.0,
-                                    "rps": 1.0, "p50_ms": 1, "p95_ms": 1, "p99_ms": 1}]}
+    view = {
+        "nodes": [],
+        "edges": [
+            {
+                "client": "a",
+                "server": "b",
+                "connection_type": "direct",
+                "sources": [],
+                "count": 1,
+                "errors": 0,
+                "error_ratio": 0.0,
+                "rps": 1.0,
+                "p50_ms": 1,
+                "p95_ms": 1,
+                "p99_ms": 1,
+            }
+        ],
+    }
     trees["/map"].append(service_map.edge_panel(view, "a", "b", []))
     return trees
 

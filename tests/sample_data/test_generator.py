@@ -28,7 +28,7 @@ def _load() -> ModuleType:
 
 
 def _value(any_value: dict) -> object:
-    (kind, value), = any_value.items()
+    ((kind, value),) = any_value.items()
     return int(value) if kind == "intValue" else value
 
 
@@ -43,15 +43,19 @@ def _read(path: Path) -> tuple[list[dict], list[dict]]:
             resource = {a["key"]: _value(a["value"]) for a in attributes}
             for scope_spans in resource_spans["scopeSpans"]:
                 for span in scope_spans["spans"]:
-                    spans.append({
-                        **span,
-                        "resource": resource,
-                        "service": resource["service.name"],
-                        "attrs": {a["key"]: _value(a["value"]) for a in span.get("attributes", [])},
-                        "start": int(span["startTimeUnixNano"]),
-                        "end": int(span["endTimeUnixNano"]),
-                        "error": span["status"].get("code") == ERROR,
-                    })
+                    spans.append(
+                        {
+                            **span,
+                            "resource": resource,
+                            "service": resource["service.name"],
+                            "attrs": {
+                                a["key"]: _value(a["value"]) for a in span.get("attributes", [])
+                            },
+                            "start": int(span["startTimeUnixNano"]),
+                            "end": int(span["endTimeUnixNano"]),
+                            "error": span["status"].get("code") == ERROR,
+                        }
+                    )
     return requests, spans
 
 
@@ -121,17 +125,32 @@ def test_resources_name_at_least_15_services_in_three_areas(landscape):
     assert sorted(resources) == manifest["services"]
     areas = {r["service.namespace"] for r in resources.values()}
     assert areas == {"retail", "payments", "logistics"}
-    assert all(r["deployment.environment.name"] == "production" and r["service.version"]
-               for r in resources.values())
+    assert all(
+        r["deployment.environment.name"] == "production" and r["service.version"]
+        for r in resources.values()
+    )
 
 
 def test_both_semantic_convention_generations_are_present(landscape):
     spans = landscape[2]
     keys = {key for span in spans for key in span["attrs"]}
-    assert {"http.request.method", "http.response.status_code", "url.full", "db.system.name",
-            "messaging.destination.name", "service.peer.name"} <= keys
-    assert {"http.method", "http.status_code", "http.url", "net.peer.name", "db.system",
-            "messaging.destination", "peer.service"} <= keys
+    assert {
+        "http.request.method",
+        "http.response.status_code",
+        "url.full",
+        "db.system.name",
+        "messaging.destination.name",
+        "service.peer.name",
+    } <= keys
+    assert {
+        "http.method",
+        "http.status_code",
+        "http.url",
+        "net.peer.name",
+        "db.system",
+        "messaging.destination",
+        "peer.service",
+    } <= keys
     legacy = {span["service"] for span in spans if "http.method" in span["attrs"]}
     current = {span["service"] for span in spans if "http.request.method" in span["attrs"]}
     assert 2 <= len(legacy) <= 3 and not legacy & current
@@ -165,8 +184,13 @@ def test_failures_reach_the_entry_span_as_bad_gateway(landscape, by_id, edges):
 
 def test_background_errors_stay_below_one_percent(edges, landscape):
     planted = (landscape[0]["failing_edge"]["client"], landscape[0]["failing_edge"]["server"])
-    errors = [s["error"] for edge, spans in edges.items() if edge != planted for s in spans
-              if s["attrs"].get("http.response.status_code") != 502]
+    errors = [
+        s["error"]
+        for edge, spans in edges.items()
+        if edge != planted
+        for s in spans
+        if s["attrs"].get("http.response.status_code") != 502
+    ]
     assert 0 < sum(errors) / len(errors) < 0.01
 
 
@@ -192,8 +216,11 @@ def test_cycle_is_observed(landscape, edges):
 def test_databases_externals_and_broker_appear_as_real_instrumentation_draws_them(landscape, by_id):
     manifest, _, spans, _ = landscape
     children = Counter(s.get("parentSpanId") for s in spans)
-    peers = {s["attrs"].get("server.address", s["attrs"].get("net.peer.name"))
-             for s in spans if s["kind"] == CLIENT and not children[s["spanId"]]}
+    peers = {
+        s["attrs"].get("server.address", s["attrs"].get("net.peer.name"))
+        for s in spans
+        if s["kind"] == CLIENT and not children[s["spanId"]]
+    }
     assert set(manifest["databases"]) | set(manifest["externals"]) <= peers
     assert {s["attrs"].get("db.system.name") for s in spans} >= {"postgresql", "redis"}
     broker = manifest["broker"]
@@ -227,8 +254,16 @@ def test_manifest_records_every_planted_problem(landscape):
     manifest, _, _, out = landscape
     assert orjson.loads((out / "manifest.json").read_bytes()) == manifest
     assert manifest["start_ns"] == END_NS - 3 * 3_600_000_000_000 and manifest["traces"] == 1000
-    for key in ("services", "entry_services", "failing_edge", "slow_edge", "cycle", "databases",
-                "externals", "broker"):
+    for key in (
+        "services",
+        "entry_services",
+        "failing_edge",
+        "slow_edge",
+        "cycle",
+        "databases",
+        "externals",
+        "broker",
+    ):
         assert manifest[key], key
     assert all(manifest["failing_edge"].values()) and all(manifest["broker"].values())
     assert {"storefront-web", "pos-api", "payments-api"} <= set(manifest["entry_services"])
