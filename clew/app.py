@@ -9,8 +9,9 @@ from typing import Any
 from flask import Flask, abort, jsonify, request
 
 import console
-from clew import metrics, store
+from clew import store
 from clew.store import queries
+from console import queries as console_queries
 
 DEFAULTS: dict[str, Any] = {
     "DATABASE_URL": None,  # None: CLEW_DATABASE_URL, else ./clew.db
@@ -41,17 +42,27 @@ def _window_from_request() -> queries.Window:
 
 
 def _register_api(app: Flask) -> None:
+    """The JSON twin of every console view, served by the console's own query functions."""
+
     @app.get("/api/graph")
     def api_graph():
         """The dependency graph with per-edge metrics (the same document as `clew graph --json`)."""
-        with store.engine_of(app).connect() as conn:
-            return jsonify(metrics.graph_view(conn, _window_from_request()))
+        return jsonify(console_queries.graph(store.engine_of(app), _window_from_request()))
 
     @app.get("/api/overview")
     def api_overview():
-        """The Overview page's figures."""
-        with store.engine_of(app).connect() as conn:
-            return jsonify(metrics.overview(conn, _window_from_request()).__dict__)
+        """The Overview page's figures, per-minute series and worst edges."""
+        model = console_queries.overview(store.engine_of(app), _window_from_request())
+        return jsonify({"figures": model.figures, "series": model.series})
+
+    @app.get("/api/edge-series")
+    def api_edge_series():
+        """Per-minute rate, error ratio and p95 of one edge (`client` and `server` required)."""
+        client, server = request.args.get("client"), request.args.get("server")
+        if not client or not server:
+            abort(400, description="client and server are required")
+        window = _window_from_request()
+        return jsonify(console_queries.edge_series(store.engine_of(app), window, client, server))
 
     @app.get("/healthz")
     def healthz():
