@@ -6,6 +6,12 @@ duration, status and the attributes as a dict), with no database. Clew is the re
 subprocess on a fresh SQLite database, rollups included; its peak memory is the summed RSS of
 the process and its parse workers, sampled every 50 ms.
 
+A second peer, informative and without a target, is the floor plus a SQLite sink: the same parse,
+each span widened to the 24 columns of Clew's ``spans`` table (the known attributes picked out,
+the rest as orjson text), inserted with ``sqlite3`` ``executemany`` (``INSERT OR IGNORE``) into a
+fresh database made from Clew's own schema, with Clew's PRAGMAs, committing every 50,000 spans,
+no rollups. It shows what the SQLite sink alone costs.
+
     .venv/bin/python bench/ingest_otlp_json.py [--spans 1000000] [--repeat 1] [--json]
 
 Targets: Clew's spans/s at least half the floor's, and a peak RSS of at most 300 MB.
@@ -30,10 +36,24 @@ from pathlib import Path
 import orjson
 import otlp_landscape
 
+from clew.pipeline import SPAN_COLUMNS
+from clew.store import open_engine, upgrade
+from clew.store.histogram import bucket_of
+
 BENCH = Path(__file__).resolve().parent
 OUT = BENCH / "out"
 TARGET_RATIO = 0.5
 TARGET_RSS_MB = 300.0
+SINK_COMMIT_EVERY = 50_000  # spans per commit, as Clew's batches
+#: Clew's SQLite PRAGMAs (clew.store._sqlite_pragmas).
+SINK_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=NORMAL",
+    "PRAGMA busy_timeout=30000",
+    "PRAGMA foreign_keys=ON",
+    "PRAGMA cache_size=-65536",
+)
+_NS_PER_MINUTE = 60_000_000_000
 
 
 def corpus(spans: int, files: int, seed: int) -> list[Path]:
@@ -107,6 +127,101 @@ def floor(paths: list[Path]) -> int:
     return count
 
 
+def floor_sqlite(paths: list[Path], db: Path) -> int:
+    """The floor's parse, each span as a 24-column ``spans`` row, written to SQLite at ``db``.
+
+    ``db`` already holds Clew's schema. Attributes Clew has columns for are popped by their
+    current semantic-convention names (no legacy renaming); the rest go in as orjson text.
+    Returns the spans seen.
+    """
+    loads, dumps = orjson.loads, orjson.dumps
+    conn = sqlite3.connect(db, isolation_level="DEFERRED")
+    for pragma in SINK_PRAGMAS:
+        conn.execute(pragma)
+    sql = (
+        f"INSERT OR IGNORE INTO spans ({', '.join(SPAN_COLUMNS)})"
+        f" VALUES ({', '.join('?' * len(SPAN_COLUMNS))})"
+    )
+    count = 0
+    rows: list[tuple] = []
+    for path in paths:
+        with path.open("rb") as handle:
+            for line in handle:
+                for resource_spans in loads(line)["resourceSpans"]:
+                    service = None
+                    for kv in resource_spans["resource"]["attributes"]:
+                        if kv["key"] == "service.name":
+                            service = kv["value"]["stringValue"]
+                    for scope_spans in resource_spans["scopeSpans"]:
+                        for span in scope_spans["spans"]:
+                            start = int(span["startTimeUnixNano"])
+                            duration = int(span["endTimeUnixNano"]) - start
+                            status = span.get("status", {})
+                            attributes = {
+                                kv["key"]: next(iter(kv["value"].values()))
+                                for kv in span.get("attributes", ())
+                            }
+                            pop = attributes.pop
+                            http_status = pop("http.response.status_code", None)
+                            rows.append(
+                                (
+                                    span["traceId"],
+                                    span["spanId"],
+                                    span.get("parentSpanId"),
+                                    service,
+                                    span["name"],
+                                    span["kind"],
+                                    start,
+                                    duration,
+                                    status.get("code", 0),
+                                    status.get("message"),
+                                    pop("http.request.method", None),
+                                    pop("http.route", None),
+                                    None if http_status is None else int(http_status),
+                                    pop("url.path", None),
+                                    pop("server.address", None),
+                                    pop("service.peer.name", None),
+                                    pop("db.system.name", None),
+                                    pop("messaging.system", None),
+                                    pop("messaging.destination.name", None),
+                                    pop("rpc.service", None),
+                                    pop("rpc.method", None),
+                                    dumps(attributes).decode() if attributes else None,
+                                    start // _NS_PER_MINUTE,
+                                    bucket_of(duration),
+                                )
+                            )
+                while len(rows) >= SINK_COMMIT_EVERY:
+                    conn.executemany(sql, rows[:SINK_COMMIT_EVERY])
+                    conn.commit()
+                    count += SINK_COMMIT_EVERY
+                    rows = rows[SINK_COMMIT_EVERY:]
+    if rows:
+        conn.executemany(sql, rows)
+        conn.commit()
+        count += len(rows)
+    conn.close()
+    return count
+
+
+def sink_ingest(paths: list[Path]) -> tuple[float, int, float]:
+    """Run ``floor_sqlite`` into a fresh database made by Clew's migrations; (wall, spans, MB)."""
+    with tempfile.TemporaryDirectory(prefix="sink-db-", dir=OUT) as tmp:
+        db = Path(tmp) / "sink.db"
+        engine = open_engine(str(db))
+        upgrade(engine)  # Clew's real schema (Alembic head), outside the timing
+        engine.dispose()
+        started = time.perf_counter()
+        seen = floor_sqlite(paths, db)
+        wall = time.perf_counter() - started
+        db_bytes = sum(p.stat().st_size for p in Path(tmp).glob("sink.db*"))
+        with contextlib.closing(sqlite3.connect(db)) as conn:
+            stored = conn.execute("SELECT count(*) FROM spans").fetchone()[0]
+    if stored != seen:
+        sys.exit(f"floor + SQLite sink saw {seen} spans and stored {stored}")
+    return wall, stored, db_bytes / 2**20
+
+
 class TreeMemory(threading.Thread):
     """Samples the summed RSS and PSS of a process and its descendants (parse workers too).
 
@@ -178,7 +293,8 @@ def clew_ingest(folder: Path) -> dict:
 
 
 def run(spans: int, files: int, seed: int, repeat: int = 1) -> dict:
-    """Generate (or reuse) the files, then measure the floor and Clew on them, alternately.
+    """Generate (or reuse) the files, then measure the floor, the floor + SQLite sink and Clew on
+    them, in turn.
 
     With ``repeat`` > 1 each side keeps its fastest run (and Clew its largest RSS): on a shared
     machine the fastest run is the one least disturbed by others.
@@ -190,7 +306,8 @@ def run(spans: int, files: int, seed: int, repeat: int = 1) -> dict:
         path.read_bytes()
 
     load = os.getloadavg()[0]
-    floor_wall = float("inf")
+    floor_wall = sink_wall = float("inf")
+    sink_mb = 0.0
     clew: dict = {}
     memory = dict.fromkeys(("peak_rss_mb", "peak_pss_mb", "largest_process_rss_mb"), 0.0)
     for _ in range(repeat):
@@ -199,6 +316,11 @@ def run(spans: int, files: int, seed: int, repeat: int = 1) -> dict:
         floor_wall = min(floor_wall, time.perf_counter() - started)
         if seen != spans:
             sys.exit(f"floor saw {seen} spans, expected {spans}")
+        wall, stored, db_mb = sink_ingest(paths)
+        if stored != spans:
+            sys.exit(f"floor + SQLite sink stored {stored} spans, expected {spans}")
+        if wall < sink_wall:
+            sink_wall, sink_mb = wall, db_mb
         attempt = clew_ingest(paths[0].parent)
         memory = {k: max(v, attempt[k]) for k, v in memory.items()}
         if not clew or attempt["wall_s"] < clew["wall_s"]:
@@ -210,6 +332,7 @@ def run(spans: int, files: int, seed: int, repeat: int = 1) -> dict:
     clew_rate = result["inserted"] / clew["wall_s"]
     floor_rate = seen / floor_wall
     ratio = clew_rate / floor_rate
+    sink_rate = spans / sink_wall
     return {
         "benchmark": "ingest_otlp_json",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -238,6 +361,14 @@ def run(spans: int, files: int, seed: int, repeat: int = 1) -> dict:
         },
         "floor": {"spans_per_s": floor_rate, "wall_s": floor_wall},
         "ratio": ratio,
+        # Informative, no target: what the SQLite sink alone costs.
+        "floor_sqlite": {
+            "spans_per_s": sink_rate,
+            "wall_s": sink_wall,
+            "db_mb": sink_mb,
+            "commit_every": SINK_COMMIT_EVERY,
+        },
+        "ratio_floor_sqlite": clew_rate / sink_rate,
         "correct": correct,
         "targets": {
             "ratio": {"target": f">= {TARGET_RATIO}", "pass": ratio >= TARGET_RATIO},
@@ -252,6 +383,7 @@ def run(spans: int, files: int, seed: int, repeat: int = 1) -> dict:
 def table(report: dict) -> str:
     """The report as a small Markdown table, as it goes into RESULTS.md."""
     clew, floor_, targets = report["clew"], report["floor"], report["targets"]
+    sink = report["floor_sqlite"]
 
     def verdict(name: str) -> str:
         return "PASS" if targets[name]["pass"] else "FAIL"
@@ -270,6 +402,11 @@ def table(report: dict) -> str:
         f" ({floor_['wall_s']:.1f} s) | | |",
         f"| ratio Clew / floor | {report['ratio']:.3f} | {targets['ratio']['target']}"
         f" | {verdict('ratio')} |",
+        f"| informative: floor + SQLite sink (executemany, no rollups) spans/s"
+        f" | {sink['spans_per_s']:,.0f} ({sink['wall_s']:.1f} s, {sink['db_mb']:.0f} MB file)"
+        " | none | |",
+        f"| informative: ratio Clew / (floor + SQLite sink) | {report['ratio_floor_sqlite']:.3f}"
+        " | none | |",
         f"| Clew peak RSS, process tree summed | {clew['peak_rss_mb']:.0f} MB"
         f" | {targets['peak_rss_mb']['target']} MB | {verdict('peak_rss_mb')} |",
         f"| (tree PSS; largest single process RSS) | {clew['peak_pss_mb']:.0f} MB;"
