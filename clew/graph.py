@@ -9,11 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import networkx as nx
-from sqlalchemy.engine import Connection
 
 from clew.records import NodeKind
-from clew.store import queries
-from clew.store.queries import EdgeTotals, Node, Window
+from clew.store.queries import EdgeTotals, Node
 
 #: Longest cycle looked for; longer loops are not the ones architects act on.
 CYCLE_LENGTH_BOUND = 8
@@ -34,11 +32,6 @@ def build(edges: Iterable[EdgeTotals], nodes: dict[str, Node]) -> nx.MultiDiGrap
                 )
         graph.add_edge(edge.client, edge.server, key=edge.connection_type, totals=edge)
     return graph
-
-
-def load(conn: Connection, window: Window) -> nx.MultiDiGraph:
-    """The graph of every edge with traffic in ``window``."""
-    return build(queries.edge_totals(conn, window), queries.nodes(conn))
 
 
 def cycles(graph: nx.MultiDiGraph, length_bound: int = CYCLE_LENGTH_BOUND) -> list[list[str]]:

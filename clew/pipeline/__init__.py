@@ -123,14 +123,19 @@ def _resume_offset(conn: Connection, path: Path, identity: _FileIdentity) -> int
 
 
 def _save_checkpoint(
-    conn: Connection, path: Path, collector: str, identity: _FileIdentity, offset: int
+    conn: Connection,
+    path: Path,
+    collector: str,
+    identity: _FileIdentity,
+    fingerprint: str,
+    offset: int,
 ) -> None:
     params = {
         "source": str(path),
         "collector": collector,
         "device": identity.device,
         "inode": identity.inode,
-        "fingerprint": _fingerprint(path, identity.size),
+        "fingerprint": fingerprint,
         "offset": offset,
         "size": identity.size,
         "mtime_ns": identity.mtime_ns,
@@ -265,10 +270,13 @@ def ingest_file(
         report.skipped = True
         return report
 
+    # The head that identifies the file is read once; every batch's checkpoint records it.
+    fingerprint = _fingerprint(path, identity.size)
+
     def write(batch: _Batch, checkpoint: int) -> None:
         with engine.begin() as conn:
             inserted, _ = batch.write(conn, str(path))
-            _save_checkpoint(conn, path, collector.name, identity, checkpoint)
+            _save_checkpoint(conn, path, collector.name, identity, fingerprint, checkpoint)
         report.records += batch.records
         report.inserted += inserted
         report.duplicates += len(batch.rows) - inserted
@@ -327,7 +335,8 @@ def _quarantine_file(engine: Engine, path: Path, reason: str) -> FileReport:
             str(path),
             [Quarantined("byte 0", reason, head.decode("utf-8", errors="backslashreplace"))],
         )
-        _save_checkpoint(conn, path, "-", identity, identity.size)
+        fingerprint = _fingerprint(path, identity.size)
+        _save_checkpoint(conn, path, "-", identity, fingerprint, identity.size)
     return report
 
 

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import Connection, make_url
 
 if TYPE_CHECKING:
@@ -88,11 +88,6 @@ def ensure_schema(engine: Engine) -> None:
         current = MigrationContext.configure(conn).get_current_revision()
     if current != head:
         upgrade(engine)
-
-
-def has_table(engine: Engine, name: str) -> bool:
-    """Whether ``name`` exists (used to tell a fresh database from a migrated one)."""
-    return inspect(engine).has_table(name)
 
 
 def init_app(app: Flask) -> None:
