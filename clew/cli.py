@@ -101,6 +101,25 @@ def db_upgrade(db: str | None, revision: str) -> None:
     click.echo(f"database at {engine.url.render_as_string(hide_password=True)} is at {revision}")
 
 
+@db.command("rebuild-rollups")
+@db_option
+@json_option
+def db_rebuild_rollups(db: str | None, as_json: bool) -> None:
+    """Recompute every trace rollup from the stored spans (after a change to pairing rules)."""
+    from clew.pipeline import rollups
+
+    engine = _open(db)
+    started = time.perf_counter()
+    with _progress(not as_json) as progress:
+        report = (lambda d, t: progress("spans", d, t)) if progress else None
+        cells = rollups.rebuild(engine, report)
+    seconds = round(time.perf_counter() - started, 3)
+    if as_json:
+        _print_json({"rollup_rows": cells, "seconds": seconds})
+    else:
+        click.echo(f"{cells} rollup rows rebuilt in {seconds} s")
+
+
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--format", "format_name", default=None, help="Collector to use (default: detect).")

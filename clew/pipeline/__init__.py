@@ -8,14 +8,22 @@ unique on (trace id, span id) besides.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import pickle
+import subprocess
+import sys
+import traceback
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from multiprocessing.connection import Connection as PipeEnd
 from pathlib import Path
+from typing import NamedTuple
 
-from sqlalchemy import Engine, bindparam, text
+import msgspec
+from sqlalchemy import Engine, text
 from sqlalchemy.engine import Connection
 
 from clew.pipeline import rollups
@@ -23,23 +31,21 @@ from clew.records import (
     UNKNOWN_SERVICE,
     Checkpoint,
     Quarantined,
-    Record,
     Resource,
     Span,
     SpanLink,
 )
-from clew.store import histogram, insert_ignoring_duplicates
+from clew.store import insert_ignoring_duplicates
 from clew.store.models import utcnow
 from collectors import Collector, CollectorError, Registry, Source
 
 #: Spans per transaction.
-BATCH_SPANS = 50_000
+BATCH_SPANS = 25_000
 #: Bytes of a file's head that identify it across renames and rotations.
 FINGERPRINT_BYTES = 1024
 
-SPAN_COLUMNS = (*Span._fields, "minute", "latency_bucket")
+SPAN_COLUMNS = Span._fields
 LINK_COLUMNS = SpanLink._fields
-_NS_PER_MINUTE = 60_000_000_000
 
 
 @dataclass
@@ -174,149 +180,208 @@ _UPSERT_SERVICE = text(
     " version = COALESCE(excluded.version, services.version)"
 )
 
-_TRACE_MINUTES = text("SELECT DISTINCT minute FROM spans WHERE trace_id IN :ids").bindparams(
-    bindparam("ids", expanding=True)
-)
 
+@dataclass
+class Batch:
+    """Records gathered between two commits of one file, with the rollup contributions of its
+    spans computed where it was gathered (the parse worker, on large inputs)."""
 
-def _touched_minutes(conn: Connection, rows: list[tuple]) -> set[int]:
-    """Minutes whose rollups this batch changes: its own, and those of traces already stored."""
-    minutes = {row[-2] for row in rows}
-    trace_ids = sorted({row[0] for row in rows})
-    for start in range(0, len(trace_ids), 500):
-        ids = trace_ids[start : start + 500]
-        minutes.update(m for (m,) in conn.execute(_TRACE_MINUTES, {"ids": ids}))
-    return minutes
+    checkpoint: int = 0
+    rows: list[tuple] = field(default_factory=list)
+    links: list[SpanLink] = field(default_factory=list)
+    resources: dict[str, Resource] = field(default_factory=dict)
+    quarantined: list[Quarantined] = field(default_factory=list)
+    records: int = 0
+    unknown_service: int = 0
+    contributions: rollups.Contributions = field(default_factory=rollups.Contributions)
 
+    # Between processes the span rows travel as MessagePack, several times faster to encode than
+    # pickled tuples; they arrive as lists, which the writer uses as they are.
+    def __getstate__(self) -> dict:
+        return self.__dict__ | {"rows": _ROWS_ENCODER.encode(self.rows)}
 
-class _Batch:
-    """Records gathered between two commits of one file."""
-
-    def __init__(self) -> None:
-        self.rows: list[tuple] = []
-        self.links: list[SpanLink] = []
-        self.resources: dict[str, Resource] = {}
-        self.quarantined: list[Quarantined] = []
-        self.records = 0
-        self.unknown_service = 0
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state, rows=_ROWS_DECODER.decode(state["rows"]))
 
     def write(self, conn: Connection, source: str) -> tuple[int, int]:
-        """Write the batch; returns (spans inserted, quarantine rows inserted)."""
+        """Write the batch; returns (spans inserted, rollup cells written).
+
+        Spans of traces that already have spans stored are looked up first, so the rollups of
+        those traces are corrected for the new arrivals and spans stored before are not counted
+        again.
+        """
+        if conn.dialect.name == "postgresql":
+            # One writer at a time: the lookup below and the writes must see the same spans.
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _WRITER_LOCK})
         if self.resources:
             services = [r._asdict() | {"name": r.service} for r in self.resources.values()]
             conn.execute(_UPSERT_SERVICE, services)
         inserted = 0
+        contributions = self.contributions
         if self.rows:
-            rollups.mark_dirty(conn, _touched_minutes(conn, self.rows))
-            inserted = insert_ignoring_duplicates(conn, "spans", SPAN_COLUMNS, self.rows)
+            old = rollups.stored_spans(conn, (row[0] for row in self.rows))
+            new_rows = self.rows
+            if old:
+                continued = {row[0] for row in old}
+                known = {(row[0], row[1]) for row in old}
+                joining = [row for row in self.rows if row[0] in continued]
+                contributions.correct(old, joining)
+                new_rows = [row for row in self.rows if (row[0], row[1]) not in known]
+            inserted = insert_ignoring_duplicates(conn, "spans", SPAN_COLUMNS, new_rows)
         insert_ignoring_duplicates(conn, "span_links", LINK_COLUMNS, self.links)
-        return inserted, _save_quarantine(conn, source, self.quarantined)
+        _save_quarantine(conn, source, self.quarantined)
+        return inserted, rollups.apply(conn, contributions)
 
 
-def span_row(span: Span) -> tuple:
-    """The ``spans`` table row of a span: its fields plus the minute and latency bucket."""
-    return (*span, span.start_ns // _NS_PER_MINUTE, histogram.bucket_of(span.duration_ns))
+_ROWS_ENCODER = msgspec.msgpack.Encoder()
+_ROWS_DECODER = msgspec.msgpack.Decoder(list[list])
+
+#: The advisory lock that serialises batch writes on PostgreSQL ("clew" in ASCII).
+_WRITER_LOCK = 0x636C6577
 
 
-def _rows(records: Iterable[Record]) -> Iterator:
-    """Records with every span turned into its row (a plain tuple)."""
-    for record in records:
-        yield span_row(record) if type(record) is Span else record
+#: Bytes read between two progress reports from the parser.
+PROGRESS_BYTES = 1 << 20
 
 
-class _Writer:
-    """Writes batches in a background thread while the caller parses the next one.
+def batches(collector: Collector, source: Source, batch_spans: int) -> Iterator[Batch | int]:
+    """A source's records gathered into batches that end at checkpoints.
 
-    SQLite and the DBAPI release the GIL while they work, so decoding and writing overlap. At most
-    one batch is being written while another is filled; batches commit in order.
+    Between batches come progress reports: the number of bytes read since the last report.
+    Spans repeated within a batch are kept once (the first), as the store would keep them.
     """
+    batch = Batch(checkpoint=source.offset)
+    seen: set[tuple[str, str]] = set()
+    last = reported = source.offset
+    for record in collector.collect(source):
+        kind = type(record)
+        if kind is Span:
+            batch.records += 1
+            key = (record[0], record[1])
+            if key in seen:
+                continue
+            seen.add(key)
+            batch.rows.append(record)
+            if record[3] == UNKNOWN_SERVICE:
+                batch.unknown_service += 1
+        elif kind is Checkpoint:
+            last = record.offset
+            if last - reported >= PROGRESS_BYTES:
+                yield last - reported
+                reported = last
+            if len(batch.rows) >= batch_spans:
+                batch.checkpoint = last
+                batch.contributions.add(batch.rows)
+                yield batch
+                batch, seen = Batch(checkpoint=last), set()
+        elif kind is SpanLink:
+            batch.links.append(record)
+        elif kind is Resource:
+            batch.resources[record.service] = record
+        elif kind is Quarantined:
+            batch.quarantined.append(record)
+            batch.records += 1
+    if last > reported:
+        yield last - reported
+    batch.checkpoint = last
+    batch.contributions.add(batch.rows)
+    yield batch
 
-    def __init__(self, write: Callable[[_Batch, int], None]) -> None:
-        self._write = write
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clew-writer")
-        self._pending: Future | None = None
 
-    def submit(self, batch: _Batch, checkpoint: int) -> None:
-        self.wait()
-        self._pending = self._pool.submit(self._write, batch, checkpoint)
+class _Job(NamedTuple):
+    """One file to read: from ``offset``, with ``collector``, in batches of ``batch_spans``."""
 
-    def wait(self) -> None:
-        if self._pending is not None:
-            pending, self._pending = self._pending, None
-            pending.result()  # re-raises the writer's error here, in the caller
+    path: Path
+    collector: Collector
+    offset: int
+    batch_spans: int
 
-    def close(self) -> None:
+
+class _End(NamedTuple):
+    """The end of a job's batches; ``error`` when the collector gave up on the file."""
+
+    error: str | None = None
+
+
+def _produce(jobs: list[_Job]) -> Iterator[tuple[int, Batch | int | _End]]:
+    """Every job's batches and progress reports, tagged with the job's index, then its end."""
+    for index, job in enumerate(jobs):
         try:
-            self.wait()
-        finally:
-            self._pool.shutdown(wait=True)
+            for item in batches(job.collector, Source(job.path, job.offset), job.batch_spans):
+                yield index, item
+                del item  # let the batch go before the next one is gathered
+        except CollectorError as error:
+            yield index, _End(str(error))
+        else:
+            yield index, _End()
 
 
-def ingest_file(
-    engine: Engine,
-    path: Path,
-    collector: Collector,
-    *,
-    batch_spans: int = BATCH_SPANS,
-    on_progress: Callable[[int], None] | None = None,
-) -> FileReport:
-    """Ingest one file from its checkpoint on; each batch commits with its checkpoint."""
-    report = FileReport(str(path), collector.name)
-    stat = path.stat()
-    identity = _FileIdentity(stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
-    with engine.connect() as conn:
-        offset = _resume_offset(conn, path, identity)
-    if offset is None:
-        report.skipped = True
-        return report
+def parse_worker(connection: PipeEnd, jobs: list[_Job]) -> None:
+    """The parse worker: sends every item of ``_produce(jobs)`` down ``connection``.
 
-    # The head that identifies the file is read once; every batch's checkpoint records it.
-    fingerprint = _fingerprint(path, identity.size)
-
-    def write(batch: _Batch, checkpoint: int) -> None:
-        with engine.begin() as conn:
-            inserted, _ = batch.write(conn, str(path))
-            _save_checkpoint(conn, path, collector.name, identity, fingerprint, checkpoint)
-        report.records += batch.records
-        report.inserted += inserted
-        report.duplicates += len(batch.rows) - inserted
-        report.quarantined += len(batch.quarantined)
-        report.unknown_service += batch.unknown_service
-
-    writer = _Writer(write)
-    batch = _Batch()
-
-    def flush(checkpoint: int) -> None:
-        nonlocal batch
-        writer.submit(batch, checkpoint)
-        batch = _Batch()
-
-    last_checkpoint = offset
+    Sending blocks while the pipe is full, so the worker is never more than one batch ahead of
+    the writer. An unexpected error is sent as its traceback; the writer raises it.
+    """
     try:
-        for record in _rows(collector.collect(Source(path, offset))):
-            kind = type(record)
-            if kind is tuple:  # a span, as its row
-                batch.rows.append(record)
-                batch.records += 1
-                if record[3] == UNKNOWN_SERVICE:
-                    batch.unknown_service += 1
-            elif kind is Checkpoint:
-                if on_progress:
-                    on_progress(record.offset - last_checkpoint)
-                last_checkpoint = record.offset
-                if len(batch.rows) >= batch_spans:
-                    flush(last_checkpoint)
-            elif kind is SpanLink:
-                batch.links.append(record)
-            elif kind is Resource:
-                batch.resources[record.service] = record
-            elif kind is Quarantined:
-                batch.quarantined.append(record)
-                batch.records += 1
-        flush(last_checkpoint)
+        for item in _produce(jobs):
+            connection.send(item)
+            del item
+    except BaseException:  # everything, KeyboardInterrupt too, must reach the writer
+        with contextlib.suppress(OSError):
+            connection.send((-1, traceback.format_exc()))
     finally:
-        writer.close()
-    return report
+        connection.close()
+
+
+@contextmanager
+def _stream(jobs: list[_Job], worker: bool) -> Iterator[Iterator[tuple[int, Batch | int | _End]]]:
+    """The jobs' items, parsed here or, with ``worker``, in a parse worker process.
+
+    The worker is ``python -m clew.pipeline.worker``, not a multiprocessing child: nothing of
+    the caller's ``__main__`` is imported again, so any script may call ``ingest``.
+    """
+    if not worker:
+        yield _produce(jobs)
+        return
+    read_fd, write_fd = os.pipe()
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "clew.pipeline.worker", str(write_fd)],
+            stdin=subprocess.PIPE,
+            pass_fds=(write_fd,),
+        )
+    finally:
+        os.close(write_fd)
+    receiver = PipeEnd(read_fd, writable=False)
+    assert process.stdin is not None
+    with process.stdin:
+        process.stdin.write(pickle.dumps(jobs, protocol=pickle.HIGHEST_PROTOCOL))
+
+    def received() -> Iterator[tuple[int, Batch | int | _End]]:
+        ends = 0
+        while ends < len(jobs):
+            try:
+                index, item = receiver.recv()
+            except EOFError:
+                process.wait()
+                raise RuntimeError(
+                    f"the parse worker stopped unexpectedly (exit code {process.returncode})"
+                ) from None
+            if index < 0:
+                raise RuntimeError(f"the parse worker failed:\n{item}")
+            if type(item) is _End:
+                ends += 1
+            yield index, item
+            del item
+
+    try:
+        yield received()
+    except BaseException:
+        process.kill()
+        raise
+    finally:
+        receiver.close()
+        process.wait()
 
 
 def _quarantine_file(engine: Engine, path: Path, reason: str) -> FileReport:
@@ -340,6 +405,19 @@ def _quarantine_file(engine: Engine, path: Path, reason: str) -> FileReport:
     return report
 
 
+#: Input larger than this (bytes still to read) is parsed in a worker process.
+WORKER_BYTES = 32 << 20
+
+
+@dataclass
+class _Reading:
+    """A file being read: its report and what every checkpoint of it records."""
+
+    report: FileReport
+    identity: _FileIdentity
+    fingerprint: str
+
+
 def ingest(
     engine: Engine,
     paths: Iterable[Path],
@@ -348,14 +426,17 @@ def ingest(
     format_name: str | None = None,
     batch_spans: int = BATCH_SPANS,
     progress: Callable[[str, int, int], None] | None = None,
+    worker: bool | None = None,
 ) -> IngestResult:
-    """Ingest files and folders, then bring the rollups they touched up to date.
+    """Ingest files and folders; every batch commits with its rollups and its checkpoint.
 
-    ``progress(stage, done, total)`` is called as bytes are read and minutes rolled up.
+    Files are parsed in a worker process while this one writes (``worker=True``), or here
+    (``False``); by default in a worker when more than ``WORKER_BYTES`` are to be read.
+    ``progress("ingest", done, total)`` is called as bytes are read.
     """
     result = IngestResult()
-    files = expand(Path(os.path.abspath(p)) for p in paths)
-    total_bytes = sum(p.stat().st_size for p in files if p.exists())
+    files = list(dict.fromkeys(expand(Path(os.path.abspath(p)) for p in paths)))
+    total_bytes = sum(p.stat().st_size for p in files if p.is_file())
     done = 0
 
     def advance(n: int) -> None:
@@ -364,6 +445,8 @@ def ingest(
         if progress:
             progress("ingest", done, total_bytes)
 
+    jobs: list[_Job] = []
+    reading: list[_Reading] = []
     for path in files:
         result.files += 1
         if not path.is_file():
@@ -374,21 +457,61 @@ def ingest(
         if collector is None:
             names = ", ".join(sorted(registry))
             report = _quarantine_file(engine, path, f"not in any known format (tried {names})")
+            advance(path.stat().st_size)
         else:
-            try:
-                report = ingest_file(
-                    engine, path, collector, batch_spans=batch_spans, on_progress=advance
-                )
-            except CollectorError as error:
-                report = FileReport(str(path), collector.name, error=str(error))
-                result.problems.append(str(error))
+            stat = path.stat()
+            identity = _FileIdentity(stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+            report = FileReport(str(path), collector.name)
+            with engine.connect() as conn:
+                offset = _resume_offset(conn, path, identity)
+            if offset is None:
+                report.skipped = True
+                advance(identity.size)
+            else:
+                advance(offset)
+                jobs.append(_Job(path, collector, offset, batch_spans))
+                reading.append(_Reading(report, identity, _fingerprint(path, identity.size)))
         result.reports.append(report)
+
+    if worker is None:
+        to_read = sum(r.identity.size - j.offset for j, r in zip(jobs, reading, strict=True))
+        worker = to_read > WORKER_BYTES
+    with _stream(jobs, worker and bool(jobs)) as items:
+        for index, item in items:
+            kind = type(item)
+            if kind is int:
+                advance(item)
+                continue
+            job, state = jobs[index], reading[index]
+            report = state.report
+            if kind is Batch:
+                with engine.begin() as conn:
+                    # The checkpoint first: its write takes SQLite's write lock, so the
+                    # batch's lookups see the store as it is when the batch commits.
+                    _save_checkpoint(
+                        conn,
+                        job.path,
+                        job.collector.name,
+                        state.identity,
+                        state.fingerprint,
+                        item.checkpoint,
+                    )
+                    inserted, cells = item.write(conn, str(job.path))
+                report.records += item.records
+                report.inserted += inserted
+                report.duplicates += item.records - len(item.quarantined) - inserted
+                report.quarantined += len(item.quarantined)
+                report.unknown_service += item.unknown_service
+                result.rollup_rows += cells
+            elif item.error is not None:
+                report.error = item.error
+                result.problems.append(item.error)
+            del item  # one batch held at a time: this one goes before the next is decoded
+
+    for report in result.reports:
         result.records += report.records
         result.inserted += report.inserted
         result.duplicates += report.duplicates
         result.quarantined += report.quarantined
         result.unknown_service += report.unknown_service
-    result.rollup_rows = rollups.refresh(
-        engine, (lambda d, t: progress("rollup", d, t)) if progress else None
-    )
     return result

@@ -1,239 +1,436 @@
-"""Edge rollups: pair spans into edges and keep per-minute counts and latency histograms.
+"""Edge rollups: spans paired into edges, kept as per-minute cells of additive counts.
 
-Spans are paired with exact SQL joins (every span is in the store), as Tempo's and the
-OpenTelemetry Collector's service-graph processors pair them in memory:
+Pairing follows Tempo's and the OpenTelemetry Collector's service-graph processors, per trace:
 
 * a CLIENT (or PRODUCER) span whose child is a SERVER (or CONSUMER) span of another service gives
-  the edge client service → server service (``direct``, or ``messaging_system``);
+  the edge client service → server service (``direct``, or ``messaging_system``), once per child;
 * a CLIENT/PRODUCER span with no such child gives an edge to a virtual node named by
   ``service.peer.name``, then ``server.address`` (or the network peer address), then the database or
   messaging system; databases and brokers get their kind;
-* a SERVER span with no parent in the store gets the virtual caller ``client``.
+* a SERVER span whose parent is not stored gets the virtual caller ``client``.
 
-An edge is counted in the minute of its client-side span (the server span for a root). The pipeline
-marks minutes dirty in the same transaction as the spans it writes; ``refresh`` recomputes exactly
-those minutes, so late spans and re-runs give the same rollups as one clean pass.
+An edge counts in the minute of its client-side span (the server span for a root). Requests
+report the caller's latency, messaging the consumer's processing time.
+
+The rollups of a trace are a function of the set of its spans, ``contributions``, and every field
+of a cell (count, errors, 4xx, duration sum, histogram buckets) is additive. Ingest therefore keeps
+the invariant *stored cells = Σ contributions(stored spans of each trace)* incrementally: a batch
+adds the contributions of its new traces, and for a trace that already had spans stored it adds
+``contributions(old ∪ new) − contributions(old) − contributions(new)``, which moves, for example,
+a virtual edge onto the real server once the server's span arrives. Late spans and re-runs give
+the same rollups as one clean pass; ``rebuild`` recomputes them from the spans in one pass.
+
+The largest duration of a cell cannot be subtracted; when a correction takes counts out of a
+cell, its maximum is clamped to the upper edge of the highest bucket left, so it stays within the
+histogram's 2 %.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 
 from sqlalchemy import Engine, bindparam, text
 from sqlalchemy.engine import Connection
 
-from clew.records import ROOT_CALLER, ConnectionType, NodeKind, SpanKind
+from clew.records import ROOT_CALLER, ConnectionType, NodeKind, Span, SpanKind
 from clew.store import histogram
+from clew.store.histogram import bucket_of
 
-#: Minutes recomputed per transaction.
-CHUNK_MINUTES = 30
+# Positions in a span row (a Span, or the same columns as a list or tuple).
+(
+    TRACE,
+    SPAN,
+    PARENT,
+    SERVICE,
+    NAME,
+    KIND,
+    START,
+    DURATION,
+    STATUS,
+    _STATUS_MESSAGE,
+    METHOD,
+    ROUTE,
+    HTTP_STATUS,
+    _URL_PATH,
+    SERVER_ADDRESS,
+    PEER_SERVICE,
+    DB_SYSTEM,
+    MESSAGING_SYSTEM,
+    MESSAGING_DESTINATION,
+    RPC_SERVICE,
+    RPC_METHOD,
+    _ATTRIBUTES,
+) = range(len(Span._fields))
+_NS_PER_MINUTE = 60_000_000_000
 
-_K = {kind.name: kind.value for kind in SpanKind}
+_SERVER, _CLIENT, _PRODUCER, _CONSUMER = (
+    SpanKind.SERVER.value,
+    SpanKind.CLIENT.value,
+    SpanKind.PRODUCER.value,
+    SpanKind.CONSUMER.value,
+)
+_CALLERS = frozenset((_CLIENT, _PRODUCER))
+_CALLEES = frozenset((_SERVER, _CONSUMER))
+_ERROR = 2  # StatusCode.ERROR
 
-_ENDPOINT = "COALESCE({t}.http_method || ' ' || {t}.http_route, {t}.http_route, {t}.name)"
-_ERROR = "CASE WHEN {status} = 2 OR COALESCE({http}, 0) >= 500 THEN 1 ELSE 0 END"
-_CLIENT_ERROR = (
-    "CASE WHEN {status} <> 2 AND COALESCE({http}, 0) BETWEEN 400 AND 499 THEN 1 ELSE 0 END"
+#: A cell's key: (minute, client, server, connection type, endpoint).
+CellKey = tuple[int, str, str, str, str]
+
+
+class Cell:
+    """Additive sums of one rollup cell. ``clamp`` marks a cell that counts were taken out of."""
+
+    __slots__ = (
+        "buckets",
+        "clamp",
+        "client_errors",
+        "count",
+        "duration_max",
+        "duration_sum",
+        "errors",
+    )
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.errors = 0
+        self.client_errors = 0
+        self.duration_sum = 0
+        self.duration_max = 0
+        self.buckets: dict[int, int] = {}
+        self.clamp = False
+
+    def __repr__(self) -> str:
+        return f"Cell(count={self.count}, errors={self.errors}, buckets={self.buckets})"
+
+
+class Contributions:
+    """Rollup cells, the virtual nodes their edges lead to and the endpoints seen serving."""
+
+    def __init__(self) -> None:
+        self.cells: dict[CellKey, Cell] = {}
+        self.nodes: dict[str, str] = {}  # virtual node → its kind
+        #: (service, protocol, method, route) → [first start, last start]
+        self.endpoints: dict[tuple[str, str, str, str], list[int]] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self.cells or self.nodes or self.endpoints)
+
+    def _add(self, key: CellKey, side: tuple, error: bool, client_error: bool, sign: int) -> None:
+        cell = self.cells.get(key)
+        if cell is None:
+            cell = self.cells[key] = Cell()
+        duration = side[DURATION]
+        cell.count += sign
+        if error:
+            cell.errors += sign
+        elif client_error:
+            cell.client_errors += sign
+        cell.duration_sum += sign * duration
+        bucket = bucket_of(duration)
+        cell.buckets[bucket] = cell.buckets.get(bucket, 0) + sign
+        if sign > 0:
+            if duration > cell.duration_max:
+                cell.duration_max = duration
+        else:
+            cell.clamp = True
+
+    def add(self, rows: Iterable[tuple], sign: int = 1) -> None:
+        """Add (or, with ``sign=-1``, take out) the contributions of a set of span rows.
+
+        Pairing never crosses traces, so any union of whole traces' spans may be passed at once.
+        Rows are unique on (trace id, span id); the first of a repeated pair is kept.
+        """
+        by_id: dict[tuple[str, str], tuple] = {}
+        for row in rows:
+            by_id.setdefault((row[TRACE], row[SPAN]), row)
+        children: dict[tuple[str, str], list[tuple]] = {}
+        for row in by_id.values():
+            kind = row[KIND]
+            if kind in _CALLEES and row[PARENT] is not None:
+                children.setdefault((row[TRACE], row[PARENT]), []).append(row)
+        for row in by_id.values():
+            kind = row[KIND]
+            if kind in _CALLERS:
+                self._caller(row, children.get((row[TRACE], row[SPAN]), ()), sign)
+            elif kind == _SERVER:
+                parent = row[PARENT]
+                if parent is None or (row[TRACE], parent) not in by_id:
+                    self._root(row, sign)
+            if sign > 0:
+                self._endpoint(row)
+
+    def _caller(self, c: tuple, children: Iterable[tuple], sign: int) -> None:
+        paired = False
+        for s in children:
+            if s[SERVICE] == c[SERVICE]:
+                continue
+            paired = True
+            producer = c[KIND] == _PRODUCER
+            http = s[HTTP_STATUS] if s[HTTP_STATUS] is not None else (c[HTTP_STATUS] or 0)
+            failed = c[STATUS] == _ERROR or s[STATUS] == _ERROR
+            key = (
+                c[START] // _NS_PER_MINUTE,
+                c[SERVICE],
+                s[SERVICE],
+                ConnectionType.MESSAGING if producer else ConnectionType.DIRECT,
+                _endpoint_name(s),
+            )
+            self._add(key, s if producer else c, failed or http >= 500, 400 <= http <= 499, sign)
+        if paired:
+            return
+        peer = _first(c[PEER_SERVICE], c[SERVER_ADDRESS], c[DB_SYSTEM], c[MESSAGING_SYSTEM])
+        if peer is None:
+            return
+        if c[DB_SYSTEM] is not None:
+            ctype, node = ConnectionType.DATABASE, NodeKind.DATABASE
+        elif c[MESSAGING_SYSTEM] is not None:
+            ctype, node = ConnectionType.MESSAGING, NodeKind.BROKER
+        else:
+            ctype, node = ConnectionType.VIRTUAL, NodeKind.EXTERNAL
+        http = c[HTTP_STATUS] or 0
+        failed = c[STATUS] == _ERROR
+        endpoint = c[MESSAGING_DESTINATION]
+        if endpoint is None:
+            endpoint = _endpoint_name(c)
+        key = (c[START] // _NS_PER_MINUTE, c[SERVICE], peer, ctype, endpoint)
+        self._add(key, c, failed or http >= 500, 400 <= http <= 499, sign)
+        if sign > 0:
+            self.nodes[peer] = node
+
+    def _root(self, s: tuple, sign: int) -> None:
+        http = s[HTTP_STATUS] or 0
+        failed = s[STATUS] == _ERROR
+        minute = s[START] // _NS_PER_MINUTE
+        key = (minute, ROOT_CALLER, s[SERVICE], ConnectionType.VIRTUAL, _endpoint_name(s))
+        self._add(key, s, failed or http >= 500, 400 <= http <= 499, sign)
+        if sign > 0:
+            self.nodes[ROOT_CALLER] = NodeKind.CLIENT
+
+    def _endpoint(self, row: tuple) -> None:
+        """Endpoints seen serving: HTTP by route, RPC by service and method, messaging by topic."""
+        kind = row[KIND]
+        if kind == _SERVER:
+            if row[ROUTE] is not None:
+                key = (row[SERVICE], "http", row[METHOD] or "ANY", row[ROUTE])
+            elif row[RPC_SERVICE] is not None:
+                key = (row[SERVICE], "rpc", row[RPC_METHOD] or row[NAME], row[RPC_SERVICE])
+            else:
+                return
+        elif kind == _CONSUMER and row[MESSAGING_DESTINATION] is not None:
+            key = (row[SERVICE], "messaging", "process", row[MESSAGING_DESTINATION])
+        else:
+            return
+        start = row[START]
+        seen = self.endpoints.get(key)
+        if seen is None:
+            self.endpoints[key] = [start, start]
+        elif start < seen[0]:
+            seen[0] = start
+        elif start > seen[1]:
+            seen[1] = start
+
+    def merge(self, other: Contributions) -> None:
+        """Add another set of contributions to this one."""
+        for key, theirs in other.cells.items():
+            cell = self.cells.get(key)
+            if cell is None:
+                cell = self.cells[key] = Cell()
+            cell.count += theirs.count
+            cell.errors += theirs.errors
+            cell.client_errors += theirs.client_errors
+            cell.duration_sum += theirs.duration_sum
+            cell.duration_max = max(cell.duration_max, theirs.duration_max)
+            cell.clamp = cell.clamp or theirs.clamp
+            for bucket, n in theirs.buckets.items():
+                cell.buckets[bucket] = cell.buckets.get(bucket, 0) + n
+        self.nodes.update(other.nodes)
+        for key, (first, last) in other.endpoints.items():
+            seen = self.endpoints.setdefault(key, [first, last])
+            seen[0], seen[1] = min(seen[0], first), max(seen[1], last)
+
+    def correct(self, old: list[tuple], new: list[tuple]) -> None:
+        """Account for ``new`` spans joining the stored spans ``old`` of the same traces, when
+        ``new`` has already been added on its own: + c(old ∪ new) − c(old) − c(new)."""
+        self.add([*old, *new])  # old first: a stored span wins over a re-sent copy
+        self.add(old, -1)
+        self.add(new, -1)
+
+
+def _first(*values: str | None) -> str | None:
+    """The first value that is not None (SQL's COALESCE: an empty string counts as a value)."""
+    for value in values:
+        if value is not None:
+            return value
+    return None
+
+
+def _endpoint_name(row: tuple) -> str:
+    method, route = row[METHOD], row[ROUTE]
+    if route is not None:
+        return f"{method} {route}" if method is not None else route
+    return row[NAME]
+
+
+# Every column but the attributes, which pairing never reads (NULL keeps the row's shape).
+_PAIRING_COLUMNS = ", ".join("NULL" if name == "attributes" else name for name in Span._fields)
+_STORED_SPANS = text(f"SELECT {_PAIRING_COLUMNS} FROM spans WHERE trace_id IN :ids").bindparams(
+    bindparam("ids", expanding=True)
 )
 
-_PEER = "COALESCE(c.peer_service, c.server_address, c.db_system, c.messaging_system)"
-# With s joined or NULL: the side whose latency the edge reports. Requests report the caller's
-# view; messaging reports the consumer's processing time.
-_SIDE = (
-    f"CASE WHEN c.kind = {_K['PRODUCER']} AND s.service IS NOT NULL"
-    " THEN s.{col} ELSE c.{col} END"
+
+def stored_spans(conn: Connection, trace_ids: Iterable[str]) -> list[tuple]:
+    """The stored spans of these traces, as rows (attributes left out)."""
+    ids = sorted(set(trace_ids))
+    found: list[tuple] = []
+    for start in range(0, len(ids), 500):
+        chunk = {"ids": ids[start : start + 500]}
+        found.extend(tuple(row) for row in conn.execute(_STORED_SPANS, chunk))
+    return found
+
+
+_SELECT_CELLS = text(
+    "SELECT id, minute, client, server, connection_type, endpoint, count, errors, client_errors,"
+    " duration_sum_ns, duration_max_ns, histogram FROM edge_rollups"
+    " WHERE source = :source AND minute IN :minutes"
+).bindparams(bindparam("minutes", expanding=True))
+
+_INSERT_CELL = text(
+    "INSERT INTO edge_rollups (minute, client, server, connection_type, endpoint, source, count,"
+    " errors, client_errors, duration_sum_ns, duration_max_ns, histogram) VALUES (:minute,"
+    " :client, :server, :connection_type, :endpoint, :source, :count, :errors, :client_errors,"
+    " :duration_sum_ns, :duration_max_ns, :histogram)"
+)
+_UPDATE_CELL = text(
+    "UPDATE edge_rollups SET count = :count, errors = :errors, client_errors = :client_errors,"
+    " duration_sum_ns = :duration_sum_ns, duration_max_ns = :duration_max_ns,"
+    " histogram = :histogram WHERE id = :id"
+)
+_DELETE_CELL = text("DELETE FROM edge_rollups WHERE id = :id")
+
+_UPSERT_NODE = text(
+    "INSERT INTO services (name, kind) VALUES (:name, :kind) ON CONFLICT (name) DO NOTHING"
+)
+_UPSERT_ENDPOINT = text(
+    "INSERT INTO endpoints (service, protocol, method, route, first_seen_ns, last_seen_ns)"
+    " VALUES (:service, :protocol, :method, :route, :first, :last)"
+    " ON CONFLICT (service, protocol, method, route) DO UPDATE SET"
+    " first_seen_ns = CASE WHEN excluded.first_seen_ns < endpoints.first_seen_ns"
+    " THEN excluded.first_seen_ns ELSE endpoints.first_seen_ns END,"
+    " last_seen_ns = CASE WHEN excluded.last_seen_ns > endpoints.last_seen_ns"
+    " THEN excluded.last_seen_ns ELSE endpoints.last_seen_ns END"
 )
 
-# Every client/producer span c, with its instrumented child s in another service when there is
-# one (a paired edge), else towards its named peer (a virtual edge). One scan serves both.
-CALLERS = f"""
-SELECT c.minute, c.service,
-       COALESCE(s.service, {_PEER}),
-       CASE WHEN s.service IS NOT NULL THEN
-                CASE WHEN c.kind = {_K["PRODUCER"]} THEN '{ConnectionType.MESSAGING}'
-                     ELSE '{ConnectionType.DIRECT}' END
-            WHEN c.db_system IS NOT NULL THEN '{ConnectionType.DATABASE}'
-            WHEN c.messaging_system IS NOT NULL THEN '{ConnectionType.MESSAGING}'
-            ELSE '{ConnectionType.VIRTUAL}' END,
-       CASE WHEN s.service IS NOT NULL THEN {_ENDPOINT.format(t="s")}
-            ELSE COALESCE(c.messaging_destination, {_ENDPOINT.format(t="c")}) END,
-       {_SIDE.format(col="latency_bucket")},
-       count(*),
-       sum(CASE WHEN c.status = 2 OR COALESCE(s.status, 0) = 2
-                  OR COALESCE(s.http_status, c.http_status, 0) >= 500 THEN 1 ELSE 0 END),
-       sum(CASE WHEN c.status <> 2 AND COALESCE(s.status, 0) <> 2
-                  AND COALESCE(s.http_status, c.http_status, 0) BETWEEN 400 AND 499
-                THEN 1 ELSE 0 END),
-       sum({_SIDE.format(col="duration_ns")}),
-       max({_SIDE.format(col="duration_ns")}),
-       CASE WHEN s.service IS NOT NULL THEN NULL
-            WHEN c.db_system IS NOT NULL THEN '{NodeKind.DATABASE}'
-            WHEN c.messaging_system IS NOT NULL THEN '{NodeKind.BROKER}'
-            ELSE '{NodeKind.EXTERNAL}' END
-FROM spans c
-LEFT JOIN spans s ON s.trace_id = c.trace_id AND s.parent_span_id = c.span_id
-     AND s.kind IN ({_K["SERVER"]}, {_K["CONSUMER"]}) AND s.service <> c.service
-WHERE c.minute IN :minutes
-  AND c.kind IN ({_K["CLIENT"]}, {_K["PRODUCER"]})
-  AND (s.service IS NOT NULL OR {_PEER} IS NOT NULL)
-GROUP BY 1, 2, 3, 4, 5, 6, 12
-"""
 
-ROOT = f"""
-SELECT s.minute, '{ROOT_CALLER}', s.service, '{ConnectionType.VIRTUAL}',
-       {_ENDPOINT.format(t="s")},
-       s.latency_bucket,
-       count(*),
-       sum({_ERROR.format(status="s.status", http="s.http_status")}),
-       sum({_CLIENT_ERROR.format(status="s.status", http="s.http_status")}),
-       sum(s.duration_ns),
-       max(s.duration_ns),
-       NULL
-FROM spans s
-WHERE s.minute IN :minutes
-  AND s.kind = {_K["SERVER"]}
-  AND (s.parent_span_id IS NULL OR NOT EXISTS (
-      SELECT 1 FROM spans p WHERE p.trace_id = s.trace_id AND p.span_id = s.parent_span_id))
-GROUP BY 1, 2, 3, 4, 5, 6
-"""
-
-# Endpoints seen serving: HTTP by route, RPC by service and method, messaging by destination.
-SERVED_ENDPOINTS = f"""
-SELECT service,
-       CASE WHEN http_route IS NOT NULL THEN 'http'
-            WHEN rpc_service IS NOT NULL THEN 'rpc' ELSE 'messaging' END,
-       CASE WHEN http_route IS NOT NULL THEN COALESCE(http_method, 'ANY')
-            WHEN rpc_service IS NOT NULL THEN COALESCE(rpc_method, name) ELSE 'process' END,
-       COALESCE(http_route, rpc_service, messaging_destination),
-       min(start_ns), max(start_ns)
-FROM spans
-WHERE minute IN :minutes
-  AND ((kind = {_K["SERVER"]} AND (http_route IS NOT NULL OR rpc_service IS NOT NULL))
-       OR (kind = {_K["CONSUMER"]} AND messaging_destination IS NOT NULL))
-GROUP BY 1, 2, 3, 4
-"""
-
-UPSERT_NODE = """
-INSERT INTO services (name, kind) VALUES (:name, :kind)
-ON CONFLICT (name) DO NOTHING
-"""
-
-UPSERT_ENDPOINT = """
-INSERT INTO endpoints (service, protocol, method, route, first_seen_ns, last_seen_ns)
-VALUES (:service, :protocol, :method, :route, :first, :last)
-ON CONFLICT (service, protocol, method, route) DO UPDATE SET
-  first_seen_ns = CASE WHEN excluded.first_seen_ns < endpoints.first_seen_ns
-                       THEN excluded.first_seen_ns ELSE endpoints.first_seen_ns END,
-  last_seen_ns = CASE WHEN excluded.last_seen_ns > endpoints.last_seen_ns
-                      THEN excluded.last_seen_ns ELSE endpoints.last_seen_ns END
-"""
+def _clamped_max(cell_max: int, buckets: dict[int, int]) -> int:
+    top = max((b for b, n in buckets.items() if n > 0), default=None)
+    if top is None or top == histogram.ZERO_BUCKET:
+        return 0
+    return min(cell_max, int(histogram.GAMMA**top))
 
 
-@dataclass
-class _Cell:
-    count: int = 0
-    errors: int = 0
-    client_errors: int = 0
-    duration_sum: int = 0
-    duration_max: int = 0
-    buckets: dict[int, int] = field(default_factory=dict)
+def apply(conn: Connection, contributions: Contributions, source: str = "trace") -> int:
+    """Add contributions to the stored rollups, nodes and endpoints; returns cells written.
 
-
-def mark_dirty(conn: Connection, minutes: Iterable[int]) -> None:
-    """Record minutes whose rollups must be recomputed (call inside the writing transaction)."""
-    rows = [{"minute": m} for m in sorted(set(minutes))]
-    if rows:
-        conn.execute(
-            text("INSERT INTO rollup_dirty (minute) VALUES (:minute) ON CONFLICT DO NOTHING"), rows
-        )
-
-
-def _cells(conn: Connection, minutes: list[int]) -> tuple[dict[tuple, _Cell], dict[str, str]]:
-    """Rollup cells of ``minutes``, and the virtual nodes their edges lead to, with their kind."""
-    cells: dict[tuple, _Cell] = {}
-    virtual_nodes: dict[str, str] = {}
-    for query in (CALLERS, ROOT):
-        statement = text(query).bindparams(bindparam("minutes", expanding=True))
-        for row in conn.execute(statement, {"minutes": minutes}):
-            minute, client, server, ctype, endpoint, bucket, n, err, cerr, dsum, dmax, node = row
-            if node is not None:
-                virtual_nodes[server] = node
-            cell = cells.setdefault((minute, client, server, ctype, endpoint or ""), _Cell())
-            cell.count += n
-            cell.errors += err or 0
-            cell.client_errors += cerr or 0
-            cell.duration_sum += dsum or 0
-            cell.duration_max = max(cell.duration_max, dmax or 0)
-            cell.buckets[bucket] = cell.buckets.get(bucket, 0) + n
-    return cells, virtual_nodes
-
-
-def refresh_minutes(conn: Connection, minutes: list[int]) -> int:
-    """Recompute the trace rollups, virtual nodes and served endpoints of ``minutes``."""
-    expanding = bindparam("minutes", expanding=True)
-    cells, virtual_nodes = _cells(conn, minutes)
-    conn.execute(
-        text("DELETE FROM edge_rollups WHERE source = 'trace' AND minute IN :minutes").bindparams(
-            expanding
-        ),
-        {"minutes": minutes},
-    )
-    rows = [
-        {
-            "minute": minute,
-            "client": client,
-            "server": server,
-            "connection_type": ctype,
-            "endpoint": endpoint,
-            "count": cell.count,
-            "errors": cell.errors,
-            "client_errors": cell.client_errors,
-            "duration_sum_ns": cell.duration_sum,
-            "duration_max_ns": cell.duration_max,
-            "histogram": histogram.dumps(cell.buckets),
-        }
-        for (minute, client, server, ctype, endpoint), cell in sorted(cells.items())
-    ]
-    if rows:
-        conn.execute(
-            text(
-                "INSERT INTO edge_rollups (minute, client, server, connection_type, endpoint,"
-                " source, count, errors, client_errors, duration_sum_ns, duration_max_ns,"
-                " histogram) VALUES (:minute, :client, :server, :connection_type, :endpoint,"
-                " 'trace', :count, :errors, :client_errors, :duration_sum_ns, :duration_max_ns,"
-                " :histogram)"
-            ),
-            rows,
-        )
-    node_rows = [{"name": name, "kind": kind} for name, kind in sorted(virtual_nodes.items())]
-    if any(client == ROOT_CALLER for _, client, *_ in cells):
-        node_rows.append({"name": ROOT_CALLER, "kind": NodeKind.CLIENT})
-    if node_rows:
-        conn.execute(text(UPSERT_NODE), node_rows)
-    served = conn.execute(text(SERVED_ENDPOINTS).bindparams(expanding), {"minutes": minutes})
-    endpoint_rows = [
-        {"service": s, "protocol": p, "method": m, "route": r, "first": f, "last": la}
-        for s, p, m, r, f, la in served
-    ]
-    if endpoint_rows:
-        conn.execute(text(UPSERT_ENDPOINT), endpoint_rows)
-    conn.execute(
-        text("DELETE FROM rollup_dirty WHERE minute IN :minutes").bindparams(expanding),
-        {"minutes": minutes},
-    )
-    return len(rows)
-
-
-def refresh(engine: Engine, progress: Callable[[int, int], None] | None = None) -> int:
-    """Recompute every dirty minute, a chunk per transaction; returns the rollup rows written."""
-    with engine.connect() as conn:
-        dirty = [m for (m,) in conn.execute(text("SELECT minute FROM rollup_dirty ORDER BY 1"))]
+    Call inside the transaction that stores the spans they come from.
+    """
     written = 0
-    for start in range(0, len(dirty), CHUNK_MINUTES):
-        chunk = dirty[start : start + CHUNK_MINUTES]
-        with engine.begin() as conn:
-            written += refresh_minutes(conn, chunk)
-        if progress:
-            progress(min(start + CHUNK_MINUTES, len(dirty)), len(dirty))
+    cells = contributions.cells
+    if cells:
+        minutes = sorted({key[0] for key in cells})
+        stored: dict[CellKey, tuple] = {}
+        for start in range(0, len(minutes), 500):
+            params = {"source": source, "minutes": minutes[start : start + 500]}
+            for row in conn.execute(_SELECT_CELLS, params):
+                stored[(row[1], row[2], row[3], row[4], row[5])] = row
+        inserts, updates, deletes = [], [], []
+        for key in sorted(cells):
+            delta = cells[key]
+            old = stored.get(key)
+            if old is None:
+                count, errors, client_errors, dsum, dmax = 0, 0, 0, 0, 0
+                buckets: dict[int, int] = {}
+            else:
+                count, errors, client_errors, dsum, dmax = old[6:11]
+                buckets = histogram.loads(old[11])
+            for bucket, n in delta.buckets.items():
+                left = buckets.get(bucket, 0) + n
+                if left:
+                    buckets[bucket] = left
+                else:
+                    buckets.pop(bucket, None)
+            count += delta.count
+            if count <= 0:
+                if old is not None:
+                    deletes.append({"id": old[0]})
+                continue
+            dmax = max(dmax, delta.duration_max)
+            if delta.clamp:
+                dmax = _clamped_max(dmax, buckets)
+            values = {
+                "count": count,
+                "errors": errors + delta.errors,
+                "client_errors": client_errors + delta.client_errors,
+                "duration_sum_ns": dsum + delta.duration_sum,
+                "duration_max_ns": dmax,
+                "histogram": histogram.dumps(buckets),
+            }
+            if old is None:
+                minute, client, server, ctype, endpoint = key
+                inserts.append(
+                    values
+                    | {
+                        "minute": minute,
+                        "client": client,
+                        "server": server,
+                        "connection_type": ctype,
+                        "endpoint": endpoint,
+                        "source": source,
+                    }
+                )
+            else:
+                updates.append(values | {"id": old[0]})
+        for statement, rows in ((_DELETE_CELL, deletes), (_UPDATE_CELL, updates)):
+            if rows:
+                conn.execute(statement, rows)
+        if inserts:
+            conn.execute(_INSERT_CELL, inserts)
+        written = len(inserts) + len(updates) + len(deletes)
+    if contributions.nodes:
+        nodes = [{"name": n, "kind": k} for n, k in sorted(contributions.nodes.items())]
+        conn.execute(_UPSERT_NODE, nodes)
+    if contributions.endpoints:
+        endpoints = [
+            {"service": s, "protocol": p, "method": m, "route": r, "first": f, "last": la}
+            for (s, p, m, r), (f, la) in sorted(contributions.endpoints.items())
+        ]
+        conn.execute(_UPSERT_ENDPOINT, endpoints)
     return written
+
+
+def rebuild(engine: Engine, progress: Callable[[int, int], None] | None = None) -> int:
+    """Recompute every trace rollup from the stored spans; returns the cells written.
+
+    Spans are read in trace order, so memory holds one chunk of whole traces at a time plus the
+    cells. The old rollups are replaced in the same transaction.
+    """
+    contributions = Contributions()
+    with engine.connect() as conn:
+        total = conn.execute(text("SELECT count(*) FROM spans")).scalar_one()
+        query = text(f"SELECT {_PAIRING_COLUMNS} FROM spans ORDER BY trace_id, span_id")
+        chunk: list[tuple] = []
+        done = 0
+        result = conn.execution_options(stream_results=True, yield_per=20_000).execute(query)
+        for row in result:
+            if len(chunk) >= 20_000 and row[TRACE] != chunk[-1][TRACE]:
+                contributions.add(chunk)
+                done += len(chunk)
+                chunk = []
+                if progress:
+                    progress(done, total)
+            chunk.append(tuple(row))
+        contributions.add(chunk)
+        if progress:
+            progress(total, total)
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM edge_rollups WHERE source = 'trace'"))
+        return apply(conn, contributions)

@@ -40,7 +40,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA cache_size=-65536")  # 64 MiB: the span indexes stay in memory
+    # 32 MiB of pages: bulk ingest measured no faster with more, and memory stays bounded.
+    cursor.execute("PRAGMA cache_size=-32768")
     cursor.close()
 
 

@@ -77,14 +77,8 @@ class SpanRow(Base):
     rpc_service: Mapped[str | None] = mapped_column(String(255))
     rpc_method: Mapped[str | None] = mapped_column(String(255))
     attributes: Mapped[str | None] = mapped_column(Text)
-    # Derived on ingest so rollups can be recomputed with plain SQL on any backend.
-    minute: Mapped[int] = mapped_column(Integer)
-    latency_bucket: Mapped[int] = mapped_column(Integer)
-
-    __table_args__ = (
-        Index(None, "minute", "kind"),
-        Index(None, "trace_id", "parent_span_id"),
-    )
+    # No secondary index: a trace's spans are found through the primary key's leading trace_id,
+    # and rollups are kept on ingest. Pages that search spans add the narrow index they need.
 
 
 class SpanLinkRow(Base):
@@ -129,14 +123,6 @@ class EdgeRollup(Base):
         ),
         Index(None, "client", "server", "minute"),
     )
-
-
-class RollupDirty(Base):
-    """Minutes whose rollups must be recomputed; written in the same transaction as the spans."""
-
-    __tablename__ = "rollup_dirty"
-
-    minute: Mapped[int] = mapped_column(Integer, primary_key=True)
 
 
 class Endpoint(Base):

@@ -19,7 +19,6 @@ TABLES = {
     "spans",
     "span_links",
     "edge_rollups",
-    "rollup_dirty",
     "endpoints",
     "ingest_checkpoints",
     "quarantine",
