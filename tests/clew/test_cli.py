@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 import orjson
 from click.testing import CliRunner
 
@@ -86,3 +88,17 @@ def test_graph_window_excludes_traffic_outside_it(tmp_path):
 def test_db_upgrade(tmp_path):
     result = CliRunner().invoke(main, ["db", "upgrade", "--db", str(tmp_path / "u.db")])
     assert result.exit_code == 0 and "is at head" in result.output
+
+
+def test_db_rebuild_rollups_recomputes_the_same_graph(tmp_path):
+    db = str(tmp_path / "c.db")
+    run("ingest", str(corpus("otlp_json")), "--db", db, "--json")
+    _, before = run("graph", "--db", db, "--json")
+    with sqlite3.connect(db) as conn:
+        conn.execute("DELETE FROM edge_rollups")  # as if the rules had changed
+    _, emptied = run("graph", "--db", db, "--json")
+    assert emptied["edges"] == []
+    code, rebuilt = run("db", "rebuild-rollups", "--db", db, "--json")
+    assert code == 0 and rebuilt["rollup_rows"] > 0 and rebuilt["seconds"] >= 0
+    _, after = run("graph", "--db", db, "--json")
+    assert after == before and len(after["edges"]) >= 6

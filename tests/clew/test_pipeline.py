@@ -9,6 +9,7 @@ from sqlalchemy import Engine, text
 
 from clew import pipeline
 from clew.pipeline import ingest
+from collectors import CollectorError, Registry
 from tests import otlp
 from tests.conftest import corpus
 
@@ -123,3 +124,48 @@ def test_a_file_in_no_known_format_is_quarantined_once(engine, registry, tmp_pat
 def test_a_missing_path_is_reported_as_a_problem(engine, registry, tmp_path):
     result = ingest(engine, [tmp_path / "nope.json"], registry)
     assert result.problems == [f"{tmp_path / 'nope.json'}: no such file"]
+
+
+class GivesUpAfterTwenty:
+    """OTLP/JSON, read by Clew's collector, until line 21: there it gives up on the file, with
+    ``CollectorError`` or, as a collector never should, with some other error. At module level
+    so a parse worker process can import it."""
+
+    name = "gives_up"
+    description = "test collector"
+
+    def __init__(self, error: type[Exception]) -> None:
+        self.error = error
+
+    def detect(self, head: bytes) -> bool:
+        return True
+
+    def collect(self, source):
+        from collectors.otlp_json import OtlpJsonCollector
+
+        lines = 0
+        for record in OtlpJsonCollector().collect(source):
+            yield record
+            if type(record).__name__ == "Checkpoint":
+                lines += 1
+                if lines == 20:
+                    raise self.error(f"{source.path}: line 21: the reader gave up")
+
+
+@pytest.mark.parametrize("worker", [False, True], ids=["here", "worker"])
+def test_a_collector_that_gives_up_keeps_what_was_committed(engine, tmp_path, worker):
+    path = otlp.write_lines(tmp_path / "export.jsonl", [_line(t) for t in range(1, 41)])
+    registry = Registry([GivesUpAfterTwenty(CollectorError)])
+    result = ingest(engine, [path], registry, batch_spans=10, worker=worker)
+    assert result.problems == [f"{path}: line 21: the reader gave up"]
+    assert (result.reports[0].error, result.inserted) == (result.problems[0], 20)
+    assert count(engine, "SELECT count(*) FROM spans") == 20
+    assert count(engine, 'SELECT "offset" FROM ingest_checkpoints') > 0
+
+
+def test_an_unexpected_error_in_the_parse_worker_reaches_the_caller(engine, tmp_path):
+    path = otlp.write_lines(tmp_path / "export.jsonl", [_line(t) for t in range(1, 41)])
+    registry = Registry([GivesUpAfterTwenty(ZeroDivisionError)])
+    with pytest.raises(RuntimeError, match=r"(?s)parse worker failed.*ZeroDivisionError"):
+        ingest(engine, [path], registry, batch_spans=10, worker=True)
+    assert count(engine, "SELECT count(*) FROM spans") == 20  # the batches before it stay

@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
+import pytest
 from sqlalchemy import text
 
-from clew import metrics
-from clew.pipeline import ingest
-from clew.store import queries
+from clew import metrics, store
+from clew.pipeline import ingest, rollups
+from clew.store import histogram, queries
 from tests import otlp
 from tests.conftest import corpus
 
 SERVER, CLIENT, PRODUCER, CONSUMER = 2, 3, 4, 5
 
 
-def landscape() -> list[dict]:
-    """Three traces: shop → orders (with a DB and an external call), and a message to billing."""
+def landscape(traces: range = range(1, 4), spread_ms: int = 1000) -> list[dict]:
+    """Traces of shop → orders (with a DB and an external call), and a message to billing; every
+    third fails. Trace ``t`` starts at ``t * spread_ms``."""
     shop, orders, billing = [], [], []
-    for t in (1, 2, 3):
+    for t in traces:
         shop.append(
             otlp.span(
                 t,
@@ -27,7 +30,7 @@ def landscape() -> list[dict]:
                 name="GET /cart",
                 http__route="/cart",
                 http__request__method="GET",
-                start_ms=t * 1000,
+                start_ms=t * spread_ms,
                 duration_ms=90,
             )
         )
@@ -38,7 +41,7 @@ def landscape() -> list[dict]:
                 1,
                 kind=CLIENT,
                 name="POST",
-                start_ms=t * 1000 + 1,
+                start_ms=t * spread_ms + 1,
                 duration_ms=50,
                 **{"http.request.method": "POST"},
             )
@@ -50,13 +53,13 @@ def landscape() -> list[dict]:
                 2,
                 kind=SERVER,
                 name="POST /orders",
-                start_ms=t * 1000 + 2,
+                start_ms=t * spread_ms + 2,
                 duration_ms=40,
-                error=t == 3,
+                error=t % 3 == 0,
                 **{
                     "http.route": "/orders",
                     "http.request.method": "POST",
-                    "http.response.status_code": 500 if t == 3 else 201,
+                    "http.response.status_code": 500 if t % 3 == 0 else 201,
                 },
             )
         )
@@ -67,7 +70,7 @@ def landscape() -> list[dict]:
                 3,
                 kind=CLIENT,
                 name="INSERT orders",
-                start_ms=t * 1000 + 3,
+                start_ms=t * spread_ms + 3,
                 duration_ms=5,
                 **{"db.system": "postgresql", "server.address": "orders-db"},
             )
@@ -79,7 +82,7 @@ def landscape() -> list[dict]:
                 3,
                 kind=CLIENT,
                 name="GET",
-                start_ms=t * 1000 + 9,
+                start_ms=t * spread_ms + 9,
                 duration_ms=20,
                 **{
                     "peer.service": "tax-api",
@@ -95,7 +98,7 @@ def landscape() -> list[dict]:
                 3,
                 kind=PRODUCER,
                 name="orders publish",
-                start_ms=t * 1000 + 30,
+                start_ms=t * spread_ms + 30,
                 duration_ms=2,
                 **{"messaging.system": "kafka", "messaging.destination.name": "orders"},
             )
@@ -107,7 +110,7 @@ def landscape() -> list[dict]:
                 6,
                 kind=CONSUMER,
                 name="orders process",
-                start_ms=t * 1000 + 40,
+                start_ms=t * spread_ms + 40,
                 duration_ms=15,
                 **{"messaging.system": "kafka", "messaging.destination.name": "orders"},
             )
@@ -178,8 +181,6 @@ def test_spans_arriving_in_any_order_and_batches_give_the_same_rollups(
 
     fresh_dir = tmp_path / "fresh"
     fresh_dir.mkdir()
-    from clew import store
-
     fresh = store.open_engine(str(fresh_dir / "clew.db"))
     store.upgrade(fresh)
     ingest(fresh, [otlp.write_lines(fresh_dir / "all.jsonl", landscape())], registry)
@@ -200,3 +201,126 @@ def test_corpus_capture_gives_the_true_service_graph(engine, registry):
     }
     assert edges[("load-generator", "frontend-proxy", "direct")]["errors"] == 1
     assert kinds_of(engine)["valkey-cart"] == "database"
+
+
+ROLLUP_COLUMNS = (
+    "minute, client, server, connection_type, endpoint, count, errors, client_errors,"
+    " duration_sum_ns, duration_max_ns, histogram"
+)
+
+
+def rollup_table(engine) -> dict[tuple, tuple]:
+    """Every stored rollup cell: key → (count, errors, 4xx, duration sum, max, histogram)."""
+    with engine.connect() as conn:
+        rows = conn.execute(text(f"SELECT {ROLLUP_COLUMNS} FROM edge_rollups")).all()
+    return {tuple(r[:5]): (*r[5:10], histogram.loads(r[10])) for r in rows}
+
+
+def assert_same_rollups(got: dict, want: dict) -> None:
+    """Equal cells, except that a maximum corrected after the fact may stand above the true one
+    by at most one histogram bucket (it is clamped to the top bucket's upper edge)."""
+    assert got.keys() == want.keys()
+    for key, (*sums, want_max, want_hist) in want.items():
+        *got_sums, got_max, got_hist = got[key]
+        assert (got_sums, got_hist) == (sums, want_hist), key
+        assert want_max <= got_max <= want_max * histogram.GAMMA, key
+
+
+def single_span_requests(requests: list[dict]) -> list[dict]:
+    """Each span of ``requests`` as a request of its own, under its own resource."""
+    singles = []
+    for req in requests:
+        for resource_spans in req["resourceSpans"]:
+            for scope_spans in resource_spans["scopeSpans"]:
+                for span in scope_spans["spans"]:
+                    singles.append(
+                        {
+                            "resourceSpans": [
+                                {
+                                    "resource": resource_spans["resource"],
+                                    "scopeSpans": [
+                                        {"scope": scope_spans["scope"], "spans": [span]}
+                                    ],
+                                }
+                            ]
+                        }
+                    )
+    return singles
+
+
+def more_traces() -> list[dict]:
+    """Twelve traces over five minutes: more cells to get right."""
+    return landscape(range(1, 13), spread_ms=25_000)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_spans_in_any_order_and_batching_give_the_rollups_of_one_clean_pass(
+    engine, registry, tmp_path: Path, seed: int
+):
+    shuffled = single_span_requests(more_traces())
+    random.Random(seed).shuffle(shuffled)
+    rng = random.Random(seed)
+    cut = sorted(rng.sample(range(1, len(shuffled)), 4))
+    for part, (start, end) in enumerate(zip([0, *cut], [*cut, len(shuffled)], strict=True)):
+        path = otlp.write_lines(tmp_path / f"part{part}.jsonl", shuffled[start:end])
+        ingest(engine, [path], registry, batch_spans=rng.randint(1, 6))
+    # a re-run of every file, renamed, adds nothing
+    for part in range(len(cut) + 1):
+        (tmp_path / f"part{part}.jsonl").rename(tmp_path / f"again{part}.jsonl")
+    assert ingest(engine, [tmp_path], registry).inserted == 0
+    late = rollup_table(engine)
+
+    clean_dir = tmp_path / "clean"
+    clean_dir.mkdir()
+    clean = store.open_engine(str(clean_dir / "clew.db"))
+    store.upgrade(clean)
+    ingest(clean, [otlp.write_lines(clean_dir / "all.jsonl", more_traces())], registry)
+    want = rollup_table(clean)
+    assert sum(cell[0] for cell in want.values()) == 12 * 5  # 5 edges per trace
+    assert_same_rollups(late, want)
+
+    rollups.rebuild(engine)
+    assert rollup_table(engine) == want  # a rebuild reads whole traces: maxima exact again
+
+
+def test_parsing_in_a_worker_process_stores_the_same_as_parsing_here(
+    engine, registry, tmp_path: Path
+):
+    path = otlp.write_lines(tmp_path / "t.jsonl", single_span_requests(more_traces()))
+    result = ingest(engine, [path], registry, batch_spans=5, worker=True)
+    assert (result.inserted, result.quarantined, result.problems) == (84, 0, [])
+
+    here_dir = tmp_path / "here"
+    here_dir.mkdir()
+    here = store.open_engine(str(here_dir / "clew.db"))
+    store.upgrade(here)
+    ingest(here, [path], registry, batch_spans=5, worker=False)
+    assert_same_rollups(rollup_table(engine), rollup_table(here))
+    with engine.connect() as a, here.connect() as b:
+        spans = "SELECT * FROM spans ORDER BY trace_id, span_id"
+        assert a.execute(text(spans)).all() == b.execute(text(spans)).all()
+        assert (
+            a.execute(text("SELECT * FROM services ORDER BY name")).all()
+            == b.execute(text("SELECT * FROM services ORDER BY name")).all()
+        )
+
+
+def test_a_corrected_maximum_stays_an_upper_bound_within_one_bucket():
+    cells = rollups.Contributions()
+    row = [None] * len(rollups.Span._fields)
+    row[rollups.KIND] = SERVER
+    row[rollups.SERVICE] = "orders"
+    row[rollups.NAME] = "GET /x"
+    row[rollups.STATUS] = 0
+    slow, fast = list(row), list(row)
+    slow[rollups.TRACE], slow[rollups.SPAN], slow[rollups.START] = "a" * 32, "1" * 16, 0
+    fast[rollups.TRACE], fast[rollups.SPAN], fast[rollups.START] = "b" * 32, "1" * 16, 0
+    slow[rollups.DURATION], fast[rollups.DURATION] = 900_000_000, 10_000_000
+    cells.add([slow, fast])
+    (cell,) = cells.cells.values()
+    assert (cell.count, cell.duration_max) == (2, 900_000_000)
+    cells.add([slow], -1)  # the slow root span turned out to have a caller
+    left = {bucket: n for bucket, n in cell.buckets.items() if n}
+    assert (cell.count, cell.clamp, left) == (1, True, {histogram.bucket_of(10**7): 1})
+    clamped = rollups._clamped_max(cell.duration_max, cell.buckets)
+    assert 10_000_000 <= clamped <= 10_000_000 * histogram.GAMMA

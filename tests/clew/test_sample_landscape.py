@@ -10,9 +10,11 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import text
 
-from clew import store
+from clew import demo, store
 from clew.cli import main
+from clew.pipeline import ingest, rollups
 from clew.store import histogram
+from tests.clew.test_rollups import assert_same_rollups, rollup_table
 
 SERVER, CLIENT, PRODUCER, CONSUMER = 2, 3, 4, 5
 
@@ -116,3 +118,20 @@ def test_rollup_counts_and_percentiles_match_an_independent_computation(sample_d
                 assert abs(estimate - truth) / truth <= histogram.ALPHA, (edge, q, estimate, truth)
             checked += 1
     assert checked >= 3 * 30
+
+
+def test_rollups_kept_batch_by_batch_equal_one_pass_and_a_rebuild(sample_db, registry, tmp_path):
+    """The sample's files again, in batches of 300 spans: traces straddle batches, so stored
+    traces are corrected all along, and the rollups still equal one pass and a rebuild."""
+    one_pass = store.open_engine(sample_db)
+    (folder,) = demo.sample_dir(one_pass).glob("sample-*")
+    want = rollup_table(one_pass)
+    one_pass.dispose()
+    engine = store.open_engine(str(tmp_path / "batched.db"))
+    store.upgrade(engine)
+    result = ingest(engine, [folder], registry, batch_spans=300)
+    assert result.inserted > 20 * 300
+    assert_same_rollups(rollup_table(engine), want)
+    rollups.rebuild(engine)
+    assert rollup_table(engine) == want
+    engine.dispose()

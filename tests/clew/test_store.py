@@ -80,3 +80,51 @@ def test_histogram_merge_quantile_and_storage():
     assert merged == {1: 2, 5: 4, 9: 1}
     assert histogram.loads(histogram.dumps(merged)) == merged
     assert histogram.quantile({}, 0.5) is None
+
+
+def _migrate_down_and_up(engine) -> None:
+    """0001 → head → 0001 → head with a span stored: the derived columns 0002 drops come back
+    filled on the way down, and the way up again leaves the span as it was. Starts from an empty
+    database (the whole way down first: the PostgreSQL database is the session's)."""
+    command.downgrade(store.alembic_config(engine), "base")
+    store.upgrade(engine, "0001")
+    span = {
+        "trace_id": "ab" * 16,
+        "span_id": "cd" * 8,
+        "service": "orders",
+        "name": "GET /orders",
+        "kind": 2,
+        "start_ns": 1_790_000_000_123_456_789,
+        "duration_ns": 25_000_000,
+        "status": 0,
+    }
+    columns = ", ".join(span)
+    values = ", ".join(f":{name}" for name in span)
+    with engine.begin() as conn:
+        conn.execute(
+            text(f"INSERT INTO spans ({columns}, minute, latency_bucket) VALUES ({values}, 0, 0)"),
+            span,
+        )
+    store.upgrade(engine)
+    command.downgrade(store.alembic_config(engine), "0001")
+    with engine.connect() as conn:
+        minute, bucket = conn.execute(text("SELECT minute, latency_bucket FROM spans")).one()
+    assert minute == span["start_ns"] // 60_000_000_000
+    assert bucket == histogram.bucket_of(span["duration_ns"])
+    store.upgrade(engine)
+    command.check(store.alembic_config(engine))
+    with engine.connect() as conn:
+        assert conn.execute(text(f"SELECT {columns} FROM spans")).one() == tuple(span.values())
+
+
+def test_sqlite_migrations_go_down_and_up_with_data(tmp_path):
+    _migrate_down_and_up(store.open_engine(str(tmp_path / "round.db")))
+
+
+@pytest.mark.postgres
+def test_postgres_migrations_go_down_and_up_with_data(postgres_url):
+    engine = store.open_engine(postgres_url)
+    try:
+        _migrate_down_and_up(engine)
+    finally:
+        engine.dispose()
