@@ -1,9 +1,12 @@
 """The ingest pipeline: collectors' records into the store, in batches with their checkpoints.
 
-Each batch (spans, links, services, quarantined input, the minutes its rollups touch and the
-source's checkpoint) is written in one transaction. A crash at any point therefore loses nothing
-and duplicates nothing: the next run resumes from the last committed checkpoint, and spans are
-unique on (trace id, span id) besides.
+Each batch (spans, links, services, quarantined input, the changes it makes to the rollups and
+the source's checkpoint) is written in one transaction. A crash at any point therefore loses
+nothing and duplicates nothing: the next run resumes from the last committed checkpoint, and spans
+are unique on (trace id, span id) besides.
+
+Large inputs are parsed in a worker process while this one writes: parsing and SQLite's work
+each take about one core, and the worker stays at most one batch ahead.
 """
 
 from __future__ import annotations
@@ -225,6 +228,9 @@ class Batch:
                 continued = {row[0] for row in old}
                 known = {(row[0], row[1]) for row in old}
                 joining = [row for row in self.rows if row[0] in continued]
+                # A new object: the batch stays as it came, should its write be tried again.
+                contributions = rollups.Contributions()
+                contributions.merge(self.contributions)
                 contributions.correct(old, joining)
                 new_rows = [row for row in self.rows if (row[0], row[1]) not in known]
             inserted = insert_ignoring_duplicates(conn, "spans", SPAN_COLUMNS, new_rows)
