@@ -16,7 +16,6 @@ share the code that turns a validated span into records, so their output is the 
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 from typing import Any, BinaryIO
@@ -27,7 +26,6 @@ from msgspec import UNSET, UnsetType
 from msgspec.structs import astuple
 
 from clew.records import (
-    UNKNOWN_SERVICE,
     Checkpoint,
     Quarantined,
     Record,
@@ -39,43 +37,16 @@ from clew.records import (
     excerpt,
 )
 from collectors import CollectorError, Source
+from collectors.semconv import (
+    build_span,
+    json_text,
+    resource_from,
+    text_or_none,
+)
 
 _KIND_NAMES = {f"SPAN_KIND_{kind.name}": kind.value for kind in SpanKind}
 _STATUS_NAMES = {f"STATUS_CODE_{code.name}": code.value for code in StatusCode}
 
-#: Older semantic-convention names and the current names they map to, whatever the span kind.
-LEGACY_NAMES = {
-    "http.method": "http.request.method",
-    "http.status_code": "http.response.status_code",
-    "http.url": "url.full",
-    "http.scheme": "url.scheme",
-    "http.user_agent": "user_agent.original",
-    "http.request_content_length": "http.request.body.size",
-    "http.response_content_length": "http.response.body.size",
-    "net.sock.peer.addr": "network.peer.address",
-    "net.sock.peer.port": "network.peer.port",
-    "net.peer.ip": "network.peer.address",
-    "net.protocol.name": "network.protocol.name",
-    "net.protocol.version": "network.protocol.version",
-    "net.transport": "network.transport",
-    "db.system": "db.system.name",
-    "db.name": "db.namespace",
-    "db.operation": "db.operation.name",
-    "db.statement": "db.query.text",
-    "peer.service": "service.peer.name",
-    "messaging.destination": "messaging.destination.name",
-    "messaging.operation": "messaging.operation.type",
-}
-#: ``net.peer.*`` is the remote side: the server for a client span, the client for a server span.
-_LEGACY_CLIENT_SIDE = {"net.peer.name": "server.address", "net.peer.port": "server.port"}
-_LEGACY_SERVER_SIDE = {
-    "net.peer.name": "client.address",
-    "net.peer.port": "client.port",
-    "net.host.name": "server.address",
-    "net.host.port": "server.port",
-}
-_LEGACY_KEYS = frozenset(LEGACY_NAMES) | frozenset(_LEGACY_SERVER_SIDE) | {"http.target"}
-_CALLER_KINDS = (SpanKind.CLIENT, SpanKind.PRODUCER)
 _HEX_32 = re.compile(r"[0-9a-fA-F]{32}")
 _HEX_16 = re.compile(r"[0-9a-fA-F]{16}")
 _ZERO_IDS = frozenset(("0" * 32, "0" * 16))
@@ -128,34 +99,6 @@ def key_values(items: Any) -> dict[str, Any]:
     return out
 
 
-def _rename_table(side: dict[str, str]) -> dict[str, tuple[int, str, str]]:
-    """``old -> (rank, old, new)``: renames are applied in this order, so the first wins a tie."""
-    pairs = [*LEGACY_NAMES.items(), *side.items()]
-    return {old: (rank, old, new) for rank, (old, new) in enumerate(pairs)}
-
-
-_RENAMES_CLIENT_SIDE = _rename_table(_LEGACY_CLIENT_SIDE)
-_RENAMES_SERVER_SIDE = _rename_table(_LEGACY_SERVER_SIDE)
-
-
-def normalise(attributes: dict[str, Any], kind: int) -> dict[str, Any]:
-    """Rename older semantic-convention attributes to the current names (current names win).
-
-    A renamed attribute goes to the end, in table order (``LEGACY_NAMES``, then the kind's side):
-    only the legacy names present are visited, not the whole table.
-    """
-    if attributes.keys().isdisjoint(_LEGACY_KEYS):
-        return attributes
-    table = _RENAMES_SERVER_SIDE if kind == SpanKind.SERVER else _RENAMES_CLIENT_SIDE
-    for _, old, new in sorted([table[key] for key in attributes if key in table]):
-        value = attributes.pop(old)
-        attributes.setdefault(new, value)
-    target = attributes.pop("http.target", None)
-    if isinstance(target, str) and "url.path" not in attributes:
-        attributes["url.path"] = target.split("?", 1)[0]
-    return attributes
-
-
 def _hex_id(value: Any, length: int) -> str | None:
     """A lowercase hex id of ``length`` digits, or None when ``value`` is not one (or all zeros)."""
     if type(value) is not str or len(value) != length:
@@ -163,14 +106,6 @@ def _hex_id(value: Any, length: int) -> str | None:
     if not (_HEX_32 if length == 32 else _HEX_16).fullmatch(value) or value in _ZERO_IDS:
         return None
     return value.lower()
-
-
-def _json(value: Any) -> str:
-    """JSON text of decoded input; integers beyond 64 bits fall back to the standard library."""
-    try:
-        return orjson.dumps(value).decode()
-    except TypeError:
-        return json.dumps(value, default=str)
 
 
 def _list(value: Any) -> list:
@@ -196,33 +131,10 @@ def _enum(value: Any, names: dict[str, int]) -> int | None:
     return None
 
 
-def _str(value: Any) -> str | None:
-    if value is None:
-        return None
-    return value if isinstance(value, str) else str(value)
-
-
-def _status_code(value: Any) -> int | None:
-    code = _int(value)
-    return code if code is not None and 100 <= code <= 599 else None
-
-
 def resource_of(resource: Any) -> Resource:
     """The service a resource describes; ``unknown_service`` when it has no ``service.name``."""
     attributes = key_values(resource.get("attributes")) if isinstance(resource, dict) else {}
-    return _resource_from(attributes)
-
-
-def _resource_from(attributes: dict[str, Any]) -> Resource:
-    name = attributes.get("service.name")
-    return Resource(
-        service=name if isinstance(name, str) and name else UNKNOWN_SERVICE,
-        namespace=_str(attributes.get("service.namespace")),
-        environment=_str(
-            attributes.get("deployment.environment.name", attributes.get("deployment.environment"))
-        ),
-        version=_str(attributes.get("service.version")),
-    )
+    return resource_from(attributes)
 
 
 class _BadSpan(ValueError):
@@ -267,7 +179,7 @@ def span_of(raw: Any, service: str) -> tuple[Span, list[SpanLink]]:
         and (linked_span := _hex_id(link.get("spanId"), 16))
     ]
     name = raw.get("name")
-    span = _span(
+    span = build_span(
         trace_id,
         span_id,
         parent_span_id,
@@ -277,77 +189,10 @@ def span_of(raw: Any, service: str) -> tuple[Span, list[SpanLink]]:
         start,
         duration,
         code,
-        _str(message),
+        text_or_none(message),
         key_values(raw.get("attributes")),
     )
     return span, links
-
-
-def _span(
-    trace_id: str,
-    span_id: str,
-    parent_span_id: str | None,
-    service: str,
-    name: str,
-    kind: int,
-    start: int,
-    duration: int,
-    code: int,
-    message: str | None,
-    attrs: dict[str, Any],
-) -> Span:
-    """The ``Span`` of validated fields and decoded attributes (both decoding paths end here)."""
-    if attrs:
-        attrs = normalise(attrs, kind)
-        pop = attrs.pop
-        method, route, http_status, url_path, server_address, peer_service, db_system = (
-            pop("http.request.method", None),
-            pop("http.route", None),
-            _status_code(pop("http.response.status_code", None)),
-            pop("url.path", None),
-            pop("server.address", None),
-            pop("service.peer.name", None),
-            pop("db.system.name", None),
-        )
-        messaging_system = pop("messaging.system", None)
-        destination = pop("messaging.destination.name", None)
-        rpc_service, rpc_method = pop("rpc.service", None), pop("rpc.method", None)
-        if server_address is None and kind in _CALLER_KINDS and "network.peer.address" in attrs:
-            # For a caller the network peer is the server: the last name for it before the system.
-            address, port = attrs["network.peer.address"], attrs.get("network.peer.port")
-            server_address = f"{address}:{port}" if port is not None else address
-    else:
-        method = route = http_status = url_path = server_address = peer_service = None
-        db_system = messaging_system = destination = rpc_service = rpc_method = None
-    # Most of these are already str (or None): test the type inline rather than call ``_str``.
-    return Span(
-        trace_id,
-        span_id,
-        parent_span_id,
-        service,
-        name,
-        kind,
-        start,
-        duration,
-        code,
-        message,
-        method if method is None or type(method) is str else str(method),
-        route if route is None or type(route) is str else str(route),
-        http_status,
-        url_path if url_path is None or type(url_path) is str else str(url_path),
-        (
-            server_address
-            if server_address is None or type(server_address) is str
-            else str(server_address)
-        ),
-        _str(peer_service),
-        _str(db_system),
-        _str(messaging_system),
-        _str(destination),
-        _str(rpc_service),
-        _str(rpc_method),
-        _json(attrs) if attrs else None,
-    )
 
 
 def records_of_request(request: Any, where: str) -> Iterator[Record]:
@@ -372,7 +217,7 @@ def records_of_request(request: Any, where: str) -> Iterator[Record]:
                     span, links = span_of(raw, resource.service)
                 except _BadSpan as bad:
                     position = f"{at}.scopeSpans[{s}].spans[{i}]"
-                    yield Quarantined(position, str(bad), excerpt(_json(raw)))
+                    yield Quarantined(position, str(bad), excerpt(json_text(raw)))
                     continue
                 yield span
                 yield from links
@@ -590,7 +435,7 @@ def _typed_span(raw: _SpanStruct, service: str, out: list[Record]) -> None:
         message = status.message or None
     name = raw.name
     out.append(
-        _span(
+        build_span(
             trace_id,
             span_id,
             parent_span_id,
@@ -622,7 +467,7 @@ def typed_records(data: bytes) -> list[Record] | None:
     try:
         for resource_spans in request.resource_spans:
             resource = resource_spans.resource
-            resource_record = _resource_from(
+            resource_record = resource_from(
                 _typed_key_values(resource.attributes) if resource is not None else {}
             )
             out.append(resource_record)
@@ -708,7 +553,7 @@ def _guarded(request: Any, where: str) -> Iterator[Record]:
     try:
         yield from records_of_request(request, where)
     except _BadSpan as bad:
-        yield Quarantined(where.rstrip(": ") or "document", str(bad), excerpt(_json(request)))
+        yield Quarantined(where.rstrip(": ") or "document", str(bad), excerpt(json_text(request)))
 
 
 def _looks_like_one_request(line: bytes) -> bool:

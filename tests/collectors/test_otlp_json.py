@@ -21,14 +21,14 @@ from clew.records import (
     SpanLink,
     StatusCode,
 )
-from collectors import Source, otlp_json
+from collectors import Source, otlp_json, semconv
 from collectors.otlp_json import (
     OtlpJsonCollector,
     _guarded,
-    normalise,
     records_of_request,
     typed_records,
 )
+from collectors.semconv import normalise
 from tests import otlp
 from tests.conftest import SAMPLE_END_NS, corpus
 
@@ -314,7 +314,7 @@ any_values = st.deferred(
 )
 legacy_keys = st.sampled_from(
     [
-        *otlp_json.LEGACY_NAMES,
+        *semconv.LEGACY_NAMES,
         *("net.peer.name", "net.peer.port", "net.host.name", "http.target", "x"),
         *("http.request.method", "url.path", "server.address", "network.peer.address"),
     ]
