@@ -1,0 +1,226 @@
+"""OTLP/protobuf trace files: binary ``ExportTraceServiceRequest`` (or ``TracesData``) messages.
+
+Three layouts are read, told apart by how the file's bytes frame:
+
+* the OpenTelemetry Collector file exporter's ``format: proto``: every message preceded by its
+  length as a 4-byte big-endian unsigned integer;
+* delimited messages, as the specification's file exporter and ``writeDelimitedTo`` write them:
+  every message preceded by its length as a protobuf varint;
+* one message filling the file (a captured ``POST /v1/traces`` body, a ``.binpb`` file).
+
+In the framed layouts every message ends at a checkpoint, so a file that grows is read on from
+the last whole message; a message still being written when the file is read is left for the
+next run. ``TracesData`` and ``ExportTraceServiceRequest`` share their wire format (field 1,
+``resource_spans``), so both are read.
+
+Compressed files (the exporter's ``compression: zstd``) are not read; they are quarantined whole
+with that reason.
+"""
+
+from __future__ import annotations
+
+import base64
+import codecs
+import mmap
+import os
+from collections.abc import Iterator
+from typing import Any
+
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from clew.records import Checkpoint, Quarantined, Record, SpanLink, excerpt
+from collectors import CollectorError, Source
+from collectors.semconv import build_span, resource_from
+
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+#: The largest message a frame may announce (the receiver's body limit).
+MAX_MESSAGE_BYTES = 20 << 20
+
+
+def any_value(value: Any) -> Any:
+    """A protobuf ``AnyValue`` as a plain JSON value (bytes as base64, as OTLP/JSON has them)."""
+    kind = value.WhichOneof("value")
+    if kind is None:
+        return None
+    if kind == "array_value":
+        return [any_value(item) for item in value.array_value.values]
+    if kind == "kvlist_value":
+        return key_values(value.kvlist_value.values)
+    if kind == "bytes_value":
+        return base64.b64encode(value.bytes_value).decode()
+    return getattr(value, kind)
+
+
+def key_values(items: Any) -> dict[str, Any]:
+    """Protobuf ``KeyValue`` entries as a dict."""
+    out: dict[str, Any] = {}
+    for kv in items:
+        value = kv.value
+        out[kv.key] = (
+            value.string_value if value.WhichOneof("value") == "string_value" else any_value(value)
+        )
+    return out
+
+
+class _BadSpan(ValueError):
+    pass
+
+
+def records_of_message(message: ExportTraceServiceRequest, where: str) -> Iterator[Record]:
+    """The records of one decoded request; ``where`` prefixes quarantine positions."""
+    for r, resource_spans in enumerate(message.resource_spans):
+        resource = resource_from(key_values(resource_spans.resource.attributes))
+        yield resource
+        for s, scope_spans in enumerate(resource_spans.scope_spans):
+            for i, raw in enumerate(scope_spans.spans):
+                try:
+                    yield from _span_records(raw, resource.service)
+                except _BadSpan as bad:
+                    position = f"{where}resourceSpans[{r}].scopeSpans[{s}].spans[{i}]"
+                    yield Quarantined(position, str(bad), excerpt(str(raw)))
+
+
+def _span_records(raw: Any, service: str) -> Iterator[Record]:
+    trace_id, span_id, parent = raw.trace_id, raw.span_id, raw.parent_span_id
+    if len(trace_id) != 16 or not any(trace_id):
+        raise _BadSpan(f"trace_id {trace_id.hex()!r} is not 16 bytes (nor non-zero)")
+    if len(span_id) != 8 or not any(span_id):
+        raise _BadSpan(f"span_id {span_id.hex()!r} is not 8 bytes (nor non-zero)")
+    if parent and len(parent) != 8:
+        raise _BadSpan(f"parent_span_id {parent.hex()!r} is not 8 bytes")
+    start, end = raw.start_time_unix_nano, raw.end_time_unix_nano
+    if start <= 0:
+        raise _BadSpan("start_time_unix_nano is not set")
+    if not 0 <= raw.kind <= 5:
+        raise _BadSpan(f"kind {raw.kind} is not a span kind")
+    code = raw.status.code
+    if not 0 <= code <= 2:
+        raise _BadSpan(f"status code {code} is not a span status")
+    trace_hex, span_hex = trace_id.hex(), span_id.hex()
+    yield build_span(
+        trace_hex,
+        span_hex,
+        parent.hex() if parent and any(parent) else None,
+        service,
+        raw.name,
+        raw.kind,
+        start,
+        end - start if end >= start else 0,
+        code,
+        raw.status.message or None,
+        key_values(raw.attributes),
+    )
+    for link in raw.links:
+        if len(link.trace_id) == 16 and len(link.span_id) == 8:
+            yield SpanLink(trace_hex, span_hex, link.trace_id.hex(), link.span_id.hex())
+
+
+def _frames(data: bytes | mmap.mmap, offset: int, varint: bool) -> list[tuple[int, int]] | None:
+    """``(start, end)`` of each whole framed message from ``offset`` on, or None when the bytes
+    do not frame that way. A last frame cut short (still being written) is left out."""
+    frames: list[tuple[int, int]] = []
+    position, size = offset, len(data)
+    while position < size:
+        if varint:
+            length, shift, start = 0, 0, position
+            while start < size and shift <= 28:
+                byte = data[start]
+                length |= (byte & 0x7F) << shift
+                shift, start = shift + 7, start + 1
+                if not byte & 0x80:
+                    break
+            else:
+                if shift > 28:
+                    return None  # no length is that long
+                break  # the length itself is still being written
+        else:
+            if position + 4 > size:
+                break
+            length = int.from_bytes(data[position : position + 4], "big")
+            start = position + 4
+        if length == 0 or length > MAX_MESSAGE_BYTES:
+            return None
+        if start + length > size:
+            break  # still being written
+        frames.append((start, start + length))
+        position = start + length
+    return frames or None
+
+
+def _parse(chunk: bytes) -> ExportTraceServiceRequest | None:
+    message = ExportTraceServiceRequest()
+    try:
+        message.ParseFromString(chunk)
+    except DecodeError:
+        return None
+    return message if message.resource_spans else None
+
+
+class OtlpProtoCollector:
+    """OTLP/protobuf trace files: framed messages (Collector or delimited) or one message."""
+
+    name = "otlp_proto"
+    description = "OTLP/protobuf trace exports (the Collector's proto files, delimited, or one)"
+
+    def detect(self, head: bytes) -> bool:
+        if head[:4] == _ZSTD_MAGIC:
+            return False
+        try:
+            # Incremental: a head cut inside a multi-byte character is still text.
+            codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+        except UnicodeDecodeError:
+            pass
+        else:
+            return False  # text: JSON, logs, contracts
+        # resource_spans (field 1, length-delimited) opens a message: at byte 0, after a
+        # 4-byte length, or after a varint length.
+        if head[:1] == b"\x0a" or head[4:5] == b"\x0a":
+            return True
+        for i in range(min(len(head), 5)):
+            if not head[i] & 0x80:
+                return head[i + 1 : i + 2] == b"\x0a"
+        return False
+
+    def collect(self, source: Source) -> Iterator[Record]:
+        try:
+            with source.path.open("rb") as handle:
+                size = os.fstat(handle.fileno()).st_size
+                data = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
+        except OSError as error:
+            raise CollectorError(f"{source.name}: cannot read: {error.strerror}") from error
+        try:
+            yield from self._records(data, source.offset)
+        finally:
+            if isinstance(data, mmap.mmap):
+                data.close()
+
+    def _records(self, data: bytes | mmap.mmap, offset: int) -> Iterator[Record]:
+        if data[:4] == _ZSTD_MAGIC:
+            reason = "zstd-compressed (the exporter's compression: zstd): decompress it first"
+            yield Quarantined("byte 0", reason, "")
+            yield Checkpoint(len(data))
+            return
+        for varint in (False, True):
+            frames = _frames(data, offset, varint)
+            if frames is not None and all(_parse(data[a:b]) is not None for a, b in frames[:1]):
+                yield from self._framed(data, frames)
+                return
+        message = _parse(data[:]) if offset == 0 else None
+        if message is None:
+            reason = "not an OTLP ExportTraceServiceRequest (nor framed ones)"
+            yield Quarantined(f"byte {offset}", reason, excerpt(data[offset : offset + 64].hex()))
+        else:
+            yield from records_of_message(message, "")
+        yield Checkpoint(len(data))
+
+    def _framed(self, data: bytes | mmap.mmap, frames: list[tuple[int, int]]) -> Iterator[Record]:
+        for start, end in frames:
+            message = _parse(data[start:end])
+            where = f"byte {start}"
+            if message is None:
+                reason = "message does not decode as an ExportTraceServiceRequest"
+                yield Quarantined(where, reason, excerpt(data[start : start + 64].hex()))
+            else:
+                yield from records_of_message(message, f"{where}: ")
+            yield Checkpoint(end)
