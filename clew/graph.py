@@ -29,8 +29,20 @@ def build(edges: Iterable[EdgeTotals], nodes: dict[str, Node]) -> nx.MultiDiGrap
                     kind=node.kind if node else NodeKind.SERVICE,
                     namespace=node.namespace if node else None,
                     environment=node.environment if node else None,
+                    parent=node.parent if node else None,
                 )
         graph.add_edge(edge.client, edge.server, key=edge.connection_type, totals=edge)
+    # A topic's broker is drawn around it, with or without edges of its own.
+    for _, parent in list(graph.nodes(data="parent")):
+        if parent is not None and parent not in graph:
+            node = nodes.get(parent)
+            graph.add_node(
+                parent,
+                kind=node.kind if node else NodeKind.BROKER,
+                namespace=node.namespace if node else None,
+                environment=node.environment if node else None,
+                parent=None,
+            )
     return graph
 
 

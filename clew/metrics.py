@@ -48,6 +48,10 @@ def edge_metrics(edge: EdgeTotals, seconds: float) -> dict:
         "p95_ms": _ms(histogram.quantile(edge.histogram, 0.95)),
         "p99_ms": _ms(histogram.quantile(edge.histogram, 0.99)),
         "max_ms": _ms(edge.duration_max_ns),
+        # queue lag (consumer start − producer end), on topic → consumer edges where measured
+        "lag_count": edge.lag_count,
+        "lag_p50_ms": _ms(histogram.quantile(edge.lag_histogram, 0.50)),
+        "lag_p95_ms": _ms(histogram.quantile(edge.lag_histogram, 0.95)),
     }
 
 
@@ -70,6 +74,7 @@ def graph_view(conn: Connection, window: Window) -> dict:
                 "kind": data["kind"],
                 "namespace": data["namespace"],
                 "environment": data["environment"],
+                "parent": data["parent"],
                 "requests": served,
                 "errors": failed,
                 "error_ratio": round(failed / served, 6) if served else 0.0,

@@ -36,11 +36,12 @@ class NodeKind:
     SERVICE = "service"
     DATABASE = "database"
     BROKER = "broker"
+    TOPIC = "topic"  # a topic or queue, inside its broker
     EXTERNAL = "external"
     GATEWAY = "gateway"
     CLIENT = "client"
 
-    ALL = (SERVICE, DATABASE, BROKER, EXTERNAL, GATEWAY, CLIENT)
+    ALL = (SERVICE, DATABASE, BROKER, TOPIC, EXTERNAL, GATEWAY, CLIENT)
 
 
 class ConnectionType:

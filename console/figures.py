@@ -59,6 +59,13 @@ NODE_STYLES: dict[str, dict[str, object]] = {
         "border": "#a8741a",
         "label": "Broker",
     },
+    NodeKind.TOPIC: {
+        "shape": "cut-rectangle",
+        "size": (46, 24),
+        "fill": "#fdf6e6",
+        "border": "#a8741a",
+        "label": "Topic (inside its broker)",
+    },
     NodeKind.EXTERNAL: {
         "shape": "hexagon",
         "size": (38, 32),
@@ -144,6 +151,7 @@ def map_elements(
     context = set(context)
     max_rps = max((e["rps"] for e in edges), default=0.0)
     elements: list[dict] = []
+    shown = {node["id"] for node in nodes}
     for node in sorted(nodes, key=lambda n: n["id"]):
         classes = [node["kind"] if node["kind"] in NODE_STYLES else NodeKind.SERVICE]
         if node["requests"]:
@@ -161,6 +169,8 @@ def map_elements(
                     "kind": node["kind"],
                     "namespace": node.get("namespace"),
                     "environment": node.get("environment"),
+                    # a topic is drawn inside its broker (a cytoscape compound node)
+                    **({"parent": node["parent"]} if node.get("parent") in shown else {}),
                 },
                 "classes": " ".join(classes),
                 "selected": node["id"] == selected_node,
@@ -246,6 +256,15 @@ def map_stylesheet(edge_labels: bool = False) -> list[dict]:
         )
     sheet += [
         {"selector": "node.external", "style": {"border-style": "dashed"}},
+        {
+            "selector": ":parent",
+            "style": {
+                "shape": "round-rectangle",
+                "text-valign": "top",
+                "padding": "12px",
+                "border-style": "dashed",
+            },
+        },
         {"selector": "node.node-warn", "style": {"border-color": WARN, "border-width": 3}},
         {"selector": "node.node-bad", "style": {"border-color": BAD, "border-width": 3}},
         {

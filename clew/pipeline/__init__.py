@@ -220,7 +220,9 @@ class Batch:
             services = [r._asdict() | {"name": r.service} for r in self.resources.values()]
             conn.execute(_UPSERT_SERVICE, services)
         inserted = 0
-        contributions = self.contributions
+        # A new object: the batch stays as it came, should its write be tried again.
+        contributions = rollups.Contributions()
+        contributions.merge(self.contributions)
         if self.rows:
             old = rollups.stored_spans(conn, (row[0] for row in self.rows))
             new_rows = self.rows
@@ -228,11 +230,9 @@ class Batch:
                 continued = {row[0] for row in old}
                 known = {(row[0], row[1]) for row in old}
                 joining = [row for row in self.rows if row[0] in continued]
-                # A new object: the batch stays as it came, should its write be tried again.
-                contributions = rollups.Contributions()
-                contributions.merge(self.contributions)
                 contributions.correct(old, joining)
                 new_rows = [row for row in self.rows if (row[0], row[1]) not in known]
+            rollups.add_link_lags(conn, contributions, new_rows, self.links)
             inserted = insert_ignoring_duplicates(conn, "spans", SPAN_COLUMNS, new_rows)
         insert_ignoring_duplicates(conn, "span_links", LINK_COLUMNS, self.links)
         _save_quarantine(conn, source, self.quarantined)

@@ -69,16 +69,28 @@ _SERVER, _CLIENT, _PRODUCER, _CONSUMER = (
     SpanKind.PRODUCER.value,
     SpanKind.CONSUMER.value,
 )
+_UNSPECIFIED = SpanKind.UNSPECIFIED.value
 _CALLERS = frozenset((_CLIENT, _PRODUCER))
+_ROOT_KINDS = frozenset((_SERVER, _UNSPECIFIED))  # an unspecified root: relaxed
 _CALLEES = frozenset((_SERVER, _CONSUMER))
 _ERROR = 2  # StatusCode.ERROR
 
-#: A cell's key: (minute, client, server, connection type, endpoint).
-CellKey = tuple[int, str, str, str, str]
+#: Rollup sources of trace evidence: strict client/server pairing, and pairs made in the relaxed
+#: mode because a span kind was missing.
+TRACE_SOURCE = "trace"
+RELAXED = "trace_relaxed"
+TRACE_SOURCES = (TRACE_SOURCE, RELAXED)
+
+#: A cell's key: (minute, client, server, connection type, endpoint, source).
+CellKey = tuple[int, str, str, str, str, str]
 
 
 class Cell:
-    """Additive sums of one rollup cell. ``clamp`` marks a cell that counts were taken out of."""
+    """Additive sums of one rollup cell. ``clamp`` marks a cell that counts were taken out of.
+
+    ``lag_*`` measure queue lag (consumer start − producer end) on a topic → consumer edge, for
+    the consumer spans whose producer span is known.
+    """
 
     __slots__ = (
         "buckets",
@@ -88,6 +100,9 @@ class Cell:
         "duration_max",
         "duration_sum",
         "errors",
+        "lag_buckets",
+        "lag_count",
+        "lag_sum",
     )
 
     def __init__(self) -> None:
@@ -98,6 +113,9 @@ class Cell:
         self.duration_max = 0
         self.buckets: dict[int, int] = {}
         self.clamp = False
+        self.lag_count = 0
+        self.lag_sum = 0
+        self.lag_buckets: dict[int, int] = {}
 
     def __repr__(self) -> str:
         return f"Cell(count={self.count}, errors={self.errors}, buckets={self.buckets})"
@@ -108,14 +126,23 @@ class Contributions:
 
     def __init__(self) -> None:
         self.cells: dict[CellKey, Cell] = {}
-        self.nodes: dict[str, str] = {}  # virtual node → its kind
+        #: virtual node → (its kind, the node it belongs to: a topic's broker)
+        self.nodes: dict[str, tuple[str, str | None]] = {}
         #: (service, protocol, method, route) → [first start, last start]
         self.endpoints: dict[tuple[str, str, str, str], list[int]] = {}
 
     def __bool__(self) -> bool:
         return bool(self.cells or self.nodes or self.endpoints)
 
-    def _add(self, key: CellKey, side: tuple, error: bool, client_error: bool, sign: int) -> None:
+    def _add(
+        self,
+        key: CellKey,
+        side: tuple,
+        error: bool,
+        client_error: bool,
+        sign: int,
+        lag: int | None = None,
+    ) -> None:
         cell = self.cells.get(key)
         if cell is None:
             cell = self.cells[key] = Cell()
@@ -133,6 +160,16 @@ class Contributions:
                 cell.duration_max = duration
         else:
             cell.clamp = True
+        if lag is not None:
+            lag = max(lag, 0)  # clock skew can put a consumer before its producer
+            cell.lag_count += sign
+            cell.lag_sum += sign * lag
+            bucket = bucket_of(lag)
+            cell.lag_buckets[bucket] = cell.lag_buckets.get(bucket, 0) + sign
+
+    def _node(self, name: str, kind: str, parent: str | None, sign: int) -> None:
+        if sign > 0:
+            self.nodes[name] = (kind, parent)
 
     def add(self, rows: Iterable[tuple], sign: int = 1) -> None:
         """Add (or, with ``sign=-1``, take out) the contributions of a set of span rows.
@@ -145,37 +182,65 @@ class Contributions:
             by_id.setdefault((row[TRACE], row[SPAN]), row)
         children: dict[tuple[str, str], list[tuple]] = {}
         for row in by_id.values():
-            kind = row[KIND]
-            if kind in _CALLEES and row[PARENT] is not None:
+            if row[PARENT] is not None:
                 children.setdefault((row[TRACE], row[PARENT]), []).append(row)
         for row in by_id.values():
             kind = row[KIND]
-            if kind in _CALLERS:
-                self._caller(row, children.get((row[TRACE], row[SPAN]), ()), sign)
-            elif kind == _SERVER:
-                parent = row[PARENT]
-                if parent is None or (row[TRACE], parent) not in by_id:
-                    self._root(row, sign)
+            kids = children.get((row[TRACE], row[SPAN]), ())
+            parent = by_id.get((row[TRACE], row[PARENT])) if row[PARENT] is not None else None
+            caller = False
+            if kind == _PRODUCER and _is_messaging(row):
+                self._publish(row, sign)
+            elif kind in _CALLERS:
+                caller = True  # its relaxed pairs too
+                self._caller(row, kids, sign)
+            elif kind == _CONSUMER:
+                self._consume(row, parent, sign)
+            elif kind in _ROOT_KINDS and parent is None:
+                self._root(row, sign, relaxed=kind == _UNSPECIFIED)
+            if not caller:
+                for child in kids:
+                    if child[SERVICE] != row[SERVICE] and (
+                        kind == _UNSPECIFIED or child[KIND] == _UNSPECIFIED
+                    ):
+                        self._pair(row, child, sign, relaxed=True)
             if sign > 0:
                 self._endpoint(row)
+
+    def _pair(self, c: tuple, s: tuple, sign: int, relaxed: bool = False) -> None:
+        """The edge of a caller span ``c`` and its instrumented child ``s`` in another service.
+
+        Strict pairs report the caller's latency. A relaxed pair (a kind missing on either side)
+        is recorded as such, with the child's latency unless the parent is a CLIENT span.
+        """
+        producer = c[KIND] == _PRODUCER
+        http = s[HTTP_STATUS] if s[HTTP_STATUS] is not None else (c[HTTP_STATUS] or 0)
+        failed = c[STATUS] == _ERROR or s[STATUS] == _ERROR
+        key = (
+            c[START] // _NS_PER_MINUTE,
+            c[SERVICE],
+            s[SERVICE],
+            ConnectionType.MESSAGING if producer else ConnectionType.DIRECT,
+            _endpoint_name(s),
+            RELAXED if relaxed else TRACE_SOURCE,
+        )
+        side = s if producer or (relaxed and c[KIND] != _CLIENT) else c
+        self._add(key, side, failed or http >= 500, 400 <= http <= 499, sign)
 
     def _caller(self, c: tuple, children: Iterable[tuple], sign: int) -> None:
         paired = False
         for s in children:
             if s[SERVICE] == c[SERVICE]:
                 continue
-            paired = True
-            producer = c[KIND] == _PRODUCER
-            http = s[HTTP_STATUS] if s[HTTP_STATUS] is not None else (c[HTTP_STATUS] or 0)
-            failed = c[STATUS] == _ERROR or s[STATUS] == _ERROR
-            key = (
-                c[START] // _NS_PER_MINUTE,
-                c[SERVICE],
-                s[SERVICE],
-                ConnectionType.MESSAGING if producer else ConnectionType.DIRECT,
-                _endpoint_name(s),
-            )
-            self._add(key, s if producer else c, failed or http >= 500, 400 <= http <= 499, sign)
+            kind = s[KIND]
+            if kind == _CONSUMER and _is_messaging(s):
+                paired = True  # the consumer's side draws topic → consumer
+            elif kind in _CALLEES:
+                paired = True
+                self._pair(c, s, sign)
+            elif kind == _UNSPECIFIED:
+                paired = True
+                self._pair(c, s, sign, relaxed=True)
         if paired:
             return
         peer = _first(c[PEER_SERVICE], c[SERVER_ADDRESS], c[DB_SYSTEM], c[MESSAGING_SYSTEM])
@@ -192,19 +257,92 @@ class Contributions:
         endpoint = c[MESSAGING_DESTINATION]
         if endpoint is None:
             endpoint = _endpoint_name(c)
-        key = (c[START] // _NS_PER_MINUTE, c[SERVICE], peer, ctype, endpoint)
+        key = (c[START] // _NS_PER_MINUTE, c[SERVICE], peer, ctype, endpoint, TRACE_SOURCE)
         self._add(key, c, failed or http >= 500, 400 <= http <= 499, sign)
-        if sign > 0:
-            self.nodes[peer] = node
+        self._node(peer, node, None, sign)
 
-    def _root(self, s: tuple, sign: int) -> None:
+    def _publish(self, p: tuple, sign: int) -> None:
+        """A producer span with messaging attributes: producer → topic (or broker)."""
+        topic, _ = self._topic(p, sign)
+        key = (p[START] // _NS_PER_MINUTE, p[SERVICE], topic, ConnectionType.MESSAGING)
+        destination = p[MESSAGING_DESTINATION]
+        endpoint = destination if destination is not None else _endpoint_name(p)
+        self._add((*key, endpoint, TRACE_SOURCE), p, p[STATUS] == _ERROR, False, sign)
+
+    def _consume(self, s: tuple, parent: tuple | None, sign: int) -> None:
+        """A consumer span: topic (or broker) → consumer, with the queue lag when its producer
+        span is known. Messaging attributes come from the consumer, else from its producer."""
+        producer = parent if parent is not None and parent[KIND] == _PRODUCER else None
+        named = s if _is_messaging(s) else producer
+        if named is None or not _is_messaging(named):
+            return  # no broker to draw: a producer parent pairs with it directly
+        if producer is not None and not _is_messaging(producer):
+            self._publish(_with_messaging(producer, named), sign)
+        topic, _ = self._topic(named, sign)
+        destination = named[MESSAGING_DESTINATION]
+        endpoint = destination if destination is not None else _endpoint_name(s)
+        lag = None
+        if producer is not None:
+            lag = s[START] - (producer[START] + producer[DURATION])
+        http = s[HTTP_STATUS] or 0
+        key = (
+            s[START] // _NS_PER_MINUTE,
+            topic,
+            s[SERVICE],
+            ConnectionType.MESSAGING,
+            endpoint,
+            TRACE_SOURCE,
+        )
+        self._add(key, s, s[STATUS] == _ERROR or http >= 500, False, sign, lag)
+
+    def _topic(self, attrs: tuple, sign: int) -> tuple[str, str]:
+        """The topic node (or the broker itself, when no destination is named) and the broker."""
+        named = _first(attrs[MESSAGING_SYSTEM], attrs[PEER_SERVICE], attrs[SERVER_ADDRESS])
+        broker = named or "broker"
+        self._node(broker, NodeKind.BROKER, None, sign)
+        destination = attrs[MESSAGING_DESTINATION]
+        if destination is None:
+            return broker, broker
+        topic = f"{broker}/{destination}"
+        self._node(topic, NodeKind.TOPIC, broker, sign)
+        return topic, broker
+
+    def link_lag(self, c: tuple, p: tuple) -> None:
+        """The queue lag of a consumer span ``c`` linked to a producer span ``p`` in another
+        trace (batch consumers link every message they take), on c's topic → consumer cell.
+
+        Counted only for consumers that name their own topic, so the cell is theirs whatever
+        else arrives later.
+        """
+        if c[KIND] != _CONSUMER or p[KIND] != _PRODUCER or not _is_messaging(c):
+            return
+        topic, _ = self._topic(c, 1)
+        destination = c[MESSAGING_DESTINATION]
+        endpoint = destination if destination is not None else _endpoint_name(c)
+        key = (c[START] // _NS_PER_MINUTE, topic, c[SERVICE], ConnectionType.MESSAGING, endpoint)
+        cell = self.cells.get((*key, TRACE_SOURCE))
+        if cell is None:
+            cell = self.cells[(*key, TRACE_SOURCE)] = Cell()
+        lag = max(c[START] - (p[START] + p[DURATION]), 0)
+        cell.lag_count += 1
+        cell.lag_sum += lag
+        bucket = bucket_of(lag)
+        cell.lag_buckets[bucket] = cell.lag_buckets.get(bucket, 0) + 1
+
+    def _root(self, s: tuple, sign: int, relaxed: bool = False) -> None:
         http = s[HTTP_STATUS] or 0
         failed = s[STATUS] == _ERROR
         minute = s[START] // _NS_PER_MINUTE
-        key = (minute, ROOT_CALLER, s[SERVICE], ConnectionType.VIRTUAL, _endpoint_name(s))
+        key = (
+            minute,
+            ROOT_CALLER,
+            s[SERVICE],
+            ConnectionType.VIRTUAL,
+            _endpoint_name(s),
+            RELAXED if relaxed else TRACE_SOURCE,
+        )
         self._add(key, s, failed or http >= 500, 400 <= http <= 499, sign)
-        if sign > 0:
-            self.nodes[ROOT_CALLER] = NodeKind.CLIENT
+        self._node(ROOT_CALLER, NodeKind.CLIENT, None, sign)
 
     def _endpoint(self, row: tuple) -> None:
         """Endpoints seen serving: HTTP by route, RPC by service and method, messaging by topic."""
@@ -243,6 +381,10 @@ class Contributions:
             cell.clamp = cell.clamp or theirs.clamp
             for bucket, n in theirs.buckets.items():
                 cell.buckets[bucket] = cell.buckets.get(bucket, 0) + n
+            cell.lag_count += theirs.lag_count
+            cell.lag_sum += theirs.lag_sum
+            for bucket, n in theirs.lag_buckets.items():
+                cell.lag_buckets[bucket] = cell.lag_buckets.get(bucket, 0) + n
         self.nodes.update(other.nodes)
         for key, (first, last) in other.endpoints.items():
             seen = self.endpoints.setdefault(key, [first, last])
@@ -254,6 +396,20 @@ class Contributions:
         self.add([*old, *new])  # old first: a stored span wins over a re-sent copy
         self.add(old, -1)
         self.add(new, -1)
+
+
+def _is_messaging(row: tuple) -> bool:
+    return row[MESSAGING_SYSTEM] is not None or row[MESSAGING_DESTINATION] is not None
+
+
+def _with_messaging(row: tuple, source: tuple) -> tuple:
+    """``row`` with the messaging system and destination of ``source``."""
+    out = list(row)
+    out[MESSAGING_SYSTEM], out[MESSAGING_DESTINATION] = (
+        source[MESSAGING_SYSTEM],
+        source[MESSAGING_DESTINATION],
+    )
+    return tuple(out)
 
 
 def _first(*values: str | None) -> str | None:
@@ -288,27 +444,86 @@ def stored_spans(conn: Connection, trace_ids: Iterable[str]) -> list[tuple]:
     return found
 
 
+_LINKS_TO = text(
+    "SELECT trace_id, span_id, linked_trace_id, linked_span_id FROM span_links"
+    " WHERE linked_trace_id IN :ids"
+).bindparams(bindparam("ids", expanding=True))
+
+
+def _spans_by_id(conn: Connection, keys: set[tuple[str, str]]) -> dict[tuple[str, str], tuple]:
+    if not keys:
+        return {}
+    return {
+        (row[TRACE], row[SPAN]): row
+        for row in stored_spans(conn, (trace for trace, _ in keys))
+        if (row[TRACE], row[SPAN]) in keys
+    }
+
+
+def add_link_lags(
+    conn: Connection, contributions: Contributions, new_rows: list, links: list
+) -> None:
+    """Queue lags of span links that ``new_rows`` complete: links of new consumer spans to
+    producers stored or new, and links of stored consumers to new producers. Each pair counts
+    once, in the batch that brings its second span. Call before the batch's links are stored.
+    """
+    new = {(row[TRACE], row[SPAN]): row for row in new_rows}
+    pairs = [
+        ((link[0], link[1]), (link[2], link[3])) for link in links if (link[0], link[1]) in new
+    ]
+    found = _spans_by_id(conn, {p for _, p in pairs if p not in new})
+    for c, p in pairs:
+        producer = new.get(p) or found.get(p)
+        if producer is not None:
+            contributions.link_lag(new[c], producer)
+    producers = sorted({trace for (trace, _), row in new.items() if row[KIND] == _PRODUCER})
+    waiting: list[tuple[tuple[str, str], tuple[str, str]]] = []
+    for start in range(0, len(producers), 500):
+        for row in conn.execute(_LINKS_TO, {"ids": producers[start : start + 500]}):
+            c, p = (row[0], row[1]), (row[2], row[3])
+            if p in new and c not in new:
+                waiting.append((c, p))
+    consumers = _spans_by_id(conn, {c for c, _ in waiting})
+    for c, p in waiting:
+        if c in consumers:
+            contributions.link_lag(consumers[c], new[p])
+
+
+_LINKED_PAIRS = text(
+    "SELECT "
+    + ", ".join(f"c.{name}" if name != "attributes" else "NULL" for name in Span._fields)
+    + ", "
+    + ", ".join(f"p.{name}" if name != "attributes" else "NULL" for name in Span._fields)
+    + " FROM span_links l"
+    " JOIN spans c ON c.trace_id = l.trace_id AND c.span_id = l.span_id"
+    " JOIN spans p ON p.trace_id = l.linked_trace_id AND p.span_id = l.linked_span_id"
+)
+
+
 _SELECT_CELLS = text(
-    "SELECT id, minute, client, server, connection_type, endpoint, count, errors, client_errors,"
-    " duration_sum_ns, duration_max_ns, histogram FROM edge_rollups"
-    " WHERE source = :source AND minute IN :minutes"
-).bindparams(bindparam("minutes", expanding=True))
+    "SELECT id, minute, client, server, connection_type, endpoint, source, count, errors,"
+    " client_errors, duration_sum_ns, duration_max_ns, histogram, lag_count, lag_sum_ns,"
+    " lag_histogram FROM edge_rollups WHERE source IN :sources AND minute IN :minutes"
+).bindparams(bindparam("minutes", expanding=True), bindparam("sources", expanding=True))
 
 _INSERT_CELL = text(
     "INSERT INTO edge_rollups (minute, client, server, connection_type, endpoint, source, count,"
-    " errors, client_errors, duration_sum_ns, duration_max_ns, histogram) VALUES (:minute,"
-    " :client, :server, :connection_type, :endpoint, :source, :count, :errors, :client_errors,"
-    " :duration_sum_ns, :duration_max_ns, :histogram)"
+    " errors, client_errors, duration_sum_ns, duration_max_ns, histogram, lag_count,"
+    " lag_sum_ns, lag_histogram) VALUES (:minute, :client, :server, :connection_type,"
+    " :endpoint, :source, :count, :errors, :client_errors, :duration_sum_ns, :duration_max_ns,"
+    " :histogram, :lag_count, :lag_sum_ns, :lag_histogram)"
 )
 _UPDATE_CELL = text(
     "UPDATE edge_rollups SET count = :count, errors = :errors, client_errors = :client_errors,"
     " duration_sum_ns = :duration_sum_ns, duration_max_ns = :duration_max_ns,"
-    " histogram = :histogram WHERE id = :id"
+    " histogram = :histogram, lag_count = :lag_count, lag_sum_ns = :lag_sum_ns,"
+    " lag_histogram = :lag_histogram WHERE id = :id"
 )
 _DELETE_CELL = text("DELETE FROM edge_rollups WHERE id = :id")
 
 _UPSERT_NODE = text(
-    "INSERT INTO services (name, kind) VALUES (:name, :kind) ON CONFLICT (name) DO NOTHING"
+    "INSERT INTO services (name, kind, parent) VALUES (:name, :kind, :parent)"
+    " ON CONFLICT (name) DO UPDATE SET parent = COALESCE(services.parent, excluded.parent)"
 )
 _UPSERT_ENDPOINT = text(
     "INSERT INTO endpoints (service, protocol, method, route, first_seen_ns, last_seen_ns)"
@@ -328,7 +543,18 @@ def _clamped_max(cell_max: int, buckets: dict[int, int]) -> int:
     return min(cell_max, int(histogram.GAMMA**top))
 
 
-def apply(conn: Connection, contributions: Contributions, source: str = "trace") -> int:
+def _added(stored: dict[int, int], delta: dict[int, int]) -> dict[int, int]:
+    """Bucket counts added, empty buckets dropped."""
+    for bucket, n in delta.items():
+        left = stored.get(bucket, 0) + n
+        if left:
+            stored[bucket] = left
+        else:
+            stored.pop(bucket, None)
+    return stored
+
+
+def apply(conn: Connection, contributions: Contributions) -> int:
     """Add contributions to the stored rollups, nodes and endpoints; returns cells written.
 
     Call inside the transaction that stores the spans they come from.
@@ -339,25 +565,23 @@ def apply(conn: Connection, contributions: Contributions, source: str = "trace")
         minutes = sorted({key[0] for key in cells})
         stored: dict[CellKey, tuple] = {}
         for start in range(0, len(minutes), 500):
-            params = {"source": source, "minutes": minutes[start : start + 500]}
+            params = {"sources": list(TRACE_SOURCES), "minutes": minutes[start : start + 500]}
             for row in conn.execute(_SELECT_CELLS, params):
-                stored[(row[1], row[2], row[3], row[4], row[5])] = row
+                stored[tuple(row[1:7])] = row  # type: ignore[index]
         inserts, updates, deletes = [], [], []
         for key in sorted(cells):
             delta = cells[key]
             old = stored.get(key)
             if old is None:
-                count, errors, client_errors, dsum, dmax = 0, 0, 0, 0, 0
+                count, errors, client_errors, dsum, dmax, lag_count, lag_sum = 0, 0, 0, 0, 0, 0, 0
                 buckets: dict[int, int] = {}
+                lag_buckets: dict[int, int] = {}
             else:
-                count, errors, client_errors, dsum, dmax = old[6:11]
-                buckets = histogram.loads(old[11])
-            for bucket, n in delta.buckets.items():
-                left = buckets.get(bucket, 0) + n
-                if left:
-                    buckets[bucket] = left
-                else:
-                    buckets.pop(bucket, None)
+                count, errors, client_errors, dsum, dmax = old[7:12]
+                buckets = histogram.loads(old[12])
+                lag_count, lag_sum, lag_buckets = old[13], old[14], histogram.loads(old[15])
+            buckets = _added(buckets, delta.buckets)
+            lag_buckets = _added(lag_buckets, delta.lag_buckets)
             count += delta.count
             if count <= 0:
                 if old is not None:
@@ -366,6 +590,7 @@ def apply(conn: Connection, contributions: Contributions, source: str = "trace")
             dmax = max(dmax, delta.duration_max)
             if delta.clamp:
                 dmax = _clamped_max(dmax, buckets)
+            lag_count += delta.lag_count
             values = {
                 "count": count,
                 "errors": errors + delta.errors,
@@ -373,9 +598,12 @@ def apply(conn: Connection, contributions: Contributions, source: str = "trace")
                 "duration_sum_ns": dsum + delta.duration_sum,
                 "duration_max_ns": dmax,
                 "histogram": histogram.dumps(buckets),
+                "lag_count": lag_count,
+                "lag_sum_ns": lag_sum + delta.lag_sum,
+                "lag_histogram": histogram.dumps(lag_buckets) if lag_count else None,
             }
             if old is None:
-                minute, client, server, ctype, endpoint = key
+                minute, client, server, ctype, endpoint, source = key
                 inserts.append(
                     values
                     | {
@@ -396,7 +624,10 @@ def apply(conn: Connection, contributions: Contributions, source: str = "trace")
             conn.execute(_INSERT_CELL, inserts)
         written = len(inserts) + len(updates) + len(deletes)
     if contributions.nodes:
-        nodes = [{"name": n, "kind": k} for n, k in sorted(contributions.nodes.items())]
+        nodes = [
+            {"name": name, "kind": kind, "parent": parent}
+            for name, (kind, parent) in sorted(contributions.nodes.items())
+        ]
         conn.execute(_UPSERT_NODE, nodes)
     if contributions.endpoints:
         endpoints = [
@@ -429,8 +660,16 @@ def rebuild(engine: Engine, progress: Callable[[int, int], None] | None = None) 
                     progress(done, total)
             chunk.append(tuple(row))
         contributions.add(chunk)
+        width = len(Span._fields)
+        for row in conn.execute(_LINKED_PAIRS):
+            contributions.link_lag(tuple(row[:width]), tuple(row[width:]))
         if progress:
             progress(total, total)
     with engine.begin() as conn:
-        conn.execute(text("DELETE FROM edge_rollups WHERE source = 'trace'"))
+        conn.execute(
+            text("DELETE FROM edge_rollups WHERE source IN :sources").bindparams(
+                bindparam("sources", expanding=True)
+            ),
+            {"sources": list(TRACE_SOURCES)},
+        )
         return apply(conn, contributions)

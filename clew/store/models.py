@@ -48,6 +48,8 @@ class Service(Base):
     owner: Mapped[str | None] = mapped_column(String(255))
     system: Mapped[str | None] = mapped_column(String(255))
     lifecycle: Mapped[str | None] = mapped_column(String(64))
+    #: The node this one belongs to: a topic's broker.
+    parent: Mapped[str | None] = mapped_column(String(255))
 
 
 class SpanRow(Base):
@@ -91,6 +93,9 @@ class SpanLinkRow(Base):
     linked_trace_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     linked_span_id: Mapped[str] = mapped_column(String(16), primary_key=True)
 
+    # Who links to a span: a producer arriving after its batch consumer finds it here.
+    __table_args__ = (Index(None, "linked_trace_id", "linked_span_id"),)
+
 
 class EdgeRollup(Base):
     """Per minute, per edge and endpoint: counts, latency sum and a log-bucket histogram."""
@@ -110,6 +115,11 @@ class EdgeRollup(Base):
     duration_sum_ns: Mapped[int] = mapped_column(BigInteger)
     duration_max_ns: Mapped[int] = mapped_column(BigInteger)
     histogram: Mapped[str] = mapped_column(Text)  # JSON: {bucket index: count}
+    # Queue lag (consumer start − producer end) on topic → consumer edges, where the producer
+    # span is known; the histogram uses the same buckets.
+    lag_count: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    lag_sum_ns: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    lag_histogram: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (
         UniqueConstraint(

@@ -49,6 +49,10 @@ class EdgeTotals:
     histogram: dict[int, int] = field(default_factory=dict)
     first_minute: int | None = None
     last_minute: int | None = None
+    #: Queue lag on topic → consumer edges: measured consumers, sum and histogram (ns).
+    lag_count: int = 0
+    lag_sum_ns: int = 0
+    lag_histogram: dict[int, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,7 @@ class Node:
     namespace: str | None
     environment: str | None
     version: str | None
+    parent: str | None = None  # the node this one belongs to: a topic's broker
 
 
 def edge_totals(conn: Connection, window: Window) -> list[EdgeTotals]:
@@ -66,13 +71,28 @@ def edge_totals(conn: Connection, window: Window) -> list[EdgeTotals]:
     rows = conn.execute(
         text(
             "SELECT client, server, connection_type, source, count, errors, client_errors,"
-            " duration_sum_ns, duration_max_ns, histogram, minute"
-            f" FROM edge_rollups WHERE {where}"
+            " duration_sum_ns, duration_max_ns, histogram, minute, lag_count, lag_sum_ns,"
+            f" lag_histogram FROM edge_rollups WHERE {where}"
         ),
         params,
     )
     edges: dict[tuple[str, str, str], EdgeTotals] = {}
-    for client, server, ctype, source, n, err, cerr, dsum, dmax, hist, minute in rows:
+    for (
+        client,
+        server,
+        ctype,
+        source,
+        n,
+        err,
+        cerr,
+        dsum,
+        dmax,
+        hist,
+        minute,
+        lag_count,
+        lag_sum,
+        lag_hist,
+    ) in rows:
         edge = edges.get((client, server, ctype))
         if edge is None:
             edge = edges[(client, server, ctype)] = EdgeTotals(client, server, ctype)
@@ -86,13 +106,20 @@ def edge_totals(conn: Connection, window: Window) -> list[EdgeTotals]:
             edge.histogram[index] = edge.histogram.get(index, 0) + count
         edge.first_minute = minute if edge.first_minute is None else min(edge.first_minute, minute)
         edge.last_minute = minute if edge.last_minute is None else max(edge.last_minute, minute)
+        if lag_count:
+            edge.lag_count += lag_count
+            edge.lag_sum_ns += lag_sum
+            for index, count in histogram.loads(lag_hist).items():
+                edge.lag_histogram[index] = edge.lag_histogram.get(index, 0) + count
     return sorted(edges.values(), key=lambda e: (e.client, e.server, e.connection_type))
 
 
 def nodes(conn: Connection) -> dict[str, Node]:
     """Every known node (instrumented services and virtual peers) by name."""
     rows = conn.execute(
-        text("SELECT name, kind, namespace, environment, version FROM services ORDER BY name")
+        text(
+            "SELECT name, kind, namespace, environment, version, parent FROM services ORDER BY name"
+        )
     )
     return {row[0]: Node(*row) for row in rows}
 

@@ -143,14 +143,24 @@ def test_pairing_gives_direct_database_virtual_messaging_and_root_edges(
         ("shop", "orders", "direct"),
         ("orders", "orders-db", "database"),
         ("orders", "tax-api", "virtual_node"),  # peer.service wins over server.address
-        ("orders", "billing", "messaging_system"),
+        ("orders", "kafka/orders", "messaging_system"),  # producer → topic → consumer
+        ("kafka/orders", "billing", "messaging_system"),
     }
     direct = edges[("shop", "orders", "direct")]
     assert (direct["count"], direct["errors"], direct["error_ratio"]) == (3, 1, round(1 / 3, 6))
     assert abs(direct["p50_ms"] - 50) / 50 <= 0.02  # the caller's latency
     tax = edges[("orders", "tax-api", "virtual_node")]
     assert (tax["errors"], tax["client_errors"]) == (0, 3)  # 4xx are counted apart
-    assert abs(edges[("orders", "billing", "messaging_system")]["p99_ms"] - 15) / 15 <= 0.02
+    consumed = edges[("kafka/orders", "billing", "messaging_system")]
+    assert abs(consumed["p99_ms"] - 15) / 15 <= 0.02  # the consumer's processing time
+    assert abs(edges[("orders", "kafka/orders", "messaging_system")]["p99_ms"] - 2) / 2 <= 0.02
+    with engine.connect() as conn:
+        lags = conn.execute(
+            text("SELECT lag_count, lag_sum_ns, lag_histogram FROM edge_rollups WHERE client = :t"),
+            {"t": "kafka/orders"},
+        ).all()
+    assert sum(n for n, _, _ in lags) == 3  # consumer start − producer end: 40 − (30 + 2) ms
+    assert sum(total for _, total, _ in lags) == 3 * 8_000_000
     assert kinds_of(engine) == {
         "shop": "service",
         "orders": "service",
@@ -158,6 +168,8 @@ def test_pairing_gives_direct_database_virtual_messaging_and_root_edges(
         "orders-db": "database",
         "tax-api": "external",
         "client": "client",
+        "kafka": "broker",
+        "kafka/orders": "topic",
     }
     with engine.connect() as conn:
         endpoints = conn.execute(
@@ -204,26 +216,38 @@ def test_corpus_capture_gives_the_true_service_graph(engine, registry):
 
 
 ROLLUP_COLUMNS = (
-    "minute, client, server, connection_type, endpoint, count, errors, client_errors,"
-    " duration_sum_ns, duration_max_ns, histogram"
+    "minute, client, server, connection_type, endpoint, source, count, errors, client_errors,"
+    " duration_sum_ns, duration_max_ns, histogram, lag_count, lag_sum_ns, lag_histogram"
 )
 
 
-def rollup_table(engine) -> dict[tuple, tuple]:
-    """Every stored rollup cell: key → (count, errors, 4xx, duration sum, max, histogram)."""
+def rollup_table(engine) -> dict[tuple, dict]:
+    """Every stored rollup cell: key → its sums, maximum, histogram and queue lag."""
     with engine.connect() as conn:
         rows = conn.execute(text(f"SELECT {ROLLUP_COLUMNS} FROM edge_rollups")).all()
-    return {tuple(r[:5]): (*r[5:10], histogram.loads(r[10])) for r in rows}
+    return {
+        tuple(r[:6]): {
+            "sums": tuple(r[6:10]),
+            "max": r[10],
+            "histogram": histogram.loads(r[11]),
+            "lag": (r[12], r[13], histogram.loads(r[14])),
+        }
+        for r in rows
+    }
 
 
 def assert_same_rollups(got: dict, want: dict) -> None:
     """Equal cells, except that a maximum corrected after the fact may stand above the true one
     by at most one histogram bucket (it is clamped to the top bucket's upper edge)."""
     assert got.keys() == want.keys()
-    for key, (*sums, want_max, want_hist) in want.items():
-        *got_sums, got_max, got_hist = got[key]
-        assert (got_sums, got_hist) == (sums, want_hist), key
-        assert want_max <= got_max <= want_max * histogram.GAMMA, key
+    for key, cell in want.items():
+        mine = got[key]
+        assert (mine["sums"], mine["histogram"], mine["lag"]) == (
+            cell["sums"],
+            cell["histogram"],
+            cell["lag"],
+        ), key
+        assert cell["max"] <= mine["max"] <= cell["max"] * histogram.GAMMA, key
 
 
 def single_span_requests(requests: list[dict]) -> list[dict]:
@@ -276,7 +300,7 @@ def test_spans_in_any_order_and_batching_give_the_rollups_of_one_clean_pass(
     store.upgrade(clean)
     ingest(clean, [otlp.write_lines(clean_dir / "all.jsonl", more_traces())], registry)
     want = rollup_table(clean)
-    assert sum(cell[0] for cell in want.values()) == 12 * 5  # 5 edges per trace
+    assert sum(cell["sums"][0] for cell in want.values()) == 12 * 6  # 6 edges per trace
     assert_same_rollups(late, want)
 
     rollups.rebuild(engine)
@@ -324,3 +348,85 @@ def test_a_corrected_maximum_stays_an_upper_bound_within_one_bucket():
     assert (cell.count, cell.clamp, left) == (1, True, {histogram.bucket_of(10**7): 1})
     clamped = rollups._clamped_max(cell.duration_max, cell.buckets)
     assert 10_000_000 <= clamped <= 10_000_000 * histogram.GAMMA
+
+
+UNSPECIFIED, INTERNAL = 0, 1
+
+
+def test_spans_without_kinds_pair_in_the_relaxed_mode_recorded_as_such(
+    engine, registry, tmp_path: Path
+):
+    """A Zipkin-like trace with no kinds: gateway → shop → stock, and shop's CLIENT call whose
+    server side has no kind. Relaxed edges carry the source ``trace_relaxed``."""
+    spans = {
+        "gateway": [otlp.span(1, 1, kind=UNSPECIFIED, name="GET /", duration_ms=80)],
+        "shop": [
+            otlp.span(1, 2, 1, kind=UNSPECIFIED, name="GET /cart", start_ms=1, duration_ms=70),
+            otlp.span(1, 4, 2, kind=CLIENT, name="GET", start_ms=2, duration_ms=30),
+            otlp.span(1, 6, 2, kind=INTERNAL, name="render", start_ms=40, duration_ms=5),
+        ],
+        "stock": [
+            otlp.span(1, 5, 4, kind=UNSPECIFIED, name="GET /stock", start_ms=3, duration_ms=25),
+            otlp.span(1, 7, 6, kind=SERVER, name="never called by shop", start_ms=41),
+        ],
+    }
+    ingest(engine, [otlp.write_lines(tmp_path / "t.jsonl", [otlp.request(spans)])], registry)
+    edges = edges_of(engine)
+    assert {key: e["sources"] for key, e in edges.items()} == {
+        ("client", "gateway", "virtual_node"): ["trace_relaxed"],  # a root without a kind
+        ("gateway", "shop", "direct"): ["trace_relaxed"],
+        ("shop", "stock", "direct"): ["trace_relaxed"],  # CLIENT → kind-less server side
+    }
+    # the child's latency when the parent may be more than the call; the caller's for CLIENT
+    assert abs(edges[("gateway", "shop", "direct")]["p50_ms"] - 70) / 70 <= 0.02
+    assert abs(edges[("shop", "stock", "direct")]["p50_ms"] - 30) / 30 <= 0.02
+
+
+def _message(trace: int, span: int, kind: int, service_start_ms: float, **extra) -> dict:
+    return otlp.span(
+        trace,
+        span,
+        kind=kind,
+        name="orders " + ("publish" if kind == PRODUCER else "process"),
+        start_ms=service_start_ms,
+        duration_ms=2,
+        **{"messaging.system": "kafka", "messaging.destination.name": "orders"},
+        **extra,
+    )
+
+
+def _linked_consumer(trace: int, span: int, to: list[tuple[int, int]], start_ms: float) -> dict:
+    consumer = _message(trace, span, CONSUMER, start_ms)
+    consumer["links"] = [{"traceId": f"{t:032x}", "spanId": f"{s:016x}"} for t, s in to]
+    return consumer
+
+
+@pytest.mark.parametrize("order", ["producers first", "consumer first", "one batch"])
+def test_span_links_measure_queue_lag_once_whatever_arrives_first(
+    engine, registry, tmp_path: Path, order
+):
+    """A batch consumer (its own trace) takes two messages, each from another trace."""
+    producers = otlp.request(
+        {"orders": [_message(1, 1, PRODUCER, 0), _message(2, 2, PRODUCER, 100)]}
+    )
+    consumer = otlp.request({"billing": [_linked_consumer(3, 3, [(1, 1), (2, 2)], 500)]})
+    parts = {
+        "producers first": [[producers], [consumer]],
+        "consumer first": [[consumer], [producers]],
+        "one batch": [[producers, consumer]],
+    }[order]
+    for i, requests in enumerate(parts):
+        ingest(engine, [otlp.write_lines(tmp_path / f"part{i}.jsonl", requests)], registry)
+    ingest(engine, [otlp.write_lines(tmp_path / "again.jsonl", [producers, consumer])], registry)
+    with engine.connect() as conn:
+        (lags,) = conn.execute(
+            text(
+                "SELECT lag_count, lag_sum_ns, count FROM edge_rollups"
+                " WHERE client = 'kafka/orders' AND server = 'billing'"
+            )
+        ).all()
+    # lags: 500 − (0 + 2) and 500 − (100 + 2) ms, for one consumer span
+    assert tuple(lags) == (2, 498_000_000 + 398_000_000, 1)
+    kept = rollup_table(engine)
+    rollups.rebuild(engine)
+    assert rollup_table(engine) == kept

@@ -42,9 +42,13 @@ def test_graph_shows_the_planted_failing_edge_cycle_database_and_external_api(gr
     assert slow["p95_ms"] > 1000 > healthy["p95_ms"]
     messaging = [e for e in graph_json["edges"] if e["connection_type"] == "messaging_system"]
     assert {(e["client"], e["server"]) for e in messaging} >= {
-        ("shipment-service", "tracking-service"),
-        ("shipment-service", "notification-service"),
+        ("shipment-service", "kafka/shipment-events"),
+        ("kafka/shipment-events", "tracking-service"),
+        ("kafka/shipment-events", "notification-service"),
     }
+    assert (kinds["kafka"], kinds["kafka/shipment-events"]) == ("broker", "topic")
+    topic = next(n for n in graph_json["nodes"] if n["id"] == "kafka/shipment-events")
+    assert topic["parent"] == "kafka"
     services = [n for n in graph_json["nodes"] if n["kind"] == "service"]
     assert len(services) >= 15
 
@@ -54,7 +58,7 @@ def _independent_edges(conn) -> dict[tuple[str, str, str], list[int]]:
     rows = conn.execute(
         text(
             "SELECT trace_id, span_id, parent_span_id, service, kind, duration_ns, peer_service,"
-            " server_address, db_system, messaging_system FROM spans"
+            " server_address, db_system, messaging_system, messaging_destination FROM spans"
         )
     ).all()
     by_id = {(r.trace_id, r.span_id): r for r in rows}
@@ -63,8 +67,15 @@ def _independent_edges(conn) -> dict[tuple[str, str, str], list[int]]:
         if r.parent_span_id:
             children[(r.trace_id, r.parent_span_id)].append(r)
     edges: dict[tuple[str, str, str], list[int]] = defaultdict(list)
+    def topic(r) -> str:
+        return f"{r.messaging_system}/{r.messaging_destination}"
+
     for r in rows:
-        if r.kind in (CLIENT, PRODUCER):
+        if r.kind == PRODUCER and r.messaging_system:  # every sample producer names its topic
+            edges[(r.service, topic(r), "messaging_system")].append(r.duration_ns)
+        elif r.kind == CONSUMER and r.messaging_system:
+            edges[(topic(r), r.service, "messaging_system")].append(r.duration_ns)
+        elif r.kind in (CLIENT, PRODUCER):
             paired = [
                 c
                 for c in children[(r.trace_id, r.span_id)]
