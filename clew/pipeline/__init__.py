@@ -34,6 +34,7 @@ from clew.records import (
     UNKNOWN_SERVICE,
     Checkpoint,
     Quarantined,
+    Record,
     Resource,
     Span,
     SpanLink,
@@ -213,9 +214,11 @@ class Batch:
         those traces are corrected for the new arrivals and spans stored before are not counted
         again.
         """
+        # One writer at a time: the lookups below and the writes must see the same spans.
         if conn.dialect.name == "postgresql":
-            # One writer at a time: the lookup below and the writes must see the same spans.
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _WRITER_LOCK})
+        else:  # SQLite: a write statement, even one that changes nothing, takes the write lock
+            conn.execute(text("DELETE FROM ingest_checkpoints WHERE 1 = 0"))
         if self.resources:
             services = [r._asdict() | {"name": r.service} for r in self.resources.values()]
             conn.execute(_UPSERT_SERVICE, services)
@@ -292,6 +295,41 @@ def batches(collector: Collector, source: Source, batch_spans: int) -> Iterator[
     batch.checkpoint = last
     batch.contributions.add(batch.rows)
     yield batch
+
+
+def gather(records: Iterable[Record]) -> Batch:
+    """Records from memory (a request to the OTLP receiver) as one batch, contributions and all.
+
+    Spans repeated within it are kept once (the first), as the store would keep them.
+    """
+    batch = Batch()
+    seen: set[tuple[str, str]] = set()
+    for record in records:
+        kind = type(record)
+        if kind is Span:
+            batch.records += 1
+            key = (record[0], record[1])
+            if key not in seen:
+                seen.add(key)
+                batch.rows.append(record)
+                if record[3] == UNKNOWN_SERVICE:
+                    batch.unknown_service += 1
+        elif kind is SpanLink:
+            batch.links.append(record)
+        elif kind is Resource:
+            batch.resources[record.service] = record
+        elif kind is Quarantined:
+            batch.quarantined.append(record)
+            batch.records += 1
+    batch.contributions.add(batch.rows)
+    return batch
+
+
+def write(engine: Engine, batch: Batch, source: str) -> tuple[int, int]:
+    """Write a batch with no checkpoint (from memory) in a transaction of its own; returns
+    (spans inserted, rollup cells written). ``source`` names it in the quarantine."""
+    with engine.begin() as conn:
+        return batch.write(conn, source)
 
 
 class _Job(NamedTuple):
@@ -492,8 +530,6 @@ def ingest(
             report = state.report
             if kind is Batch:
                 with engine.begin() as conn:
-                    # The checkpoint first: its write takes SQLite's write lock, so the
-                    # batch's lookups see the store as it is when the batch commits.
                     _save_checkpoint(
                         conn,
                         job.path,
