@@ -132,7 +132,34 @@ class EdgeRollup(Base):
             name="uq_edge_rollups_cell",
         ),
         Index(None, "client", "server", "minute"),
+        Index(None, "server", "minute"),
     )
+
+
+class FailingPathRollup(Base):
+    """Per minute, per failing integration path: the traces that failed along it, and one
+    exemplar. A path runs from the trace's entry operation to the span where the failure began
+    (the erroring span none of whose children erred)."""
+
+    __tablename__ = "failing_paths"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    minute: Mapped[int] = mapped_column(Integer)  # of the failing span's start
+    #: A digest of the entry operation and the nodes of the path: the path's identity.
+    path_id: Mapped[str] = mapped_column(String(16))
+    entry_service: Mapped[str] = mapped_column(String(255))
+    entry_endpoint: Mapped[str] = mapped_column(Text)
+    path: Mapped[str] = mapped_column(Text)  # JSON list of node names, entry service first
+    failing_client: Mapped[str] = mapped_column(String(255))
+    failing_server: Mapped[str] = mapped_column(String(255))
+    count: Mapped[int] = mapped_column(BigInteger)
+    first_seen_ns: Mapped[int] = mapped_column(BigInteger)
+    last_seen_ns: Mapped[int] = mapped_column(BigInteger)
+    exemplar_trace_id: Mapped[str] = mapped_column(String(32))
+    exemplar_span_id: Mapped[str] = mapped_column(String(16))
+    error: Mapped[str | None] = mapped_column(Text)  # the failing span's status message or code
+
+    __table_args__ = (UniqueConstraint("minute", "path_id"),)
 
 
 class Endpoint(Base):
