@@ -176,20 +176,58 @@ def _quarantined_since(conn, sources: list[str], limit: int = 20) -> list[tuple[
     return list(reversed(conn.execute(statement, {"sources": sources, "limit": limit}).all()))
 
 
+def _window(since: str | None, until: str | None, hint: str = "--since/--until"):
+    try:
+        return queries.window_between(since, until, time.time_ns())
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint=hint) from None
+
+
+since_option = click.option(
+    "--since", default=None, help="Start: 3h, 90m, 2d (before now), ISO 8601, epoch s."
+)
+until_option = click.option("--until", default=None, help="End, in the same forms (default: open).")
+
+
 @main.command()
-@click.option("--since", default=None, help="Start: 3h, 90m, 2d (before now), ISO 8601, epoch s.")
-@click.option("--until", default=None, help="End, in the same forms (default: open).")
+@since_option
+@until_option
+@click.option(
+    "--diff",
+    "show_diff",
+    is_flag=True,
+    help="Compare with the window before (same length), or with --baseline-since/--baseline-until.",
+)
+@click.option("--baseline-since", default=None, help="With --diff: the baseline window's start.")
+@click.option("--baseline-until", default=None, help="With --diff: the baseline window's end.")
 @db_option
 @json_option
-def graph(since: str | None, until: str | None, db: str | None, as_json: bool) -> None:
-    """The dependency graph with per-edge rate, errors and latency."""
-    try:
-        window = queries.window_between(since, until, time.time_ns())
-    except ValueError as error:
-        raise click.BadParameter(str(error)) from None
+def graph(
+    since: str | None,
+    until: str | None,
+    show_diff: bool,
+    baseline_since: str | None,
+    baseline_until: str | None,
+    db: str | None,
+    as_json: bool,
+) -> None:
+    """The dependency graph with per-edge rate, errors and latency, or its diff between windows."""
+    window = _window(since, until)
     from clew import metrics
 
     engine = _open(db)
+    if show_diff:
+        with engine.connect() as conn:
+            if baseline_since or baseline_until:
+                baseline = _window(baseline_since, baseline_until, "--baseline-since/-until")
+            else:
+                baseline = metrics.previous_window(window, queries.data_range(conn)[1])
+            changes = metrics.graph_diff(conn, baseline, window)
+        if as_json:
+            _print_json(changes)
+            return
+        _echo_diff(changes)
+        return
     with engine.connect() as conn:
         view = metrics.graph_view(conn, window)
     if as_json:
@@ -197,13 +235,111 @@ def graph(since: str | None, until: str | None, db: str | None, as_json: bool) -
         return
     click.echo(f"{len(view['nodes'])} nodes, {len(view['edges'])} edges")
     for e in view["edges"]:
-        p95 = "-" if e["p95_ms"] is None else f"{e['p95_ms']:.1f}ms"
-        click.echo(
-            f"  {e['client']} -> {e['server']} [{e['connection_type']}] {e['count']} calls,"
-            f" {e['error_ratio']:.1%} errors, p95 {p95}"
-        )
+        click.echo(f"  {_edge_text(e)}")
     for cycle in view["cycles"]:
         click.echo("  cycle: " + " -> ".join([*cycle, cycle[0]]))
+
+
+def _edge_text(e: dict) -> str:
+    p95 = "-" if e["p95_ms"] is None else f"{e['p95_ms']:.1f}ms"
+    return (
+        f"{e['client']} -> {e['server']} [{e['connection_type']}] {e['count']} calls,"
+        f" {e['error_ratio']:.1%} errors, p95 {p95}"
+    )
+
+
+def _echo_diff(changes: dict) -> None:
+    click.echo(
+        f"{len(changes['added'])} added, {len(changes['removed'])} removed,"
+        f" {len(changes['changed'])} changed"
+    )
+    for e in changes["added"]:
+        click.echo(f"  + {_edge_text(e)}")
+    for e in changes["removed"]:
+        click.echo(f"  - {_edge_text(e)}")
+    for c in changes["changed"]:
+        old, new = c["old"], c["new"]
+        click.echo(
+            f"  ~ {c['client']} -> {c['server']} [{c['connection_type']}]:"
+            f" errors {old['error_ratio']:.1%} -> {new['error_ratio']:.1%},"
+            f" p95 {old['p95_ms']}ms -> {new['p95_ms']}ms"
+        )
+
+
+def _ns_text(value_ns: int) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(value_ns / 1e9, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+@main.command()
+@click.option("--failing", is_flag=True, required=True, help="Failing paths (the only kind yet).")
+@since_option
+@until_option
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
+@db_option
+@json_option
+def paths(
+    failing: bool, since: str | None, until: str | None, limit: int, db: str | None, as_json: bool
+) -> None:
+    """Failing integration paths: entry operation to the failing edge, with counts and since
+    when, and an exemplar trace for each (show it with `clew trace`)."""
+    del failing
+    window = _window(since, until)
+    from clew import metrics
+
+    engine = _open(db)
+    with engine.connect() as conn:
+        found = metrics.failing_paths(conn, window, limit=limit)
+    if as_json:
+        _print_json({"paths": found})
+        return
+    if not found:
+        click.echo("no failing paths in the window")
+    for p in found:
+        edge = p["failing_edge"]
+        click.echo(
+            f"{p['count']:>6} failing traces since {_ns_text(p['first_seen_ns'])}"
+            f" (last {_ns_text(p['last_seen_ns'])})\n"
+            f"       {p['entry']['service']} {p['entry']['endpoint']}: "
+            + " -> ".join(p["path"])
+            + f"\n       failing edge {edge['client']} -> {edge['server']}: {p['error']}"
+            f"\n       exemplar trace {p['exemplar']['trace_id']}"
+            f" span {p['exemplar']['span_id']}"
+        )
+
+
+@main.command()
+@click.argument("trace_id")
+@db_option
+@json_option
+def trace(trace_id: str, db: str | None, as_json: bool) -> None:
+    """One stored trace as a waterfall, with its failing span (!) and critical path (*)."""
+    from clew import metrics
+
+    engine = _open(db)
+    with engine.connect() as conn:
+        view = metrics.trace_view(conn, trace_id)
+    if view is None:
+        raise click.ClickException(f"no trace {trace_id!r} in the store")
+    if as_json:
+        _print_json(view)
+        return
+    click.echo(
+        f"trace {view['trace_id']}: {len(view['spans'])} spans, {len(view['services'])} services,"
+        f" {view['duration_ns'] / 1e6:.1f} ms"
+    )
+    for s in view["spans"]:
+        mark = ("!" if s["failing"] else "x" if s["error"] else " ") + (
+            "*" if s["critical"] else " "
+        )
+        offset = (s["start_ns"] - view["start_ns"]) / 1e6
+        status = f"  {s['status_message']}" if s["error"] and s["status_message"] else ""
+        click.echo(
+            f"{mark} {offset:>9.1f} ms {s['duration_ns'] / 1e6:>9.1f} ms  "
+            + "  " * s["depth"]
+            + f"{s['service']}: {s['name']}{status}"
+        )
 
 
 def _serve(app, host: str, port: int) -> None:

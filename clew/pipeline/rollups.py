@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterable
 from sqlalchemy import Engine, bindparam, text
 from sqlalchemy.engine import Connection
 
+from clew.pipeline import paths as failing_paths
 from clew.records import ROOT_CALLER, ConnectionType, NodeKind, Span, SpanKind
 from clew.store import histogram
 from clew.store.histogram import bucket_of
@@ -130,9 +131,11 @@ class Contributions:
         self.nodes: dict[str, tuple[str, str | None]] = {}
         #: (service, protocol, method, route) → [first start, last start]
         self.endpoints: dict[tuple[str, str, str, str], list[int]] = {}
+        #: failing integration paths, per minute
+        self.paths = failing_paths.FailingPaths()
 
     def __bool__(self) -> bool:
-        return bool(self.cells or self.nodes or self.endpoints)
+        return bool(self.cells or self.nodes or self.endpoints or self.paths)
 
     def _add(
         self,
@@ -184,6 +187,7 @@ class Contributions:
         for row in by_id.values():
             if row[PARENT] is not None:
                 children.setdefault((row[TRACE], row[PARENT]), []).append(row)
+        self.paths.add(by_id, children, sign)
         for row in by_id.values():
             kind = row[KIND]
             kids = children.get((row[TRACE], row[SPAN]), ())
@@ -386,6 +390,7 @@ class Contributions:
             for bucket, n in theirs.lag_buckets.items():
                 cell.lag_buckets[bucket] = cell.lag_buckets.get(bucket, 0) + n
         self.nodes.update(other.nodes)
+        self.paths.merge(other.paths)
         for key, (first, last) in other.endpoints.items():
             seen = self.endpoints.setdefault(key, [first, last])
             seen[0], seen[1] = min(seen[0], first), max(seen[1], last)
@@ -635,7 +640,7 @@ def apply(conn: Connection, contributions: Contributions) -> int:
             for (s, p, m, r), (f, la) in sorted(contributions.endpoints.items())
         ]
         conn.execute(_UPSERT_ENDPOINT, endpoints)
-    return written
+    return written + failing_paths.apply(conn, contributions.paths)
 
 
 def rebuild(engine: Engine, progress: Callable[[int, int], None] | None = None) -> int:
@@ -672,4 +677,5 @@ def rebuild(engine: Engine, progress: Callable[[int, int], None] | None = None) 
             ),
             {"sources": list(TRACE_SOURCES)},
         )
+        conn.execute(text("DELETE FROM failing_paths"))
         return apply(conn, contributions)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import orjson
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
@@ -202,3 +203,106 @@ def window_between(since: str | None, until: str | None, now_ns: int) -> Window:
     since_minute = parse_time(since, now_ns) // ns_per_minute if since else None
     until_minute = -(-parse_time(until, now_ns) // ns_per_minute) if until else None
     return Window(since_minute, until_minute)
+
+
+def endpoint_totals(
+    conn: Connection, window: Window, *, client: str | None = None, server: str | None = None
+) -> list[tuple[str, EdgeTotals]]:
+    """Per endpoint of the edges into ``server`` (from ``client``, when given), in ``window``:
+    (endpoint, its totals on one edge and connection type), sorted."""
+    where, params = window.clause()
+    if client is not None:
+        where += " AND client = :client"
+        params["client"] = client
+    if server is not None:
+        where += " AND server = :server"
+        params["server"] = server
+    rows = conn.execute(
+        text(
+            "SELECT client, server, connection_type, endpoint, source, count, errors,"
+            " client_errors, duration_sum_ns, duration_max_ns, histogram, minute"
+            f" FROM edge_rollups WHERE {where}"
+        ),
+        params,
+    )
+    found: dict[tuple[str, str, str, str], EdgeTotals] = {}
+    for c, s, ctype, endpoint, source, n, err, cerr, dsum, dmax, hist, minute in rows:
+        totals = found.get((c, s, ctype, endpoint))
+        if totals is None:
+            totals = found[(c, s, ctype, endpoint)] = EdgeTotals(c, s, ctype)
+        totals.sources.add(source)
+        totals.count += n
+        totals.errors += err
+        totals.client_errors += cerr
+        totals.duration_sum_ns += dsum
+        totals.duration_max_ns = max(totals.duration_max_ns, dmax)
+        for index, count in histogram.loads(hist).items():
+            totals.histogram[index] = totals.histogram.get(index, 0) + count
+        if totals.first_minute is None or minute < totals.first_minute:
+            totals.first_minute = minute
+        if totals.last_minute is None or minute > totals.last_minute:
+            totals.last_minute = minute
+    return [(key[3], found[key]) for key in sorted(found)]
+
+
+@dataclass
+class FailingPathTotals:
+    """One failing path over a window: its traces, first and last failure and latest exemplar."""
+
+    path_id: str
+    entry_service: str
+    entry_endpoint: str
+    path: list[str]
+    failing_client: str
+    failing_server: str
+    count: int
+    first_seen_ns: int
+    last_seen_ns: int
+    exemplar_trace_id: str
+    exemplar_span_id: str
+    error: str | None
+
+
+def failing_paths(conn: Connection, window: Window) -> list[FailingPathTotals]:
+    """Every failing path with failures in ``window``, most failures first."""
+    where, params = window.clause()
+    rows = conn.execute(
+        text(
+            "SELECT path_id, entry_service, entry_endpoint, path, failing_client, failing_server,"
+            " count, first_seen_ns, last_seen_ns, exemplar_trace_id, exemplar_span_id, error"
+            f" FROM failing_paths WHERE {where}"
+        ),
+        params,
+    )
+    found: dict[str, FailingPathTotals] = {}
+    for row in rows:
+        totals = found.get(row[0])
+        if totals is None:
+            found[row[0]] = FailingPathTotals(
+                row[0], row[1], row[2], orjson.loads(row[3]), *row[4:]
+            )
+            continue
+        totals.count += row[6]
+        totals.first_seen_ns = min(totals.first_seen_ns, row[7])
+        if row[8] > totals.last_seen_ns:
+            totals.last_seen_ns = row[8]
+            totals.exemplar_trace_id, totals.exemplar_span_id, totals.error = row[9:12]
+    return sorted(found.values(), key=lambda p: (-p.count, -p.last_seen_ns, p.path_id))
+
+
+#: The columns of a span a trace view shows (all but the attributes).
+_TRACE_COLUMNS = (
+    "trace_id, span_id, parent_span_id, service, name, kind, start_ns, duration_ns, status,"
+    " status_message, http_method, http_route, http_status, url_path, server_address,"
+    " peer_service, db_system, messaging_system, messaging_destination, rpc_service, rpc_method,"
+    " attributes"
+)
+
+
+def trace_spans(conn: Connection, trace_id: str) -> list[tuple]:
+    """Every stored span of one trace (through the primary key), in ``Span`` column order."""
+    rows = conn.execute(
+        text(f"SELECT {_TRACE_COLUMNS} FROM spans WHERE trace_id = :trace_id"),
+        {"trace_id": trace_id},
+    )
+    return [tuple(row) for row in rows]

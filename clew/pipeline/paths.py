@@ -1,0 +1,274 @@
+"""Failing integration paths: for each failing trace, the way from its entry operation to the span
+where the failure began, kept as per-minute counts with an exemplar.
+
+The failure begins at an erroring span none of whose children erred (callers that fail because
+their callee failed are the echo, not the source). The path is the chain of nodes from the trace's
+root span down to that span, one entry per change of service, ending at the uninstrumented peer when
+the failing span is a client call that nothing answered. Its last hop is the failing edge; a failure
+that begins in the entry service itself has the edge ``client → entry``.
+
+Like edge cells, path cells are a function of a trace's set of spans and their counts are additive,
+so ``Contributions.correct`` keeps them right when a trace arrives in pieces. A trace counts once
+per distinct path it fails along.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+
+import orjson
+from sqlalchemy import bindparam, text
+from sqlalchemy.engine import Connection
+
+from clew.records import ROOT_CALLER, SpanKind
+
+# Positions in a span row, as in ``clew.pipeline.rollups``.
+TRACE, SPAN, PARENT, SERVICE, NAME, KIND, START = 0, 1, 2, 3, 4, 5, 6
+STATUS, STATUS_MESSAGE, METHOD, ROUTE, HTTP_STATUS = 8, 9, 10, 11, 12
+SERVER_ADDRESS, PEER_SERVICE, DB_SYSTEM, MESSAGING_SYSTEM = 14, 15, 16, 17
+
+_NS_PER_MINUTE = 60_000_000_000
+_ERROR = 2  # StatusCode.ERROR
+_CALLERS = frozenset((SpanKind.CLIENT.value, SpanKind.PRODUCER.value))
+
+#: A path cell's key: (minute, path id).
+PathKey = tuple[int, str]
+
+
+def failed(row: tuple) -> bool:
+    """Whether a span erred: status ERROR, or an HTTP status of 500 or more."""
+    return row[STATUS] == _ERROR or (row[HTTP_STATUS] or 0) >= 500
+
+
+def error_text(row: tuple) -> str:
+    """What a failing span says of its failure: its status message, else its HTTP status."""
+    if row[STATUS_MESSAGE]:
+        return row[STATUS_MESSAGE]
+    if row[HTTP_STATUS]:
+        return f"HTTP {row[HTTP_STATUS]}"
+    return "status ERROR"
+
+
+def endpoint_name(row: tuple) -> str:
+    """A span's operation as the rollups name it: method and route, else the span name."""
+    method, route = row[METHOD], row[ROUTE]
+    if route is not None:
+        return f"{method} {route}" if method is not None else route
+    return row[NAME]
+
+
+def path_id(entry_service: str, entry_endpoint: str, path: tuple[str, ...]) -> str:
+    """The stable identity of a path: 16 hex digits of a digest of its entry and nodes."""
+    digest = hashlib.blake2b(orjson.dumps([entry_service, entry_endpoint, *path]), digest_size=8)
+    return digest.hexdigest()
+
+
+class PathCell:
+    """Additive count of one path in one minute, its first and last failure and an exemplar."""
+
+    __slots__ = (
+        "count",
+        "entry_endpoint",
+        "entry_service",
+        "error",
+        "exemplar",
+        "failing_client",
+        "failing_server",
+        "first_ns",
+        "last_ns",
+        "path",
+    )
+
+    def __init__(self, entry: tuple[str, str], path: tuple[str, ...], edge: tuple[str, str]):
+        self.entry_service, self.entry_endpoint = entry
+        self.path = path
+        self.failing_client, self.failing_server = edge
+        self.count = 0
+        self.first_ns: int | None = None
+        self.last_ns: int | None = None
+        self.exemplar: tuple[str, str] | None = None  # (trace id, span id)
+        self.error: str | None = None
+
+    def see(self, start_ns: int, exemplar: tuple[str, str], error: str) -> None:
+        """A failure at ``start_ns``: the latest one seen is the exemplar."""
+        if self.first_ns is None or start_ns < self.first_ns:
+            self.first_ns = start_ns
+        if self.last_ns is None or start_ns >= self.last_ns:
+            self.last_ns = start_ns
+            self.exemplar, self.error = exemplar, error
+
+    def absorb(self, other: PathCell) -> None:
+        """Add another cell of the same key to this one."""
+        self.count += other.count
+        if other.first_ns is not None and other.exemplar is not None:
+            self.see(other.first_ns, other.exemplar, other.error or "")
+            assert other.last_ns is not None
+            self.see(other.last_ns, other.exemplar, other.error or "")
+
+
+def _peer(row: tuple) -> str | None:
+    """The uninstrumented node a client span called, by the rollups' precedence."""
+    for value in (row[PEER_SERVICE], row[SERVER_ADDRESS], row[DB_SYSTEM], row[MESSAGING_SYSTEM]):
+        if value is not None:
+            return value
+    return None
+
+
+def trace_paths(
+    by_id: Mapping[tuple[str, str], tuple],
+    children: Mapping[tuple[str, str], list[tuple]],
+) -> dict[tuple, tuple[tuple, tuple[str, str], str]]:
+    """The failing paths of a set of whole traces' spans.
+
+    Returns, per (trace id, entry, path, failing edge), the failing span that began it (the
+    earliest, when several do) and the error it reports.
+    """
+    found: dict[tuple, tuple[tuple, tuple[str, str], str]] = {}
+    for row in by_id.values():
+        if not failed(row):
+            continue
+        kids = children.get((row[TRACE], row[SPAN]), ())
+        if any(failed(kid) for kid in kids):
+            continue  # the failure began further down
+        chain = [row]
+        seen = {row[SPAN]}
+        parent_id = row[PARENT]
+        while parent_id is not None and parent_id not in seen:
+            parent = by_id.get((row[TRACE], parent_id))
+            if parent is None:
+                break  # the rest of the trace is not here (yet): its top span stands as entry
+            chain.append(parent)
+            seen.add(parent_id)
+            parent_id = parent[PARENT]
+        root = chain[-1]
+        nodes: list[str] = []
+        for span in reversed(chain):
+            if not nodes or nodes[-1] != span[SERVICE]:
+                nodes.append(span[SERVICE])
+        if row[KIND] in _CALLERS and not any(k[SERVICE] != row[SERVICE] for k in kids):
+            peer = _peer(row)
+            if peer is not None and peer != nodes[-1]:
+                nodes.append(peer)
+        edge = (nodes[-2], nodes[-1]) if len(nodes) > 1 else (ROOT_CALLER, nodes[0])
+        entry = (root[SERVICE], endpoint_name(root))
+        key = (row[TRACE], entry, tuple(nodes), edge)
+        earlier = found.get(key)
+        if earlier is None or row[START] < earlier[0][START]:
+            found[key] = (row, edge, error_text(row))
+    return found
+
+
+class FailingPaths:
+    """Path cells gathered from span rows, to be applied to the ``failing_paths`` table."""
+
+    def __init__(self) -> None:
+        self.cells: dict[PathKey, PathCell] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self.cells)
+
+    def add(
+        self,
+        by_id: Mapping[tuple[str, str], tuple],
+        children: Mapping[tuple[str, str], list[tuple]],
+        sign: int,
+    ) -> None:
+        """Add (or with ``sign=-1`` take out) the failing paths of whole traces' spans."""
+        for (_, entry, nodes, edge), (row, _, error) in trace_paths(by_id, children).items():
+            pid = path_id(entry[0], entry[1], nodes)
+            key = (row[START] // _NS_PER_MINUTE, pid)
+            cell = self.cells.get(key)
+            if cell is None:
+                cell = self.cells[key] = PathCell(entry, nodes, edge)
+            cell.count += sign
+            if sign > 0:
+                cell.see(row[START], (row[TRACE], row[SPAN]), error)
+
+    def merge(self, other: FailingPaths) -> None:
+        """Add another set of path cells to this one."""
+        for key, theirs in other.cells.items():
+            cell = self.cells.get(key)
+            if cell is None:
+                cell = self.cells[key] = PathCell(
+                    (theirs.entry_service, theirs.entry_endpoint),
+                    theirs.path,
+                    (theirs.failing_client, theirs.failing_server),
+                )
+            cell.absorb(theirs)
+
+
+_SELECT = text(
+    "SELECT id, minute, path_id, count, first_seen_ns, last_seen_ns, exemplar_trace_id,"
+    " exemplar_span_id, error FROM failing_paths WHERE minute IN :minutes"
+).bindparams(bindparam("minutes", expanding=True))
+_INSERT = text(
+    "INSERT INTO failing_paths (minute, path_id, entry_service, entry_endpoint, path,"
+    " failing_client, failing_server, count, first_seen_ns, last_seen_ns, exemplar_trace_id,"
+    " exemplar_span_id, error) VALUES (:minute, :path_id, :entry_service, :entry_endpoint,"
+    " :path, :failing_client, :failing_server, :count, :first_seen_ns, :last_seen_ns,"
+    " :exemplar_trace_id, :exemplar_span_id, :error)"
+)
+_UPDATE = text(
+    "UPDATE failing_paths SET count = :count, first_seen_ns = :first_seen_ns,"
+    " last_seen_ns = :last_seen_ns, exemplar_trace_id = :exemplar_trace_id,"
+    " exemplar_span_id = :exemplar_span_id, error = :error WHERE id = :id"
+)
+_DELETE = text("DELETE FROM failing_paths WHERE id = :id")
+
+
+def apply(conn: Connection, paths: FailingPaths) -> int:
+    """Add path cells to the stored ones; returns rows written. Call inside the transaction that
+    stores the spans they come from."""
+    if not paths.cells:
+        return 0
+    minutes = sorted({minute for minute, _ in paths.cells})
+    stored: dict[PathKey, tuple] = {}
+    for start in range(0, len(minutes), 500):
+        for row in conn.execute(_SELECT, {"minutes": minutes[start : start + 500]}):
+            stored[(row[1], row[2])] = tuple(row)
+    inserts, updates, deletes = [], [], []
+    for key in sorted(paths.cells):
+        delta = paths.cells[key]
+        old = stored.get(key)
+        merged = PathCell(
+            (delta.entry_service, delta.entry_endpoint),
+            delta.path,
+            (delta.failing_client, delta.failing_server),
+        )
+        if old is not None:
+            merged.count = old[3]
+            merged.see(old[4], (old[6], old[7]), old[8])
+            merged.see(old[5], (old[6], old[7]), old[8])
+        merged.absorb(delta)
+        if merged.count <= 0 or merged.exemplar is None:
+            if old is not None:
+                deletes.append({"id": old[0]})
+            continue
+        values = {
+            "count": merged.count,
+            "first_seen_ns": merged.first_ns,
+            "last_seen_ns": merged.last_ns,
+            "exemplar_trace_id": merged.exemplar[0],
+            "exemplar_span_id": merged.exemplar[1],
+            "error": merged.error,
+        }
+        if old is None:
+            inserts.append(
+                values
+                | {
+                    "minute": key[0],
+                    "path_id": key[1],
+                    "entry_service": delta.entry_service,
+                    "entry_endpoint": delta.entry_endpoint,
+                    "path": orjson.dumps(list(delta.path)).decode(),
+                    "failing_client": delta.failing_client,
+                    "failing_server": delta.failing_server,
+                }
+            )
+        else:
+            updates.append(values | {"id": old[0]})
+    for statement, rows in ((_DELETE, deletes), (_UPDATE, updates), (_INSERT, inserts)):
+        if rows:
+            conn.execute(statement, rows)
+    return len(inserts) + len(updates) + len(deletes)
