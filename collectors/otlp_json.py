@@ -560,3 +560,23 @@ def _looks_like_one_request(line: bytes) -> bool:
     """A first line that holds a whole object: the one-request-per-line layout."""
     line = line.strip()
     return line.startswith(b"{") and line.endswith(b"}")
+
+
+def records_of_body(data: bytes) -> list[Record]:
+    """The records of one OTLP/HTTP JSON request body (``POST /v1/traces``), unusable spans as
+    ``Quarantined``; ``CollectorError`` with the reason when it is no ``ExportTraceServiceRequest``.
+    """
+    fast = typed_records(data)
+    if fast is not None:
+        return fast
+    try:
+        request = orjson.loads(data)
+    except orjson.JSONDecodeError as error:
+        position = f"line {error.lineno} column {error.colno}"
+        raise CollectorError(f"invalid JSON at {position}: {error.msg}") from None
+    if isinstance(request, dict) and "resourceSpans" not in request:
+        return []  # proto3 JSON leaves out empty fields: an export with no spans
+    try:
+        return list(records_of_request(request, ""))
+    except _BadSpan as bad:
+        raise CollectorError(str(bad)) from None

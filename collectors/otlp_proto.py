@@ -224,3 +224,16 @@ class OtlpProtoCollector:
             else:
                 yield from records_of_message(message, f"{where}: ")
             yield Checkpoint(end)
+
+
+def records_of_body(data: bytes) -> list[Record]:
+    """The records of one OTLP/HTTP protobuf request body (``POST /v1/traces``), unusable spans
+    as ``Quarantined``; ``CollectorError`` when it does not decode as an ExportTraceServiceRequest.
+    """
+    message = ExportTraceServiceRequest()
+    try:
+        message.ParseFromString(data)
+    except DecodeError as error:
+        detail = str(error).rpartition(": ")[2] or "wire format is corrupt"
+        raise CollectorError(f"not an OTLP ExportTraceServiceRequest: {detail}") from None
+    return list(records_of_message(message, ""))
