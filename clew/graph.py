@@ -10,11 +10,15 @@ from collections.abc import Iterable
 
 import networkx as nx
 
-from clew.records import NodeKind
+from clew.records import ROOT_CALLER, NodeKind
 from clew.store.queries import EdgeTotals, Node
 
 #: Longest cycle looked for; longer loops are not the ones architects act on.
 CYCLE_LENGTH_BOUND = 8
+
+
+def _default_kind(name: str) -> str:
+    return NodeKind.CLIENT if name == ROOT_CALLER else NodeKind.SERVICE
 
 
 def build(edges: Iterable[EdgeTotals], nodes: dict[str, Node]) -> nx.MultiDiGraph:
@@ -26,7 +30,7 @@ def build(edges: Iterable[EdgeTotals], nodes: dict[str, Node]) -> nx.MultiDiGrap
                 node = nodes.get(name)
                 graph.add_node(
                     name,
-                    kind=node.kind if node else NodeKind.SERVICE,
+                    kind=node.kind if node else _default_kind(name),
                     namespace=node.namespace if node else None,
                     environment=node.environment if node else None,
                     parent=node.parent if node else None,

@@ -68,12 +68,12 @@ def waterfall(rows: Sequence[Sequence]) -> list[tuple[Sequence, int]]:
 def failing_span(rows: Sequence[Sequence]) -> Sequence | None:
     """Where the trace's failure began: the earliest erroring span none of whose children erred."""
     _, children = _children(rows)
+    erring = [row for row in rows if _failed(row)]
     sources = [
-        row
-        for row in rows
-        if _failed(row) and not any(_failed(kid) for kid in children.get(row[SPAN], ()))
+        row for row in erring if not any(_failed(kid) for kid in children.get(row[SPAN], ()))
     ]
-    return min(sources, key=lambda r: (r[START], r[SPAN])) if sources else None
+    # Only a parent loop of erring spans leaves no source: then the earliest of them.
+    return min(sources or erring, key=lambda r: (r[START], r[SPAN])) if erring else None
 
 
 def critical_path(rows: Sequence[Sequence]) -> list[str]:

@@ -102,3 +102,36 @@ def test_db_rebuild_rollups_recomputes_the_same_graph(tmp_path):
     assert code == 0 and rebuilt["rollup_rows"] > 0 and rebuilt["seconds"] >= 0
     _, after = run("graph", "--db", db, "--json")
     assert after == before and len(after["edges"]) >= 6
+
+
+def test_paths_trace_and_diff_say_what_is_wrong_with_their_input(tmp_path):
+    db = str(tmp_path / "c.db")
+    runner = CliRunner()
+    unknown = runner.invoke(main, ["trace", "00ff", "--db", db])
+    assert unknown.exit_code == 1 and "no trace '00ff' in the store" in unknown.output
+    no_kind = runner.invoke(main, ["paths", "--db", db])
+    assert no_kind.exit_code == 2 and "--failing" in no_kind.output
+    bad_time = runner.invoke(main, ["graph", "--diff", "--baseline-since", "yesterday", "--db", db])
+    assert bad_time.exit_code == 2 and "'yesterday' is not a time" in bad_time.output
+    assert run("paths", "--failing", "--db", db, "--json") == (0, {"paths": []})
+    code, empty = run("graph", "--diff", "--since", "1h", "--db", db, "--json")
+    assert code == 0 and (empty["added"], empty["removed"], empty["changed"]) == ([], [], [])
+
+
+def test_trace_text_marks_the_failing_span_and_the_critical_path(tmp_path):
+    from tests import otlp
+    from tests.clew.test_rollups import landscape
+
+    db = str(tmp_path / "c.db")
+    path = otlp.write_lines(tmp_path / "t.jsonl", landscape(range(3, 4)))
+    assert run("ingest", str(path), "--db", db, "--json")[0] == 0
+    code, text_out = run("trace", f"{3:032x}", "--db", db)
+    lines = text_out.splitlines()
+    assert code == 0 and lines[0].startswith(f"trace {3:032x}: 7 spans, 3 services")
+    failing = [line for line in lines if line.startswith("!")]
+    assert len(failing) == 1 and "orders: POST /orders" in failing[0] and failing[0][1] == "*"
+    paths_text = run("paths", "--failing", "--db", db)[1]
+    assert (
+        "shop GET /cart: shop -> orders" in paths_text
+        and "failing edge shop -> orders" in paths_text
+    )

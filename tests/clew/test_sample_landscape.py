@@ -15,6 +15,7 @@ from clew.cli import main
 from clew.pipeline import ingest, rollups
 from clew.store import histogram
 from tests.clew.test_rollups import assert_same_rollups, rollup_table
+from tests.conftest import SAMPLE_END_NS
 
 SERVER, CLIENT, PRODUCER, CONSUMER = 2, 3, 4, 5
 
@@ -67,6 +68,7 @@ def _independent_edges(conn) -> dict[tuple[str, str, str], list[int]]:
         if r.parent_span_id:
             children[(r.trace_id, r.parent_span_id)].append(r)
     edges: dict[tuple[str, str, str], list[int]] = defaultdict(list)
+
     def topic(r) -> str:
         return f"{r.messaging_system}/{r.messaging_destination}"
 
@@ -146,3 +148,92 @@ def test_rollups_kept_batch_by_batch_equal_one_pass_and_a_rebuild(sample_db, reg
     rollups.rebuild(engine)
     assert rollup_table(engine) == want
     engine.dispose()
+
+
+def _cli_json(*args: str) -> dict:
+    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return orjson.loads(result.stdout)
+
+
+def test_the_worst_failing_paths_lead_to_the_planted_edge_and_its_failing_span(sample_db):
+    found = _cli_json("paths", "--failing", "--db", sample_db, "--json")["paths"]
+    worst = found[0]
+    assert worst["failing_edge"] == {"client": "integration-hub", "server": "warehouse-service"}
+    assert worst["path"][0] == worst["entry"]["service"] in {"storefront-web", "pos-api"}
+    assert worst["path"][-2:] == ["integration-hub", "warehouse-service"]
+    assert "503" in worst["error"]
+    planted = [p for p in found if p["failing_edge"]["server"] == "warehouse-service"]
+    assert sum(p["count"] for p in planted) > sum(p["count"] for p in found) / 2
+    # the planted failures are in the window's last 45 minutes: far more there than in the
+    # 2h15 before, where only the background rate fails
+    end_s = SAMPLE_END_NS // 1_000_000_000
+    cut = str(end_s - 45 * 60)
+
+    def hub_failures(*window: str) -> int:
+        paths = _cli_json("paths", "--failing", *window, "--db", sample_db, "--json")["paths"]
+        return sum(p["count"] for p in paths if p["failing_edge"] == worst["failing_edge"])
+
+    assert hub_failures("--since", cut) > 5 * hub_failures("--until", cut)
+
+    trace = _cli_json("trace", worst["exemplar"]["trace_id"], "--db", sample_db, "--json")
+    spans = {s["span_id"]: s for s in trace["spans"]}
+    failing = spans[trace["failing_span_id"]]
+    assert trace["failing_span_id"] == worst["exemplar"]["span_id"]
+    assert failing["service"] == "warehouse-service" and failing["failing"] and failing["error"]
+    assert failing["span_id"] in trace["critical_path"]
+    root = trace["spans"][0]
+    assert root["depth"] == 0 and root["service"] == worst["entry"]["service"]
+    assert root["span_id"] in trace["critical_path"]
+
+
+def test_the_diff_of_the_last_45_minutes_against_the_45_before_shows_the_failing_edge(sample_db):
+    end_s = SAMPLE_END_NS // 1_000_000_000
+    window = ["--since", str(end_s - 45 * 60), "--until", str(end_s)]
+    changes = _cli_json("graph", "--diff", *window, "--db", sample_db, "--json")
+    changed = {(c["client"], c["server"]): c for c in changes["changed"]}
+    hub = changed[("integration-hub", "warehouse-service")]
+    assert "error_ratio" in hub["changes"]
+    assert hub["new"]["error_ratio"] > 0.15 > 0.05 > hub["old"]["error_ratio"]
+    assert changes["old"]["until_minute"] == changes["new"]["since_minute"]
+    same = _cli_json(
+        "graph",
+        "--diff",
+        *window,
+        "--baseline-since",
+        window[1],
+        "--baseline-until",
+        window[3],
+        "--db",
+        sample_db,
+        "--json",
+    )
+    assert (same["added"], same["removed"], same["changed"]) == ([], [], [])
+
+
+def test_endpoints_entry_operations_and_single_points_of_failure(sample_db):
+    from clew import metrics
+    from clew.store.queries import Window
+
+    engine = store.open_engine(sample_db)
+    with engine.connect() as conn:
+        served = metrics.service_endpoints(conn, Window(), "warehouse-service")
+        over_edge = metrics.edge_endpoints(conn, Window(), "integration-hub", "warehouse-service")
+        entries = metrics.entry_operations(conn, Window())
+        view = metrics.graph_view(conn, Window())
+    assert served and all(r["callers"] == ["integration-hub"] for r in served)
+    assert {r["endpoint"] for r in served} == {r["endpoint"] for r in over_edge}
+    assert sum(r["count"] for r in over_edge) == next(
+        e["count"]
+        for e in view["edges"]
+        if (e["client"], e["server"]) == ("integration-hub", "warehouse-service")
+    )
+    assert all(r["endpoint"].split(" ", 1)[0] in {"GET", "POST", "PUT", "DELETE"} for r in served)
+    services = {r["service"] for r in entries}
+    assert {"storefront-web", "pos-api"} <= services and "warehouse-service" not in services
+    assert all(r["p50_ms"] <= r["p95_ms"] <= r["p99_ms"] <= r["max_ms"] * 1.02 for r in entries)
+    nodes = {n["id"]: n for n in view["nodes"]}
+    assert nodes["integration-hub"]["articulation"]
+    assert nodes["integration-hub"]["fan_out"] >= 4
+    assert nodes["warehouse-service"]["fan_in"] == 1
+    assert nodes["client"]["betweenness"] == 0.0
