@@ -41,6 +41,13 @@ def _window_from_request() -> queries.Window:
         abort(400, description=str(error))
 
 
+def _required(name: str) -> str:
+    value = request.args.get(name)
+    if not value:
+        abort(400, description=f"{name} is required")
+    return value
+
+
 def _register_api(app: Flask) -> None:
     """The JSON twin of every console view, served by the console's own query functions."""
 
@@ -63,6 +70,59 @@ def _register_api(app: Flask) -> None:
             abort(400, description="client and server are required")
         window = _window_from_request()
         return jsonify(console_queries.edge_series(store.engine_of(app), window, client, server))
+
+    @app.get("/api/node")
+    def api_node():
+        """The node panel: the node's figures, the endpoints it serves, its inbound per-minute
+        series and its blast radius (`name` required)."""
+        name = _required("name")
+        window = _window_from_request()
+        engine = store.engine_of(app)
+        graph = console_queries.graph(engine, window)
+        node = next((n for n in graph["nodes"] if n["id"] == name), None)
+        detail = console_queries.node_detail(engine, window, name)
+        return jsonify(
+            {
+                "node": node,
+                "endpoints": detail.endpoints,
+                "series": detail.series,
+                "blast_radius": detail.blast_radius,
+            }
+        )
+
+    @app.get("/api/edge-endpoints")
+    def api_edge_endpoints():
+        """The endpoints of one edge with their metrics (`client` and `server` required)."""
+        client, server = _required("client"), _required("server")
+        window = _window_from_request()
+        return jsonify(console_queries.edge_endpoints(store.engine_of(app), window, client, server))
+
+    @app.get("/api/blast-radius")
+    def api_blast_radius():
+        """Every node that depends on `node`, directly or transitively, sorted."""
+        node = _required("node")
+        window = _window_from_request()
+        return jsonify(console_queries.blast_radius(store.engine_of(app), window, node))
+
+    @app.get("/api/graph-diff")
+    def api_graph_diff():
+        """The window (`since` required) against the one of the same length before it."""
+        _required("since")
+        result = console_queries.graph_diff(store.engine_of(app), _window_from_request())
+        return jsonify(result.diff)
+
+    @app.get("/api/paths")
+    def api_paths():
+        """Failing integration paths of the window, most failing traces first."""
+        return jsonify(console_queries.failing_paths(store.engine_of(app), _window_from_request()))
+
+    @app.get("/api/traces/<trace_id>")
+    def api_trace(trace_id: str):
+        """One trace as the Paths page's waterfall: spans, critical path, failing span."""
+        trace = console_queries.trace_view(store.engine_of(app), trace_id)
+        if trace is None:
+            abort(404, description=f"no trace {trace_id!r} is stored")
+        return jsonify(trace)
 
     @app.get("/healthz")
     def healthz():

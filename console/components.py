@@ -7,10 +7,11 @@ children, so names render inert whatever characters they hold.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 from dash import dcc, html
 
-from clew.records import NodeKind
+from clew.records import ConnectionType, NodeKind
 from console import formatting, ids
 from console.state import WINDOWS, ViewState, search
 
@@ -31,7 +32,8 @@ def toolbar(
     namespaces: Sequence[str] = (),
     environments: Sequence[str] = (),
 ) -> html.Div:
-    """The window presets, an explicit since/until, and (on pages that filter) the filters."""
+    """The window presets, an explicit since/until, and (on pages that filter) the filters:
+    namespace, environment, node kind, connection type and minimum rate."""
     window = html.Div(
         [
             html.Span("Window", className="field-label"),
@@ -93,16 +95,44 @@ def toolbar(
                 placeholder="Node kind",
                 className="filter",
             ),
-            dcc.Input(
-                id=tb.SEARCH,
-                type="search",
-                value=state.q or "",
-                placeholder="Search nodes…",
-                debounce=True,
-                className="text-input search-input",
+            dcc.Dropdown(
+                id=tb.CONNECTION,
+                options=[{"label": c.replace("_", " "), "value": c} for c in ConnectionType.ALL],
+                value=state.connection,
+                placeholder="Connection",
+                className="filter",
+            ),
+            html.Div(
+                [
+                    dcc.Input(
+                        id=tb.MIN_RATE,
+                        type="number",
+                        min=0,
+                        step="any",
+                        value=state.min_rate,
+                        placeholder="min rate",
+                        debounce=True,
+                        className="text-input rate-input",
+                    ),
+                    html.Span("/s", className="muted"),
+                ],
+                className="field",
+                title="Only edges carrying at least this many calls per second",
             ),
         ]
     return html.Div(items, className="toolbar")
+
+
+def search_box(tb: ids.Toolbar, state: ViewState) -> dcc.Input:
+    """The node search: highlights matching nodes and fades the rest."""
+    return dcc.Input(
+        id=tb.SEARCH,
+        type="search",
+        value=state.q or "",
+        placeholder="Search nodes…",
+        debounce=True,
+        className="text-input search-input",
+    )
 
 
 def problems(messages: Sequence[str]) -> list:
@@ -136,15 +166,7 @@ def no_data(state: ViewState, path: str, data_range: tuple[int | None, int | Non
             ],
             className="notice notice-info",
         )
-    everything = search(
-        ViewState(
-            window="all",
-            namespace=state.namespace,
-            environment=state.environment,
-            kind=state.kind,
-            q=state.q,
-        )
-    )
+    everything = search(replace(state, window="all", since=None, until=None))
     return html.Div(
         [
             html.Strong(f"No data in this window ({state.describe()}). "),

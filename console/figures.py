@@ -27,9 +27,20 @@ BAD = "#d64545"
 # Cytoscape accepts only double quotes in a font-family list.
 FONT = 'Inter, "Segoe UI", system-ui, -apple-system, Roboto, "Helvetica Neue", Arial, sans-serif'
 
+#: Overlays: the window diff (added, changed; removed edges are drawn muted and dashed) and the
+#: blast radius.
+ADDED = "#2563eb"
+CHANGED = "#7c3aed"
+REMOVED = "#9ca3af"
+BLAST = "#c2410c"
+SLOW = "#9a3412"
+
 #: Error ratio thresholds: below WARN_AT is healthy, below BAD_AT needs a look, above is failing.
 WARN_AT = 0.01
 BAD_AT = 0.05
+
+#: An edge whose p95 is at least this slow carries its p95 on the map, labels on or off.
+SLOW_AT_MS = 500.0
 
 #: Edge widths in pixels: the busiest edge of the view gets MAX, one WIDTH_DECADES slower gets MIN.
 MIN_WIDTH = 1.2
@@ -125,8 +136,11 @@ def edge_id(client: str, server: str, connection_type: str) -> str:
 
 
 def edge_label(edge: dict) -> str:
-    """The optional text on an edge: rate and error ratio."""
-    return f"{formatting.rate(edge['rps'])} · {formatting.ratio(edge['error_ratio'])}"
+    """The optional text on an edge: rate, error ratio and p95."""
+    return (
+        f"{formatting.rate(edge['rps'])} · {formatting.ratio(edge['error_ratio'])}"
+        f" · p95 {formatting.ms(edge.get('p95_ms'))}"
+    )
 
 
 def matches(name: str, query: str | None) -> bool:
@@ -142,13 +156,17 @@ def map_elements(
     query: str | None = None,
     selected_node: str | None = None,
     selected_edge: tuple[str, str] | None = None,
+    blast: tuple[str, Iterable[str]] | None = None,
 ) -> list[dict]:
     """Cytoscape elements for graph-view ``nodes`` and ``edges``.
 
     ``context`` names nodes shown only as neighbours of the filtered ones (drawn faded); ``query``
     highlights matching nodes and fades the rest; the selected node or edge is pre-selected.
+    ``blast`` is (node, the nodes that depend on it): those and the edges among them are marked,
+    the rest fade. An edge carrying a ``diff`` mark (see ``console.overlay``) gets its class.
     """
     context = set(context)
+    origin, radius = (blast[0], set(blast[1]) | {blast[0]}) if blast else (None, set())
     max_rps = max((e["rps"] for e in edges), default=0.0)
     elements: list[dict] = []
     shown = {node["id"] for node in nodes}
@@ -160,6 +178,13 @@ def map_elements(
             classes.append("context")
         if query:
             classes.append("match" if matches(node["id"], query) else "dim")
+        if node.get("diff"):
+            classes.append("diff-" + node["diff"])
+        if blast:
+            in_radius = node["id"] in radius
+            classes.append(
+                "blast-origin" if node["id"] == origin else "blast" if in_radius else "outside"
+            )
         elements.append(
             {
                 "group": "nodes",
@@ -182,6 +207,14 @@ def map_elements(
             classes.append("context")
         if query and not (matches(edge["client"], query) or matches(edge["server"], query)):
             classes.append("dim")
+        if (edge.get("p95_ms") or 0) >= SLOW_AT_MS:
+            classes.append("slow")
+        mark = edge.get("diff")
+        if mark:
+            classes.append("diff-" + mark)
+        if blast:
+            inside = edge["client"] in radius and edge["server"] in radius
+            classes.append("blast" if inside else "outside")
         elements.append(
             {
                 "group": "edges",
@@ -190,15 +223,25 @@ def map_elements(
                     "source": edge["client"],
                     "target": edge["server"],
                     "connection_type": edge["connection_type"],
-                    "colour": edge_colour(edge["error_ratio"]),
+                    "colour": REMOVED if mark == "removed" else edge_colour(edge["error_ratio"]),
                     "width": edge_width(edge["rps"], max_rps),
                     "label": edge_label(edge),
+                    "slow_label": f"p95 {formatting.ms(edge.get('p95_ms'))}",
+                    **({"diff_label": diff_label(edge)} if mark else {}),
                 },
                 "classes": " ".join(classes),
                 "selected": selected_edge == (edge["client"], edge["server"]),
             }
         )
     return elements
+
+
+def diff_label(edge: dict) -> str:
+    """The overlay's text on an edge: new, removed, or what changed (``error ratio ↑``)."""
+    mark = edge.get("diff")
+    if mark != "changed":
+        return {"added": "new", "removed": "removed"}.get(mark or "", "")
+    return ", ".join(edge.get("changes") or ["changed"]).replace("_", " ")
 
 
 def map_layout() -> dict:
@@ -292,6 +335,23 @@ def map_stylesheet(edge_labels: bool = False) -> list[dict]:
             },
         },
     ]
+    sheet += overlay_stylesheet()
+    sheet.append(
+        {
+            "selector": "edge.slow",
+            "style": {
+                "label": "data(slow_label)",
+                "font-family": FONT,
+                "font-size": 12,
+                "font-weight": "bold",
+                "color": SLOW,
+                "text-rotation": "autorotate",
+                "text-background-color": "#ffffff",
+                "text-background-opacity": 0.9,
+                "text-background-padding": 2,
+            },
+        }
+    )
     if edge_labels:
         sheet.append(
             {
@@ -308,7 +368,75 @@ def map_stylesheet(edge_labels: bool = False) -> list[dict]:
                 },
             }
         )
+    sheet += overlay_labels()
     return sheet
+
+
+def overlay_stylesheet() -> list[dict]:
+    """How the window diff and the blast radius mark the map (classes set by ``map_elements``)."""
+    return [
+        {
+            "selector": "edge.diff-added",
+            "style": {"underlay-color": ADDED, "underlay-opacity": 0.3, "underlay-padding": 5},
+        },
+        {
+            "selector": "edge.diff-changed",
+            "style": {"underlay-color": CHANGED, "underlay-opacity": 0.3, "underlay-padding": 5},
+        },
+        {
+            "selector": "edge.diff-removed",
+            "style": {
+                "line-style": "dashed",
+                "line-dash-pattern": [7, 5],
+                "target-arrow-shape": "triangle-backcurve",
+                "line-opacity": 0.9,
+            },
+        },
+        {
+            "selector": "node.diff-removed",
+            "style": {"border-style": "dashed", "border-color": REMOVED, "opacity": 0.7},
+        },
+        {"selector": ".outside", "style": {"opacity": 0.12}},
+        {
+            "selector": "node.blast",
+            "style": {"underlay-color": BLAST, "underlay-opacity": 0.25, "underlay-padding": 6},
+        },
+        {
+            "selector": "node.blast-origin",
+            "style": {
+                "border-color": BLAST,
+                "border-width": 4,
+                "underlay-color": BLAST,
+                "underlay-opacity": 0.4,
+                "underlay-padding": 8,
+                "font-weight": "bold",
+            },
+        },
+        {"selector": "edge.blast", "style": {"line-opacity": 1, "z-index": 15}},
+    ]
+
+
+def overlay_labels() -> list[dict]:
+    """The diff overlay's edge text, which wins over the optional rate labels."""
+    return [
+        {
+            "selector": "edge.diff-added, edge.diff-removed, edge.diff-changed",
+            "style": {
+                "label": "data(diff_label)",
+                "font-family": FONT,
+                "font-size": 10,
+                "font-weight": "bold",
+                "color": INK,
+                "text-rotation": "autorotate",
+                "text-background-color": "#ffffff",
+                "text-background-opacity": 0.9,
+                "text-background-padding": 2,
+            },
+        },
+        {"selector": "edge.diff-added", "style": {"color": ADDED}},
+        {"selector": "edge.diff-changed", "style": {"color": CHANGED}},
+        {"selector": "edge.diff-removed", "style": {"color": MUTED}},
+    ]
 
 
 def fill_minutes(
@@ -326,7 +454,14 @@ def fill_minutes(
     if end - first > limit:
         return list(series)
     by_minute = {row["minute"]: row for row in series}
-    empty = {"rps": 0.0, "errors": 0, "error_ratio": 0.0, "p95_ms": None}
+    empty = {
+        "rps": 0.0,
+        "errors": 0,
+        "error_ratio": 0.0,
+        "p50_ms": None,
+        "p95_ms": None,
+        "p99_ms": None,
+    }
     return [by_minute.get(m) or {"minute": m, **empty} for m in range(first, end)]
 
 
@@ -398,6 +533,35 @@ def series_figure(series: Sequence[dict], height: int = 260) -> go.Figure:
             hovertemplate="%{y:.2%}",
         )
     )
+    return figure
+
+
+#: The latency lines a chart draws, when the series carries them.
+PERCENTILES = (("p50_ms", "p50", "#93c5fd"), ("p95_ms", "p95", ACCENT), ("p99_ms", "p99", INK))
+
+
+def latency_figure(series: Sequence[dict], height: int = 180) -> go.Figure:
+    """Per-minute latency percentiles (p50, p95, p99: those the series holds) in ms, in UTC."""
+    times = _times(series)
+    layout = _base_layout(height)
+    layout["yaxis"]["title"]["text"] = "ms"
+    layout["yaxis"]["rangemode"] = "tozero"
+    layout.pop("yaxis2")
+    figure = go.Figure(layout=layout)
+    for key, name, colour in PERCENTILES:
+        if not any(row.get(key) is not None for row in series):
+            continue
+        figure.add_trace(
+            go.Scatter(
+                x=times,
+                y=[row.get(key) for row in series],
+                name=name,
+                mode="lines",
+                connectgaps=False,
+                line={"color": colour, "width": 1.5},
+                hovertemplate="%{y:.1f} ms",
+            )
+        )
     return figure
 
 

@@ -57,3 +57,44 @@ def minute(epoch_minute: int | None) -> str:
     if epoch_minute is None:
         return "–"
     return datetime.fromtimestamp(epoch_minute * 60, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def latencies(p50: float | None, p95: float | None, p99: float | None) -> str:
+    """Three percentiles compactly: ``12 / 40 / 88 ms``, each in its own unit past a second."""
+    values = (p50, p95, p99)
+    if all(v is not None and v < 1000 for v in values):
+        return " / ".join(ms(v)[:-3] for v in values) + " ms"
+    return " / ".join(ms(v) for v in values)
+
+
+def duration_minutes(minutes: int) -> str:
+    """A whole number of minutes in words: ``45 minutes``, ``3 hours``, ``1 day 2 hours``."""
+    days, rest = divmod(minutes, 1440)
+    hours, mins = divmod(rest, 60)
+    parts = [
+        f"{n} {unit}{'s' if n != 1 else ''}"
+        for n, unit in ((days, "day"), (hours, "hour"), (mins, "minute"))
+        if n
+    ]
+    return " ".join(parts) or "0 minutes"
+
+
+def instant(ns: int | None) -> str:
+    """An epoch-ns time as ``2026-11-18 09:40:12 UTC``."""
+    if ns is None:
+        return "–"
+    return datetime.fromtimestamp(ns / 1e9, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def ago(ns: int | None, now_ns: int) -> str:
+    """How long before ``now_ns`` a time was, roughly: ``12 minutes ago``, ``3 days ago``."""
+    if ns is None:
+        return "–"
+    minutes = max(0, (now_ns - ns) // 60_000_000_000)
+    if minutes < 1:
+        return "just now"
+    for unit, size in (("day", 1440), ("hour", 60), ("minute", 1)):
+        if minutes >= size:
+            n = minutes // size
+            return f"{n} {unit}{'s' if n != 1 else ''} ago"
+    return "just now"

@@ -34,6 +34,8 @@ class Toolbar:
         self.NAMESPACE = f"{prefix}-namespace"
         self.ENVIRONMENT = f"{prefix}-environment"
         self.KIND = f"{prefix}-kind"
+        self.CONNECTION = f"{prefix}-connection"
+        self.MIN_RATE = f"{prefix}-min-rate"
         self.SEARCH = f"{prefix}-search"
         self.PROBLEMS = f"{prefix}-problems"
 
@@ -60,4 +62,25 @@ class ServiceMap:
     PANEL = "map-panel"
     CLEAR = "map-clear-selection"
     EDGE_SERIES = "map-edge-series"
+    EDGE_LATENCY = "map-edge-latency"
+    NODE_SERIES = "map-node-series"
     LEGEND = "map-legend"
+    #: The overlay switch (compare with the previous window) and the legend of the overlays.
+    DIFF = "map-diff"
+    OVERLAY_LEGEND = "map-overlay-legend"
+    #: The node whose blast radius is shown ("" for none), and the panel's button toggling it.
+    BLAST = "map-blast"
+    BLAST_BUTTON = "map-blast-button"
+    BLAST_CLEAR = "map-blast-clear"
+
+
+class Paths:
+    TOOLBAR = Toolbar("paths")
+    STATE = "paths-state"
+    WINDOW_LABEL = "paths-window-label"
+    MESSAGE = "paths-message"
+    LIST = "paths-list"
+    DETAIL = "paths-detail"
+    MAP = "paths-map"
+    WATERFALL = "paths-waterfall"
+    FAILING_SPAN = "paths-failing-span"

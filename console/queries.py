@@ -71,3 +71,89 @@ def facets(engine: Engine) -> Facets:
         namespaces=sorted({n.namespace for n in nodes if n.namespace}),
         environments=sorted({n.environment for n in nodes if n.environment}),
     )
+
+
+@dataclass
+class NodeDetail:
+    """What the node panel shows beyond the graph view: endpoints, inbound series, dependents."""
+
+    endpoints: list[dict]
+    series: list[dict]
+    blast_radius: list[str]
+
+
+def node_detail(engine: Engine, window: Window, name: str) -> NodeDetail:
+    """The endpoints ``name`` serves, its inbound per-minute series, and who depends on it."""
+    with engine.connect() as conn:
+        return NodeDetail(
+            endpoints=metrics.service_endpoints(conn, window, name),
+            series=metrics.edge_series(conn, window, None, name),
+            blast_radius=metrics.blast_radius(conn, window, name),
+        )
+
+
+def edge_endpoints(engine: Engine, window: Window, client: str, server: str) -> list[dict]:
+    """The endpoints ``client`` calls on ``server``, with their metrics."""
+    with engine.connect() as conn:
+        return metrics.edge_endpoints(conn, window, client, server)
+
+
+def blast_radius(engine: Engine, window: Window, node: str) -> list[str]:
+    """Sorted names of every node that depends on ``node``, directly or transitively."""
+    with engine.connect() as conn:
+        return metrics.blast_radius(conn, window, node)
+
+
+@dataclass
+class GraphDiff:
+    """A window compared with the one before it, and what is known of the nodes it names."""
+
+    old: Window
+    new: Window
+    diff: dict
+    #: name → kind, namespace, environment, parent of every node an edge of the diff touches.
+    nodes: dict[str, dict]
+
+
+def graph_diff(engine: Engine, new: Window, old: Window | None = None) -> GraphDiff:
+    """Edges added, removed and changed from ``old`` (by default the window of the same length
+    just before ``new``) to ``new``: ``clew.metrics.graph_diff``, with the nodes it names."""
+    with engine.connect() as conn:
+        if old is None:
+            old = metrics.previous_window(new, store_queries.data_range(conn)[1])
+        diff = metrics.graph_diff(conn, old, new)
+        known = store_queries.nodes(conn)
+    names = {
+        name
+        for edge in [*diff["added"], *diff["removed"], *diff["changed"]]
+        for name in (edge["client"], edge["server"])
+    }
+    nodes = {
+        name: {
+            "kind": node.kind,
+            "namespace": node.namespace,
+            "environment": node.environment,
+            "parent": node.parent,
+        }
+        for name, node in known.items()
+        if name in names
+    }
+    return GraphDiff(old=old, new=new, diff=diff, nodes=nodes)
+
+
+def failing_paths(engine: Engine, window: Window, limit: int = 50) -> list[dict]:
+    """Failing integration paths (entry operation → … → failing edge), worst first."""
+    with engine.connect() as conn:
+        return metrics.failing_paths(conn, window, limit=limit)
+
+
+def trace_view(engine: Engine, trace_id: str) -> dict | None:
+    """One trace as a waterfall with its critical path and failing span; ``None`` if unknown."""
+    with engine.connect() as conn:
+        return metrics.trace_view(conn, trace_id)
+
+
+def node_kinds(engine: Engine) -> dict[str, str]:
+    """The kind of every known node, by name (for drawing shapes off the map)."""
+    with engine.connect() as conn:
+        return {name: node.kind for name, node in store_queries.nodes(conn).items()}

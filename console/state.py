@@ -6,12 +6,13 @@ raised); ``search`` turns a state back into the shortest query string that means
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from urllib.parse import parse_qsl, urlencode
 
-from clew.records import NodeKind
+from clew.records import ConnectionType, NodeKind
 from clew.store.queries import Window, parse_time, window_between
 
 #: The windows offered in the toolbar, relative to now; ``all`` has no bounds.
@@ -39,6 +40,10 @@ class ViewState:
     namespace: str | None = None
     environment: str | None = None
     kind: str | None = None
+    #: Only edges of this connection type (``direct``, ``messaging_system``, ...).
+    connection: str | None = None
+    #: Only edges carrying at least this many calls per second.
+    min_rate: float | None = None
     q: str | None = None
 
     @property
@@ -108,6 +113,14 @@ def parse(query: Mapping[str, object], now_ns: int | None = None) -> tuple[ViewS
     if kind is not None and kind not in NodeKind.ALL:
         problems.append(f"Kind {kind!r} is not one of {', '.join(NodeKind.ALL)}; it is ignored.")
         kind = None
+    connection = values["connection"]
+    if connection is not None and connection not in ConnectionType.ALL:
+        problems.append(
+            f"Connection type {connection!r} is not one of {', '.join(ConnectionType.ALL)};"
+            " it is ignored."
+        )
+        connection = None
+    min_rate = _rate(values["min_rate"], problems)
     q = values["q"]
     if q is not None and len(q) > MAX_SEARCH:
         q = q[:MAX_SEARCH]
@@ -118,9 +131,27 @@ def parse(query: Mapping[str, object], now_ns: int | None = None) -> tuple[ViewS
         namespace=values["namespace"],
         environment=values["environment"],
         kind=kind,
+        connection=connection,
+        min_rate=min_rate,
         q=q,
     )
     return state, problems
+
+
+def _rate(value: str | None, problems: list[str]) -> float | None:
+    """A minimum rate from the URL: a finite number of calls per second, zero meaning none."""
+    if value is None:
+        return None
+    try:
+        rate = float(value)
+    except ValueError:
+        rate = math.nan
+    if not math.isfinite(rate) or rate < 0:
+        problems.append(
+            f"Minimum rate {value!r} is not a number of calls per second; it is ignored."
+        )
+        return None
+    return rate or None
 
 
 def query_of(search: str | None) -> dict[str, str]:
@@ -140,7 +171,7 @@ def search(state: ViewState, keys: tuple[str, ...] = STATE_KEYS, **extra: str | 
         value = getattr(state, key)
         if value is None or value == getattr(default, key):
             continue
-        pairs.append((key, value))
+        pairs.append((key, f"{value:g}" if isinstance(value, float) else value))
     if state.explicit and "window" in keys:
         pairs = [(k, v) for k, v in pairs if k != "window"]
     pairs.extend((k, v) for k, v in extra.items() if v)
@@ -149,7 +180,15 @@ def search(state: ViewState, keys: tuple[str, ...] = STATE_KEYS, **extra: str | 
 
 def window_only(state: ViewState) -> ViewState:
     """The state with its filters dropped: what carries over when moving between pages."""
-    return replace(state, namespace=None, environment=None, kind=None, q=None)
+    return replace(
+        state,
+        namespace=None,
+        environment=None,
+        kind=None,
+        connection=None,
+        min_rate=None,
+        q=None,
+    )
 
 
 WINDOW_KEYS = ("window", "since", "until")

@@ -2,7 +2,8 @@
 
 Serves the console on ``DB_PATH`` (a SQLite file or database URL; `clew demo --no-serve --db X`
 makes one) with waitress on a free local port, opens the Overview and the Service map over all
-the data in Debian's headless Chromium at 1440×900, and saves ``overview.png`` and ``map.png``.
+the data in Debian's headless Chromium at 1440×900, and saves ``overview.png``, ``map.png`` and
+``paths.png`` (the worst failing path with its exemplar trace).
 """
 
 from __future__ import annotations
@@ -32,7 +33,12 @@ READY = {
     " && document.querySelectorAll('.js-plotly-plot .scatterlayer .trace').length > 0",
     "map": "return !!(window.cy && window.cy.nodes().length > 0"
     " && document.querySelector('#map-panel').children.length > 0)",
+    "paths": "return document.querySelectorAll('#paths-list .path-row').length > 0"
+    " && document.querySelectorAll('#paths-waterfall .wf-row.failing').length > 0"
+    " && !!document.querySelector('#paths-map canvas')",
 }
+#: What each screenshot shows.
+PAGES = (("overview", "/?window=all"), ("map", "/map?window=all"), ("paths", "/paths?window=all"))
 
 
 def driver(profile: str) -> webdriver.Chrome:
@@ -69,7 +75,7 @@ def shoot(base: str, out: Path) -> list[Path]:
     with tempfile.TemporaryDirectory() as profile:
         browser = driver(profile)
         try:
-            for name, path in (("overview", "/?window=all"), ("map", "/map?window=all")):
+            for name, path in PAGES:
                 browser.get(base + path)
                 WebDriverWait(browser, 30).until(lambda b, n=name: b.execute_script(READY[n]))
                 time.sleep(1.0)  # let the map's layout and the charts' transitions settle
@@ -84,7 +90,7 @@ def shoot(base: str, out: Path) -> list[Path]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("db", help="SQLite file or database URL holding the landscape")
-    parser.add_argument("out", type=Path, help="folder for overview.png and map.png")
+    parser.add_argument("out", type=Path, help="folder for the PNG files")
     args = parser.parse_args(argv)
     app = create_app({"DATABASE_URL": args.db, "DEMO": True})
     server = waitress.create_server(app, host="127.0.0.1", port=0, threads=4)

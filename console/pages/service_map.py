@@ -1,4 +1,5 @@
-"""Service map (``/map``): the dependency graph, filtered and searched, with node/edge panels."""
+"""Service map (``/map``): the dependency graph, filtered and searched, with node and edge panels,
+and two overlays: the blast radius of a node, and the diff with the previous window."""
 
 from __future__ import annotations
 
@@ -10,14 +11,13 @@ from dash import Dash, Input, Output, State, ctx, dcc, html, no_update
 
 from clew import store
 from clew.records import NodeKind
-from console import components, figures, formatting, ids, queries
-from console.state import ViewState, parse, search
+from console import components, figures, formatting, ids, overlay, panels, queries
+from console.state import WINDOW_KEYS, ViewState, parse, search
 
 PATH = "/map"
 TITLE = "Service map"
 ID = ids.ServiceMap
 TB = ID.TOOLBAR
-
 
 # --- URL state of this page -------------------------------------------------------------------
 
@@ -58,9 +58,30 @@ def selection_from_tap(
     return current or {}
 
 
-def map_search(state: ViewState, selection: dict | None, labels: bool) -> str:
-    """This page's query string."""
-    return search(state, **selection_keys(selection), labels="1" if labels else None)
+def map_search(
+    state: ViewState,
+    selection: dict | None,
+    labels: bool = False,
+    *,
+    blast: str | None = None,
+    diff: bool = False,
+) -> str:
+    """This page's query string: the view state, the selection, and the overlays."""
+    return search(
+        state,
+        **selection_keys(selection),
+        labels="1" if labels else None,
+        blast=blast or None,
+        diff="1" if diff else None,
+    )
+
+
+def blast_toggle(selection: dict | None, current: str | None) -> str:
+    """The node whose blast radius shows after a click on the node panel's button ("" for none)."""
+    node = (selection or {}).get("node")
+    if not node:
+        return current or ""
+    return "" if current == node else node
 
 
 # --- The view ---------------------------------------------------------------------------------
@@ -74,24 +95,45 @@ def _passes(node: dict, state: ViewState) -> bool:
     )
 
 
+def _edge_passes(edge: dict, state: ViewState) -> bool:
+    return (state.connection is None or edge["connection_type"] == state.connection) and (
+        state.min_rate is None or edge["rps"] >= state.min_rate
+    )
+
+
 def filter_graph(view: dict, state: ViewState) -> tuple[list[dict], list[dict], set[str]]:
     """Nodes and edges of ``view`` that pass the filters, with their direct neighbours.
 
-    Returns (nodes, edges, context): edges touching a matching node, every node they touch, and
-    the names of the nodes shown only as neighbours (drawn faded). No filter keeps everything.
+    Edge filters (connection type, minimum rate) drop edges, and nodes left without any; node
+    filters (namespace, environment, kind) keep matching nodes and the edges touching them.
+    Returns (nodes, edges, context): context names the nodes shown only as neighbours (drawn
+    faded). A topic's broker stays around it. No filter keeps everything.
     """
-    if state.namespace is None and state.environment is None and state.kind is None:
+    node_filter = not (state.namespace is None and state.environment is None and state.kind is None)
+    edge_filter = not (state.connection is None and state.min_rate is None)
+    if not node_filter and not edge_filter:
         return list(view["nodes"]), list(view["edges"]), set()
+    edges = [e for e in view["edges"] if _edge_passes(e, state)]
     matched = {n["id"] for n in view["nodes"] if _passes(n, state)}
-    edges = [e for e in view["edges"] if e["client"] in matched or e["server"] in matched]
+    if edge_filter:
+        matched &= {e["client"] for e in edges} | {e["server"] for e in edges}
+    if node_filter:
+        edges = [e for e in edges if e["client"] in matched or e["server"] in matched]
     shown = matched | {e["client"] for e in edges} | {e["server"] for e in edges}
-    nodes = [n for n in view["nodes"] if n["id"] in shown]
-    return nodes, edges, shown - matched
+    context = shown - matched
+    by_id = {n["id"]: n for n in view["nodes"]}
+    parents = {by_id[n].get("parent") for n in shown if n in by_id} - {None}
+    nodes = [n for n in view["nodes"] if n["id"] in shown | parents]
+    return nodes, edges, context
 
 
 def summary(nodes: list[dict], edges: list[dict], context: set[str], view: dict) -> str:
     """One line about what the map shows."""
-    parts = [f"{len(nodes) - len(context)} nodes", f"{len(edges)} edges"]
+    edges = [e for e in edges if e.get("diff") != "removed"]
+    parts = [
+        f"{len([n for n in nodes if n.get('diff') != 'removed']) - len(context)} nodes",
+        f"{len(edges)} edges",
+    ]
     if context:
         parts.append(f"{len(context)} neighbours faded")
     cycles = len(view.get("cycles", []))
@@ -117,30 +159,37 @@ def neighbours(elements: list[dict], name: str) -> set[str]:
     return found
 
 
-def stylesheet(labels: bool, selection: dict | None, elements: list[dict] = ()) -> list[dict]:
+def stylesheet(
+    labels: bool, selection: dict | None, elements: list[dict] = (), *, blast: bool = False
+) -> list[dict]:
     """The map's stylesheet, with the selection in focus.
 
     A selected node keeps itself, its edges and its neighbours (found in ``elements``) in full
-    colour and fades the rest; a selected edge keeps itself and its two ends.
+    colour and fades the rest; a selected edge keeps itself and its two ends. While a blast
+    radius shows (``blast``), it decides what fades, and the selection is only outlined.
     """
     sheet = figures.map_stylesheet(edge_labels=labels)
     if not selection:
         return sheet
-    focus = {"opacity": 1, "z-index": 20}
-    sheet += [
-        {"selector": "node", "style": {"opacity": 0.3}},
-        {"selector": "edge", "style": {"opacity": 0.1}},
-    ]
+    focus = {} if blast else {"opacity": 1, "z-index": 20}
+    if not blast:
+        sheet += [
+            {"selector": "node", "style": {"opacity": 0.3}},
+            {"selector": "edge", "style": {"opacity": 0.1}},
+        ]
     if "node" in selection:
         name = selection["node"]
         quoted = _quoted(name)
-        keep = sorted(neighbours(list(elements), name))
+        keep = [] if blast else sorted(neighbours(list(elements), name))
         if keep:
             sheet.append(
                 {"selector": ", ".join(f"node[id = {_quoted(n)}]" for n in keep), "style": focus}
             )
-        sheet += [
-            {"selector": f"edge[source = {quoted}], edge[target = {quoted}]", "style": focus},
+        if not blast:
+            sheet.append(
+                {"selector": f"edge[source = {quoted}], edge[target = {quoted}]", "style": focus}
+            )
+        sheet.append(
             {
                 "selector": f"node[id = {quoted}]",
                 "style": {
@@ -149,12 +198,13 @@ def stylesheet(labels: bool, selection: dict | None, elements: list[dict] = ()) 
                     "border-width": 4,
                     "background-color": "#dbe6ff",
                 },
-            },
-        ]
+            }
+        )
     else:
         client, server = map(_quoted, selection["edge"])
-        sheet += [
-            {"selector": f"node[id = {client}], node[id = {server}]", "style": focus},
+        if not blast:
+            sheet.append({"selector": f"node[id = {client}], node[id = {server}]", "style": focus})
+        sheet.append(
             {
                 "selector": f"edge[source = {client}][target = {server}]",
                 "style": {
@@ -163,8 +213,8 @@ def stylesheet(labels: bool, selection: dict | None, elements: list[dict] = ()) 
                     "underlay-opacity": 0.25,
                     "underlay-padding": 5,
                 },
-            },
-        ]
+            }
+        )
     return sheet
 
 
@@ -205,6 +255,10 @@ def legend() -> html.Div:
             [html.Span(className="legend-line dashed"), "messaging"], className="legend-item"
         ),
         html.Span("width ∝ log rate", className="legend-item muted"),
+        html.Span(
+            f"p95 ≥ {formatting.ms(figures.SLOW_AT_MS)}: labelled",
+            className="legend-item legend-slow",
+        ),
     ]
     return html.Div(
         [html.Div(shapes, className="legend-row"), html.Div(edges + notes, className="legend-row")],
@@ -213,114 +267,16 @@ def legend() -> html.Div:
     )
 
 
-def _edge_rows(edges: list[dict], other: str) -> list[list]:
-    return [
-        [
-            e[other],
-            e["connection_type"].replace("_", " "),
-            formatting.rate(e["rps"]),
-            html.Span(
-                formatting.ratio(e["error_ratio"]),
-                className=f"tone-{figures.health(e['error_ratio'])}",
-            ),
-            formatting.ms(e["p95_ms"]),
-        ]
-        for e in sorted(edges, key=lambda e: (-e["rps"], e[other]))
-    ]
-
-
-def node_panel(view: dict, name: str) -> list:
-    """The side panel for node ``name``: what it is, what it serves, its edges in and out."""
-    node = next((n for n in view["nodes"] if n["id"] == name), None)
-    if node is None:
-        return [
-            html.H3(name, className="panel-title"),
-            html.P("No traffic to or from this node in this window.", className="muted"),
-        ]
-    inbound = [e for e in view["edges"] if e["server"] == name]
-    outbound = [e for e in view["edges"] if e["client"] == name]
-    header = ["", "type", "rate", "errors", "p95"]
-    kind = node["kind"]
-    out = [
-        html.Div(figures.NODE_STYLES.get(kind, {}).get("label", kind), className="panel-kicker"),
-        html.H3(name, className="panel-title"),
-        components.key_values(
-            [
-                ("Namespace", node.get("namespace")),
-                ("Environment", node.get("environment")),
-                ("Inbound calls", formatting.count(node["requests"])),
-                (
-                    "Inbound errors",
-                    f"{formatting.count(node['errors'])} ({formatting.ratio(node['error_ratio'])})",
-                ),
-            ]
-        ),
-        html.H4(f"Called by ({len(inbound)})"),
-        components.table(["client", *header[1:]], _edge_rows(inbound, "client"))
-        if inbound
-        else html.P("No callers: an entry point.", className="muted"),
-        html.H4(f"Calls ({len(outbound)})"),
-        components.table(["server", *header[1:]], _edge_rows(outbound, "server"))
-        if outbound
-        else html.P("Calls nothing observed.", className="muted"),
-    ]
-    if kind == NodeKind.CLIENT:
-        out.insert(
-            2, html.P("Stands for the callers of root spans outside the traces.", className="muted")
-        )
-    return out
-
-
-def edge_panel(view: dict, client: str, server: str, series: list[dict]) -> list:
-    """The side panel for the edge client → server: percentiles, errors, rate and a chart."""
-    edges = [e for e in view["edges"] if e["client"] == client and e["server"] == server]
-    title = [
-        html.Div("Edge", className="panel-kicker"),
-        html.H3([client, html.Span(" → ", className="arrow"), server], className="panel-title"),
-    ]
-    if not edges:
-        return [*title, html.P("No traffic on this edge in this window.", className="muted")]
-    out = list(title)
-    for edge in edges:
-        out.append(
-            components.key_values(
-                [
-                    ("Connection", edge["connection_type"].replace("_", " ")),
-                    ("Evidence", ", ".join(edge["sources"])),
-                    ("Calls", formatting.count(edge["count"])),
-                    ("Rate", formatting.rate(edge["rps"])),
-                    (
-                        "Errors",
-                        html.Span(
-                            f"{formatting.count(edge['errors'])}"
-                            f" ({formatting.ratio(edge['error_ratio'])})",
-                            className=f"tone-{figures.health(edge['error_ratio'])}",
-                        ),
-                    ),
-                    ("4xx", formatting.count(edge.get("client_errors"))),
-                    (
-                        "p50 / p95 / p99",
-                        " / ".join(formatting.ms(edge[k]) for k in ("p50_ms", "p95_ms", "p99_ms")),
-                    ),
-                    ("Max", formatting.ms(edge.get("max_ms"))),
-                ]
-            )
-        )
-    out += [
-        html.H4("Per minute"),
-        dcc.Graph(
-            id=ID.EDGE_SERIES,
-            figure=figures.series_figure(figures.fill_minutes(series), height=200),
-            config={"displayModeBar": False, "responsive": True},
-        ),
-    ]
-    return out
-
-
 def failing_edges(view: dict) -> list[dict]:
     """Edges at or above the failing threshold, worst first."""
     failing = [e for e in view["edges"] if figures.health(e["error_ratio"]) == "bad"]
     return sorted(failing, key=lambda e: (-e["error_ratio"], e["client"], e["server"]))
+
+
+def slowest_edges(view: dict) -> list[dict]:
+    """Edges whose p95 is at or above ``figures.SLOW_AT_MS``, slowest first."""
+    slow = [e for e in view["edges"] if (e.get("p95_ms") or 0) >= figures.SLOW_AT_MS]
+    return sorted(slow, key=lambda e: (-e["p95_ms"], e["client"], e["server"]))
 
 
 def overview_panel(view: dict, state: ViewState, labels: bool = False) -> list:
@@ -355,6 +311,39 @@ def overview_panel(view: dict, state: ViewState, labels: bool = False) -> list:
                 className="plain-list",
             )
         )
+    slow = slowest_edges(view)
+    if slow:
+        out.append(html.H4(f"Slow edges, p95 ≥ {formatting.ms(figures.SLOW_AT_MS)} ({len(slow)})"))
+        out.append(
+            html.Ul(
+                [
+                    html.Li(
+                        [
+                            dcc.Link(
+                                [e["client"], " → ", e["server"]],
+                                href=PATH
+                                + map_search(state, {"edge": [e["client"], e["server"]]}, labels),
+                                className="link",
+                            ),
+                            html.Span(formatting.ms(e["p95_ms"]), className="tone-slow num"),
+                        ]
+                    )
+                    for e in slow
+                ],
+                className="plain-list",
+            )
+        )
+    if failing:
+        out.append(
+            html.P(
+                dcc.Link(
+                    "Failing paths from entry point to failing edge →",
+                    href="/paths" + search(state, WINDOW_KEYS),
+                    className="link",
+                ),
+                className="panel-more",
+            )
+        )
     cycles = view.get("cycles") or []
     if cycles:
         out.append(html.H4(f"Dependency cycles ({len(cycles)})"))
@@ -364,22 +353,96 @@ def overview_panel(view: dict, state: ViewState, labels: bool = False) -> list:
     return out
 
 
+def overlay_legend(
+    counts: dict[str, int] | None,
+    compared: str | None,
+    thresholds: Mapping | None,
+    blast: tuple[str, list[str]] | None,
+    diff_problem: str | None = None,
+) -> list:
+    """The legend of the overlays that are on: the window diff and the blast radius."""
+    rows = []
+    if diff_problem:
+        rows.append(html.Div(diff_problem, className="legend-row muted"))
+    elif counts is not None:
+        limits = overlay.thresholds_text(thresholds or {})
+        rows.append(
+            html.Div(
+                [
+                    html.Span(f"Compared with {compared}:", className="legend-item strong"),
+                    html.Span(
+                        [html.Span(className="legend-glow glow-added"), f"{counts['added']} new"],
+                        className="legend-item",
+                    ),
+                    html.Span(
+                        [html.Span(className="legend-line removed"), f"{counts['removed']} gone"],
+                        className="legend-item",
+                    ),
+                    html.Span(
+                        [
+                            html.Span(className="legend-glow glow-changed"),
+                            f"{counts['changed']} changed",
+                        ],
+                        className="legend-item",
+                        title="Changed: " + limits if limits else None,
+                    ),
+                ],
+                className="legend-row",
+            )
+        )
+    if blast:
+        node, radius = blast
+        rows.append(
+            html.Div(
+                [
+                    html.Span(className="legend-glow glow-blast"),
+                    html.Span(
+                        ["Blast radius of ", html.Strong(node), f": {len(radius)} dependent nodes"]
+                    ),
+                ],
+                className="legend-row legend-item",
+            )
+        )
+    return rows
+
+
 def view(
-    graph: dict, facets: queries.Facets, state: ViewState, data_range: tuple[int | None, int | None]
+    graph: dict,
+    facets: queries.Facets,
+    state: ViewState,
+    data_range: tuple[int | None, int | None],
+    *,
+    diff: queries.GraphDiff | None = None,
+    diff_problem: str | None = None,
+    blast: tuple[str, list[str]] | None = None,
 ) -> dict:
-    """Everything ``refresh`` outputs, from the graph view and the facets (pure, for tests)."""
-    nodes, edges, context = filter_graph(graph, state)
+    """Everything ``refresh`` outputs, from the graph view, the facets and the overlays (pure)."""
+    shown = overlay.with_diff(graph, diff.diff, diff.nodes) if diff else graph
+    nodes, edges, context = filter_graph(shown, state)
     message = None
-    if not graph["edges"]:
+    if not graph["edges"] and not (diff and diff.diff["removed"]):
         message = components.no_data(state, PATH, data_range)
     elif not edges:
         message = html.Div("No nodes match these filters.", className="notice notice-info")
+    text = f"{state.describe()} · {summary(nodes, edges, context, graph)}"
+    counts = overlay.counts(edges) if diff else None
+    compared = None
+    if diff:
+        minutes = diff.old.until_minute - diff.old.since_minute
+        compared = f"the {formatting.duration_minutes(minutes)} before"
+        text += f" · vs {compared}: +{counts['added']} −{counts['removed']} ~{counts['changed']}"
+    if blast:
+        radius = set(blast[1])
+        blast = (blast[0], sorted(radius))
     return {
-        "elements": figures.map_elements(nodes, edges, context=context, query=state.q),
+        "elements": figures.map_elements(nodes, edges, context=context, query=state.q, blast=blast),
         "namespaces": components.options(facets.namespaces, state.namespace),
         "environments": components.options(facets.environments, state.environment),
-        "summary": f"{state.describe()} · {summary(nodes, edges, context, graph)}",
+        "summary": text,
         "message": message,
+        "overlay": overlay_legend(
+            counts, compared, diff.diff.get("thresholds") if diff else None, blast, diff_problem
+        ),
     }
 
 
@@ -388,6 +451,7 @@ def layout(**query: str) -> html.Div:
     state, problems = parse(query)
     selection = selection_of(query)
     labels = query.get("labels") == "1"
+    blast = query.get("blast") or ""
     return html.Div(
         [
             html.Div(
@@ -396,6 +460,7 @@ def layout(**query: str) -> html.Div:
             ),
             dcc.Store(id=ID.STATE, data=dict(query)),
             dcc.Store(id=ID.SELECTION, data=selection),
+            dcc.Store(id=ID.BLAST, data=blast),
             components.toolbar(TB, state, filters=True),
             html.Div(components.problems(problems), id=TB.PROBLEMS),
             html.Div(id=ID.MESSAGE),
@@ -403,11 +468,12 @@ def layout(**query: str) -> html.Div:
                 [
                     html.Div(
                         [
+                            html.Div(components.search_box(TB, state), className="map-search"),
                             cyto.Cytoscape(
                                 id=ID.GRAPH,
                                 elements=[],
                                 layout=figures.map_layout(),
-                                stylesheet=stylesheet(labels, selection),
+                                stylesheet=stylesheet(labels, selection, blast=bool(blast)),
                                 autounselectify=True,
                                 boxSelectionEnabled=False,
                                 minZoom=0.2,
@@ -415,14 +481,38 @@ def layout(**query: str) -> html.Div:
                                 className="map-canvas",
                                 style={"width": "100%", "height": "100%", "minHeight": "360px"},
                             ),
+                            html.Div(id=ID.OVERLAY_LEGEND, className="legend overlay-legend"),
                             html.Div(
                                 [
                                     legend(),
-                                    dcc.Checklist(
-                                        id=ID.LABELS,
-                                        options=[{"label": "Edge labels", "value": "on"}],
-                                        value=["on"] if labels else [],
-                                        className="check",
+                                    html.Div(
+                                        [
+                                            html.Button(
+                                                "Clear blast radius",
+                                                id=ID.BLAST_CLEAR,
+                                                n_clicks=0,
+                                                hidden=not blast,
+                                                className="button-link",
+                                            ),
+                                            dcc.Checklist(
+                                                id=ID.DIFF,
+                                                options=[
+                                                    {
+                                                        "label": "Compare with previous window",
+                                                        "value": "on",
+                                                    }
+                                                ],
+                                                value=["on"] if query.get("diff") == "1" else [],
+                                                className="check",
+                                            ),
+                                            dcc.Checklist(
+                                                id=ID.LABELS,
+                                                options=[{"label": "Edge labels", "value": "on"}],
+                                                value=["on"] if labels else [],
+                                                className="check",
+                                            ),
+                                        ],
+                                        className="map-switches",
                                     ),
                                 ],
                                 className="map-footer",
@@ -452,7 +542,11 @@ def layout(**query: str) -> html.Div:
 
 
 def register_callbacks(app: Dash) -> None:
-    """Wire this page's callbacks to ``app`` (per app: never at import time)."""
+    """Wire this page's callbacks to ``app`` (per app: never at import time).
+
+    Controls write the URL and the state store; ``refresh`` draws the graph from the state store
+    alone, so a loaded URL and a clicked control take the same path.
+    """
     flask_app = app.server
 
     def engine():
@@ -468,13 +562,32 @@ def register_callbacks(app: Dash) -> None:
         Input(TB.NAMESPACE, "value"),
         Input(TB.ENVIRONMENT, "value"),
         Input(TB.KIND, "value"),
+        Input(TB.CONNECTION, "value"),
+        Input(TB.MIN_RATE, "value"),
         Input(TB.SEARCH, "value"),
         Input(ID.LABELS, "value"),
+        Input(ID.DIFF, "value"),
+        Input(ID.BLAST, "data"),
         Input(ID.SELECTION, "data"),
         State(ID.STATE, "data"),
         prevent_initial_call=True,
     )
-    def sync_url(window, since, until, namespace, environment, kind, q, labels, selection, old):
+    def sync_url(
+        window,
+        since,
+        until,
+        namespace,
+        environment,
+        kind,
+        connection,
+        min_rate,
+        q,
+        labels,
+        diff,
+        blast,
+        selection,
+        old,
+    ):
         raw = {
             "window": window,
             "since": since,
@@ -482,10 +595,14 @@ def register_callbacks(app: Dash) -> None:
             "namespace": namespace,
             "environment": environment,
             "kind": kind,
+            "connection": connection,
+            "min_rate": min_rate,
             "q": q,
+            "blast": blast or None,
+            "diff": "1" if diff else None,
         }
         state, _ = parse(raw)
-        query = map_search(state, selection, bool(labels))
+        query = map_search(state, selection, bool(labels), blast=blast, diff=bool(diff))
         # A new selection or the labels alone leave the data as it is: do not fetch it again.
         return query, query, no_update if raw == old else raw
 
@@ -496,16 +613,35 @@ def register_callbacks(app: Dash) -> None:
         Output(ID.SUMMARY, "children"),
         Output(ID.MESSAGE, "children"),
         Output(TB.PROBLEMS, "children"),
+        Output(ID.OVERLAY_LEGEND, "children"),
+        Output(ID.BLAST_CLEAR, "hidden"),
         Input(ID.STATE, "data"),
     )
     def refresh(raw):
+        raw = raw or {}
         now = time.time_ns()
-        state, problems = parse(raw or {}, now)
+        state, problems = parse(raw, now)
+        window = state.resolve(now)
+        diff, diff_problem = None, None
+        if raw.get("diff") == "1":
+            if window.since_minute is None:
+                diff_problem = (
+                    "Comparing needs a window with a start: choose a preset other than"
+                    " “all”, or a since."
+                )
+            else:
+                diff = queries.graph_diff(engine(), window)
+        blast = None
+        if raw.get("blast"):
+            blast = (raw["blast"], queries.blast_radius(engine(), window, raw["blast"]))
         out = view(
-            queries.graph(engine(), state.resolve(now)),
+            queries.graph(engine(), window),
             queries.facets(engine()),
             state,
             queries.data_range(engine()),
+            diff=diff,
+            diff_problem=diff_problem,
+            blast=blast,
         )
         return (
             out["elements"],
@@ -514,6 +650,8 @@ def register_callbacks(app: Dash) -> None:
             out["summary"],
             out["message"],
             components.problems(problems),
+            out["overlay"],
+            not blast,
         )
 
     @app.callback(
@@ -521,10 +659,11 @@ def register_callbacks(app: Dash) -> None:
         Input(ID.LABELS, "value"),
         Input(ID.SELECTION, "data"),
         Input(ID.GRAPH, "elements"),
+        State(ID.BLAST, "data"),
         prevent_initial_call=True,
     )
-    def restyle(labels, selection, elements):
-        return stylesheet(bool(labels), selection, elements or [])
+    def restyle(labels, selection, elements, blast):
+        return stylesheet(bool(labels), selection, elements or [], blast=bool(blast))
 
     @app.callback(
         Output(ID.SELECTION, "data"),
@@ -541,6 +680,21 @@ def register_callbacks(app: Dash) -> None:
         return no_update if selected == current else selected
 
     @app.callback(
+        Output(ID.BLAST, "data"),
+        Input(ID.BLAST_BUTTON, "n_clicks"),
+        Input(ID.BLAST_CLEAR, "n_clicks"),
+        State(ID.SELECTION, "data"),
+        State(ID.BLAST, "data"),
+        prevent_initial_call=True,
+    )
+    def toggle_blast(clicks, clears, selection, current):
+        if ctx.triggered_id == ID.BLAST_CLEAR:
+            return "" if clears else no_update
+        if not clicks:
+            return no_update  # the panel was drawn again, with a fresh button
+        return blast_toggle(selection, current)
+
+    @app.callback(
         Output(ID.PANEL, "children"),
         Output(ID.CLEAR, "disabled"),
         Input(ID.SELECTION, "data"),
@@ -548,14 +702,28 @@ def register_callbacks(app: Dash) -> None:
         State(ID.LABELS, "value"),
     )
     def panel(selection, raw, labels):
+        raw = raw or {}
         now = time.time_ns()
-        state, _ = parse(raw or {}, now)
+        state, _ = parse(raw, now)
         window = state.resolve(now)
-        view = queries.graph(engine(), window)
+        graph = queries.graph(engine(), window)
         if not selection:
-            return overview_panel(view, state, bool(labels)), True
+            return overview_panel(graph, state, bool(labels)), True
         if "node" in selection:
-            return node_panel(view, selection["node"]), False
+            name = selection["node"]
+            detail = queries.node_detail(engine(), window, name)
+            return (
+                panels.node_panel(
+                    graph,
+                    name,
+                    endpoints=detail.endpoints,
+                    series=detail.series,
+                    blast_radius=detail.blast_radius,
+                    blast_active=raw.get("blast") == name,
+                ),
+                False,
+            )
         client, server = selection["edge"]
         series = queries.edge_series(engine(), window, client, server)
-        return edge_panel(view, client, server, series), False
+        endpoints = queries.edge_endpoints(engine(), window, client, server)
+        return panels.edge_panel(graph, client, server, series, endpoints), False

@@ -86,7 +86,7 @@ def test_map_elements_carry_kind_health_and_selection():
     assert "warn" in edges[("web", "db")]["classes"].split()
     assert edges[("client", "web")]["data"]["width"] == figures.MAX_WIDTH
     assert edges[("web", "db")]["data"]["width"] < figures.MAX_WIDTH
-    assert edges[("web", "db")]["data"]["label"] == "2.00/s · 2.00 %"
+    assert edges[("web", "db")]["data"]["label"] == "2.00/s · 2.00 % · p95 2.0 ms"
 
 
 def test_map_elements_are_in_a_stable_order_with_unique_ids():

@@ -6,7 +6,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from dash import html
 
-from console import figures, ids, shell
+from console import figures, ids, panels, shell
 from console.pages import overview, service_map
 from console.state import ViewState
 
@@ -167,19 +167,19 @@ def test_selectors_escape_quotes_and_backslashes_in_names():
 
 
 def test_node_panel_lists_edges_in_and_out():
-    panel = texts(service_map.node_panel(VIEW, "pay"))
+    panel = texts(panels.node_panel(VIEW, "pay"))
     assert "payments" in panel and "Called by (1)" in panel and "Calls (1)" in panel
     assert "web" in panel and "ledger" in panel and "10.0 %" in panel
-    assert "No traffic" in texts(service_map.node_panel(VIEW, "gone"))
+    assert "No traffic" in texts(panels.node_panel(VIEW, "gone"))
 
 
 def test_edge_panel_shows_percentiles_rate_errors_and_a_chart():
     series = [{"minute": 1, "rps": 1.0, "errors": 0, "error_ratio": 0.0, "p95_ms": 2.0}]
-    panel = service_map.edge_panel(VIEW, "web", "pay", series)
+    panel = panels.edge_panel(VIEW, "web", "pay", series)
     text = texts(panel)
     assert "1.0 ms / 2.0 ms / 3.0 ms" in text and "5 (10.0 %)" in text and "0.83/s" in text
     assert any(getattr(c, "id", None) == ids.ServiceMap.EDGE_SERIES for c in panel)
-    assert "No traffic" in texts(service_map.edge_panel(VIEW, "pay", "web", []))
+    assert "No traffic" in texts(panels.edge_panel(VIEW, "pay", "web", []))
 
 
 def test_the_empty_panel_lists_failing_edges_as_links_keeping_the_window():
@@ -230,7 +230,7 @@ def test_layouts_show_url_problems_and_keep_the_query_for_the_view():
 
 
 def test_the_router_renders_registered_pages_and_a_not_found_page():
-    assert list(shell.PAGES) == ["/", "/map"]
+    assert list(shell.PAGES) == ["/", "/map", "/paths"]
     rendered = shell.render("/map", "?window=all&node=pay")
     found = by_id(rendered)
     assert found[ids.ServiceMap.STATE].data == {"window": "all", "node": "pay"}
@@ -242,8 +242,8 @@ def test_the_router_renders_registered_pages_and_a_not_found_page():
 
 def test_navigation_carries_the_window_but_not_the_filters():
     hrefs, classes = shell.nav_links("/map", "?window=all&namespace=retail&node=x")
-    assert hrefs == ["/?window=all", "/map?window=all"]
-    assert classes == ["nav-link", "nav-link active"]
+    assert hrefs == ["/?window=all", "/map?window=all", "/paths?window=all"]
+    assert classes == ["nav-link", "nav-link active", "nav-link"]
 
 
 def test_an_open_window_is_charted_up_to_now():

@@ -8,9 +8,11 @@ import pytest
 from dash import Dash
 
 from clew.app import create_app
-from console import ids, shell
-from console.pages import service_map
+from console import ids, panels, shell
+from console.pages import paths
+from console.state import ViewState
 
+from . import fakes
 from .tree import walk
 
 
@@ -24,7 +26,16 @@ def page_trees() -> dict[str, list]:
         trees[path] = [page.layout()]
     # Panels are drawn by callbacks; their ids belong to the map page too.
     view = {
-        "nodes": [],
+        "nodes": [
+            {
+                "id": "b",
+                "kind": "service",
+                "requests": 1,
+                "errors": 0,
+                "error_ratio": 0.0,
+                "rps": 1.0,
+            }
+        ],
         "edges": [
             {
                 "client": "a",
@@ -41,7 +52,11 @@ def page_trees() -> dict[str, list]:
             }
         ],
     }
-    trees["/map"].append(service_map.edge_panel(view, "a", "b", []))
+    series = [{"minute": 1, "rps": 1.0, "errors": 0, "error_ratio": 0.0, "p95_ms": 1.0}]
+    trees["/map"].append(panels.edge_panel(view, "a", "b", series))
+    trees["/map"].append(panels.node_panel(view, "b", series=series, blast_radius=["a"]))
+    # The Paths page draws its detail (small map, waterfall, failing span) from a callback.
+    trees["/paths"].append(paths.detail(fakes.PATHS[1], fakes.TRACE, ViewState()))
     return trees
 
 
@@ -69,7 +84,7 @@ def test_component_ids_are_unique_within_and_across_pages():
 
 def test_every_id_is_declared_in_the_ids_module():
     declared = {v for v in vars(ids).values() if isinstance(v, str)}
-    for page in (ids.Overview, ids.ServiceMap):
+    for page in (ids.Overview, ids.ServiceMap, ids.Paths):
         declared |= {v for k, v in vars(page).items() if k.isupper() and isinstance(v, str)}
         declared |= {v for k, v in vars(page.TOOLBAR).items() if k.isupper()}
     declared |= {ids.nav_link(path) for path in shell.PAGES}
@@ -95,7 +110,8 @@ def test_each_page_registers_its_callbacks_once(dash_app):
     outputs = [o for key in dash_app.callback_map for o in _outputs(key)]
     assert outputs.count(ids.PAGE) == 1
     assert outputs.count(ids.ServiceMap.GRAPH) == 2  # elements, and the stylesheet
-    assert len(dash_app.callback_map) == 9
+    assert outputs.count(ids.Paths.DETAIL) == 1
+    assert len(dash_app.callback_map) == 12
 
 
 def test_create_app_twice_gives_two_independent_consoles(tmp_path):
@@ -104,6 +120,6 @@ def test_create_app_twice_gives_two_independent_consoles(tmp_path):
     one, two = first.extensions["clew.console"], second.extensions["clew.console"]
     assert one is not two and one.server is first and two.server is second
     assert one.callback_map.keys() == two.callback_map.keys()
-    assert len(one.callback_map) == len(two.callback_map) == 9
+    assert len(one.callback_map) == len(two.callback_map) == 12
     banner = [c for c in walk(two.layout) if getattr(c, "id", None) == ids.BANNER]
     assert banner and not [c for c in walk(one.layout) if getattr(c, "id", None) == ids.BANNER]
