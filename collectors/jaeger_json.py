@@ -6,7 +6,8 @@ inline (the anonymizer's output; an array of trace objects is read too). Times a
 ids are hex with leading zeros possibly stripped, and are padded to 32/16 digits. Ids that are not
 hex at all (the Jaeger UI's fixtures use "trace-123", "span-1") become the first hex digits of
 their SHA-256, so the trace still ingests and pairs; the original is kept as the ``jaeger.trace_id``
-or ``jaeger.span_id`` attribute. An empty or all-zero id quarantines its span.
+or ``jaeger.span_id`` attribute. An empty or all-zero id quarantines its span, and so does an id
+that an earlier, different span of the document already has (the store keeps one span per id).
 
 Tags are typed (string, bool, int64, float64, binary) but the types lie: a value is read as its
 declared type when it can be ("true" in a bool, "9223372036854775222" in an int64), and kept as the
@@ -323,10 +324,24 @@ def span_of(raw: Any, service: str, trace_hint: Any = None) -> tuple[Span, list[
     return built, links
 
 
+#: The first span of each (trace id, span id) in a document, and where it was.
+_Firsts = dict[tuple[str, str], tuple[str, Span]]
+
+
 def _span_records(
-    raw: Any, position: str, resources: dict[str, Resource], trace_hint: Any, seen: set[Resource]
+    raw: Any,
+    position: str,
+    resources: dict[str, Resource],
+    trace_hint: Any,
+    seen: set[Resource],
+    firsts: _Firsts,
 ) -> Iterator[Record]:
-    """A span's records, its process's ``Resource`` first (once per document)."""
+    """A span's records, its process's ``Resource`` first (once per document).
+
+    A span whose ids an earlier, different span of the document already has is quarantined: the
+    store keeps one span per id, and which of the two the children meant cannot be told. An exact
+    repeat is yielded again, for the store to skip as a duplicate.
+    """
     resource = _UNKNOWN_RESOURCE
     if isinstance(raw, dict):
         process = raw.get("process")
@@ -341,6 +356,14 @@ def _span_records(
     except _BadSpan as bad:
         yield Quarantined(position, str(bad), excerpt(json_text(raw)))
         return
+    first = firsts.setdefault((span.trace_id, span.span_id), (position, span))
+    if first[1] != span:
+        reason = (
+            f"spanID {raw.get('spanID')!r} is already used in this trace by a different span"
+            f" at {first[0]}, which is kept"
+        )
+        yield Quarantined(position, reason, excerpt(json_text(raw)))
+        return
     if resource not in seen:
         seen.add(resource)
         yield resource
@@ -348,7 +371,9 @@ def _span_records(
     yield from links
 
 
-def _trace_records(trace: Any, where: str, seen: set[Resource]) -> Iterator[Record]:
+def _trace_records(
+    trace: Any, where: str, seen: set[Resource], firsts: _Firsts
+) -> Iterator[Record]:
     """The records of one trace object; ``where`` is its position ("" for a whole document)."""
     if not isinstance(trace, dict):
         yield Quarantined(where, "trace is not a JSON object", excerpt(json_text(trace)))
@@ -367,7 +392,7 @@ def _trace_records(trace: Any, where: str, seen: set[Resource]) -> Iterator[Reco
     prefix = f"{where}.spans" if where else "spans"
     trace_hint = trace.get("traceID")
     for i, raw in enumerate(spans):
-        yield from _span_records(raw, f"{prefix}[{i}]", resources, trace_hint, seen)
+        yield from _span_records(raw, f"{prefix}[{i}]", resources, trace_hint, seen, firsts)
 
 
 def _is_trace(item: Any) -> bool:
@@ -377,12 +402,13 @@ def _is_trace(item: Any) -> bool:
 def records_of_document(document: Any) -> Iterator[Record]:
     """The records of one decoded Jaeger JSON document, in any of the three layouts."""
     seen: set[Resource] = set()
+    firsts: _Firsts = {}
     if isinstance(document, list):
         for i, item in enumerate(document):
             if _is_trace(item):
-                yield from _trace_records(item, f"[{i}]", seen)
+                yield from _trace_records(item, f"[{i}]", seen, firsts)
             else:
-                yield from _span_records(item, f"[{i}]", {}, None, seen)
+                yield from _span_records(item, f"[{i}]", {}, None, seen, firsts)
     elif isinstance(document, dict) and "data" in document:
         errors = document.get("errors")
         for i, error in enumerate(errors if isinstance(errors, list) else ()):
@@ -391,11 +417,11 @@ def records_of_document(document: Any) -> Iterator[Record]:
         data = document["data"]
         if isinstance(data, list):
             for i, trace in enumerate(data):
-                yield from _trace_records(trace, f"data[{i}]", seen)
+                yield from _trace_records(trace, f"data[{i}]", seen, firsts)
         elif data is not None:
             yield Quarantined("data", "data is not a list of traces", excerpt(json_text(data)))
     elif isinstance(document, dict) and "spans" in document:
-        yield from _trace_records(document, "", seen)
+        yield from _trace_records(document, "", seen, firsts)
     else:
         reason = "not Jaeger JSON: no data list, trace object or span array"
         yield Quarantined("document", reason, excerpt(json_text(document)))

@@ -9,6 +9,22 @@ Pairing follows Tempo's and the OpenTelemetry Collector's service-graph processo
   messaging system; databases and brokers get their kind;
 * a SERVER span whose parent is not stored gets the virtual caller ``client``.
 
+What the kinds leave unpaired is paired in the relaxed mode, recorded on the edge with the source
+``trace_relaxed`` (Jaeger's and Zipkin's dependency links are drawn this way, whatever the kinds):
+
+* a parent and its child in another service that are not a caller and its callee (a kind is
+  missing, as in much Zipkin and Jaeger data, or the kinds do not match: a SERVER span whose
+  parent is a SERVER span of another service, a CLIENT span under a CLIENT span) give the edge
+  parent service → child service, once per child. A consumer that names its topic is not paired
+  with its parent: it is drawn from its topic;
+* a span without a kind that names its peer service (Zipkin's ``remoteEndpoint.serviceName``,
+  OpenTracing's ``peer.service``) and has no child in another service gives an edge to that
+  virtual node, as Zipkin's dependency linker treats it as a client;
+* a root span without a kind gets the virtual caller ``client``.
+
+A relaxed pair whose parent is not the call itself (not a CLIENT or PRODUCER span) takes its
+latency, errors and HTTP status from the child alone: the parent's cover more than this call.
+
 An edge counts in the minute of its client-side span (the server span for a root). Requests
 report the caller's latency, messaging the consumer's processing time.
 
@@ -192,34 +208,38 @@ class Contributions:
             kind = row[KIND]
             kids = children.get((row[TRACE], row[SPAN]), ())
             parent = by_id.get((row[TRACE], row[PARENT])) if row[PARENT] is not None else None
-            caller = False
-            if kind == _PRODUCER and _is_messaging(row):
-                self._publish(row, sign)
-            elif kind in _CALLERS:
-                caller = True  # its relaxed pairs too
-                self._caller(row, kids, sign)
-            elif kind == _CONSUMER:
-                self._consume(row, parent, sign)
-            elif kind in _ROOT_KINDS and parent is None:
-                self._root(row, sign, relaxed=kind == _UNSPECIFIED)
-            if not caller:
+            if kind in _CALLERS and not (kind == _PRODUCER and _is_messaging(row)):
+                self._caller(row, kids, sign)  # its relaxed pairs too
+            else:
+                if kind == _PRODUCER:
+                    self._publish(row, sign)
+                elif kind == _CONSUMER:
+                    self._consume(row, parent, sign)
+                elif kind in _ROOT_KINDS and parent is None:
+                    self._root(row, sign, relaxed=kind == _UNSPECIFIED)
+                paired = False
                 for child in kids:
-                    if child[SERVICE] != row[SERVICE] and (
-                        kind == _UNSPECIFIED or child[KIND] == _UNSPECIFIED
-                    ):
+                    if child[SERVICE] != row[SERVICE] and not _drawn_from_topic(row, child):
+                        paired = True
                         self._pair(row, child, sign, relaxed=True)
+                if kind == _UNSPECIFIED and not paired and row[PEER_SERVICE] is not None:
+                    self._virtual(row, row[PEER_SERVICE], sign, relaxed=True)
             if sign > 0:
                 self._endpoint(row)
 
     def _pair(self, c: tuple, s: tuple, sign: int, relaxed: bool = False) -> None:
         """The edge of a caller span ``c`` and its instrumented child ``s`` in another service.
 
-        Strict pairs report the caller's latency. A relaxed pair (a kind missing on either side)
-        is recorded as such, with the child's latency unless the parent is a CLIENT span.
+        Strict pairs report the caller's latency. A relaxed pair (kinds missing or not matching)
+        is recorded as such; unless its parent is the call itself (a CLIENT or PRODUCER span),
+        latency, errors and HTTP status are the child's alone.
         """
         producer = c[KIND] == _PRODUCER
-        http = s[HTTP_STATUS] if s[HTTP_STATUS] is not None else (c[HTTP_STATUS] or 0)
-        failed = c[STATUS] == _ERROR or s[STATUS] == _ERROR
+        call = c[KIND] in _CALLERS
+        http = s[HTTP_STATUS]
+        if http is None:
+            http = (c[HTTP_STATUS] if call else None) or 0
+        failed = s[STATUS] == _ERROR or (call and c[STATUS] == _ERROR)
         key = (
             c[START] // _NS_PER_MINUTE,
             c[SERVICE],
@@ -228,28 +248,35 @@ class Contributions:
             _endpoint_name(s),
             RELAXED if relaxed else TRACE_SOURCE,
         )
-        side = s if producer or (relaxed and c[KIND] != _CLIENT) else c
+        side = s if producer or not call else c
         self._add(key, side, failed or http >= 500, 400 <= http <= 499, sign)
 
     def _caller(self, c: tuple, children: Iterable[tuple], sign: int) -> None:
+        """A CLIENT (or PRODUCER) span: paired with each child in another service, else an edge
+        to the virtual node its attributes name."""
         paired = False
         for s in children:
-            if s[SERVICE] == c[SERVICE]:
-                continue
             kind = s[KIND]
+            if s[SERVICE] == c[SERVICE]:
+                # another instance of its own service answered: no edge, and no made-up peer
+                paired = paired or kind in _CALLEES
+                continue
+            paired = True
             if kind == _CONSUMER and _is_messaging(s):
-                paired = True  # the consumer's side draws topic → consumer
+                pass  # the consumer's side draws topic → consumer
             elif kind in _CALLEES:
-                paired = True
                 self._pair(c, s, sign)
-            elif kind == _UNSPECIFIED:
-                paired = True
+            else:  # no kind, or one a callee does not have (a CLIENT under a CLIENT)
                 self._pair(c, s, sign, relaxed=True)
         if paired:
             return
         peer = _first(c[PEER_SERVICE], c[SERVER_ADDRESS], c[DB_SYSTEM], c[MESSAGING_SYSTEM])
-        if peer is None:
-            return
+        if peer is not None:
+            self._virtual(c, peer, sign)
+
+    def _virtual(self, c: tuple, peer: str, sign: int, relaxed: bool = False) -> None:
+        """The edge of span ``c`` to the uninstrumented peer ``peer``, of the kind its database
+        or messaging system says."""
         if c[DB_SYSTEM] is not None:
             ctype, node = ConnectionType.DATABASE, NodeKind.DATABASE
         elif c[MESSAGING_SYSTEM] is not None:
@@ -261,7 +288,8 @@ class Contributions:
         endpoint = c[MESSAGING_DESTINATION]
         if endpoint is None:
             endpoint = _endpoint_name(c)
-        key = (c[START] // _NS_PER_MINUTE, c[SERVICE], peer, ctype, endpoint, TRACE_SOURCE)
+        source = RELAXED if relaxed else TRACE_SOURCE
+        key = (c[START] // _NS_PER_MINUTE, c[SERVICE], peer, ctype, endpoint, source)
         self._add(key, c, failed or http >= 500, 400 <= http <= 499, sign)
         self._node(peer, node, None, sign)
 
@@ -405,6 +433,12 @@ class Contributions:
 
 def _is_messaging(row: tuple) -> bool:
     return row[MESSAGING_SYSTEM] is not None or row[MESSAGING_DESTINATION] is not None
+
+
+def _drawn_from_topic(parent: tuple, child: tuple) -> bool:
+    """Whether ``child`` is a consumer drawn from its topic (named by it or by its producer
+    parent), so that pairing it with its parent as well would count it twice."""
+    return child[KIND] == _CONSUMER and (_is_messaging(child) or parent[KIND] == _PRODUCER)
 
 
 def _with_messaging(row: tuple, source: tuple) -> tuple:

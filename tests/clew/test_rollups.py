@@ -357,7 +357,9 @@ def test_spans_without_kinds_pair_in_the_relaxed_mode_recorded_as_such(
     engine, registry, tmp_path: Path
 ):
     """A Zipkin-like trace with no kinds: gateway → shop → stock, and shop's CLIENT call whose
-    server side has no kind. Relaxed edges carry the source ``trace_relaxed``."""
+    server side has no kind. Relaxed edges carry the source ``trace_relaxed``. A SERVER span
+    under shop's INTERNAL span was called from shop's request too, with no client span to say so
+    (Jaeger and Zipkin link it): a relaxed edge as well."""
     spans = {
         "gateway": [otlp.span(1, 1, kind=UNSPECIFIED, name="GET /", duration_ms=80)],
         "shop": [
@@ -367,7 +369,9 @@ def test_spans_without_kinds_pair_in_the_relaxed_mode_recorded_as_such(
         ],
         "stock": [
             otlp.span(1, 5, 4, kind=UNSPECIFIED, name="GET /stock", start_ms=3, duration_ms=25),
-            otlp.span(1, 7, 6, kind=SERVER, name="never called by shop", start_ms=41),
+        ],
+        "pricing": [
+            otlp.span(1, 7, 6, kind=SERVER, name="GET /price", start_ms=41, duration_ms=3),
         ],
     }
     ingest(engine, [otlp.write_lines(tmp_path / "t.jsonl", [otlp.request(spans)])], registry)
@@ -376,10 +380,177 @@ def test_spans_without_kinds_pair_in_the_relaxed_mode_recorded_as_such(
         ("client", "gateway", "virtual_node"): ["trace_relaxed"],  # a root without a kind
         ("gateway", "shop", "direct"): ["trace_relaxed"],
         ("shop", "stock", "direct"): ["trace_relaxed"],  # CLIENT → kind-less server side
+        ("shop", "pricing", "direct"): ["trace_relaxed"],  # INTERNAL → SERVER: no client span
     }
     # the child's latency when the parent may be more than the call; the caller's for CLIENT
     assert abs(edges[("gateway", "shop", "direct")]["p50_ms"] - 70) / 70 <= 0.02
     assert abs(edges[("shop", "stock", "direct")]["p50_ms"] - 30) / 30 <= 0.02
+    assert abs(edges[("shop", "pricing", "direct")]["p50_ms"] - 3) / 3 <= 0.02
+
+
+def unpaired_kinds(trace: int = 1, start_ms: float = 0) -> list[dict]:
+    """Parents and children across services whose kinds are not a caller and its callee, and
+    kind-less spans that name their peer (shapes of the Zipkin and Jaeger corpus)."""
+    t = start_ms
+    spans = {
+        "login": [
+            otlp.span(
+                trace, 1, kind=SERVER, name="POST /login", start_ms=t, duration_ms=100, error=True
+            ),
+            otlp.span(
+                trace, 3, 1, kind=CLIENT, name="charge", start_ms=t + 30, duration_ms=40, error=True
+            ),
+            otlp.span(
+                trace,
+                7,
+                1,
+                kind=UNSPECIFIED,
+                name="ledger",
+                start_ms=t + 71,
+                duration_ms=7,
+                **{"peer.service": "ledger"},
+            ),
+            otlp.span(
+                trace,
+                8,
+                1,
+                kind=UNSPECIFIED,
+                name="SELECT",
+                start_ms=t + 80,
+                duration_ms=2,
+                **{"peer.service": "login-db", "db.system": "postgresql"},
+            ),
+            otlp.span(
+                trace,
+                9,
+                1,
+                kind=UNSPECIFIED,
+                name="search",
+                start_ms=t + 83,
+                duration_ms=9,
+                **{"peer.service": "search-lb"},
+            ),
+            otlp.span(
+                trace,
+                11,
+                1,
+                kind=UNSPECIFIED,
+                name="cache",
+                start_ms=t + 93,
+                duration_ms=1,
+                **{"server.address": "cache.internal"},
+            ),
+        ],
+        # a redirect followed with the trace context but no client span (smartthings)
+        "datamgmt": [
+            otlp.span(
+                trace,
+                2,
+                1,
+                kind=SERVER,
+                name="GET /authorize",
+                start_ms=t + 5,
+                duration_ms=20,
+                **{"http.response.status_code": 302},
+            ),
+        ],
+        # a CLIENT span under a CLIENT span of another service (sibling_errors)
+        "payment": [otlp.span(trace, 4, 3, kind=CLIENT, name="charge", start_ms=t + 31)],
+        "billing": [
+            otlp.span(
+                trace,
+                5,
+                1,
+                kind=CONSUMER,
+                name="orders process",
+                start_ms=t + 50,
+                **{"messaging.system": "kafka", "messaging.destination.name": "orders"},
+            ),
+        ],
+        "audit": [otlp.span(trace, 6, 1, kind=CONSUMER, name="audit", start_ms=t + 60)],
+        "search": [otlp.span(trace, 10, 9, kind=UNSPECIFIED, name="query", start_ms=t + 84)],
+    }
+    return [otlp.request({service: found}) for service, found in spans.items()]
+
+
+def test_parents_and_children_whose_kinds_do_not_pair_are_relaxed_edges(
+    engine, registry, tmp_path: Path
+):
+    ingest(engine, [otlp.write_lines(tmp_path / "t.jsonl", unpaired_kinds())], registry)
+    edges = edges_of(engine)
+    assert {key: (e["sources"], e["count"], e["errors"]) for key, e in edges.items()} == {
+        ("client", "login", "virtual_node"): (["trace"], 1, 1),
+        # SERVER → SERVER: the parent's error is its own request's, not this call's
+        ("login", "datamgmt", "direct"): (["trace_relaxed"], 1, 0),
+        # CLIENT → CLIENT: the parent is the call, and it failed
+        ("login", "payment", "direct"): (["trace_relaxed"], 1, 1),
+        # a consumer that names its topic is drawn from it, not paired with its parent
+        ("kafka/orders", "billing", "messaging_system"): (["trace"], 1, 0),
+        ("login", "audit", "direct"): (["trace_relaxed"], 1, 0),  # a consumer without a topic
+        # kind-less spans naming their peer service; the search call has its server's span,
+        # a bare address names no peer
+        ("login", "ledger", "virtual_node"): (["trace_relaxed"], 1, 0),
+        ("login", "login-db", "database"): (["trace_relaxed"], 1, 0),
+        ("login", "search", "direct"): (["trace_relaxed"], 1, 0),
+    }
+    assert abs(edges[("login", "datamgmt", "direct")]["p50_ms"] - 20) / 20 <= 0.02  # the child's
+    assert abs(edges[("login", "payment", "direct")]["p50_ms"] - 40) / 40 <= 0.02  # the call's
+    assert edges[("login", "datamgmt", "direct")]["client_errors"] == 0  # a 302
+    kinds = kinds_of(engine)
+    assert (kinds["ledger"], kinds["login-db"]) == ("external", "database")
+    assert "search-lb" not in kinds and "cache.internal" not in kinds
+
+
+def test_a_call_its_own_service_answers_is_no_edge_and_names_no_virtual_peer(
+    engine, registry, tmp_path: Path
+):
+    """datamgmt calling another datamgmt instance (smartthings' proxied calls): a service
+    calling itself is not a dependency, and its server.address is not an external node."""
+    spans = {
+        "datamgmt": [
+            otlp.span(1, 1, kind=SERVER, name="GET /api", duration_ms=50),
+            otlp.span(
+                1,
+                2,
+                1,
+                kind=CLIENT,
+                name="GET",
+                start_ms=1,
+                duration_ms=30,
+                **{"server.address": "datamgmt.internal"},
+            ),
+            otlp.span(1, 3, 2, kind=SERVER, name="GET /proxied", start_ms=2, duration_ms=20),
+        ]
+    }
+    ingest(engine, [otlp.write_lines(tmp_path / "t.jsonl", [otlp.request(spans)])], registry)
+    assert set(edges_of(engine)) == {("client", "datamgmt", "virtual_node")}
+    assert "datamgmt.internal" not in kinds_of(engine)
+
+
+@pytest.mark.parametrize("seed", [5, 6, 7])
+def test_relaxed_edges_come_out_the_same_whatever_order_the_spans_arrive_in(
+    engine, registry, tmp_path: Path, seed: int
+):
+    requests = [r for t in range(1, 5) for r in unpaired_kinds(t, start_ms=t * 20_000)]
+    shuffled = single_span_requests(requests)
+    rng = random.Random(seed)
+    rng.shuffle(shuffled)
+    cut = sorted(rng.sample(range(1, len(shuffled)), 5))
+    for part, (start, end) in enumerate(zip([0, *cut], [*cut, len(shuffled)], strict=True)):
+        path = otlp.write_lines(tmp_path / f"part{part}.jsonl", shuffled[start:end])
+        ingest(engine, [path], registry, batch_spans=rng.randint(1, 4))
+    late = rollup_table(engine)
+
+    clean_dir = tmp_path / "clean"
+    clean_dir.mkdir()
+    clean = store.open_engine(str(clean_dir / "clew.db"))
+    store.upgrade(clean)
+    ingest(clean, [otlp.write_lines(clean_dir / "all.jsonl", requests)], registry)
+    want = rollup_table(clean)
+    assert sum(cell["sums"][0] for cell in want.values()) == 4 * 8  # 8 edges per trace
+    assert_same_rollups(late, want)
+    rollups.rebuild(engine)
+    assert rollup_table(engine) == want
 
 
 def _message(trace: int, span: int, kind: int, service_start_ms: float, **extra) -> dict:
