@@ -275,3 +275,242 @@ def test_hostile_names_travel_as_plain_strings(hostile_db):
     )
     assert HOSTILE in json.dumps(panel)  # as a text child, which React renders as text
     assert "dangerouslySetInnerHTML" not in json.dumps(panel)
+
+
+# --- Map: overlays, edge filters, fuller panels ---------------------------------------------------
+
+ID_PATHS = ids.Paths
+#: The sample's last 45 minutes (epoch seconds), when integration-hub → warehouse-service fails.
+FAILING_SINCE, SAMPLE_END = "1794997260", "1794999960"
+FAILING_EDGE = ("integration-hub", "warehouse-service")
+
+
+def _elements(response):
+    elements = response[ID_MAP.GRAPH]["elements"]
+    nodes = {e["data"]["id"]: e["classes"].split() for e in elements if e["group"] == "nodes"}
+    edges = {
+        (e["data"]["source"], e["data"]["target"]): e for e in elements if e["group"] == "edges"
+    }
+    return nodes, edges
+
+
+def test_the_map_shows_the_planted_failing_edge_and_slow_path(client):
+    response = call(client, f"{ID_MAP.GRAPH}.elements", {f"{ID_MAP.STATE}.data": {"window": "all"}})
+    _, edges = _elements(response)
+    assert edges[FAILING_EDGE]["data"]["colour"] == "#d64545"
+    for hop in (
+        ("storefront-web", "recommendation-service"),
+        ("recommendation-service", "catalog-service"),
+    ):
+        assert "slow" in edges[hop]["classes"].split()
+        assert edges[hop]["data"]["slow_label"].endswith(" s")  # p95 above a second
+    panel = call(
+        client,
+        f"{ID_MAP.PANEL}.children",
+        {f"{ID_MAP.SELECTION}.data": {}, f"{ID_MAP.STATE}.data": {"window": "all"}},
+    )
+    text = json.dumps(panel[ID_MAP.PANEL]["children"])
+    assert "integration-hub" in text and "warehouse-service" in text and "Slow edges" in text
+    assert "recommendation-service" in text and '"/paths?window=all"' in text
+
+
+def test_the_diff_overlay_marks_the_edge_that_started_failing(client):
+    state = {"since": FAILING_SINCE, "until": SAMPLE_END, "diff": "1"}
+    response = call(client, f"{ID_MAP.GRAPH}.elements", {f"{ID_MAP.STATE}.data": state})
+    _, edges = _elements(response)
+    failing = edges[FAILING_EDGE]
+    assert "diff-changed" in failing["classes"].split()
+    assert failing["data"]["diff_label"] == "error ratio ↑"
+    legend = json.dumps(response[ID_MAP.OVERLAY_LEGEND]["children"], ensure_ascii=False)
+    assert "Compared with the 45 minutes before" in legend
+    assert "vs the 45 minutes before" in response[ID_MAP.SUMMARY]["children"]
+    everything = call(
+        client, f"{ID_MAP.GRAPH}.elements", {f"{ID_MAP.STATE}.data": {"window": "all", "diff": "1"}}
+    )
+    assert "needs a window with a start" in json.dumps(
+        everything[ID_MAP.OVERLAY_LEGEND]["children"]
+    )
+
+
+def test_the_blast_radius_overlay_marks_every_dependent(client):
+    state = {"window": "all", "blast": "warehouse-service"}
+    response = call(client, f"{ID_MAP.GRAPH}.elements", {f"{ID_MAP.STATE}.data": state})
+    nodes, edges = _elements(response)
+    assert "blast-origin" in nodes["warehouse-service"]
+    for dependent in ("integration-hub", "storefront-web", "pos-api", "client"):
+        assert "blast" in nodes[dependent]
+    assert "outside" in nodes["payments-api"] and "outside" in nodes["orders-db"]
+    assert "blast" in edges[FAILING_EDGE]["classes"].split()
+    assert response[ID_MAP.BLAST_CLEAR]["hidden"] is False
+    legend = json.dumps(response[ID_MAP.OVERLAY_LEGEND]["children"])
+    assert "warehouse-service" in legend and "7 dependent nodes" in legend
+
+
+def test_the_blast_button_toggles_the_selected_node(client):
+    inputs = {f"{ID_MAP.BLAST_BUTTON}.n_clicks": 1}
+    state = {f"{ID_MAP.SELECTION}.data": {"node": "integration-hub"}, f"{ID_MAP.BLAST}.data": ""}
+    response = call(client, f"{ID_MAP.BLAST}.data", inputs, state)
+    assert response[ID_MAP.BLAST]["data"] == "integration-hub"
+    state[f"{ID_MAP.BLAST}.data"] = "integration-hub"
+    assert call(client, f"{ID_MAP.BLAST}.data", inputs, state)[ID_MAP.BLAST]["data"] == ""
+
+
+def test_the_connection_type_and_rate_filters_keep_only_their_edges(client):
+    state = {"window": "all", "connection": "messaging_system"}
+    _, edges = _elements(call(client, f"{ID_MAP.GRAPH}.elements", {f"{ID_MAP.STATE}.data": state}))
+    assert edges and {e["data"]["connection_type"] for e in edges.values()} == {"messaging_system"}
+    assert ("shipment-service", "kafka/shipment-events") in edges
+    state = {"window": "all", "min_rate": "0.02"}
+    _, busy = _elements(call(client, f"{ID_MAP.GRAPH}.elements", {f"{ID_MAP.STATE}.data": state}))
+    graph = client.get("/api/graph").get_json()
+    assert 0 < len(busy) < len(graph["edges"])
+
+
+def test_the_node_panel_shows_its_endpoints_and_place_in_the_graph(client):
+    response = call(
+        client,
+        f"{ID_MAP.PANEL}.children",
+        {
+            f"{ID_MAP.SELECTION}.data": {"node": "warehouse-service"},
+            f"{ID_MAP.STATE}.data": {"window": "all"},
+        },
+    )
+    panel = json.dumps(response[ID_MAP.PANEL]["children"], ensure_ascii=False)
+    for fact in ("Endpoints it serves (3)", "GET /stock/{sku}", "Fan-in / fan-out", "Betweenness"):
+        assert fact in panel
+    assert "Show blast radius (7)" in panel and ID_MAP.NODE_SERIES in panel
+    hub = call(
+        client,
+        f"{ID_MAP.PANEL}.children",
+        {
+            f"{ID_MAP.SELECTION}.data": {"node": "integration-hub"},
+            f"{ID_MAP.STATE}.data": {"window": "all"},
+        },
+    )
+    assert "Single point of failure:" in json.dumps(hub[ID_MAP.PANEL]["children"])
+
+
+def test_the_edge_panel_lists_the_edge_endpoints(client):
+    response = call(
+        client,
+        f"{ID_MAP.PANEL}.children",
+        {
+            f"{ID_MAP.SELECTION}.data": {"edge": list(FAILING_EDGE)},
+            f"{ID_MAP.STATE}.data": {"window": "all"},
+        },
+    )
+    panel = response[ID_MAP.PANEL]["children"]
+    text = json.dumps(panel, ensure_ascii=False)
+    assert "Endpoints (3)" in text and "POST /pick-lists" in text
+    latency = next(c for c in panel if c.get("props", {}).get("id") == ID_MAP.EDGE_LATENCY)
+    assert [t["name"] for t in latency["props"]["figure"]["data"]] == ["p95"]
+
+
+# --- Paths ------------------------------------------------------------------------------------
+
+
+def test_the_router_renders_the_paths_page(client):
+    response = call(
+        client,
+        "page.children",
+        {"url.pathname": "/paths", "url.search": "?window=all&path=abc"},
+        {"url-written.data": ""},
+    )
+    page = json.dumps(response[ids.PAGE]["children"])
+    assert f'"id": "{ID_PATHS.LIST}"' in page and '"path": "abc"' in page
+
+
+def test_the_paths_page_leads_from_the_failing_path_to_the_failing_span(client):
+    response = call(
+        client, f"{ID_PATHS.DETAIL}.children", {f"{ID_PATHS.STATE}.data": {"window": "all"}}
+    )
+    listing = json.dumps(response[ID_PATHS.LIST]["children"], ensure_ascii=False)
+    assert "storefront-web" in listing and "warehouse-service" in listing
+    assert "WMS connection pool exhausted" in listing
+    paths = client.get("/api/paths").get_json()
+    worst = paths[0]
+    assert worst["failing_edge"] == {"client": FAILING_EDGE[0], "server": FAILING_EDGE[1]}
+    detail = response[ID_PATHS.DETAIL]["children"]
+    text = json.dumps(detail, ensure_ascii=False)
+    assert worst["exemplar"]["trace_id"] in text
+    assert '"wf-row failing critical error"' in text
+    assert "503 Service Unavailable: WMS connection pool exhausted" in text
+    assert f'"href": "/map?window=all&client={FAILING_EDGE[0]}&server={FAILING_EDGE[1]}"' in text
+    assert response[ID_PATHS.MESSAGE]["children"] is None
+
+
+def test_a_chosen_path_shows_its_own_exemplar(client):
+    chosen = client.get("/api/paths").get_json()[-1]
+    response = call(
+        client,
+        f"{ID_PATHS.DETAIL}.children",
+        {f"{ID_PATHS.STATE}.data": {"window": "all", "path": chosen["id"]}},
+    )
+    assert chosen["exemplar"]["trace_id"] in json.dumps(response[ID_PATHS.DETAIL]["children"])
+    assert response[ID_PATHS.TOOLBAR.PROBLEMS]["children"] == []
+    gone = call(
+        client,
+        f"{ID_PATHS.DETAIL}.children",
+        {f"{ID_PATHS.STATE}.data": {"window": "all", "path": "no-such-path"}},
+    )
+    assert "'no-such-path'" in json.dumps(gone[ID_PATHS.TOOLBAR.PROBLEMS]["children"])
+
+
+def test_an_empty_window_has_no_failing_paths(client):
+    response = call(client, f"{ID_PATHS.DETAIL}.children", {f"{ID_PATHS.STATE}.data": {}})
+    assert "No failing paths in this window" in json.dumps(response[ID_PATHS.MESSAGE]["children"])
+    assert response[ID_PATHS.DETAIL]["children"] == []
+
+
+def test_the_paths_window_control_writes_the_url_and_drops_the_path(client):
+    response = call(client, f"{ID_PATHS.STATE}.data", {f"{ID_PATHS.TOOLBAR.WINDOW}.value": "24h"})
+    assert response[ids.PAGE_URL]["search"] == "?window=24h"
+    assert response[ID_PATHS.STATE]["data"]["window"] == "24h"
+
+
+# --- The JSON twins ---------------------------------------------------------------------------
+
+
+def test_the_json_twins_of_the_new_views(client):
+    node = client.get("/api/node?name=warehouse-service").get_json()
+    assert node["node"]["id"] == "warehouse-service" and len(node["endpoints"]) == 3
+    assert "integration-hub" in node["blast_radius"] and node["series"]
+    endpoints = client.get(
+        "/api/edge-endpoints?client=integration-hub&server=warehouse-service"
+    ).get_json()
+    assert {e["endpoint"] for e in endpoints} >= {"GET /stock/{sku}"}
+    assert "storefront-web" in client.get("/api/blast-radius?node=warehouse-service").get_json()
+    diff = client.get(f"/api/graph-diff?since={FAILING_SINCE}&until={SAMPLE_END}").get_json()
+    assert any(
+        (c["client"], c["server"]) == FAILING_EDGE and "error_ratio" in c["changes"]
+        for c in diff["changed"]
+    )
+    worst = client.get("/api/paths").get_json()[0]
+    trace = client.get(f"/api/traces/{worst['exemplar']['trace_id']}").get_json()
+    failing = next(s for s in trace["spans"] if s["span_id"] == trace["failing_span_id"])
+    assert failing["service"] == "warehouse-service" and failing["failing"]
+
+
+def test_the_json_twins_refuse_missing_parameters_and_unknown_traces(client):
+    for path in (
+        "/api/node",
+        "/api/edge-endpoints?client=a",
+        "/api/blast-radius",
+        "/api/graph-diff",
+    ):
+        response = client.get(path)
+        assert response.status_code == 400, path
+        assert "required" in response.get_data(as_text=True)
+    assert client.get("/api/traces/0123").status_code == 404
+    assert client.get("/api/paths?since=soon").status_code == 400
+
+
+def test_hostile_names_travel_as_plain_strings_on_the_paths_page(hostile_db):
+    client = create_app({"DATABASE_URL": "sqlite:///" + hostile_db}).test_client()
+    response = call(
+        client, f"{ID_PATHS.DETAIL}.children", {f"{ID_PATHS.STATE}.data": {"window": "all"}}
+    )
+    text = json.dumps(response)
+    assert HOSTILE in json.dumps(response[ID_PATHS.LIST]["children"])
+    assert HOSTILE in json.dumps(response[ID_PATHS.DETAIL]["children"])
+    assert "dangerouslySetInnerHTML" not in text

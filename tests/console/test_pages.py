@@ -283,3 +283,164 @@ def test_the_map_view_explains_an_empty_filter_and_an_empty_window():
     assert "2026-11-18 11:06 UTC" in texts(empty["message"])
     full = service_map.view(VIEW, facets, ViewState(window="all"), (1, 2))
     assert full["message"] is None and full["summary"] == "all data · 5 nodes · 4 edges"
+
+
+# --- Map: edge filters, overlays and the fuller panels ------------------------------------------
+
+
+def test_edge_filters_drop_edges_and_the_nodes_left_without_any():
+    nodes, edges, context = service_map.filter_graph(VIEW, ViewState(connection="database"))
+    assert [(e["client"], e["server"]) for e in edges] == [("ledger", "db")]
+    assert names(nodes) == ["db", "ledger"] and context == set()
+    nodes, edges, _ = service_map.filter_graph(VIEW, ViewState(min_rate=1.0))
+    assert [(e["client"], e["server"]) for e in edges] == [("client", "web")]  # 100/60 calls/s
+    assert names(nodes) == ["client", "web"]
+
+
+def test_edge_and_node_filters_combine():
+    state = ViewState(namespace="payments", min_rate=1.0)
+    nodes, edges, _ = service_map.filter_graph(VIEW, state)
+    assert nodes == [] and edges == []
+    state = ViewState(namespace="payments", connection="direct")
+    nodes, edges, context = service_map.filter_graph(VIEW, state)
+    assert [(e["client"], e["server"]) for e in edges] == [("web", "pay"), ("pay", "ledger")]
+    assert context == {"web"}
+
+
+def test_a_filtered_topic_keeps_its_broker_around_it():
+    view = {
+        "nodes": [
+            {**VIEW["nodes"][1], "id": "shipper"},
+            {**VIEW["nodes"][4], "id": "kafka", "kind": "broker"},
+            {**VIEW["nodes"][4], "id": "events", "kind": "topic", "parent": "kafka"},
+        ],
+        "edges": [{**VIEW["edges"][1], "client": "shipper", "server": "events"}],
+        "cycles": [],
+    }
+    nodes, _, context = service_map.filter_graph(view, ViewState(kind="topic"))
+    assert names(nodes) == ["events", "kafka", "shipper"]
+    assert context == {"shipper"}  # the broker is drawn around the topic, not faded
+
+
+def test_the_blast_button_toggles_the_selected_node():
+    assert service_map.blast_toggle({"node": "pay"}, "") == "pay"
+    assert service_map.blast_toggle({"node": "pay"}, "pay") == ""
+    assert service_map.blast_toggle({"node": "web"}, "pay") == "web"
+    assert service_map.blast_toggle({"edge": ["a", "b"]}, "pay") == "pay"
+
+
+def test_map_search_keeps_the_overlays():
+    query = service_map.map_search(
+        ViewState(window="1h", connection="direct"), {"node": "pay"}, blast="pay", diff=True
+    )
+    assert parse_qs(query[1:]) == {
+        "window": ["1h"],
+        "connection": ["direct"],
+        "node": ["pay"],
+        "blast": ["pay"],
+        "diff": ["1"],
+    }
+
+
+def test_while_a_blast_radius_shows_the_selection_is_only_outlined():
+    elements = figures.map_elements(VIEW["nodes"], VIEW["edges"])
+    sheet = service_map.stylesheet(False, {"node": "pay"}, elements, blast=True)
+    rules = {rule["selector"]: rule["style"] for rule in sheet}
+    assert rules["node"].get("opacity") is None  # the blast radius decides what fades
+    assert rules['node[id = "pay"]']["border-color"] == figures.ACCENT
+    assert 'node[id = "ledger"], node[id = "web"]' not in rules
+
+
+def test_the_map_view_draws_the_diff_and_the_blast_radius_with_their_legend():
+    from clew.store.queries import Window
+    from console.queries import Facets, GraphDiff
+
+    removed = {**VIEW["edges"][3], "client": "ledger", "server": "old-db"}
+    diff = GraphDiff(
+        old=Window(0, 45),
+        new=Window(45, 90),
+        diff={
+            "added": [VIEW["edges"][1]],
+            "removed": [removed],
+            "changed": [],
+            "thresholds": {"error_ratio": 0.05},
+        },
+        nodes={"old-db": {"kind": "database"}},
+    )
+    facets = Facets(namespaces=[], environments=[])
+    out = service_map.view(
+        VIEW, facets, ViewState(window="1h"), (1, 2), diff=diff, blast=("db", ["ledger", "pay"])
+    )
+    drawn = {e["data"]["id"]: e for e in out["elements"] if e["group"] == "nodes"}
+    assert drawn["old-db"]["data"]["kind"] == "database"
+    assert "diff-removed" in drawn["old-db"]["classes"] and "blast-origin" in drawn["db"]["classes"]
+    assert out["summary"].endswith("· vs the 45 minutes before: +1 −1 ~0")
+    assert "5 nodes · 4 edges" in out["summary"]  # what the window holds, the removed apart
+    legend = texts(out["overlay"])
+    assert "Compared with the 45 minutes before:" in legend and "1 new" in legend
+    assert "1 gone" in legend and "Blast radius of  db : 2 dependent nodes" in legend
+    refused = service_map.view(VIEW, facets, ViewState(window="all"), (1, 2), diff_problem="no")
+    assert texts(refused["overlay"]) == "no"
+
+
+def test_node_panel_shows_red_figures_endpoints_and_its_place_in_the_graph():
+    from . import fakes
+
+    node = {
+        **VIEW["nodes"][2],
+        "rps": 0.83,
+        "p50_ms": 12.0,
+        "p95_ms": 40.0,
+        "p99_ms": 88.0,
+        "fan_in": 1,
+        "fan_out": 1,
+        "betweenness": 0.25,
+        "articulation": True,
+    }
+    view = {**VIEW, "nodes": [*VIEW["nodes"][:2], node, *VIEW["nodes"][3:]]}
+    panel = panels.node_panel(
+        view,
+        "pay",
+        endpoints=[fakes.endpoint("POST /charges", 50, 5), fakes.endpoint("GET /health", 5)],
+        series=[{"minute": 1, "rps": 1.0, "errors": 0, "error_ratio": 0.0, "p95_ms": 2.0}],
+        blast_radius=["client", "web"],
+    )
+    text = texts(panel)
+    for fact in ("0.83/s", "12 ms / 40 ms / 88 ms", "1 / 1", "0.250", "Single point of failure"):
+        assert fact in text
+    assert "2 dependent nodes" in text and "Endpoints it serves (2)" in text
+    assert text.index("POST /charges") < text.index("GET /health")  # busiest first
+    assert "12 / 40 / 88 ms" in text
+    found = by_id(panel)
+    assert found[ids.ServiceMap.BLAST_BUTTON].children == "Show blast radius (2)"
+    assert ids.ServiceMap.NODE_SERIES in found
+    active = panels.node_panel(view, "pay", blast_radius=["web"], blast_active=True)
+    assert by_id(active)[ids.ServiceMap.BLAST_BUTTON].children == "Hide blast radius"
+    lonely = panels.node_panel(view, "pay", blast_radius=[])
+    assert by_id(lonely)[ids.ServiceMap.BLAST_BUTTON].disabled is True
+
+
+def test_edge_panel_lists_the_edge_endpoints_and_charts_latency():
+    from . import fakes
+
+    panel = panels.edge_panel(
+        VIEW,
+        "web",
+        "pay",
+        [{"minute": 1, "rps": 1.0, "errors": 0, "error_ratio": 0.0, "p95_ms": 2.0}],
+        [fakes.endpoint("POST /charges", 50, 5)],
+    )
+    found = by_id(panel)
+    assert ids.ServiceMap.EDGE_LATENCY in found and ids.ServiceMap.EDGE_SERIES in found
+    assert "Endpoints (1)" in texts(panel) and "POST /charges" in texts(panel)
+
+
+def test_the_empty_panel_lists_slow_edges_and_links_to_the_failing_paths():
+    slow = {**VIEW["edges"][2], "p95_ms": 1500.0}
+    view = {**VIEW, "edges": [*VIEW["edges"][:2], slow, VIEW["edges"][3]]}
+    assert service_map.slowest_edges(view) == [slow]
+    panel = service_map.overview_panel(view, ViewState(window="all"))
+    assert "Slow edges, p95 ≥ 500 ms (1)" in texts(panel) and "1.50 s" in texts(panel)
+    hrefs = [c.href for c in walk(panel) if getattr(c, "href", None)]
+    assert "/map?window=all&client=pay&server=ledger" in hrefs
+    assert "/paths?window=all" in hrefs

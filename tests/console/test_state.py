@@ -105,3 +105,44 @@ def test_search_and_parse_round_trip():
 def test_query_of_takes_the_last_repeated_key():
     assert query_of("?window=1h&window=all&q=") == {"window": "all"}
     assert query_of(None) == {}
+
+
+def test_connection_type_and_minimum_rate_are_read_and_written_back():
+    state, problems = parse({"connection": "messaging_system", "min_rate": "0.5"}, NOW)
+    assert problems == []
+    assert (state.connection, state.min_rate) == ("messaging_system", 0.5)
+    assert search(state) == "?connection=messaging_system&min_rate=0.5"
+    assert parse(query_of(search(ViewState(min_rate=2.0))))[0].min_rate == 2.0
+    assert search(ViewState(min_rate=2.0)) == "?min_rate=2"
+
+
+def test_a_control_gives_the_minimum_rate_as_a_number():
+    state, problems = parse({"min_rate": 3}, NOW)
+    assert problems == [] and state.min_rate == 3.0
+
+
+@pytest.mark.parametrize("value", ["fast", "-1", "nan", "inf"])
+def test_a_bad_minimum_rate_is_explained_and_dropped(value):
+    state, problems = parse({"min_rate": value}, NOW)
+    assert state.min_rate is None
+    assert problems == [
+        f"Minimum rate {value!r} is not a number of calls per second; it is ignored."
+    ]
+
+
+def test_a_zero_minimum_rate_means_no_filter():
+    state, problems = parse({"min_rate": "0"}, NOW)
+    assert problems == [] and state.min_rate is None
+
+
+def test_an_unknown_connection_type_is_explained_and_dropped():
+    state, problems = parse({"connection": "carrier-pigeon"}, NOW)
+    assert state.connection is None
+    assert "'carrier-pigeon'" in problems[0] and "virtual_node" in problems[0]
+
+
+def test_moving_between_pages_drops_every_filter():
+    from console.state import window_only
+
+    state = ViewState(window="all", namespace="x", connection="direct", min_rate=1.0, q="a")
+    assert window_only(state) == ViewState(window="all")

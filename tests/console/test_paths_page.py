@@ -1,0 +1,179 @@
+"""The Paths page's pure helpers and the waterfall, on view models shaped like the kernel's."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlsplit
+
+from console import ids, waterfall
+from console.pages import paths
+from console.state import ViewState
+
+from . import fakes
+from .tree import by_id, texts, walk
+
+NOW = fakes.T0 + 3600 * 1_000_000_000
+
+
+def test_paths_are_listed_worst_first_and_the_worst_is_chosen_by_default():
+    ordered = paths.worst_first(fakes.PATHS)
+    assert [p["id"] for p in ordered] == ["p-big", "p-small"]
+    assert paths.choose(ordered, None) == (ordered[0], None)
+    assert paths.choose(ordered, "p-small") == (ordered[1], None)
+    chosen, problem = paths.choose(ordered, "p-gone")
+    assert chosen is ordered[0] and "'p-gone'" in problem and "showing the worst" in problem
+    assert paths.choose([], "p-big") == (None, None)
+
+
+def test_equal_counts_put_the_most_recent_first():
+    early = fakes.failing_path("a", ["x", "y"], 3, last_s=10)
+    late = fakes.failing_path("b", ["x", "z"], 3, last_s=20)
+    assert [p["id"] for p in paths.worst_first([early, late])] == ["b", "a"]
+
+
+def test_the_list_links_each_path_to_itself_keeping_the_window():
+    ordered = paths.worst_first(fakes.PATHS)
+    listing = paths.paths_list(ordered, ordered[1], ViewState(window="all"), NOW)
+    links = [c for c in walk(listing) if getattr(c, "href", None)]
+    targets = [parse_qs(urlsplit(link.href).query) for link in links]
+    assert targets == [
+        {"window": ["all"], "path": ["p-big"]},
+        {"window": ["all"], "path": ["p-small"]},
+    ]
+    rows = [
+        c
+        for c in walk(listing)
+        if getattr(c, "className", None) in ("path-row", "path-row selected")
+    ]
+    assert [r.className for r in rows] == ["path-row", "path-row selected"]
+    text = " ".join(texts(listing).split())
+    assert "web → orders → hub → wms" in text and "POST /checkout" in text
+    assert "since 2026-11-18 10:50:00 UTC" in text and "last seen 50 minutes ago" in text
+    assert "503 Service Unavailable" in text
+
+
+def test_the_path_map_draws_the_nodes_in_order_and_marks_the_failing_edge():
+    elements = paths.path_elements(fakes.PATHS[1], {"wms": "external"})
+    nodes = [e for e in elements if e["group"] == "nodes"]
+    edges = [e for e in elements if e["group"] == "edges"]
+    assert [n["data"]["id"] for n in nodes] == ["web", "orders", "hub", "wms"]
+    assert "entry" in nodes[0]["classes"].split()
+    assert nodes[-1]["classes"].split() == ["external", "node-bad"]
+    assert [(e["data"]["source"], e["data"]["target"]) for e in edges] == [
+        ("web", "orders"),
+        ("orders", "hub"),
+        ("hub", "wms"),
+    ]
+    assert [e["classes"] for e in edges] == ["", "", "failing"]
+
+
+def test_a_path_through_a_cycle_draws_each_node_and_hop_once():
+    loop = fakes.failing_path("c", ["a", "b", "a", "b", "c"], 1)
+    elements = paths.path_elements(loop)
+    assert [e["data"]["id"] for e in elements if e["group"] == "nodes"] == ["a", "b", "c"]
+    hops = [(e["data"]["source"], e["data"]["target"]) for e in elements if e["group"] == "edges"]
+    assert hops == [("a", "b"), ("b", "a"), ("b", "c")]
+
+
+def test_the_detail_shows_the_failing_span_the_waterfall_and_a_map_link():
+    detail = paths.detail(fakes.PATHS[1], fakes.TRACE, ViewState(window="all"))
+    found = by_id(detail)
+    assert {ids.Paths.MAP, ids.Paths.WATERFALL, ids.Paths.FAILING_SPAN} <= set(found)
+    span = texts(found[ids.Paths.FAILING_SPAN])
+    for fact in ("wms", "GET /stock/{sku}", "WMS connection pool exhausted", "503", "server"):
+        assert fact in span
+    link = next(c for c in walk(detail) if getattr(c, "href", "").startswith("/map"))
+    assert parse_qs(urlsplit(link.href).query) == {
+        "window": ["all"],
+        "client": ["hub"],
+        "server": ["wms"],
+    }
+
+
+def test_a_trace_no_longer_stored_is_said_so():
+    detail = paths.detail(fakes.PATHS[1], None, ViewState())
+    assert "no longer stored" in texts(by_id(detail)[ids.Paths.WATERFALL])
+
+
+def test_the_view_explains_an_empty_store_and_an_empty_window():
+    empty = paths.view([], None, ViewState(), None, (None, None), NOW)
+    assert "No data yet" in texts(empty["message"]) and empty["detail"] == []
+    quiet = paths.view([], None, ViewState(window="1h"), None, (29_916_000, 29_916_666), NOW)
+    assert "No failing paths in this window (last hour)" in texts(quiet["message"])
+    link = next(c for c in walk(quiet["message"]) if getattr(c, "href", None))
+    assert link.href == "/paths?window=all"
+
+
+def test_the_view_reports_a_path_id_that_is_gone():
+    out = paths.view(fakes.PATHS, fakes.TRACE, ViewState(), "p-gone", (1, 2), NOW)
+    assert out["message"] is None and "'p-gone'" in out["problems"][0]
+
+
+# --- The waterfall ----------------------------------------------------------------------------
+
+
+def rows(tree):
+    return [
+        c
+        for c in walk(tree)
+        if "wf-row" in (getattr(c, "className", "") or "").split()
+        and "wf-header" not in c.className
+    ]
+
+
+def test_the_waterfall_indents_by_depth_and_marks_failing_and_critical_spans():
+    tree = waterfall.waterfall(fakes.TRACE)
+    drawn = rows(tree)
+    assert [r.to_plotly_json()["props"]["data-span-id"] for r in drawn] == ["s1", "s2", "s3", "s4"]
+    assert [r.className for r in drawn] == [
+        "wf-row critical error",
+        "wf-row critical error",
+        "wf-row failing critical error",
+        "wf-row",
+    ]
+    labels = [next(c for c in walk(r) if c.className == "wf-label") for r in drawn]
+    assert [label.style["paddingLeft"] for label in labels] == ["4px", "18px", "32px", "18px"]
+    assert "✕" in texts(drawn[2]) and "✕" not in texts(drawn[1])
+
+
+def test_bars_sit_on_the_trace_time_axis():
+    start, duration = fakes.TRACE["start_ns"], fakes.TRACE["duration_ns"]
+    spans = {s["span_id"]: s for s in fakes.TRACE["spans"]}
+    assert waterfall.bar(spans["s1"], start, duration) == (0.0, 100.0)
+    assert waterfall.bar(spans["s3"], start, duration) == (10.0, 60.0)
+    assert waterfall.bar(spans["s4"], start, duration) == (2.0, waterfall.MIN_BAR)  # instant
+    assert waterfall.bar(spans["s3"], start, 0) == (0.0, 100.0)
+    assert waterfall.ticks(duration) == [
+        (0.0, "0.00 ms"),
+        (25.0, "25 ms"),
+        (50.0, "50 ms"),
+        (75.0, "75 ms"),
+        (100.0, "100 ms"),
+    ]
+
+
+def test_duration_labels_go_where_they_fit():
+    assert waterfall.label_place(10, 20) == {"left": "30%"}
+    assert waterfall.label_side(40, 50) == " wf-duration-before"
+    assert waterfall.label_place(40, 50) == {"right": "60%"}
+    assert waterfall.label_side(0, 100) == " wf-duration-inside"
+
+
+def test_a_long_trace_is_cut_with_a_note():
+    many = {**fakes.TRACE, "spans": fakes.TRACE["spans"] * 3}
+    tree = waterfall.waterfall(many, spans_limit=5)
+    assert len(rows(tree)) == 5 and "The first 5 of 12 spans" in texts(tree)
+
+
+def test_span_kinds_read_as_words():
+    assert [waterfall.kind_name(k) for k in (0, 1, 2, 3, 4, 5, None, 9)] == [
+        "",
+        "internal",
+        "server",
+        "client",
+        "producer",
+        "consumer",
+        "",
+        "",
+    ]
+    assert waterfall.failing_span(fakes.TRACE)["span_id"] == "s3"
+    assert waterfall.failing_span({**fakes.TRACE, "failing_span_id": None}) is None
