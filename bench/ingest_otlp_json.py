@@ -253,12 +253,15 @@ class TreeMemory(threading.Thread):
             self.peak_rss, self.peak_pss = max(self.peak_rss, rss), max(self.peak_pss, pss)
 
 
-def clew_ingest(folder: Path) -> dict:
-    """Run ``clew ingest --json`` on ``folder`` into a fresh SQLite file; wall time and peak RSS."""
-    clew = Path(sys.executable).with_name("clew")
+def clew_ingest(folder: Path, clew: list[str] | None = None) -> dict:
+    """Run ``clew ingest --json`` on ``folder`` into a fresh SQLite file; wall time and peak RSS.
+
+    ``clew`` is the command that runs Clew's CLI (by default the environment's ``clew``).
+    """
+    clew = clew or [str(Path(sys.executable).with_name("clew"))]
     with tempfile.TemporaryDirectory(prefix="clew-db-", dir=OUT) as tmp:
         db = Path(tmp) / "clew.db"
-        command = [str(clew), "ingest", str(folder), "--json", "--db", str(db)]
+        command = [*clew, "ingest", str(folder), "--json", "--db", str(db)]
         with open(Path(tmp) / "stdout", "w+b") as out, open(Path(tmp) / "stderr", "w+b") as err:
             started = time.perf_counter()
             process = subprocess.Popen(command, stdout=out, stderr=err)

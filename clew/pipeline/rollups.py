@@ -50,7 +50,7 @@ from sqlalchemy.engine import Connection
 
 from clew.pipeline import paths as failing_paths
 from clew.records import ROOT_CALLER, ConnectionType, NodeKind, Span, SpanKind
-from clew.store import histogram
+from clew.store import blocks, histogram
 from clew.store.histogram import bucket_of
 
 # Positions in a span row (a Span, or the same columns as a list or tuple).
@@ -662,6 +662,7 @@ def apply(conn: Connection, contributions: Contributions) -> int:
         if inserts:
             conn.execute(_INSERT_CELL, inserts)
         written = len(inserts) + len(updates) + len(deletes)
+        written += blocks.apply(conn, cells)  # the 10-minute, hourly and daily sums
     if contributions.nodes:
         nodes = [
             {"name": name, "kind": kind, "parent": parent}
@@ -711,5 +712,6 @@ def rebuild(engine: Engine, progress: Callable[[int, int], None] | None = None) 
             ),
             {"sources": list(TRACE_SOURCES)},
         )
+        blocks.clear(conn, TRACE_SOURCES)
         conn.execute(text("DELETE FROM failing_paths"))
         return apply(conn, contributions)

@@ -136,6 +136,46 @@ class EdgeRollup(Base):
     )
 
 
+class EdgeRollupBlock(Base):
+    """The minute cells of ``edge_rollups`` added up over aligned blocks of 10 minutes, an hour
+    and a day, so that a long window merges a few blocks instead of every minute. Kept in the
+    same transaction as the minute cells (``clew.store.blocks``)."""
+
+    __tablename__ = "edge_rollup_blocks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: How many minutes the block covers (10, 60 or 1440); ``minute`` is its first.
+    block_minutes: Mapped[int] = mapped_column(Integer)
+    minute: Mapped[int] = mapped_column(Integer)
+    client: Mapped[str] = mapped_column(String(255))
+    server: Mapped[str] = mapped_column(String(255))
+    connection_type: Mapped[str] = mapped_column(String(32))
+    endpoint: Mapped[str] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(16))
+    count: Mapped[int] = mapped_column(BigInteger)
+    errors: Mapped[int] = mapped_column(BigInteger)
+    client_errors: Mapped[int] = mapped_column(BigInteger)
+    duration_sum_ns: Mapped[int] = mapped_column(BigInteger)
+    duration_max_ns: Mapped[int] = mapped_column(BigInteger)
+    histogram: Mapped[str] = mapped_column(Text)
+    lag_count: Mapped[int] = mapped_column(BigInteger)
+    lag_sum_ns: Mapped[int] = mapped_column(BigInteger)
+    lag_histogram: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        UniqueConstraint(
+            "block_minutes",
+            "minute",
+            "client",
+            "server",
+            "connection_type",
+            "endpoint",
+            "source",
+            name="uq_edge_rollup_blocks_cell",
+        ),
+    )
+
+
 class FailingPathRollup(Base):
     """Per minute, per failing integration path: the traces that failed along it, and one
     exemplar. A path runs from the trace's entry operation to the span where the failure began

@@ -12,7 +12,7 @@ import orjson
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from clew.store import histogram
+from clew.store import blocks, histogram
 
 
 @dataclass(frozen=True)
@@ -66,52 +66,92 @@ class Node:
     parent: str | None = None  # the node this one belongs to: a topic's broker
 
 
+_TOTALS_COLUMNS = (
+    "client, server, connection_type, source, count, errors, client_errors, duration_sum_ns,"
+    " duration_max_ns, histogram, lag_count, lag_sum_ns, lag_histogram"
+)
+
+
+def _add_stored(into: dict[str, int], text: str | bytes | None) -> None:
+    """Add a stored histogram to one kept by the bucket's text: the keys are converted once per
+    result, not once per row (the conversion cost more than the parse)."""
+    if text:
+        get = into.get
+        for key, n in orjson.loads(text).items():
+            into[key] = get(key, 0) + n
+
+
+def _by_index(buckets: dict[str, int]) -> dict[int, int]:
+    return {int(key): n for key, n in buckets.items()}
+
+
 def edge_totals(conn: Connection, window: Window) -> list[EdgeTotals]:
-    """Every edge with traffic in ``window``, histograms merged across minutes and endpoints."""
+    """Every edge with traffic in ``window``, histograms merged across minutes and endpoints.
+
+    The window is read as whole rollup blocks where they fit and minute cells at its ragged ends
+    (``clew.store.blocks.plan``), so its cost follows the number of edges, not of minutes.
+    """
+    edges: dict[tuple[str, str, str], EdgeTotals] = {}
+    merged: dict[tuple[str, str, str], tuple[dict[str, int], dict[str, int]]] = {}
+    for length, start, end in blocks.plan(window.since_minute, window.until_minute):
+        where, params = Window(start, end).clause()
+        if length == 1:
+            sql = f"SELECT {_TOTALS_COLUMNS} FROM edge_rollups WHERE {where}"
+        else:
+            sql = (
+                f"SELECT {_TOTALS_COLUMNS} FROM edge_rollup_blocks"
+                f" WHERE block_minutes = :block_minutes AND {where}"
+            )
+            params["block_minutes"] = length
+        for (
+            client,
+            server,
+            ctype,
+            source,
+            n,
+            err,
+            cerr,
+            dsum,
+            dmax,
+            hist,
+            lag_count,
+            lag_sum,
+            lag_hist,
+        ) in conn.execute(text(sql), params):
+            key = (client, server, ctype)
+            edge = edges.get(key)
+            if edge is None:
+                edge = edges[key] = EdgeTotals(client, server, ctype)
+                merged[key] = ({}, {})
+            edge.sources.add(source)
+            edge.count += n
+            edge.errors += err
+            edge.client_errors += cerr
+            edge.duration_sum_ns += dsum
+            if dmax > edge.duration_max_ns:
+                edge.duration_max_ns = dmax
+            buckets, lag_buckets = merged[key]
+            _add_stored(buckets, hist)
+            if lag_count:
+                edge.lag_count += lag_count
+                edge.lag_sum_ns += lag_sum
+                _add_stored(lag_buckets, lag_hist)
+    for key, (buckets, lag_buckets) in merged.items():
+        edges[key].histogram = _by_index(buckets)
+        edges[key].lag_histogram = _by_index(lag_buckets)
+    # Blocks do not say which of their minutes had traffic: the minute cells' index does.
     where, params = window.clause()
-    rows = conn.execute(
+    spans = conn.execute(
         text(
-            "SELECT client, server, connection_type, source, count, errors, client_errors,"
-            " duration_sum_ns, duration_max_ns, histogram, minute, lag_count, lag_sum_ns,"
-            f" lag_histogram FROM edge_rollups WHERE {where}"
+            "SELECT client, server, connection_type, min(minute), max(minute) FROM edge_rollups"
+            f" WHERE {where} GROUP BY client, server, connection_type"
         ),
         params,
     )
-    edges: dict[tuple[str, str, str], EdgeTotals] = {}
-    for (
-        client,
-        server,
-        ctype,
-        source,
-        n,
-        err,
-        cerr,
-        dsum,
-        dmax,
-        hist,
-        minute,
-        lag_count,
-        lag_sum,
-        lag_hist,
-    ) in rows:
+    for client, server, ctype, first, last in spans:
         edge = edges.get((client, server, ctype))
-        if edge is None:
-            edge = edges[(client, server, ctype)] = EdgeTotals(client, server, ctype)
-        edge.sources.add(source)
-        edge.count += n
-        edge.errors += err
-        edge.client_errors += cerr
-        edge.duration_sum_ns += dsum
-        edge.duration_max_ns = max(edge.duration_max_ns, dmax)
-        for index, count in histogram.loads(hist).items():
-            edge.histogram[index] = edge.histogram.get(index, 0) + count
-        edge.first_minute = minute if edge.first_minute is None else min(edge.first_minute, minute)
-        edge.last_minute = minute if edge.last_minute is None else max(edge.last_minute, minute)
-        if lag_count:
-            edge.lag_count += lag_count
-            edge.lag_sum_ns += lag_sum
-            for index, count in histogram.loads(lag_hist).items():
-                edge.lag_histogram[index] = edge.lag_histogram.get(index, 0) + count
+        if edge is not None:
+            edge.first_minute, edge.last_minute = first, last
     return sorted(edges.values(), key=lambda e: (e.client, e.server, e.connection_type))
 
 
@@ -155,14 +195,17 @@ def minute_series(
         params,
     )
     series: dict[int, MinuteTotals] = {}
+    merged: dict[int, dict[str, int]] = {}
     for minute, n, err, hist in rows:
         totals = series.get(minute)
         if totals is None:
             totals = series[minute] = MinuteTotals(minute, 0, 0, {})
+            merged[minute] = {}
         totals.count += n
         totals.errors += err
-        for index, count in histogram.loads(hist).items():
-            totals.histogram[index] = totals.histogram.get(index, 0) + count
+        _add_stored(merged[minute], hist)
+    for minute, buckets in merged.items():
+        series[minute].histogram = _by_index(buckets)
     return [series[m] for m in sorted(series)]
 
 
