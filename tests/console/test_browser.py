@@ -221,6 +221,78 @@ def test_hostile_names_render_as_inert_text(browser, hostile_db):
         browser.get(f"{url}/?window=all")
         wait(browser, "return document.querySelectorAll('#overview-worst .ag-row').length > 0")
         assert HOSTILE in text_of(browser, "overview-worst")
+        browser.get(f"{url}/paths?window=all")
+        wait(browser, "return document.querySelectorAll('#paths-waterfall .wf-row').length > 0")
+        assert HOSTILE in text_of(browser, "paths-list")
+        assert HOSTILE in text_of(browser, "paths-failing-span")
         images = "return document.querySelectorAll('img[src=\"x\"]').length"
         assert browser.execute_script(images) == 0
         assert browser.execute_script("return window.__clew_xss === undefined")
+
+
+FAILING_EDGE = (
+    "window.cy.edges().filter(e => e.data('source') === 'integration-hub'"
+    " && e.data('target') === 'warehouse-service')"
+)
+
+
+def test_the_map_shows_the_failing_edge_the_slow_path_and_the_overlays(browser, sample_url):
+    browser.get(sample_url + "/map?window=all")
+    wait(browser, MAP_DRAWN)
+    assert browser.execute_script(f"return {FAILING_EDGE}.style('line-color')") == "rgb(214,69,69)"
+    slow = browser.execute_script(
+        "return window.cy.edges('.slow').map(e => e.data('source') + '>' + e.data('target')"
+        " + ' ' + e.style('label'))"
+    )
+    assert any(s.startswith("storefront-web>recommendation-service p95 ") for s in slow)
+    assert any(s.startswith("recommendation-service>catalog-service p95 ") for s in slow)
+    # the node panel's button shows the blast radius, and the URL keeps it
+    browser.execute_script("window.cy.getElementById('warehouse-service').emit('tap')")
+    wait(browser, lambda d: "ENDPOINTS IT SERVES" in text_of(d, "map-panel").upper())
+    browser.find_element("id", "map-blast-button").click()
+    wait(browser, lambda d: query(d).get("blast") == ["warehouse-service"])
+    wait(browser, "return window.cy.getElementById('integration-hub').hasClass('blast')")
+    outside = "return parseFloat(window.cy.getElementById('payments-api').style('opacity'))"
+    assert browser.execute_script(outside) < 0.5
+    assert "Blast radius of warehouse-service" in text_of(browser, "map-overlay-legend")
+    # the diff with the previous 45 minutes marks the edge that started failing
+    browser.get(sample_url + "/map?since=1794997260&until=1794999960&diff=1")
+    wait(browser, MAP_DRAWN)
+    wait(browser, f"return {FAILING_EDGE}.hasClass('diff-changed')")
+    assert browser.execute_script(f"return {FAILING_EDGE}.style('label')") == "error ratio ↑"
+    assert "Compared with the 45 minutes before" in text_of(browser, "map-overlay-legend")
+    assert severe_console_errors(browser) == []
+
+
+def test_the_paths_page_leads_to_the_failing_span(browser, sample_url):
+    browser.get(sample_url + "/paths?window=all")
+    wait(browser, "return document.querySelectorAll('#paths-waterfall .wf-row.failing').length > 0")
+    first = browser.find_element("css selector", "#paths-list .path-row.selected .path-line")
+    assert first.text.endswith("→ warehouse-service")
+    failing = browser.find_element("css selector", "#paths-waterfall .wf-row.failing")
+    assert "warehouse-service" in failing.text
+    assert "WMS connection pool exhausted" in text_of(browser, "paths-failing-span")
+    critical = "return document.querySelectorAll('#paths-waterfall .wf-row.critical').length"
+    assert browser.execute_script(critical) >= 3
+    wait(
+        browser,
+        "return !!document.querySelector('#paths-map canvas')"
+        " && window.cy && window.cy.edges('.failing').length === 1",
+    )
+    # choosing another path puts it in the URL and shows its exemplar
+    rows = browser.find_elements("css selector", "#paths-list .path-row a")
+    target = parse_qs(urlsplit(rows[1].get_attribute("href")).query)["path"]
+    rows[1].click()
+    wait(browser, lambda d: query(d).get("path") == target)
+    wait(
+        browser,
+        lambda d: (
+            d.find_element("css selector", "#paths-list .path-row.selected").get_attribute(
+                "data-path-id"
+            )
+            == target[0]
+        ),
+    )
+    browser.back()
+    wait(browser, lambda d: "path" not in query(d))
+    assert severe_console_errors(browser) == []
