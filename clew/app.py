@@ -9,13 +9,15 @@ from typing import Any
 from flask import Flask, abort, jsonify, request
 
 import console
-from clew import store
+from clew import receiver, store
 from clew.store import queries
 from console import queries as console_queries
 
 DEFAULTS: dict[str, Any] = {
     "DATABASE_URL": None,  # None: CLEW_DATABASE_URL, else ./clew.db
     "DEMO": False,
+    "OTLP_TOKEN": None,  # when set, POST /v1/traces needs "Authorization: Bearer <it>"
+    "OTLP_QUEUE_SIZE": 32,  # requests waiting for the receiver's writer before 503s
 }
 
 
@@ -28,6 +30,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         app.config.update(config)
     store.init_app(app)
     _register_api(app)
+    receiver.init_app(app)
     console.init_app(app)
     return app
 

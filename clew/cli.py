@@ -351,15 +351,44 @@ def _serve(app, host: str, port: int) -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8050, show_default=True, type=int)
+@click.option(
+    "--otlp-port",
+    default=0,
+    type=click.IntRange(0, 65535),
+    metavar="N",
+    help="Also serve the OTLP/HTTP receiver alone on this port (the OpenTelemetry default"
+    " is 4318; 0 or absent: only on --port).",
+)
 @db_option
-def serve(host: str, port: int, db: str | None) -> None:
-    """Serve the console and the JSON API."""
+def serve(host: str, port: int, otlp_port: int, db: str | None) -> None:
+    """Serve the console, the JSON API and the OTLP/HTTP receiver (POST /v1/traces)."""
+    import threading
+
+    from waitress import create_server
+
+    from clew import receiver
     from clew.app import create_app
 
     engine = _open(db)
     app = create_app({"DATABASE_URL": engine.url.render_as_string(hide_password=False)})
-    click.echo(f"Clew console on http://{host}:{port}/")
-    _serve(app, host, port)
+    if otlp_port:
+        # Bodies past twice the receiver's limit are refused by waitress before they are
+        # buffered; those between get the receiver's own 413.
+        otlp = create_server(
+            receiver.receiver_only(app),
+            host=host,
+            port=otlp_port,
+            threads=8,
+            ident="clew",
+            max_request_body_size=2 * receiver.MAX_BODY_BYTES,
+        )
+        threading.Thread(target=otlp.run, name="clew-otlp-http", daemon=True).start()
+        click.echo(f"OTLP/HTTP receiver on http://{host}:{otlp_port}{receiver.PATH}")
+    click.echo(f"Clew console on http://{host}:{port}/ (OTLP/HTTP also at {receiver.PATH})")
+    try:
+        _serve(app, host, port)
+    finally:
+        receiver.stop(app)  # batches already queued are committed before the exit
 
 
 @main.command()
