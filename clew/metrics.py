@@ -149,7 +149,7 @@ def overview(conn: Connection, window: Window, worst: int = 10) -> Overview:
 def edge_series(
     conn: Connection, window: Window, client: str | None = None, server: str | None = None
 ) -> list[dict]:
-    """Per-minute rate, error ratio and p95, over all edges or one."""
+    """Per-minute rate, error ratio and p50/p95/p99, over all edges or one."""
     out = []
     for m in queries.minute_series(conn, window, client, server):
         out.append(
@@ -158,7 +158,9 @@ def edge_series(
                 "rps": round(m.count / 60.0, 4),
                 "errors": m.errors,
                 "error_ratio": round(m.errors / m.count, 6) if m.count else 0.0,
+                "p50_ms": _ms(histogram.quantile(m.histogram, 0.50)),
                 "p95_ms": _ms(histogram.quantile(m.histogram, 0.95)),
+                "p99_ms": _ms(histogram.quantile(m.histogram, 0.99)),
             }
         )
     return out
