@@ -362,6 +362,7 @@ def _serve(app, host: str, port: int) -> None:
 @db_option
 def serve(host: str, port: int, otlp_port: int, db: str | None) -> None:
     """Serve the console, the JSON API and the OTLP/HTTP receiver (POST /v1/traces)."""
+    import logging
     import threading
 
     from waitress import create_server
@@ -371,6 +372,8 @@ def serve(host: str, port: int, otlp_port: int, db: str | None) -> None:
 
     engine = _open(db)
     app = create_app({"DATABASE_URL": engine.url.render_as_string(hide_password=False)})
+    # Both sockets are bound before anything is printed, so a reader of the output may connect.
+    console = create_server(app, host=host, port=port, threads=8, ident="clew")
     if otlp_port:
         # Bodies past twice the receiver's limit are refused by waitress before they are
         # buffered; those between get the receiver's own 413.
@@ -383,10 +386,16 @@ def serve(host: str, port: int, otlp_port: int, db: str | None) -> None:
             max_request_body_size=2 * receiver.MAX_BODY_BYTES,
         )
         threading.Thread(target=otlp.run, name="clew-otlp-http", daemon=True).start()
-        click.echo(f"OTLP/HTTP receiver on http://{host}:{otlp_port}{receiver.PATH}")
-    click.echo(f"Clew console on http://{host}:{port}/ (OTLP/HTTP also at {receiver.PATH})")
+        click.echo(f"OTLP/HTTP receiver on http://{host}:{otlp.effective_port}{receiver.PATH}")
+    click.echo(
+        f"Clew console on http://{host}:{console.effective_port}/"
+        f" (OTLP/HTTP also at {receiver.PATH})"
+    )
+    logging.basicConfig()  # waitress reports its queue and socket errors through logging
     try:
-        _serve(app, host, port)
+        console.run()  # returns on Ctrl-C
+    except KeyboardInterrupt:
+        pass  # one that came before run() took over
     finally:
         receiver.stop(app)  # batches already queued are committed before the exit
 

@@ -88,6 +88,10 @@ class Refused(Exception):
 # --- Reading a body ------------------------------------------------------------------------
 
 
+def _size(limit: int) -> str:
+    return f"{limit >> 20} MiB" if limit % (1 << 20) == 0 else f"{limit} bytes"
+
+
 def _wire_limit(limit: int) -> int:
     """The most compressed bytes a body within ``limit`` can take: deflate's worst case adds
     5 bytes per 16 KiB stored block, plus headers."""
@@ -104,7 +108,7 @@ def read_body(
         raise Refused(415, _INVALID_ARGUMENT, f"Content-Encoding {name!r} is not gzip or deflate")
     wbits = _ENCODINGS[name]
     too_large = Refused(
-        413, _RESOURCE_EXHAUSTED, f"the body is larger than {limit} bytes after decompression"
+        413, _RESOURCE_EXHAUSTED, f"the body is larger than {_size(limit)} after decompression"
     )
     out = io.BytesIO()  # getvalue() hands over its buffer without a copy
     size = wire = 0
@@ -394,7 +398,7 @@ def export_traces() -> Response:
         encoding = request.headers.get("Content-Encoding")
         length = request.content_length
         if length is not None and length > _wire_limit(MAX_BODY_BYTES):
-            message = f"the body is larger than {MAX_BODY_BYTES} bytes"
+            message = f"the body is larger than {_size(MAX_BODY_BYTES)}"
             raise Refused(413, _RESOURCE_EXHAUSTED, message)
         try:
             body = read_body(request.stream, encoding)
