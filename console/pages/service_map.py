@@ -484,39 +484,31 @@ def layout(**query: str) -> html.Div:
                             html.Div(id=ID.OVERLAY_LEGEND, className="legend overlay-legend"),
                             html.Div(
                                 [
-                                    legend(),
-                                    html.Div(
-                                        [
-                                            html.Button(
-                                                "Clear blast radius",
-                                                id=ID.BLAST_CLEAR,
-                                                n_clicks=0,
-                                                hidden=not blast,
-                                                className="button-link",
-                                            ),
-                                            dcc.Checklist(
-                                                id=ID.DIFF,
-                                                options=[
-                                                    {
-                                                        "label": "Compare with previous window",
-                                                        "value": "on",
-                                                    }
-                                                ],
-                                                value=["on"] if query.get("diff") == "1" else [],
-                                                className="check",
-                                            ),
-                                            dcc.Checklist(
-                                                id=ID.LABELS,
-                                                options=[{"label": "Edge labels", "value": "on"}],
-                                                value=["on"] if labels else [],
-                                                className="check",
-                                            ),
+                                    html.Button(
+                                        "Clear blast radius",
+                                        id=ID.BLAST_CLEAR,
+                                        n_clicks=0,
+                                        hidden=not blast,
+                                        className="button button-small",
+                                    ),
+                                    dcc.Checklist(
+                                        id=ID.DIFF,
+                                        options=[
+                                            {"label": "Compare with previous window", "value": "on"}
                                         ],
-                                        className="map-switches",
+                                        value=["on"] if query.get("diff") == "1" else [],
+                                        className="check",
+                                    ),
+                                    dcc.Checklist(
+                                        id=ID.LABELS,
+                                        options=[{"label": "Edge labels", "value": "on"}],
+                                        value=["on"] if labels else [],
+                                        className="check",
                                     ),
                                 ],
-                                className="map-footer",
+                                className="map-switches",
                             ),
+                            html.Div(legend(), className="map-footer"),
                         ],
                         className="map-area",
                     ),

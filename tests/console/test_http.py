@@ -403,7 +403,7 @@ def test_the_edge_panel_lists_the_edge_endpoints(client):
     text = json.dumps(panel, ensure_ascii=False)
     assert "Endpoints (3)" in text and "POST /pick-lists" in text
     latency = next(c for c in panel if c.get("props", {}).get("id") == ID_MAP.EDGE_LATENCY)
-    assert [t["name"] for t in latency["props"]["figure"]["data"]] == ["p95"]
+    assert [t["name"] for t in latency["props"]["figure"]["data"]] == ["p50", "p95", "p99"]
 
 
 # --- Paths ------------------------------------------------------------------------------------
