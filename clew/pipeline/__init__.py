@@ -207,12 +207,15 @@ class Batch:
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state, rows=_ROWS_DECODER.decode(state["rows"]))
 
-    def write(self, conn: Connection, source: str) -> tuple[int, int]:
+    def write(
+        self, conn: Connection, source: str, root_callers: RootCallers | None = None
+    ) -> tuple[int, int]:
         """Write the batch; returns (spans inserted, rollup cells written).
 
         Spans of traces that already have spans stored are looked up first, so the rollups of
         those traces are corrected for the new arrivals and spans stored before are not counted
-        again.
+        again. With ``root_callers``, the callers it names for root spans replace ``client``, and
+        the batch's rollups are computed here with them.
         """
         # One writer at a time: the lookups below and the writes must see the same spans.
         if conn.dialect.name == "postgresql":
@@ -225,9 +228,14 @@ class Batch:
         inserted = 0
         # A new object: the batch stays as it came, should its write be tried again.
         contributions = rollups.Contributions()
-        contributions.merge(self.contributions)
+        if root_callers is None or not self.rows:
+            contributions.merge(self.contributions)
         if self.rows:
             old = rollups.stored_spans(conn, (row[0] for row in self.rows))
+            if root_callers is not None:
+                served = [row for row in (*old, *self.rows) if row[5] in _MAY_BE_ROOTS]
+                contributions = rollups.Contributions(root_callers(conn, served))
+                contributions.add(self.rows)
             new_rows = self.rows
             if old:
                 continued = {row[0] for row in old}
@@ -241,6 +249,13 @@ class Batch:
         _save_quarantine(conn, source, self.quarantined)
         return inserted, rollups.apply(conn, contributions)
 
+
+#: Names the callers of root spans from other evidence: given the stored and new spans that may
+#: be roots (SERVER or kind-less), returns (trace id, span id) → (caller node, its kind) for those
+#: it knows. The gateway-log join plugs in here; a caller it names later must move the stored
+#: cells itself. Called inside the batch's transaction.
+RootCallers = Callable[[Connection, list[tuple]], dict[tuple[str, str], tuple[str, str]]]
+_MAY_BE_ROOTS = frozenset((0, 2))  # SpanKind UNSPECIFIED, SERVER
 
 _ROWS_ENCODER = msgspec.msgpack.Encoder()
 _ROWS_DECODER = msgspec.msgpack.Decoder(list[list])
@@ -325,11 +340,13 @@ def gather(records: Iterable[Record]) -> Batch:
     return batch
 
 
-def write(engine: Engine, batch: Batch, source: str) -> tuple[int, int]:
+def write(
+    engine: Engine, batch: Batch, source: str, root_callers: RootCallers | None = None
+) -> tuple[int, int]:
     """Write a batch with no checkpoint (from memory) in a transaction of its own; returns
     (spans inserted, rollup cells written). ``source`` names it in the quarantine."""
     with engine.begin() as conn:
-        return batch.write(conn, source)
+        return batch.write(conn, source, root_callers)
 
 
 class _Job(NamedTuple):
@@ -471,12 +488,14 @@ def ingest(
     batch_spans: int = BATCH_SPANS,
     progress: Callable[[str, int, int], None] | None = None,
     worker: bool | None = None,
+    root_callers: RootCallers | None = None,
 ) -> IngestResult:
     """Ingest files and folders; every batch commits with its rollups and its checkpoint.
 
     Files are parsed in a worker process while this one writes (``worker=True``), or here
     (``False``); by default in a worker when more than ``WORKER_BYTES`` are to be read.
-    ``progress("ingest", done, total)`` is called as bytes are read.
+    ``progress("ingest", done, total)`` is called as bytes are read; ``root_callers`` names
+    the callers of root spans where other evidence knows them.
     """
     result = IngestResult()
     files = list(dict.fromkeys(expand(Path(os.path.abspath(p)) for p in paths)))
@@ -538,7 +557,7 @@ def ingest(
                         state.fingerprint,
                         item.checkpoint,
                     )
-                    inserted, cells = item.write(conn, str(job.path))
+                    inserted, cells = item.write(conn, str(job.path), root_callers)
                 report.records += item.records
                 report.inserted += inserted
                 report.duplicates += item.records - len(item.quarantined) - inserted

@@ -118,8 +118,10 @@ def _peer(row: tuple) -> str | None:
 def trace_paths(
     by_id: Mapping[tuple[str, str], tuple],
     children: Mapping[tuple[str, str], list[tuple]],
+    root_callers: Mapping[tuple[str, str], tuple[str, str]] | None = None,
 ) -> dict[tuple, tuple[tuple, tuple[str, str], str]]:
-    """The failing paths of a set of whole traces' spans.
+    """The failing paths of a set of whole traces' spans; ``root_callers`` names the callers of
+    root spans that are known (see ``Contributions``), the rest are ``client``.
 
     Returns, per (trace id, entry, path, failing edge), the failing span that began it (the
     earliest, when several do) and the error it reports.
@@ -150,7 +152,11 @@ def trace_paths(
             peer = _peer(row)
             if peer is not None and peer != nodes[-1]:
                 nodes.append(peer)
-        edge = (nodes[-2], nodes[-1]) if len(nodes) > 1 else (ROOT_CALLER, nodes[0])
+        if len(nodes) > 1:
+            edge = (nodes[-2], nodes[-1])
+        else:
+            named = root_callers.get((root[TRACE], root[SPAN])) if root_callers else None
+            edge = (named[0] if named else ROOT_CALLER, nodes[0])
         entry = (root[SERVICE], endpoint_name(root))
         key = (row[TRACE], entry, tuple(nodes), edge)
         earlier = found.get(key)
@@ -173,9 +179,11 @@ class FailingPaths:
         by_id: Mapping[tuple[str, str], tuple],
         children: Mapping[tuple[str, str], list[tuple]],
         sign: int,
+        root_callers: Mapping[tuple[str, str], tuple[str, str]] | None = None,
     ) -> None:
         """Add (or with ``sign=-1`` take out) the failing paths of whole traces' spans."""
-        for (_, entry, nodes, edge), (row, _, error) in trace_paths(by_id, children).items():
+        found = trace_paths(by_id, children, root_callers)
+        for (_, entry, nodes, edge), (row, _, error) in found.items():
             pid = path_id(entry[0], entry[1], nodes)
             key = (row[START] // _NS_PER_MINUTE, pid)
             cell = self.cells.get(key)

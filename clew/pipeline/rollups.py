@@ -43,7 +43,7 @@ histogram's 2 %.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 from sqlalchemy import Engine, bindparam, text
 from sqlalchemy.engine import Connection
@@ -141,7 +141,10 @@ class Cell:
 class Contributions:
     """Rollup cells, the virtual nodes their edges lead to and the endpoints seen serving."""
 
-    def __init__(self) -> None:
+    def __init__(self, root_callers: Mapping[tuple[str, str], tuple[str, str]] | None = None):
+        #: who called a root span, where something else knows (a gateway's log of the same
+        #: request): (trace id, span id) → (caller node, its kind); the rest get ``client``
+        self.root_callers = root_callers if root_callers is not None else {}
         self.cells: dict[CellKey, Cell] = {}
         #: virtual node → (its kind, the node it belongs to: a topic's broker)
         self.nodes: dict[str, tuple[str, str | None]] = {}
@@ -203,7 +206,7 @@ class Contributions:
         for row in by_id.values():
             if row[PARENT] is not None:
                 children.setdefault((row[TRACE], row[PARENT]), []).append(row)
-        self.paths.add(by_id, children, sign)
+        self.paths.add(by_id, children, sign, self.root_callers)
         for row in by_id.values():
             kind = row[KIND]
             kids = children.get((row[TRACE], row[SPAN]), ())
@@ -365,16 +368,18 @@ class Contributions:
         http = s[HTTP_STATUS] or 0
         failed = s[STATUS] == _ERROR
         minute = s[START] // _NS_PER_MINUTE
+        named = self.root_callers.get((s[TRACE], s[SPAN]))
+        caller, kind = named if named is not None else (ROOT_CALLER, NodeKind.CLIENT)
         key = (
             minute,
-            ROOT_CALLER,
+            caller,
             s[SERVICE],
-            ConnectionType.VIRTUAL,
+            ConnectionType.VIRTUAL if named is None else ConnectionType.DIRECT,
             _endpoint_name(s),
             RELAXED if relaxed else TRACE_SOURCE,
         )
         self._add(key, s, failed or http >= 500, 400 <= http <= 499, sign)
-        self._node(ROOT_CALLER, NodeKind.CLIENT, None, sign)
+        self._node(caller, kind, None, sign)
 
     def _endpoint(self, row: tuple) -> None:
         """Endpoints seen serving: HTTP by route, RPC by service and method, messaging by topic."""
@@ -678,13 +683,25 @@ def apply(conn: Connection, contributions: Contributions) -> int:
     return written + failing_paths.apply(conn, contributions.paths)
 
 
-def rebuild(engine: Engine, progress: Callable[[int, int], None] | None = None) -> int:
+def rebuild(
+    engine: Engine,
+    progress: Callable[[int, int], None] | None = None,
+    root_callers: Callable[[Connection, list[tuple]], dict] | None = None,
+) -> int:
     """Recompute every trace rollup from the stored spans; returns the cells written.
+    ``root_callers`` names the callers of root spans, as it does for ingest.
 
     Spans are read in trace order, so memory holds one chunk of whole traces at a time plus the
     cells. The old rollups are replaced in the same transaction.
     """
-    contributions = Contributions()
+    names: dict[tuple[str, str], tuple[str, str]] = {}
+    contributions = Contributions(names)
+
+    def add(chunk: list[tuple]) -> None:
+        if root_callers is not None:
+            names.update(root_callers(conn, [r for r in chunk if r[KIND] in _ROOT_KINDS]))
+        contributions.add(chunk)
+
     with engine.connect() as conn:
         total = conn.execute(text("SELECT count(*) FROM spans")).scalar_one()
         query = text(f"SELECT {_PAIRING_COLUMNS} FROM spans ORDER BY trace_id, span_id")
@@ -693,13 +710,13 @@ def rebuild(engine: Engine, progress: Callable[[int, int], None] | None = None) 
         result = conn.execution_options(stream_results=True, yield_per=20_000).execute(query)
         for row in result:
             if len(chunk) >= 20_000 and row[TRACE] != chunk[-1][TRACE]:
-                contributions.add(chunk)
+                add(chunk)
                 done += len(chunk)
                 chunk = []
                 if progress:
                     progress(done, total)
             chunk.append(tuple(row))
-        contributions.add(chunk)
+        add(chunk)
         width = len(Span._fields)
         for row in conn.execute(_LINKED_PAIRS):
             contributions.link_lag(tuple(row[:width]), tuple(row[width:]))

@@ -169,3 +169,11 @@ def test_failing_paths_over_a_window_sum_minutes_and_keep_the_latest_exemplar(
         assert [p["count"] for p in first] == [1]
         assert first[0]["exemplar"]["trace_id"] == f"{3:032x}"
         assert metrics.failing_paths(conn, queries.Window(0, 1)) == []
+
+
+def test_a_failing_entry_blames_its_named_caller_when_one_is_known():
+    rows = [row("1", None, "shop", SERVER, name="GET /", http_status=500)]
+    by_id = {(r[0], r[1]): r for r in rows}
+    named = trace_paths(by_id, {}, {("t", "1"): ("edge-gw", "gateway")})
+    assert [edge for (_, _, _, edge) in named] == [("edge-gw", "shop")]
+    assert [edge for (_, _, _, edge) in trace_paths(by_id, {})] == [("client", "shop")]
