@@ -10,8 +10,7 @@ import dash_cytoscape as cyto
 from dash import Dash, Input, Output, State, ctx, dcc, html, no_update
 
 from clew import store
-from clew.records import NodeKind
-from console import components, figures, formatting, ids, overlay, panels, queries
+from console import components, figures, formatting, ids, legends, overlay, panels, queries
 from console.state import WINDOW_KEYS, ViewState, parse, search
 
 PATH = "/map"
@@ -218,55 +217,6 @@ def stylesheet(
     return sheet
 
 
-def legend() -> html.Div:
-    """What shapes, colours, widths and dashes mean."""
-    shapes = [
-        html.Span(
-            [
-                html.Span(
-                    className=f"legend-shape shape-{kind}",
-                    # Clipped shapes lose their border, so they are filled with its colour.
-                    style={
-                        "backgroundColor": style["border"]
-                        if kind == NodeKind.EXTERNAL
-                        else style["fill"],
-                        "borderColor": style["border"],
-                    },
-                ),
-                style["label"],
-            ],
-            className="legend-item",
-        )
-        for kind, style in figures.NODE_STYLES.items()
-    ]
-    edges = [
-        html.Span(
-            [html.Span(className="legend-line", style={"backgroundColor": colour}), text],
-            className="legend-item",
-        )
-        for colour, text in (
-            (figures.OK, "errors < 1 %"),
-            (figures.WARN, "< 5 %"),
-            (figures.BAD, "≥ 5 %"),
-        )
-    ]
-    notes = [
-        html.Span(
-            [html.Span(className="legend-line dashed"), "messaging"], className="legend-item"
-        ),
-        html.Span("width ∝ log rate", className="legend-item muted"),
-        html.Span(
-            f"p95 ≥ {formatting.ms(figures.SLOW_AT_MS)}: labelled",
-            className="legend-item legend-slow",
-        ),
-    ]
-    return html.Div(
-        [html.Div(shapes, className="legend-row"), html.Div(edges + notes, className="legend-row")],
-        id=ID.LEGEND,
-        className="legend",
-    )
-
-
 def failing_edges(view: dict) -> list[dict]:
     """Edges at or above the failing threshold, worst first."""
     failing = [e for e in view["edges"] if figures.health(e["error_ratio"]) == "bad"]
@@ -353,59 +303,6 @@ def overview_panel(view: dict, state: ViewState, labels: bool = False) -> list:
     return out
 
 
-def overlay_legend(
-    counts: dict[str, int] | None,
-    compared: str | None,
-    thresholds: Mapping | None,
-    blast: tuple[str, list[str]] | None,
-    diff_problem: str | None = None,
-) -> list:
-    """The legend of the overlays that are on: the window diff and the blast radius."""
-    rows = []
-    if diff_problem:
-        rows.append(html.Div(diff_problem, className="legend-row muted"))
-    elif counts is not None:
-        limits = overlay.thresholds_text(thresholds or {})
-        rows.append(
-            html.Div(
-                [
-                    html.Span(f"Compared with {compared}:", className="legend-item strong"),
-                    html.Span(
-                        [html.Span(className="legend-glow glow-added"), f"{counts['added']} new"],
-                        className="legend-item",
-                    ),
-                    html.Span(
-                        [html.Span(className="legend-line removed"), f"{counts['removed']} gone"],
-                        className="legend-item",
-                    ),
-                    html.Span(
-                        [
-                            html.Span(className="legend-glow glow-changed"),
-                            f"{counts['changed']} changed",
-                        ],
-                        className="legend-item",
-                        title="Changed: " + limits if limits else None,
-                    ),
-                ],
-                className="legend-row",
-            )
-        )
-    if blast:
-        node, radius = blast
-        rows.append(
-            html.Div(
-                [
-                    html.Span(className="legend-glow glow-blast"),
-                    html.Span(
-                        ["Blast radius of ", html.Strong(node), f": {len(radius)} dependent nodes"]
-                    ),
-                ],
-                className="legend-row legend-item",
-            )
-        )
-    return rows
-
-
 def view(
     graph: dict,
     facets: queries.Facets,
@@ -440,7 +337,7 @@ def view(
         "environments": components.options(facets.environments, state.environment),
         "summary": text,
         "message": message,
-        "overlay": overlay_legend(
+        "overlay": legends.overlay_legend(
             counts, compared, diff.diff.get("thresholds") if diff else None, blast, diff_problem
         ),
     }
@@ -508,7 +405,7 @@ def layout(**query: str) -> html.Div:
                                 ],
                                 className="map-switches",
                             ),
-                            html.Div(legend(), className="map-footer"),
+                            html.Div(legends.legend(), className="map-footer"),
                         ],
                         className="map-area",
                     ),

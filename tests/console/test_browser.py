@@ -255,6 +255,13 @@ def test_the_map_shows_the_failing_edge_the_slow_path_and_the_overlays(browser, 
     outside = "return parseFloat(window.cy.getElementById('payments-api').style('opacity'))"
     assert browser.execute_script(outside) < 0.5
     assert "Blast radius of warehouse-service" in text_of(browser, "map-overlay-legend")
+    # search highlights the matching nodes and keeps itself in the URL
+    from selenium.webdriver.common.keys import Keys
+
+    browser.find_element("id", "map-search").send_keys("warehouse", Keys.ENTER)
+    wait(browser, lambda d: query(d).get("q") == ["warehouse"])
+    wait(browser, "return window.cy.getElementById('warehouse-service').hasClass('match')")
+    assert browser.execute_script("return window.cy.getElementById('pos-api').hasClass('dim')")
     # the diff with the previous 45 minutes marks the edge that started failing
     browser.get(sample_url + "/map?since=1794997260&until=1794999960&diff=1")
     wait(browser, MAP_DRAWN)
