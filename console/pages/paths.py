@@ -51,9 +51,19 @@ def worst_first(paths: Sequence[dict]) -> list[dict]:
 # --- The view ---------------------------------------------------------------------------------
 
 
+def hops(path: dict) -> list[str]:
+    """The nodes along ``path`` ending with its failing edge. A failure that began in the entry
+    service has the edge caller → entry, whose caller is not on the path: it goes in front."""
+    names = list(path["path"])
+    client, server = path["failing_edge"]["client"], path["failing_edge"]["server"]
+    if names[-2:] != [client, server] and names[:1] == [server] and client not in names:
+        names.insert(0, client)
+    return names
+
+
 def chain(path: dict) -> html.Span:
     """The path as text: each node, arrows between, the failing edge's server in red."""
-    names = path["path"]
+    names = hops(path)
     parts: list = []
     for index, name in enumerate(names):
         if index:
@@ -115,16 +125,16 @@ def paths_list(
 def path_elements(path: dict, kinds: Mapping[str, str] | None = None) -> list[dict]:
     """Cytoscape elements for a path: its nodes left to right, the failing edge marked."""
     kinds = kinds or {}
-    names = path["path"]
+    names = hops(path)
     failing = (path["failing_edge"]["client"], path["failing_edge"]["server"])
     elements, seen, edges = [], set(), set()
-    for index, name in enumerate(names):
+    for name in names:
         if name in seen:
             continue
         seen.add(name)
         kind = kinds.get(name) or "service"
         classes = [kind if kind in figures.NODE_STYLES else "service"]
-        if index == 0:
+        if name == path["entry"]["service"]:
             classes.append("entry")
         if name == failing[1]:
             classes.append("node-bad")

@@ -40,7 +40,8 @@ def failing_path(
         "id": path_id,
         "entry": {"service": path[0], "endpoint": entry},
         "path": path,
-        "failing_edge": {"client": path[-2], "server": path[-1]},
+        # a failure in the entry service itself has the edge caller → entry
+        "failing_edge": {"client": path[-2] if len(path) > 1 else "client", "server": path[-1]},
         "count": count,
         "first_seen_ns": T0 + first_s * 1_000_000_000,
         "last_seen_ns": T0 + last_s * 1_000_000_000,

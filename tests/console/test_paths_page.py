@@ -177,3 +177,17 @@ def test_span_kinds_read_as_words():
     ]
     assert waterfall.failing_span(fakes.TRACE)["span_id"] == "s3"
     assert waterfall.failing_span({**fakes.TRACE, "failing_span_id": None}) is None
+
+
+def test_a_failure_in_the_entry_service_draws_its_caller_in_front():
+    inside = fakes.failing_path("e", ["web"], 2)
+    assert paths.hops(inside) == ["client", "web"]
+    assert " ".join(texts(paths.chain(inside)).split()) == "client → web"
+    elements = paths.path_elements(inside, {"client": "client"})
+    nodes = {e["data"]["id"]: e["classes"].split() for e in elements if e["group"] == "nodes"}
+    assert nodes == {"client": ["client"], "web": ["service", "entry", "node-bad"]}
+    edges = [e for e in elements if e["group"] == "edges"]
+    assert [(e["data"]["source"], e["data"]["target"], e["classes"]) for e in edges] == [
+        ("client", "web", "failing")
+    ]
+    assert paths.hops(fakes.PATHS[0]) == ["web", "hub", "wms"]
