@@ -285,6 +285,17 @@ FAILING_SINCE, SAMPLE_END = "1794997260", "1794999960"
 FAILING_EDGE = ("integration-hub", "warehouse-service")
 
 
+def _strings(tree) -> list[str]:
+    """Every string in a JSON tree."""
+    if isinstance(tree, str):
+        return [tree]
+    if isinstance(tree, dict):
+        return [s for v in tree.values() for s in _strings(v)]
+    if isinstance(tree, list):
+        return [s for v in tree for s in _strings(v)]
+    return []
+
+
 def _elements(response):
     elements = response[ID_MAP.GRAPH]["elements"]
     nodes = {e["data"]["id"]: e["classes"].split() for e in elements if e["group"] == "nodes"}
@@ -312,6 +323,16 @@ def test_the_map_shows_the_planted_failing_edge_and_slow_path(client):
     text = json.dumps(panel[ID_MAP.PANEL]["children"])
     assert "integration-hub" in text and "warehouse-service" in text and "Slow edges" in text
     assert "recommendation-service" in text and '"/paths?window=all"' in text
+    slow = call(
+        client,
+        f"{ID_MAP.PANEL}.children",
+        {
+            f"{ID_MAP.SELECTION}.data": {"edge": ["recommendation-service", "catalog-service"]},
+            f"{ID_MAP.STATE}.data": {"window": "all"},
+        },
+    )
+    # p95 and p99 above a second, in the panel's percentiles row
+    assert any(re.fullmatch(r".+ / [1-9]\d*\.\d\d s / \d+\.\d\d s", t) for t in _strings(slow))
 
 
 def test_the_diff_overlay_marks_the_edge_that_started_failing(client):
