@@ -163,10 +163,13 @@ def path_elements(path: dict, kinds: Mapping[str, str] | None = None) -> list[di
 
 
 def path_stylesheet() -> list[dict]:
-    """The small map's stylesheet: the service map's, with the entry node outlined."""
+    """The small map's stylesheet: the service map's, with the entry node outlined in blue and
+    the failing edge's server in red."""
     return [
         *figures.map_stylesheet(),
         {"selector": "node.entry", "style": {"border-color": figures.ACCENT, "border-width": 3}},
+        # where the failure began wins over the entry mark when they are one node
+        {"selector": "node.node-bad", "style": {"border-color": figures.BAD, "border-width": 3}},
     ]
 
 
