@@ -198,3 +198,17 @@ def test_the_migration_computes_the_blocks_of_cells_stored_before_it(sample_db, 
     assert block_table(engine).keys() == kept.keys()
     assert_blocks_add_up(engine)
     engine.dispose()
+
+
+@pytest.mark.postgres
+def test_blocks_hold_the_sums_of_their_minutes_on_postgresql(pg_engine, registry, tmp_path: Path):
+    shuffled = single_span_requests(more_traces())
+    random.Random(5).shuffle(shuffled)
+    for part in range(3):
+        path = otlp.write_lines(tmp_path / f"part{part}.jsonl", shuffled[part::3])
+        ingest(pg_engine, [path], registry, batch_spans=4)
+    assert_blocks_add_up(pg_engine)
+    with pg_engine.connect() as conn:
+        read = sum(e.count for e in queries.edge_totals(conn, queries.Window()))  # a day block
+        stored = conn.execute(text("SELECT sum(count) FROM edge_rollups")).scalar_one()
+    assert read == stored == 12 * 6
