@@ -49,17 +49,22 @@ def _require_browser() -> None:
 
 @contextmanager
 def serving(db: str) -> Iterator[str]:
-    """The web app on ``db`` under waitress on a free local port; yields its base URL."""
-    import waitress
+    """The web app on ``db`` on a free local port; yields its base URL.
+
+    Werkzeug's threaded server, because its ``shutdown`` is safe from another thread (closing
+    waitress's loop from outside races with the loop's own wake-up pipe).
+    """
+    from werkzeug.serving import make_server
 
     app = create_app({"DATABASE_URL": "sqlite:///" + db, "DEMO": True})
-    server = waitress.create_server(app, host="127.0.0.1", port=0, threads=4)
-    thread = threading.Thread(target=server.run, daemon=True)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.effective_port}"
+        yield f"http://127.0.0.1:{server.server_port}"
     finally:
-        server.close()
+        server.shutdown()
+        server.server_close()
         thread.join(timeout=5)
         store.engine_of(app).dispose()
 
