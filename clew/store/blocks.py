@@ -140,13 +140,19 @@ def apply(conn: Connection, cells: Mapping[tuple, CellChange]) -> int:
     """Add changes to minute cells, keyed ``(minute, client, server, connection type, endpoint,
     source)``, to the blocks that hold them; returns the block rows written."""
     changes: dict[tuple, _Sum] = {}
-    for (minute, *rest), cell in cells.items():
-        for length in BLOCK_MINUTES:
+    # Shortest blocks from the minutes, each longer one from the one below: every length divides
+    # the next, and the buckets of far fewer sums are added up.
+    below: Mapping[tuple, CellChange] = {(1, *key): cell for key, cell in cells.items()}
+    for length in reversed(BLOCK_MINUTES):
+        level: dict[tuple, _Sum] = {}
+        for (_, minute, *rest), cell in below.items():
             key = (length, minute - minute % length, *rest)
-            total = changes.get(key)
+            total = level.get(key)
             if total is None:
-                total = changes[key] = _Sum()
+                total = level[key] = _Sum()
             total.add(cell)
+        changes.update(level)
+        below = level
     if not changes:
         return 0
     sources = sorted({key[6] for key in changes})
