@@ -171,6 +171,21 @@ def data_range(conn: Connection) -> tuple[int | None, int | None]:
     return first, last
 
 
+def _edge_clause(
+    window: Window, client: str | None, server: str | None
+) -> tuple[str, dict[str, int | str]]:
+    """The SQL condition for cells of ``window``, from ``client`` and to ``server`` when given."""
+    where, params = window.clause()
+    conditions: dict[str, int | str] = dict(params)
+    if client is not None:
+        where += " AND client = :client"
+        conditions["client"] = client
+    if server is not None:
+        where += " AND server = :server"
+        conditions["server"] = server
+    return where, conditions
+
+
 @dataclass
 class MinuteTotals:
     minute: int
@@ -183,13 +198,7 @@ def minute_series(
     conn: Connection, window: Window, client: str | None = None, server: str | None = None
 ) -> list[MinuteTotals]:
     """Per-minute totals over all edges, or over one edge when ``client``/``server`` are given."""
-    where, params = window.clause()
-    if client is not None:
-        where += " AND client = :client"
-        params["client"] = client
-    if server is not None:
-        where += " AND server = :server"
-        params["server"] = server
+    where, params = _edge_clause(window, client, server)
     rows = conn.execute(
         text(f"SELECT minute, count, errors, histogram FROM edge_rollups WHERE {where}"),
         params,
@@ -253,13 +262,7 @@ def endpoint_totals(
 ) -> list[tuple[str, EdgeTotals]]:
     """Per endpoint of the edges into ``server`` (from ``client``, when given), in ``window``:
     (endpoint, its totals on one edge and connection type), sorted."""
-    where, params = window.clause()
-    if client is not None:
-        where += " AND client = :client"
-        params["client"] = client
-    if server is not None:
-        where += " AND server = :server"
-        params["server"] = server
+    where, params = _edge_clause(window, client, server)
     rows = conn.execute(
         text(
             "SELECT client, server, connection_type, endpoint, source, count, errors,"
