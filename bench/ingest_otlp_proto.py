@@ -10,6 +10,9 @@ The floor, measured in the same run over the same files, is
 stores per span (ids as hex, parent, service, name, kind, start, duration, status and the
 attributes as a dict), with no database, in one process.
 
+An informative measure without a target is Clew's collector alone in one process
+(``OtlpProtoCollector().collect`` over the files, records dropped): the parse side of the ingest.
+
 Clew is the real CLI in a subprocess on a fresh SQLite database, rollups included, run twice:
 as it runs by default (more than 32 MiB of input is parsed in a worker process while the first
 writes, so it uses two cores), and on one core with no worker (``taskset -c 0``, the pipeline's
@@ -42,6 +45,10 @@ import google.protobuf
 import orjson
 from ingest_otlp_json import OUT, clew_ingest, corpus
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from clew.records import Span
+from collectors import Source
+from collectors.otlp_proto import OtlpProtoCollector
 
 TARGET_SPANS_PER_S = 100_000
 TARGET_RSS_MB = 300.0
@@ -201,6 +208,15 @@ def floor(paths: list[Path]) -> int:
     return count
 
 
+def collector_only(paths: list[Path]) -> int:
+    """Clew's own collector over the files, its records counted and dropped: the parse side of
+    ``clew ingest`` without batching, rollups or the database. Returns the spans."""
+    collector = OtlpProtoCollector()
+    return sum(
+        1 for path in paths for record in collector.collect(Source(path)) if type(record) is Span
+    )
+
+
 def run(spans: int, files: int, seed: int, repeat: int = 1) -> dict:
     """Convert (or reuse) the files, then measure the floor, Clew as it runs by default and Clew
     on one core without the worker, in turn; each keeps its fastest of ``repeat`` runs (and its
@@ -213,7 +229,7 @@ def run(spans: int, files: int, seed: int, repeat: int = 1) -> dict:
         path.read_bytes()
     one_core = ["taskset", "-c", "0", sys.executable, "-c", NO_WORKER]
     load = os.getloadavg()[0]
-    floor_wall = float("inf")
+    floor_wall = collector_wall = float("inf")
     runs: dict[str, dict] = {}
     memory_keys = ("peak_rss_mb", "peak_pss_mb", "largest_process_rss_mb")
     for _ in range(repeat):
@@ -222,6 +238,11 @@ def run(spans: int, files: int, seed: int, repeat: int = 1) -> dict:
         floor_wall = min(floor_wall, time.perf_counter() - started)
         if seen != spans:
             sys.exit(f"floor saw {seen} spans, expected {spans}")
+        started = time.perf_counter()
+        collected = collector_only(paths)
+        collector_wall = min(collector_wall, time.perf_counter() - started)
+        if collected != spans:
+            sys.exit(f"the collector read {collected} spans, expected {spans}")
         for name, prefix in (("default", None), ("one_core", one_core)):
             attempt = clew_ingest(folder, prefix)
             best = runs.get(name)
@@ -273,6 +294,8 @@ def run(spans: int, files: int, seed: int, repeat: int = 1) -> dict:
         "files": len(paths),
         "data_mb": data_bytes / 2**20,
         "floor": {"spans_per_s": floor_rate, "wall_s": floor_wall},
+        # Informative, no target: the parse side of the ingest on its own, in one process.
+        "collector": {"spans_per_s": spans / collector_wall, "wall_s": collector_wall},
         "clew": sides,
         "correct": correct,
         "targets": {
@@ -312,6 +335,9 @@ def table(report: dict) -> str:
         "|---|---:|---|---|",
         f"| floor (FromString + extraction, one process) spans/s | {floor_['spans_per_s']:,.0f}"
         f" ({floor_['wall_s']:.1f} s) | | |",
+        f"| informative: Clew's collector alone (records, no batches or database) spans/s"
+        f" | {report['collector']['spans_per_s']:,.0f} ({report['collector']['wall_s']:.1f} s)"
+        " | none | |",
         line(
             f"Clew `clew ingest`, default (parse worker: {'yes' if default['worker'] else 'no'})",
             default,
