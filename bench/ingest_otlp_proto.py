@@ -143,11 +143,8 @@ def proto_corpus(spans: int, files: int, seed: int) -> list[Path]:
         listed = orjson.loads(manifest.read_bytes())["files"]
         if all(p.exists() and p.stat().st_size == listed.get(p.name) for p in paths):
             return paths
-    for stale in OUT.glob("otlp_proto-*"):  # older conversions of any size
-        if stale.is_dir():
-            shutil.rmtree(stale)
-        else:
-            stale.unlink()
+    if folder.exists():  # an interrupted conversion: start again
+        shutil.rmtree(folder)
     folder.mkdir(parents=True)
     started = time.perf_counter()
     with ProcessPoolExecutor(max_workers=2) as pool:
