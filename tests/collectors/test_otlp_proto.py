@@ -185,6 +185,41 @@ def test_a_span_with_a_short_id_is_quarantined_with_its_position(tmp_path):
     assert len([r for r in got if type(r) is Span]) == 2
 
 
+@pytest.mark.parametrize(
+    ("field", "value", "reason"),
+    [
+        ("trace_id", bytes(16), "trace_id '" + "00" * 16 + "' is not 16 bytes (nor non-zero)"),
+        ("span_id", b"\x01" * 4, "span_id '01010101' is not 8 bytes (nor non-zero)"),
+        ("span_id", bytes(8), "span_id '" + "00" * 8 + "' is not 8 bytes (nor non-zero)"),
+        ("parent_span_id", b"\x07" * 3, "parent_span_id '070707' is not 8 bytes"),
+        ("start_time_unix_nano", 0, "start_time_unix_nano is not set"),
+        ("kind", 9, "kind 9 is not a span kind"),
+        ("status.code", 7, "status code 7 is not a span status"),
+    ],
+)
+def test_a_span_that_cannot_be_stored_is_quarantined_with_the_reason(
+    tmp_path, field, value, reason
+):
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+
+    request = ExportTraceServiceRequest()
+    request.ParseFromString(sdk_request("orders", 1))
+    span = request.resource_spans[0].scope_spans[0].spans[2]
+    target, _, name = field.rpartition(".")
+    setattr(getattr(span, target) if target else span, name, value)
+    path = tmp_path / "one.binpb"
+    path.write_bytes(request.SerializeToString())
+    got = records(path)
+    (quarantined,) = [r for r in got if type(r) is Quarantined]
+    assert (quarantined.position, quarantined.reason) == (
+        "resourceSpans[0].scopeSpans[0].spans[2]",
+        reason,
+    )
+    assert len([r for r in got if type(r) is Span]) == 2
+
+
 def test_compressed_and_foreign_files_are_quarantined_whole(tmp_path):
     zstd = tmp_path / "traces.pb.zst"
     zstd.write_bytes(b"\x28\xb5\x2f\xfd" + bytes(range(40)))
