@@ -4,7 +4,8 @@ a day, kept in the transaction that writes the minute cells.
 Every field of a cell is additive, so a block is the sum of its minutes, and a window is read as
 the largest whole blocks it holds plus the minutes at its ragged ends (``plan``): the last seven
 days merge some 80 rows per edge and endpoint instead of 10,080. Whatever writes minute cells to
-``edge_rollups`` passes the same changes to ``apply``.
+``edge_rollups`` passes the same changes to ``apply`` in the same transaction, and whatever
+deletes minute cells (retention) deletes the blocks that hold them, or reads count them still.
 """
 
 from __future__ import annotations
