@@ -52,7 +52,7 @@ def build(edges: Iterable[EdgeTotals], nodes: dict[str, Node]) -> nx.MultiDiGrap
 
 def cycles(graph: nx.MultiDiGraph, length_bound: int = CYCLE_LENGTH_BOUND) -> list[list[str]]:
     """Dependency cycles, each rotated to start at its smallest node, in sorted order."""
-    simple = nx.DiGraph(graph)
+    simple = nx.DiGraph(graph.edges())
     found = set()
     for cycle in nx.simple_cycles(simple, length_bound=length_bound):
         if len(cycle) < 2:
@@ -79,14 +79,15 @@ def dependencies(graph: nx.MultiDiGraph, node: str) -> set[str]:
 def _services_only(graph: nx.MultiDiGraph) -> nx.DiGraph:
     """The graph without the virtual caller of root spans, which touches every entry service
     and would make each look like a dependency of one node."""
-    simple = nx.DiGraph(graph)
-    simple.remove_nodes_from([n for n, kind in graph.nodes(data="kind") if kind == NodeKind.CLIENT])
+    simple = nx.DiGraph()  # structure only: copying every edge's totals would cost more
+    simple.add_nodes_from(n for n, kind in graph.nodes(data="kind") if kind != NodeKind.CLIENT)
+    simple.add_edges_from((u, v) for u, v in graph.edges() if u in simple and v in simple)
     return simple
 
 
 def articulation_points(graph: nx.MultiDiGraph) -> list[str]:
     """Single points of failure: nodes whose loss splits the rest of the graph apart, sorted."""
-    return sorted(nx.articulation_points(_services_only(graph).to_undirected()))
+    return sorted(nx.articulation_points(nx.Graph(_services_only(graph))))
 
 
 def betweenness(graph: nx.MultiDiGraph) -> dict[str, float]:
@@ -98,7 +99,8 @@ def betweenness(graph: nx.MultiDiGraph) -> dict[str, float]:
 
 def fan(graph: nx.MultiDiGraph) -> dict[str, tuple[int, int]]:
     """Each node's fan-in and fan-out: how many distinct nodes call it, and it calls."""
-    simple = nx.DiGraph(graph)
+    simple = nx.DiGraph(graph.edges())
+    simple.add_nodes_from(graph.nodes)
     return {node: (simple.in_degree(node), simple.out_degree(node)) for node in graph.nodes}
 
 

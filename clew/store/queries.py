@@ -48,8 +48,6 @@ class EdgeTotals:
     duration_sum_ns: int = 0
     duration_max_ns: int = 0
     histogram: dict[int, int] = field(default_factory=dict)
-    first_minute: int | None = None
-    last_minute: int | None = None
     #: Queue lag on topic → consumer edges: measured consumers, sum and histogram (ns).
     lag_count: int = 0
     lag_sum_ns: int = 0
@@ -139,19 +137,6 @@ def edge_totals(conn: Connection, window: Window) -> list[EdgeTotals]:
     for key, (buckets, lag_buckets) in merged.items():
         edges[key].histogram = _by_index(buckets)
         edges[key].lag_histogram = _by_index(lag_buckets)
-    # Blocks do not say which of their minutes had traffic: the minute cells' index does.
-    where, params = window.clause()
-    spans = conn.execute(
-        text(
-            "SELECT client, server, connection_type, min(minute), max(minute) FROM edge_rollups"
-            f" WHERE {where} GROUP BY client, server, connection_type"
-        ),
-        params,
-    )
-    for client, server, ctype, first, last in spans:
-        edge = edges.get((client, server, ctype))
-        if edge is not None:
-            edge.first_minute, edge.last_minute = first, last
     return sorted(edges.values(), key=lambda e: (e.client, e.server, e.connection_type))
 
 
@@ -266,13 +251,13 @@ def endpoint_totals(
     rows = conn.execute(
         text(
             "SELECT client, server, connection_type, endpoint, source, count, errors,"
-            " client_errors, duration_sum_ns, duration_max_ns, histogram, minute"
+            " client_errors, duration_sum_ns, duration_max_ns, histogram"
             f" FROM edge_rollups WHERE {where}"
         ),
         params,
     )
     found: dict[tuple[str, str, str, str], EdgeTotals] = {}
-    for c, s, ctype, endpoint, source, n, err, cerr, dsum, dmax, hist, minute in rows:
+    for c, s, ctype, endpoint, source, n, err, cerr, dsum, dmax, hist in rows:
         totals = found.get((c, s, ctype, endpoint))
         if totals is None:
             totals = found[(c, s, ctype, endpoint)] = EdgeTotals(c, s, ctype)
@@ -284,10 +269,6 @@ def endpoint_totals(
         totals.duration_max_ns = max(totals.duration_max_ns, dmax)
         for index, count in histogram.loads(hist).items():
             totals.histogram[index] = totals.histogram.get(index, 0) + count
-        if totals.first_minute is None or minute < totals.first_minute:
-            totals.first_minute = minute
-        if totals.last_minute is None or minute > totals.last_minute:
-            totals.last_minute = minute
     return [(key[3], found[key]) for key in sorted(found)]
 
 

@@ -180,10 +180,6 @@ def test_edge_totals_read_through_blocks_equal_a_merge_of_every_minute(sample_db
                 assert edge["max"] <= mine.duration_max_ns <= edge["max"] * histogram.GAMMA
                 lag = [mine.lag_count, mine.lag_sum_ns, mine.lag_histogram]
                 assert lag == edge["lag"], (window, key)
-                assert (mine.first_minute, mine.last_minute) == (
-                    min(edge["minutes"]),
-                    max(edge["minutes"]),
-                )
     engine.dispose()
 
 
