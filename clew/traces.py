@@ -86,7 +86,8 @@ def critical_path(rows: Sequence[Sequence]) -> list[str]:
     if not rows:
         return []
     tops, children = _children(rows)
-    root = max(tops, key=lambda r: (r[DURATION], -r[START]))
+    # Every span on a parent loop leaves no top span: then the loop's longest span leads.
+    root = max(tops or rows, key=lambda r: (r[DURATION], -r[START]))
     path: list[str] = []
     visited: set[str] = set()
     stack = [(root, _end(root))]

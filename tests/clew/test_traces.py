@@ -91,6 +91,12 @@ def test_any_trace_gives_a_whole_waterfall_and_a_critical_path_inside_it(items):
     assert (failing is None) == (not any(err for *_, err in items))
 
 
+def test_a_trace_that_is_only_a_parent_loop_still_has_a_critical_path():
+    rows = [timed("0", "1", "a", SERVER, 0, 5), timed("1", "0", "b", SERVER, 0, 9)]
+    # the longer span leads, and its loop-child ran inside it
+    assert traces.critical_path(rows) == ["0", "1"]
+
+
 def test_a_loop_of_erring_spans_still_names_a_failing_span():
     rows = [
         timed("x", "y", "a", SERVER, 3, 10, error=True),
