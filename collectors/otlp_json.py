@@ -409,15 +409,40 @@ def _typed_time(value: int | str | None) -> int | None:
 
 
 def _typed_span(raw: _SpanStruct, service: str, out: list[Record]) -> None:
-    """Append the span (and links) to ``out`` as ``span_of`` would; ``_Fallback`` if it is bad."""
-    trace_id = _typed_id(raw.trace_id, 32)
-    span_id = _typed_id(raw.span_id, 16)
-    parent = raw.parent_span_id
-    parent_span_id = _typed_id(parent, 16) if parent else None
-    start = _typed_time(raw.start_time_unix_nano)
+    """Append the span (and links) to ``out`` as ``span_of`` would; ``_Fallback`` if it is bad.
+
+    ``_typed_id``, ``_typed_time`` and ``_typed_key_values`` are written out inline for the
+    common cases: this runs once per span, and the calls cost more than the checks.
+    """
+    trace_id, span_id, parent = raw.trace_id, raw.span_id, raw.parent_span_id
+    if len(trace_id) != 32 or trace_id.strip(_HEX_DIGITS) or trace_id in _ZERO_IDS:
+        raise _Fallback
+    if len(span_id) != 16 or span_id.strip(_HEX_DIGITS) or span_id in _ZERO_IDS:
+        raise _Fallback
+    if parent:
+        if len(parent) != 16 or parent.strip(_HEX_DIGITS) or parent in _ZERO_IDS:
+            raise _Fallback
+        parent_span_id = parent.lower()
+    else:
+        parent_span_id = None
+    start = raw.start_time_unix_nano
+    if type(start) is str:
+        try:
+            start = int(start)
+        except ValueError:
+            raise _Fallback from None
+    else:
+        start = _typed_time(start)
     if start is None or start <= 0:
         raise _Fallback
-    end = _typed_time(raw.end_time_unix_nano)
+    end = raw.end_time_unix_nano
+    if type(end) is str:
+        try:
+            end = int(end)
+        except ValueError:
+            end = None
+    else:
+        end = _typed_time(end)
     kind = raw.kind
     if type(kind) is str:
         kind = _KIND_NAMES.get(kind)
@@ -433,7 +458,18 @@ def _typed_span(raw: _SpanStruct, service: str, out: list[Record]) -> None:
         if code is None or not 0 <= code <= 2:
             raise _Fallback
         message = status.message or None
+    attributes: dict[str, Any] = {}
+    if raw.attributes:
+        for kv in raw.attributes:
+            value = kv.value
+            if value is None:
+                attributes[kv.key] = None
+            elif (fields := astuple(value)).count(UNSET) == 6 and fields[0] is not UNSET:
+                attributes[kv.key] = fields[0]  # the common case, a string
+            else:
+                attributes[kv.key] = _typed_value(value, 0)
     name = raw.name
+    trace_id, span_id = trace_id.lower(), span_id.lower()
     out.append(
         build_span(
             trace_id,
@@ -446,7 +482,7 @@ def _typed_span(raw: _SpanStruct, service: str, out: list[Record]) -> None:
             end - start if end is not None and end >= start else 0,
             code,
             message,
-            _typed_key_values(raw.attributes),
+            attributes,
         )
     )
     if raw.links:

@@ -275,29 +275,37 @@ def batches(collector: Collector, source: Source, batch_spans: int) -> Iterator[
     Spans repeated within a batch are kept once (the first), as the store would keep them.
     """
     batch = Batch(checkpoint=source.offset)
-    seen: set[tuple[str, str]] = set()
+    # Rows by (trace id, span id): the first copy is kept, and the rollups pair from this dict.
+    by_id: dict[tuple[str, str], Span] = {}
+    spans = unknown = 0
     last = reported = source.offset
+
+    def finish(batch: Batch) -> Batch:
+        batch.rows = list(by_id.values())
+        batch.records += spans
+        batch.unknown_service += unknown
+        batch.contributions.add_by_id(by_id)
+        return batch
+
     for record in collector.collect(source):
         kind = type(record)
         if kind is Span:
-            batch.records += 1
-            key = (record[0], record[1])
-            if key in seen:
+            spans += 1
+            key = record[:2]  # (trace id, span id) in one C call
+            if key in by_id:
                 continue
-            seen.add(key)
-            batch.rows.append(record)
+            by_id[key] = record
             if record[3] == UNKNOWN_SERVICE:
-                batch.unknown_service += 1
+                unknown += 1
         elif kind is Checkpoint:
             last = record.offset
             if last - reported >= PROGRESS_BYTES:
                 yield last - reported
                 reported = last
-            if len(batch.rows) >= batch_spans:
+            if len(by_id) >= batch_spans:
                 batch.checkpoint = last
-                batch.contributions.add(batch.rows)
-                yield batch
-                batch, seen = Batch(checkpoint=last), set()
+                yield finish(batch)
+                batch, by_id, spans, unknown = Batch(checkpoint=last), {}, 0, 0
         elif kind is SpanLink:
             batch.links.append(record)
         elif kind is Resource:
@@ -308,8 +316,7 @@ def batches(collector: Collector, source: Source, batch_spans: int) -> Iterator[
     if last > reported:
         yield last - reported
     batch.checkpoint = last
-    batch.contributions.add(batch.rows)
-    yield batch
+    yield finish(batch)
 
 
 def gather(records: Iterable[Record]) -> Batch:

@@ -90,6 +90,7 @@ _UNSPECIFIED = SpanKind.UNSPECIFIED.value
 _CALLERS = frozenset((_CLIENT, _PRODUCER))
 _ROOT_KINDS = frozenset((_SERVER, _UNSPECIFIED))  # an unspecified root: relaxed
 _CALLEES = frozenset((_SERVER, _CONSUMER))
+_SERVES = _CALLEES  # the kinds whose spans serve endpoints
 _ERROR = 2  # StatusCode.ERROR
 
 #: Rollup sources of trace evidence: strict client/server pairing, and pairs made in the relaxed
@@ -202,23 +203,37 @@ class Contributions:
         by_id: dict[tuple[str, str], tuple] = {}
         for row in rows:
             by_id.setdefault((row[TRACE], row[SPAN]), row)
+        self.add_by_id(by_id, sign)
+
+    def add_by_id(self, by_id: Mapping[tuple[str, str], tuple], sign: int = 1) -> None:
+        """``add`` for rows already keyed by (trace id, span id), as ``batches`` gathers them."""
         children: dict[tuple[str, str], list[tuple]] = {}
         for row in by_id.values():
-            if row[PARENT] is not None:
-                children.setdefault((row[TRACE], row[PARENT]), []).append(row)
+            parent_id = row[PARENT]
+            if parent_id is not None:
+                key = (row[TRACE], parent_id)
+                kids = children.get(key)
+                if kids is None:
+                    children[key] = [row]
+                else:
+                    kids.append(row)
         self.paths.add(by_id, children, sign, self.root_callers)
-        for row in by_id.values():
+        no_kids = ()
+        for key, row in by_id.items():
             kind = row[KIND]
-            kids = children.get((row[TRACE], row[SPAN]), ())
-            parent = by_id.get((row[TRACE], row[PARENT])) if row[PARENT] is not None else None
+            kids = children.get(key, no_kids)
             if kind in _CALLERS and not (kind == _PRODUCER and _is_messaging(row)):
                 self._caller(row, kids, sign)  # its relaxed pairs too
             else:
                 if kind == _PRODUCER:
                     self._publish(row, sign)
                 elif kind == _CONSUMER:
+                    parent_id = row[PARENT]
+                    parent = by_id.get((row[TRACE], parent_id)) if parent_id is not None else None
                     self._consume(row, parent, sign)
-                elif kind in _ROOT_KINDS and parent is None:
+                elif kind in _ROOT_KINDS and (
+                    row[PARENT] is None or (row[TRACE], row[PARENT]) not in by_id
+                ):
                     self._root(row, sign, relaxed=kind == _UNSPECIFIED)
                 paired = False
                 for child in kids:
@@ -227,8 +242,8 @@ class Contributions:
                         self._pair(row, child, sign, relaxed=True)
                 if kind == _UNSPECIFIED and not paired and row[PEER_SERVICE] is not None:
                     self._virtual(row, row[PEER_SERVICE], sign, relaxed=True)
-            if sign > 0:
-                self._endpoint(row)
+            if sign > 0 and kind in _SERVES:
+                self._endpoint(row)  # only these serve endpoints
 
     def _pair(self, c: tuple, s: tuple, sign: int, relaxed: bool = False) -> None:
         """The edge of a caller span ``c`` and its instrumented child ``s`` in another service.

@@ -7,6 +7,7 @@ Nothing connects at import time. ``open_engine`` is called by the composition ro
 from __future__ import annotations
 
 import os
+import sqlite3
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -45,10 +46,23 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _bind_none_directly() -> None:
+    """Let ``sqlite3`` bind None without its adapter search.
+
+    The module binds int, float and str as they are, but looks every None up in its adapter
+    registry and probes it for ``__adapt__`` and ``__conform__`` first: about 0.2 µs a value,
+    and a span row carries nine or ten of them (a third of ``executemany``'s time for spans). A
+    registered adapter is found at once; ``{}.get`` is a C callable that returns None, bound as
+    NULL as before. The registration is process-wide and changes no value stored.
+    """
+    sqlite3.register_adapter(type(None), {}.get)
+
+
 def open_engine(url: str | None = None, **kwargs: Any) -> Engine:
     """An engine for ``url`` (see ``database_url``); SQLite tuned for one writer, many readers."""
     resolved = make_url(database_url(url))
     if resolved.drivername.startswith("sqlite"):
+        _bind_none_directly()
         if resolved.database and resolved.database != ":memory:":
             Path(resolved.database).parent.mkdir(parents=True, exist_ok=True)
         # A pooled connection may serve the pipeline's writer thread and, later, another thread;
