@@ -526,7 +526,13 @@ def add_link_lags(
     producers stored or new, and links of stored consumers to new producers. Each pair counts
     once, in the batch that brings its second span. Call before the batch's links are stored.
     """
-    new = {(row[TRACE], row[SPAN]): row for row in new_rows}
+    # Only the new rows that links start from and the new producers are ever looked up: the
+    # dict holds those, not the whole batch.
+    linking = {(link[0], link[1]) for link in links}
+    new: dict[tuple[str, str], tuple] = {}
+    for row in new_rows:
+        if row[KIND] == _PRODUCER or (linking and (row[TRACE], row[SPAN]) in linking):
+            new[(row[TRACE], row[SPAN])] = row
     pairs = [
         ((link[0], link[1]), (link[2], link[3])) for link in links if (link[0], link[1]) in new
     ]
@@ -565,20 +571,31 @@ _SELECT_CELLS = text(
     " lag_histogram FROM edge_rollups WHERE source IN :sources AND minute IN :minutes"
 ).bindparams(bindparam("minutes", expanding=True), bindparam("sources", expanding=True))
 
-_INSERT_CELL = text(
+# Cells are written through the DBAPI cursor with positional rows: SQLAlchemy's ``text`` builds
+# and binds a parameter dict per row, which cost more than the statements themselves.
+_INSERT_CELL = (
     "INSERT INTO edge_rollups (minute, client, server, connection_type, endpoint, source, count,"
     " errors, client_errors, duration_sum_ns, duration_max_ns, histogram, lag_count,"
-    " lag_sum_ns, lag_histogram) VALUES (:minute, :client, :server, :connection_type,"
-    " :endpoint, :source, :count, :errors, :client_errors, :duration_sum_ns, :duration_max_ns,"
-    " :histogram, :lag_count, :lag_sum_ns, :lag_histogram)"
+    " lag_sum_ns, lag_histogram) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
-_UPDATE_CELL = text(
-    "UPDATE edge_rollups SET count = :count, errors = :errors, client_errors = :client_errors,"
-    " duration_sum_ns = :duration_sum_ns, duration_max_ns = :duration_max_ns,"
-    " histogram = :histogram, lag_count = :lag_count, lag_sum_ns = :lag_sum_ns,"
-    " lag_histogram = :lag_histogram WHERE id = :id"
+_UPDATE_CELL = (
+    "UPDATE edge_rollups SET count = ?, errors = ?, client_errors = ?, duration_sum_ns = ?,"
+    " duration_max_ns = ?, histogram = ?, lag_count = ?, lag_sum_ns = ?, lag_histogram = ?"
+    " WHERE id = ?"
 )
-_DELETE_CELL = text("DELETE FROM edge_rollups WHERE id = :id")
+_DELETE_CELL = "DELETE FROM edge_rollups WHERE id = ?"
+
+
+def _executemany(conn: Connection, sql: str, rows: list[tuple]) -> None:
+    """Run ``sql`` (``?`` placeholders) once per row on the connection's DBAPI cursor."""
+    if conn.dialect.paramstyle != "qmark":
+        sql = sql.replace("?", "%s")
+    cursor = conn.connection.driver_connection.cursor()
+    try:
+        cursor.executemany(sql, rows)
+    finally:
+        cursor.close()
+
 
 _UPSERT_NODE = text(
     "INSERT INTO services (name, kind, parent) VALUES (:name, :kind, :parent)"
@@ -644,43 +661,32 @@ def apply(conn: Connection, contributions: Contributions) -> int:
             count += delta.count
             if count <= 0:
                 if old is not None:
-                    deletes.append({"id": old[0]})
+                    deletes.append((old[0],))
                 continue
             dmax = max(dmax, delta.duration_max)
             if delta.clamp:
                 dmax = _clamped_max(dmax, buckets)
             lag_count += delta.lag_count
-            values = {
-                "count": count,
-                "errors": errors + delta.errors,
-                "client_errors": client_errors + delta.client_errors,
-                "duration_sum_ns": dsum + delta.duration_sum,
-                "duration_max_ns": dmax,
-                "histogram": histogram.dumps(buckets),
-                "lag_count": lag_count,
-                "lag_sum_ns": lag_sum + delta.lag_sum,
-                "lag_histogram": histogram.dumps(lag_buckets) if lag_count else None,
-            }
+            values = (
+                count,
+                errors + delta.errors,
+                client_errors + delta.client_errors,
+                dsum + delta.duration_sum,
+                dmax,
+                histogram.dumps(buckets),
+                lag_count,
+                lag_sum + delta.lag_sum,
+                histogram.dumps(lag_buckets) if lag_count else None,
+            )
             if old is None:
-                minute, client, server, ctype, endpoint, source = key
-                inserts.append(
-                    values
-                    | {
-                        "minute": minute,
-                        "client": client,
-                        "server": server,
-                        "connection_type": ctype,
-                        "endpoint": endpoint,
-                        "source": source,
-                    }
-                )
+                inserts.append((*key, *values))
             else:
-                updates.append(values | {"id": old[0]})
+                updates.append((*values, old[0]))
         for statement, rows in ((_DELETE_CELL, deletes), (_UPDATE_CELL, updates)):
             if rows:
-                conn.execute(statement, rows)
+                _executemany(conn, statement, rows)
         if inserts:
-            conn.execute(_INSERT_CELL, inserts)
+            _executemany(conn, _INSERT_CELL, inserts)
         written = len(inserts) + len(updates) + len(deletes)
         written += blocks.apply(conn, cells)  # the 10-minute, hourly and daily sums
     if contributions.nodes:
