@@ -4,7 +4,7 @@ and two overlays: the blast radius of a node, and the diff with the previous win
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import dash_cytoscape as cyto
 from dash import Dash, Input, Output, State, ctx, dcc, html, no_update
@@ -229,6 +229,28 @@ def slowest_edges(view: dict) -> list[dict]:
     return sorted(slow, key=lambda e: (-e["p95_ms"], e["client"], e["server"]))
 
 
+def edge_links(
+    edges: list[dict], state: ViewState, labels: bool, figure: Callable[[dict], str], tone: str
+) -> html.Ul:
+    """Each edge as a link that selects it on this map, with its ``figure`` in the ``tone``."""
+    return html.Ul(
+        [
+            html.Li(
+                [
+                    dcc.Link(
+                        [e["client"], " → ", e["server"]],
+                        href=PATH + map_search(state, {"edge": [e["client"], e["server"]]}, labels),
+                        className="link",
+                    ),
+                    html.Span(figure(e), className=f"tone-{tone} num"),
+                ]
+            )
+            for e in edges
+        ],
+        className="plain-list",
+    )
+
+
 def overview_panel(view: dict, state: ViewState, labels: bool = False) -> list:
     """The side panel when nothing is selected: how to use the map, failing edges and cycles."""
     out = [
@@ -243,46 +265,12 @@ def overview_panel(view: dict, state: ViewState, labels: bool = False) -> list:
     if failing:
         out.append(html.H4(f"Failing edges ({len(failing)})"))
         out.append(
-            html.Ul(
-                [
-                    html.Li(
-                        [
-                            dcc.Link(
-                                [e["client"], " → ", e["server"]],
-                                href=PATH
-                                + map_search(state, {"edge": [e["client"], e["server"]]}, labels),
-                                className="link",
-                            ),
-                            html.Span(formatting.ratio(e["error_ratio"]), className="tone-bad num"),
-                        ]
-                    )
-                    for e in failing
-                ],
-                className="plain-list",
-            )
+            edge_links(failing, state, labels, lambda e: formatting.ratio(e["error_ratio"]), "bad")
         )
     slow = slowest_edges(view)
     if slow:
         out.append(html.H4(f"Slow edges, p95 ≥ {formatting.ms(figures.SLOW_AT_MS)} ({len(slow)})"))
-        out.append(
-            html.Ul(
-                [
-                    html.Li(
-                        [
-                            dcc.Link(
-                                [e["client"], " → ", e["server"]],
-                                href=PATH
-                                + map_search(state, {"edge": [e["client"], e["server"]]}, labels),
-                                className="link",
-                            ),
-                            html.Span(formatting.ms(e["p95_ms"]), className="tone-slow num"),
-                        ]
-                    )
-                    for e in slow
-                ],
-                className="plain-list",
-            )
-        )
+        out.append(edge_links(slow, state, labels, lambda e: formatting.ms(e["p95_ms"]), "slow"))
     if failing:
         out.append(
             html.P(
