@@ -1,4 +1,4 @@
-"""Building blocks shared by the pages: the window/filter toolbar, messages, cards and tables.
+"""Building blocks shared by the pages: header, window/filter toolbar, messages, cards, tables.
 
 Everything here is a pure function from values to Dash components; text goes in as React text
 children, so names render inert whatever characters they hold.
@@ -22,6 +22,14 @@ def options(values: Sequence[str], current: str | None) -> list[dict]:
     if current and current not in values:
         values.append(current)
     return [{"label": v, "value": v} for v in values]
+
+
+def page_header(title: str, state: ViewState, subtitle_id: str) -> html.Div:
+    """A page's title over its window in words (``subtitle_id`` lets callbacks rewrite that)."""
+    return html.Div(
+        [html.H1(title), html.Div(state.describe(), id=subtitle_id, className="subtitle")],
+        className="page-header",
+    )
 
 
 def toolbar(

@@ -22,13 +22,7 @@ def layout(**query: str) -> html.Div:
     state, problems = parse(query)
     return html.Div(
         [
-            html.Div(
-                [
-                    html.H1(TITLE),
-                    html.Div(state.describe(), id=ID.WINDOW_LABEL, className="subtitle"),
-                ],
-                className="page-header",
-            ),
+            components.page_header(TITLE, state, ID.WINDOW_LABEL),
             dcc.Store(id=ID.STATE, data=dict(query)),
             components.toolbar(TB, state),
             html.Div(components.problems(problems), id=TB.PROBLEMS),

@@ -339,10 +339,7 @@ def layout(**query: str) -> html.Div:
     blast = query.get("blast") or ""
     return html.Div(
         [
-            html.Div(
-                [html.H1(TITLE), html.Div(state.describe(), id=ID.SUMMARY, className="subtitle")],
-                className="page-header",
-            ),
+            components.page_header(TITLE, state, ID.SUMMARY),
             dcc.Store(id=ID.STATE, data=dict(query)),
             dcc.Store(id=ID.SELECTION, data=selection),
             dcc.Store(id=ID.BLAST, data=blast),
