@@ -40,11 +40,8 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-import orjson
-
 from clew.records import (
     UNKNOWN_SERVICE,
-    Checkpoint,
     Quarantined,
     Record,
     Resource,
@@ -54,7 +51,8 @@ from clew.records import (
     StatusCode,
     excerpt,
 )
-from collectors import CollectorError, Source
+from collectors import Source
+from collectors.json_document import BOM, document_records
 from collectors.semconv import build_span, json_text, normalise, resource_from, text_or_none
 
 #: ``span.kind`` values and ``otel.status_code`` names, as the plain integers a ``Span`` holds.
@@ -80,7 +78,6 @@ _ERROR_LOG_FIELDS = ("message", "error.object", "exception.message")
 _HEX = re.compile(r"[0-9a-fA-F]+")
 _INTEGER = re.compile(r"\s*[+-]?[0-9]+\s*")
 _DATA_WRAPPER = re.compile(rb'\s*\{\s*"data"\s*:')
-_BOM = b"\xef\xbb\xbf"
 #: Nanosecond times and durations must fit the store's signed 64-bit columns.
 _NS_LIMIT = 1 << 63
 
@@ -434,7 +431,7 @@ class JaegerJsonCollector:
     description = "Jaeger JSON traces (query API / UI download, a single trace, or a span array)"
 
     def detect(self, head: bytes) -> bool:
-        head = head.removeprefix(_BOM)
+        head = head.removeprefix(BOM)
         if head.lstrip()[:1] not in (b"{", b"[") or b'"traceID"' not in head:
             return False
         if b'"resourceSpans"' in head or b'"localEndpoint"' in head:
@@ -442,17 +439,4 @@ class JaegerJsonCollector:
         return b'"spanID"' in head or _DATA_WRAPPER.match(head) is not None
 
     def collect(self, source: Source) -> Iterator[Record]:
-        # The whole document every time, whatever ``source.offset`` says: see the module doc.
-        try:
-            data = source.path.read_bytes()
-        except OSError as error:
-            raise CollectorError(f"{source.name}: cannot read: {error.strerror}") from error
-        try:
-            document = orjson.loads(data.removeprefix(_BOM))
-        except orjson.JSONDecodeError as error:
-            position = f"line {error.lineno} column {error.colno}"
-            around = error.doc[max(error.pos - 100, 0) : error.pos + 100]
-            yield Quarantined(position, f"invalid JSON: {error.msg}", excerpt(around))
-        else:
-            yield from records_of_document(document)
-        yield Checkpoint(len(data))
+        return document_records(source, records_of_document)

@@ -46,11 +46,8 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
-import orjson
-
 from clew.records import (
     UNKNOWN_SERVICE,
-    Checkpoint,
     Quarantined,
     Record,
     Span,
@@ -58,10 +55,10 @@ from clew.records import (
     StatusCode,
     excerpt,
 )
-from collectors import CollectorError, Source
+from collectors import Source
+from collectors.json_document import BOM, document_records
 from collectors.semconv import build_span, json_text, resource_from
 
-_BOM = b"\xef\xbb\xbf"
 _HEX = frozenset("0123456789abcdef")
 _KINDS = {
     "CLIENT": SpanKind.CLIENT,
@@ -533,7 +530,7 @@ class ZipkinV2Collector:
     description = "Zipkin v2 JSON traces (a list of spans, or a list of traces' span lists)"
 
     def detect(self, head: bytes) -> bool:
-        head = head.removeprefix(_BOM).lstrip()
+        head = head.removeprefix(BOM).lstrip()
         if head[:1] != b"[" or b'"traceId"' not in head:
             return False
         if b'"resourceSpans"' in head or b'"traceID"' in head or b'"spanID"' in head:
@@ -541,17 +538,4 @@ class ZipkinV2Collector:
         return b'"localEndpoint"' in head or b'"id"' in head
 
     def collect(self, source: Source) -> Iterator[Record]:
-        try:
-            data = source.path.read_bytes()
-        except OSError as error:
-            raise CollectorError(f"{source.name}: cannot read: {error.strerror}") from error
-        # A document is one unit: a grown file is read again from byte 0 and the spans already
-        # stored are skipped by their unique key.
-        try:
-            document = orjson.loads(data.removeprefix(_BOM))
-        except orjson.JSONDecodeError as error:
-            position = f"line {error.lineno} column {error.colno}"
-            yield Quarantined(position, f"invalid JSON: {error.msg}", excerpt(data[:200]))
-        else:
-            yield from records_of_document(document)
-        yield Checkpoint(len(data))
+        return document_records(source, records_of_document, quote_head=True)
