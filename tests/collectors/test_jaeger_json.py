@@ -24,6 +24,7 @@ from clew.records import (
 )
 from collectors import Registry, Source
 from collectors.jaeger_json import JaegerJsonCollector, records_of_document, span_of
+from tests.collectors.spans import attributes, spans_of
 from tests.conftest import corpus
 
 collector = JaegerJsonCollector()
@@ -35,17 +36,8 @@ def records(path: Path) -> list:
     return list(collector.collect(Source(path)))
 
 
-def spans_of(recs: list) -> list[Span]:
-    return [r for r in recs if type(r) is Span]
-
-
 def by_name(spans: list[Span]) -> dict[str, Span]:
     return {s.name: s for s in spans}
-
-
-def attributes(span: Span) -> dict:
-    # The standard library's decoder: orjson reads integers beyond 64 bits as floats.
-    return json.loads(span.attributes) if span.attributes else {}
 
 
 def tag(key: str, value: object, kind: str = "string") -> dict:

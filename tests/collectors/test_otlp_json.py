@@ -30,6 +30,7 @@ from collectors.otlp_json import (
 )
 from collectors.semconv import normalise
 from tests import otlp
+from tests.collectors.spans import spans_of
 from tests.conftest import SAMPLE_END_NS, corpus
 
 collector = OtlpJsonCollector()
@@ -37,10 +38,6 @@ collector = OtlpJsonCollector()
 
 def records(path: Path, offset: int = 0) -> list:
     return list(collector.collect(Source(path, offset)))
-
-
-def spans_of(recs: list) -> list[Span]:
-    return [r for r in recs if type(r) is Span]
 
 
 def test_demo_capture_gives_every_span_with_its_service():

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from collections import Counter
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from clew.records import (
 )
 from collectors import HEAD_BYTES, Registry, Source
 from collectors.zipkin_v2 import ZipkinV2Collector, records_of_document
+from tests.collectors.spans import attributes, spans_of
 from tests.conftest import CORPUS, corpus
 
 collector = ZipkinV2Collector()
@@ -32,16 +32,8 @@ def records(path: Path) -> list:
     return list(collector.collect(Source(path)))
 
 
-def spans_of(recs: list) -> list[Span]:
-    return [r for r in recs if type(r) is Span]
-
-
 def by_id(spans: list[Span]) -> dict[str, Span]:
     return {s.span_id: s for s in spans}
-
-
-def attributes(span: Span) -> dict:
-    return json.loads(span.attributes) if span.attributes else {}
 
 
 def derived(trace_id: str, span_id: str, endpoint: str) -> str:
