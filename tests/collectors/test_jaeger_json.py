@@ -24,6 +24,7 @@ from clew.records import (
 )
 from collectors import Registry, Source
 from collectors.jaeger_json import JaegerJsonCollector, records_of_document, span_of
+from tests.collectors import strategies
 from tests.collectors.spans import attributes, spans_of
 from tests.conftest import corpus
 
@@ -496,13 +497,7 @@ def test_invalid_json_is_quarantined_with_line_and_column(tmp_path: Path):
     assert checkpoint == Checkpoint(path.stat().st_size)
 
 
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=12),
-    lambda children: (
-        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3)
-    ),
-    max_leaves=12,
-)
+json_values = strategies.json_values(text=12, keys=8, items=3, leaves=12)
 tags = st.lists(
     st.fixed_dictionaries(
         {

@@ -30,6 +30,7 @@ from collectors.otlp_json import (
 )
 from collectors.semconv import normalise
 from tests import otlp
+from tests.collectors import strategies
 from tests.collectors.spans import spans_of
 from tests.conftest import SAMPLE_END_NS, corpus
 
@@ -192,13 +193,7 @@ def test_a_broken_pretty_printed_document_is_quarantined_with_line_and_column(tm
     assert bad.position.startswith("line 3 column")
 
 
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda children: (
-        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4)
-    ),
-    max_leaves=20,
-)
+json_values = strategies.json_values(text=20, keys=12, items=4, leaves=20)
 span_fields = st.fixed_dictionaries(
     {},
     optional={

@@ -22,6 +22,7 @@ from clew.records import (
 )
 from collectors import HEAD_BYTES, Registry, Source
 from collectors.zipkin_v2 import ZipkinV2Collector, records_of_document
+from tests.collectors import strategies
 from tests.collectors.spans import attributes, spans_of
 from tests.conftest import CORPUS, corpus
 
@@ -464,13 +465,7 @@ def test_otel_status_code_wins_over_the_error_tag(tmp_path: Path):
     assert spans[2].http_status == 503  # counted by the graph, not turned into status here
 
 
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
-    lambda children: (
-        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3)
-    ),
-    max_leaves=10,
-)
+json_values = strategies.json_values(text=8, keys=8, items=3, leaves=10)
 endpoints = st.fixed_dictionaries(
     {},
     optional={

@@ -1,0 +1,22 @@
+"""Hypothesis strategies that the collectors' "any JSON never crashes" tests share."""
+
+from __future__ import annotations
+
+from hypothesis import strategies as st
+
+
+def json_values(*, text: int, keys: int, items: int, leaves: int) -> st.SearchStrategy:
+    """Any decoded JSON value, nested: strings up to ``text`` characters, object keys up to
+    ``keys``, arrays and objects of up to ``items``, and at most ``leaves`` scalars in all."""
+    return st.recursive(
+        st.none()
+        | st.booleans()
+        | st.integers()
+        | st.floats(allow_nan=False)
+        | st.text(max_size=text),
+        lambda children: (
+            st.lists(children, max_size=items)
+            | st.dictionaries(st.text(max_size=keys), children, max_size=items)
+        ),
+        max_leaves=leaves,
+    )
