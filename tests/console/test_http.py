@@ -60,6 +60,13 @@ def call(client, output: str, inputs: dict, state: dict | None = None) -> dict:
     return response.get_json()["response"]
 
 
+def routed(client, pathname: str, query: str) -> str:
+    """The page the router draws for a URL the page did not write itself, as JSON text."""
+    inputs = {"url.pathname": pathname, "url.search": query}
+    response = call(client, "page.children", inputs, {"url-written.data": ""})
+    return json.dumps(response[ids.PAGE]["children"])
+
+
 def test_the_index_loads_only_local_scripts(client):
     page = client.get("/")
     assert page.status_code == 200
@@ -106,13 +113,7 @@ def test_dependencies_list_the_router_and_the_pages(client):
 
 
 def test_the_router_renders_the_map_with_its_state_from_the_url(client):
-    response = call(
-        client,
-        "page.children",
-        {"url.pathname": "/map", "url.search": "?window=all&node=payments-api"},
-        {"url-written.data": ""},
-    )
-    page = json.dumps(response[ids.PAGE]["children"])
+    page = routed(client, "/map", "?window=all&node=payments-api")
     assert f'"id": "{ID_MAP.GRAPH}"' in page
     assert '{"window": "all", "node": "payments-api"}' in page  # the state store
     assert "Service map" in page
@@ -431,13 +432,7 @@ def test_the_edge_panel_lists_the_edge_endpoints(client):
 
 
 def test_the_router_renders_the_paths_page(client):
-    response = call(
-        client,
-        "page.children",
-        {"url.pathname": "/paths", "url.search": "?window=all&path=abc"},
-        {"url-written.data": ""},
-    )
-    page = json.dumps(response[ids.PAGE]["children"])
+    page = routed(client, "/paths", "?window=all&path=abc")
     assert f'"id": "{ID_PATHS.LIST}"' in page and '"path": "abc"' in page
 
 
