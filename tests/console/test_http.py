@@ -67,6 +67,12 @@ def routed(client, pathname: str, query: str) -> str:
     return json.dumps(response[ids.PAGE]["children"])
 
 
+def map_panel(client, selection: dict) -> dict:
+    """The map's side panel callback for ``selection`` over all data, as its response."""
+    inputs = {f"{ID_MAP.SELECTION}.data": selection, f"{ID_MAP.STATE}.data": {"window": "all"}}
+    return call(client, f"{ID_MAP.PANEL}.children", inputs)
+
+
 def test_the_index_loads_only_local_scripts(client):
     page = client.get("/")
     assert page.status_code == 200
@@ -209,28 +215,14 @@ def test_controls_write_the_url(client):
 
 
 def test_the_node_panel_shows_its_edges(client):
-    response = call(
-        client,
-        f"{ID_MAP.PANEL}.children",
-        {
-            f"{ID_MAP.SELECTION}.data": {"node": "payments-api"},
-            f"{ID_MAP.STATE}.data": {"window": "all"},
-        },
-    )
+    response = map_panel(client, {"node": "payments-api"})
     panel = json.dumps(response[ID_MAP.PANEL]["children"])
     assert "payments-api" in panel and "Called by" in panel and "Inbound calls" in panel
     assert response[ID_MAP.CLEAR]["disabled"] is False
 
 
 def test_the_edge_panel_shows_percentiles_and_a_per_minute_chart(client):
-    response = call(
-        client,
-        f"{ID_MAP.PANEL}.children",
-        {
-            f"{ID_MAP.SELECTION}.data": {"edge": ["integration-hub", "warehouse-service"]},
-            f"{ID_MAP.STATE}.data": {"window": "all"},
-        },
-    )
+    response = map_panel(client, {"edge": ["integration-hub", "warehouse-service"]})
     panel = response[ID_MAP.PANEL]["children"]
     text = json.dumps(panel)
     assert "p50 / p95 / p99" in text and "warehouse-service" in text
@@ -266,14 +258,7 @@ def test_hostile_names_travel_as_plain_strings(hostile_db):
     response = call(client, f"{ID_MAP.GRAPH}.elements", {f"{ID_MAP.STATE}.data": {"window": "all"}})
     labels = [e["data"].get("label") for e in response[ID_MAP.GRAPH]["elements"]]
     assert HOSTILE in labels
-    panel = call(
-        client,
-        f"{ID_MAP.PANEL}.children",
-        {
-            f"{ID_MAP.SELECTION}.data": {"node": HOSTILE},
-            f"{ID_MAP.STATE}.data": {"window": "all"},
-        },
-    )
+    panel = map_panel(client, {"node": HOSTILE})
     assert HOSTILE in json.dumps(panel)  # as a text child, which React renders as text
     assert "dangerouslySetInnerHTML" not in json.dumps(panel)
 
@@ -316,22 +301,11 @@ def test_the_map_shows_the_planted_failing_edge_and_slow_path(client):
     ):
         assert "slow" in edges[hop]["classes"].split()
         assert edges[hop]["data"]["slow_label"].endswith(" s")  # p95 above a second
-    panel = call(
-        client,
-        f"{ID_MAP.PANEL}.children",
-        {f"{ID_MAP.SELECTION}.data": {}, f"{ID_MAP.STATE}.data": {"window": "all"}},
-    )
+    panel = map_panel(client, {})
     text = json.dumps(panel[ID_MAP.PANEL]["children"])
     assert "integration-hub" in text and "warehouse-service" in text and "Slow edges" in text
     assert "recommendation-service" in text and '"/paths?window=all"' in text
-    slow = call(
-        client,
-        f"{ID_MAP.PANEL}.children",
-        {
-            f"{ID_MAP.SELECTION}.data": {"edge": ["recommendation-service", "catalog-service"]},
-            f"{ID_MAP.STATE}.data": {"window": "all"},
-        },
-    )
+    slow = map_panel(client, {"edge": ["recommendation-service", "catalog-service"]})
     # p95 and p99 above a second, in the panel's percentiles row
     assert any(re.fullmatch(r".+ / [1-9]\d*\.\d\d s / \d+\.\d\d s", t) for t in _strings(slow))
 
@@ -389,38 +363,17 @@ def test_the_connection_type_and_rate_filters_keep_only_their_edges(client):
 
 
 def test_the_node_panel_shows_its_endpoints_and_place_in_the_graph(client):
-    response = call(
-        client,
-        f"{ID_MAP.PANEL}.children",
-        {
-            f"{ID_MAP.SELECTION}.data": {"node": "warehouse-service"},
-            f"{ID_MAP.STATE}.data": {"window": "all"},
-        },
-    )
+    response = map_panel(client, {"node": "warehouse-service"})
     panel = json.dumps(response[ID_MAP.PANEL]["children"], ensure_ascii=False)
     for fact in ("Endpoints it serves (3)", "GET /stock/{sku}", "Fan-in / fan-out", "Betweenness"):
         assert fact in panel
     assert "Show blast radius (7)" in panel and ID_MAP.NODE_SERIES in panel
-    hub = call(
-        client,
-        f"{ID_MAP.PANEL}.children",
-        {
-            f"{ID_MAP.SELECTION}.data": {"node": "integration-hub"},
-            f"{ID_MAP.STATE}.data": {"window": "all"},
-        },
-    )
+    hub = map_panel(client, {"node": "integration-hub"})
     assert "Single point of failure:" in json.dumps(hub[ID_MAP.PANEL]["children"])
 
 
 def test_the_edge_panel_lists_the_edge_endpoints(client):
-    response = call(
-        client,
-        f"{ID_MAP.PANEL}.children",
-        {
-            f"{ID_MAP.SELECTION}.data": {"edge": list(FAILING_EDGE)},
-            f"{ID_MAP.STATE}.data": {"window": "all"},
-        },
-    )
+    response = map_panel(client, {"edge": list(FAILING_EDGE)})
     panel = response[ID_MAP.PANEL]["children"]
     text = json.dumps(panel, ensure_ascii=False)
     assert "Endpoints (3)" in text and "POST /pick-lists" in text
