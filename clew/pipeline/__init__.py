@@ -11,12 +11,13 @@ each take about one core, and the worker stays at most one batch ahead.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import pickle
+import queue
 import subprocess
 import sys
+import threading
 import traceback
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -384,20 +385,54 @@ def _produce(jobs: list[_Job]) -> Iterator[tuple[int, Batch | int | _End]]:
             yield index, _End()
 
 
+#: Batches the parse worker may have ready, besides the one in the pipe, before the writer takes
+#: them (each some 8 MB pickled): a slow write does not stop the parsing at once.
+SEND_AHEAD = 2
+
+
 def parse_worker(connection: PipeEnd, jobs: list[_Job]) -> None:
     """The parse worker: sends every item of ``_produce(jobs)`` down ``connection``.
 
-    Sending blocks while the pipe is full, so the worker is never more than one batch ahead of
-    the writer. An unexpected error is sent as its traceback; the writer raises it.
+    Items are pickled here and written by a sender thread, whose blocking write of a whole
+    message releases the GIL: parsing goes on while a batch waits for the writer, up to
+    ``SEND_AHEAD`` batches ahead. An unexpected error is sent as its traceback; the writer
+    raises it.
     """
+    pending: queue.SimpleQueue[tuple[bytes, bool] | None] = queue.SimpleQueue()
+    slots = threading.Semaphore(SEND_AHEAD)
+    broken = threading.Event()
+
+    def send() -> None:
+        while (message := pending.get()) is not None:
+            data, is_batch = message
+            if not broken.is_set():
+                try:
+                    connection.send_bytes(data)
+                except OSError:  # the writer has gone: nothing more is read
+                    broken.set()
+            if is_batch:
+                slots.release()
+
+    sender = threading.Thread(target=send, name="clew-worker-sender", daemon=True)
+    sender.start()
+
+    def put(item: tuple, is_batch: bool = False) -> None:
+        data = pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL)
+        if is_batch:
+            slots.acquire()
+        pending.put((data, is_batch))
+
     try:
         for item in _produce(jobs):
-            connection.send(item)
+            if broken.is_set():
+                break
+            put(item, type(item[1]) is Batch)
             del item
     except BaseException:  # everything, KeyboardInterrupt too, must reach the writer
-        with contextlib.suppress(OSError):
-            connection.send((-1, traceback.format_exc()))
+        put((-1, traceback.format_exc()))
     finally:
+        pending.put(None)
+        sender.join()
         connection.close()
 
 
