@@ -189,7 +189,8 @@ _UPSERT_SERVICE = text(
 @dataclass
 class Batch:
     """Records gathered between two commits of one file, with the rollup contributions of its
-    spans computed where it was gathered (the parse worker, on large inputs)."""
+    spans computed where it was gathered (the parse worker, on large inputs), or None when the
+    writer is to compute them from the rows."""
 
     checkpoint: int = 0
     rows: list[tuple] = field(default_factory=list)
@@ -198,7 +199,7 @@ class Batch:
     quarantined: list[Quarantined] = field(default_factory=list)
     records: int = 0
     unknown_service: int = 0
-    contributions: rollups.Contributions = field(default_factory=rollups.Contributions)
+    contributions: rollups.Contributions | None = field(default_factory=rollups.Contributions)
 
     # Between processes the span rows travel as MessagePack, several times faster to encode than
     # pickled tuples; they arrive as lists, which the writer uses as they are.
@@ -230,7 +231,10 @@ class Batch:
         # A new object: the batch stays as it came, should its write be tried again.
         contributions = rollups.Contributions()
         if root_callers is None or not self.rows:
-            contributions.merge(self.contributions)
+            if self.contributions is None:
+                contributions.add(self.rows)
+            else:
+                contributions.merge(self.contributions)
         if self.rows:
             old = rollups.stored_spans(conn, (row[0] for row in self.rows))
             if root_callers is not None:
@@ -269,11 +273,17 @@ _WRITER_LOCK = 0x636C6577
 PROGRESS_BYTES = 1 << 20
 
 
-def batches(collector: Collector, source: Source, batch_spans: int) -> Iterator[Batch | int]:
+def batches(
+    collector: Collector,
+    source: Source,
+    batch_spans: int,
+    defer: Callable[[], bool] | None = None,
+) -> Iterator[Batch | int]:
     """A source's records gathered into batches that end at checkpoints.
 
     Between batches come progress reports: the number of bytes read since the last report.
     Spans repeated within a batch are kept once (the first), as the store would keep them.
+    A batch's rollup contributions are left to the writer (None) when ``defer()`` says so.
     """
     batch = Batch(checkpoint=source.offset)
     # Rows by (trace id, span id): the first copy is kept, and the rollups pair from this dict.
@@ -285,7 +295,10 @@ def batches(collector: Collector, source: Source, batch_spans: int) -> Iterator[
         batch.rows = list(by_id.values())
         batch.records += spans
         batch.unknown_service += unknown
-        batch.contributions.add_by_id(by_id)
+        if defer is not None and defer():
+            batch.contributions = None
+        else:
+            batch.contributions.add_by_id(by_id)
         return batch
 
     for record in collector.collect(source):
@@ -372,11 +385,14 @@ class _End(NamedTuple):
     error: str | None = None
 
 
-def _produce(jobs: list[_Job]) -> Iterator[tuple[int, Batch | int | _End]]:
+def _produce(
+    jobs: list[_Job], defer: Callable[[], bool] | None = None
+) -> Iterator[tuple[int, Batch | int | _End]]:
     """Every job's batches and progress reports, tagged with the job's index, then its end."""
     for index, job in enumerate(jobs):
         try:
-            for item in batches(job.collector, Source(job.path, job.offset), job.batch_spans):
+            source = Source(job.path, job.offset)
+            for item in batches(job.collector, source, job.batch_spans, defer):
                 yield index, item
                 del item  # let the batch go before the next one is gathered
         except CollectorError as error:
@@ -395,12 +411,15 @@ def parse_worker(connection: PipeEnd, jobs: list[_Job]) -> None:
 
     Items are pickled here and written by a sender thread, whose blocking write of a whole
     message releases the GIL: parsing goes on while a batch waits for the writer, up to
-    ``SEND_AHEAD`` batches ahead. An unexpected error is sent as its traceback; the writer
-    raises it.
+    ``SEND_AHEAD`` batches ahead. When at most one batch is waiting, the writer is catching up
+    and would soon be idle: the batch then goes without its rollup contributions, which the
+    writer computes, so the two processes share the work by the speed each has. An unexpected
+    error is sent as its traceback; the writer raises it.
     """
     pending: queue.SimpleQueue[tuple[bytes, bool] | None] = queue.SimpleQueue()
     slots = threading.Semaphore(SEND_AHEAD)
     broken = threading.Event()
+    waiting = [0]  # batches pickled and not yet taken by the writer (the GIL guards it)
 
     def send() -> None:
         while (message := pending.get()) is not None:
@@ -411,6 +430,7 @@ def parse_worker(connection: PipeEnd, jobs: list[_Job]) -> None:
                 except OSError:  # the writer has gone: nothing more is read
                     broken.set()
             if is_batch:
+                waiting[0] -= 1
                 slots.release()
 
     sender = threading.Thread(target=send, name="clew-worker-sender", daemon=True)
@@ -419,11 +439,12 @@ def parse_worker(connection: PipeEnd, jobs: list[_Job]) -> None:
     def put(item: tuple, is_batch: bool = False) -> None:
         data = pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL)
         if is_batch:
+            waiting[0] += 1
             slots.acquire()
         pending.put((data, is_batch))
 
     try:
-        for item in _produce(jobs):
+        for item in _produce(jobs, defer=lambda: waiting[0] <= 1):
             if broken.is_set():
                 break
             put(item, type(item[1]) is Batch)
