@@ -419,7 +419,8 @@ def parse_worker(connection: PipeEnd, jobs: list[_Job]) -> None:
     pending: queue.SimpleQueue[tuple[bytes, bool] | None] = queue.SimpleQueue()
     slots = threading.Semaphore(SEND_AHEAD)
     broken = threading.Event()
-    waiting = [0]  # batches pickled and not yet taken by the writer (the GIL guards it)
+    waiting = [0]  # batches pickled and not yet taken by the writer
+    counting = threading.Lock()  # ``+=`` is no atomic step between the two threads
 
     def send() -> None:
         while (message := pending.get()) is not None:
@@ -430,7 +431,8 @@ def parse_worker(connection: PipeEnd, jobs: list[_Job]) -> None:
                 except OSError:  # the writer has gone: nothing more is read
                     broken.set()
             if is_batch:
-                waiting[0] -= 1
+                with counting:
+                    waiting[0] -= 1
                 slots.release()
 
     sender = threading.Thread(target=send, name="clew-worker-sender", daemon=True)
@@ -439,7 +441,8 @@ def parse_worker(connection: PipeEnd, jobs: list[_Job]) -> None:
     def put(item: tuple, is_batch: bool = False) -> None:
         data = pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL)
         if is_batch:
-            waiting[0] += 1
+            with counting:
+                waiting[0] += 1
             slots.acquire()
         pending.put((data, is_batch))
 
