@@ -466,6 +466,11 @@ def _typed_span(raw: _SpanStruct, service: str, out: list[Record]) -> None:
                 attributes[kv.key] = None
             elif (fields := astuple(value)).count(UNSET) == 6 and fields[0] is not UNSET:
                 attributes[kv.key] = fields[0]  # the common case, a string
+            elif type(integer := fields[1]) is str and fields.count(UNSET) == 6:
+                try:  # the next most common: an integer, as a string (``_typed_value``'s rule)
+                    attributes[kv.key] = int(integer)
+                except ValueError:
+                    attributes[kv.key] = integer
             else:
                 attributes[kv.key] = _typed_value(value, 0)
     name = raw.name
