@@ -41,7 +41,7 @@ from clew.store import open_engine, upgrade
 
 BENCH = Path(__file__).resolve().parent
 OUT = BENCH / "out"
-TARGET_RATIO = 0.5
+TARGET_RATIO = 1.0
 TARGET_RSS_MB = 300.0
 SINK_COMMIT_EVERY = 25_000  # spans per commit, as Clew's batches
 #: Clew's SQLite PRAGMAs (clew.store._sqlite_pragmas).
