@@ -418,6 +418,19 @@ def table(report: dict) -> str:
     return "\n".join(lines)
 
 
+def finish(report: dict, render, as_json: bool, strict: bool) -> int:
+    """Print a benchmark's report (JSON, or the table ``render`` makes) and return its exit
+    code: 2 when its counts are wrong, 1 with ``strict`` when a target is missed, else 0."""
+    if as_json:
+        sys.stdout.write(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        print(render(report))
+    if not report["correct"]:
+        return 2
+    missed = not all(t["pass"] for t in report["targets"].values())
+    return 1 if strict and missed else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--spans", type=int, default=1_000_000, help="spans to generate and ingest")
@@ -431,14 +444,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     report = run(args.spans, args.files, args.seed, args.repeat)
-    if args.json:
-        sys.stdout.write(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n")
-    else:
-        print(table(report))
-    if not report["correct"]:
-        return 2
-    missed = not all(t["pass"] for t in report["targets"].values())
-    return 1 if args.strict and missed else 0
+    return finish(report, table, args.json, args.strict)
 
 
 if __name__ == "__main__":

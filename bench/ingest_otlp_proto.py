@@ -43,7 +43,7 @@ from pathlib import Path
 
 import google.protobuf
 import orjson
-from ingest_otlp_json import OUT, clew_ingest, corpus
+from ingest_otlp_json import OUT, clew_ingest, corpus, finish
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from clew.records import Span
@@ -368,14 +368,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     report = run(args.spans, args.files, args.seed, args.repeat)
-    if args.json:
-        sys.stdout.write(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n")
-    else:
-        print(table(report))
-    if not report["correct"]:
-        return 2
-    missed = not all(t["pass"] for t in report["targets"].values())
-    return 1 if args.strict and missed else 0
+    return finish(report, table, args.json, args.strict)
 
 
 if __name__ == "__main__":

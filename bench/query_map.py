@@ -43,7 +43,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
-from ingest_otlp_json import OUT, corpus
+from ingest_otlp_json import OUT, corpus, finish
 
 from clew.store import ensure_schema, open_engine
 from clew.store.queries import Window
@@ -434,13 +434,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         for w in report["windows"].values():
             w["agreement"]["problems"] = w["agreement"]["problems"][:50]
-        sys.stdout.write(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n")
-    else:
-        print(table(report))
-    if not report["correct"]:
-        return 2
-    missed = not all(t["pass"] for t in report["targets"].values())
-    return 1 if args.strict and missed else 0
+    return finish(report, table, args.json, args.strict)
 
 
 if __name__ == "__main__":
