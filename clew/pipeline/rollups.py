@@ -50,7 +50,8 @@ from sqlalchemy.engine import Connection
 
 from clew.pipeline import paths as failing_paths
 from clew.records import ROOT_CALLER, ConnectionType, NodeKind, Span, SpanKind
-from clew.store import blocks, histogram
+from clew.store import blocks
+from clew.store.cells import Cell, applied
 from clew.store.histogram import bucket_of
 
 # Positions in a span row (a Span, or the same columns as a list or tuple).
@@ -101,42 +102,6 @@ TRACE_SOURCES = (TRACE_SOURCE, RELAXED)
 
 #: A cell's key: (minute, client, server, connection type, endpoint, source).
 CellKey = tuple[int, str, str, str, str, str]
-
-
-class Cell:
-    """Additive sums of one rollup cell. ``clamp`` marks a cell that counts were taken out of.
-
-    ``lag_*`` measure queue lag (consumer start − producer end) on a topic → consumer edge, for
-    the consumer spans whose producer span is known.
-    """
-
-    __slots__ = (
-        "buckets",
-        "clamp",
-        "client_errors",
-        "count",
-        "duration_max",
-        "duration_sum",
-        "errors",
-        "lag_buckets",
-        "lag_count",
-        "lag_sum",
-    )
-
-    def __init__(self) -> None:
-        self.count = 0
-        self.errors = 0
-        self.client_errors = 0
-        self.duration_sum = 0
-        self.duration_max = 0
-        self.buckets: dict[int, int] = {}
-        self.clamp = False
-        self.lag_count = 0
-        self.lag_sum = 0
-        self.lag_buckets: dict[int, int] = {}
-
-    def __repr__(self) -> str:
-        return f"Cell(count={self.count}, errors={self.errors}, buckets={self.buckets})"
 
 
 class Contributions:
@@ -425,18 +390,7 @@ class Contributions:
             cell = self.cells.get(key)
             if cell is None:
                 cell = self.cells[key] = Cell()
-            cell.count += theirs.count
-            cell.errors += theirs.errors
-            cell.client_errors += theirs.client_errors
-            cell.duration_sum += theirs.duration_sum
-            cell.duration_max = max(cell.duration_max, theirs.duration_max)
-            cell.clamp = cell.clamp or theirs.clamp
-            for bucket, n in theirs.buckets.items():
-                cell.buckets[bucket] = cell.buckets.get(bucket, 0) + n
-            cell.lag_count += theirs.lag_count
-            cell.lag_sum += theirs.lag_sum
-            for bucket, n in theirs.lag_buckets.items():
-                cell.lag_buckets[bucket] = cell.lag_buckets.get(bucket, 0) + n
+            cell.add(theirs)
         self.nodes.update(other.nodes)
         self.paths.merge(other.paths)
         for key, (first, last) in other.endpoints.items():
@@ -612,24 +566,6 @@ _UPSERT_ENDPOINT = text(
 )
 
 
-def _clamped_max(cell_max: int, buckets: dict[int, int]) -> int:
-    top = max((b for b, n in buckets.items() if n > 0), default=None)
-    if top is None or top == histogram.ZERO_BUCKET:
-        return 0
-    return min(cell_max, int(histogram.GAMMA**top))
-
-
-def _added(stored: dict[int, int], delta: dict[int, int]) -> dict[int, int]:
-    """Bucket counts added, empty buckets dropped."""
-    for bucket, n in delta.items():
-        left = stored.get(bucket, 0) + n
-        if left:
-            stored[bucket] = left
-        else:
-            stored.pop(bucket, None)
-    return stored
-
-
 def apply(conn: Connection, contributions: Contributions) -> int:
     """Add contributions to the stored rollups, nodes and endpoints; returns cells written.
 
@@ -646,38 +582,12 @@ def apply(conn: Connection, contributions: Contributions) -> int:
                 stored[tuple(row[1:7])] = row  # type: ignore[index]
         inserts, updates, deletes = [], [], []
         for key in sorted(cells):
-            delta = cells[key]
             old = stored.get(key)
-            if old is None:
-                count, errors, client_errors, dsum, dmax, lag_count, lag_sum = 0, 0, 0, 0, 0, 0, 0
-                buckets: dict[int, int] = {}
-                lag_buckets: dict[int, int] = {}
-            else:
-                count, errors, client_errors, dsum, dmax = old[7:12]
-                buckets = histogram.loads(old[12])
-                lag_count, lag_sum, lag_buckets = old[13], old[14], histogram.loads(old[15])
-            buckets = _added(buckets, delta.buckets)
-            lag_buckets = _added(lag_buckets, delta.lag_buckets)
-            count += delta.count
-            if count <= 0:
+            values = applied(old[7:16] if old is not None else None, cells[key])
+            if values is None:
                 if old is not None:
                     deletes.append((old[0],))
                 continue
-            dmax = max(dmax, delta.duration_max)
-            if delta.clamp:
-                dmax = _clamped_max(dmax, buckets)
-            lag_count += delta.lag_count
-            values = (
-                count,
-                errors + delta.errors,
-                client_errors + delta.client_errors,
-                dsum + delta.duration_sum,
-                dmax,
-                histogram.dumps(buckets),
-                lag_count,
-                lag_sum + delta.lag_sum,
-                histogram.dumps(lag_buckets) if lag_count else None,
-            )
             if old is None:
                 inserts.append((*key, *values))
             else:

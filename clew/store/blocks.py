@@ -11,30 +11,15 @@ deletes minute cells (retention) deletes the blocks that hold them, or reads cou
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import bindparam, text
 from sqlalchemy.engine import Connection
 
-from clew.store import histogram
+from clew.store.cells import VALUE_COLUMNS, Cell, applied
 
 #: Block lengths in minutes, longest first; each divides the one before it.
 BLOCK_MINUTES = (1440, 60, 10)
-
-
-class CellChange(Protocol):
-    """What a change to one minute cell carries (``clew.pipeline.rollups.Cell``)."""
-
-    count: int
-    errors: int
-    client_errors: int
-    duration_sum: int
-    duration_max: int
-    buckets: dict[int, int]
-    clamp: bool
-    lag_count: int
-    lag_sum: int
-    lag_buckets: dict[int, int]
 
 
 def plan(
@@ -57,59 +42,6 @@ def plan(
     if until is not None and end < until:
         parts += plan(end, until, shorter)
     return parts
-
-
-class _Sum:
-    __slots__ = (
-        "buckets",
-        "clamp",
-        "client_errors",
-        "count",
-        "duration_max",
-        "duration_sum",
-        "errors",
-        "lag_buckets",
-        "lag_count",
-        "lag_sum",
-    )
-
-    def __init__(self) -> None:
-        self.count = self.errors = self.client_errors = self.duration_sum = 0
-        self.duration_max = self.lag_count = self.lag_sum = 0
-        self.buckets: dict[int, int] = {}
-        self.lag_buckets: dict[int, int] = {}
-        self.clamp = False
-
-    def add(self, cell: CellChange) -> None:
-        self.count += cell.count
-        self.errors += cell.errors
-        self.client_errors += cell.client_errors
-        self.duration_sum += cell.duration_sum
-        self.duration_max = max(self.duration_max, cell.duration_max)
-        self.clamp = self.clamp or cell.clamp
-        self.lag_count += cell.lag_count
-        self.lag_sum += cell.lag_sum
-        for into, buckets in ((self.buckets, cell.buckets), (self.lag_buckets, cell.lag_buckets)):
-            for bucket, n in buckets.items():
-                into[bucket] = into.get(bucket, 0) + n
-
-
-def _added(stored: dict[int, int], delta: dict[int, int]) -> dict[int, int]:
-    for bucket, n in delta.items():
-        left = stored.get(bucket, 0) + n
-        if left:
-            stored[bucket] = left
-        else:
-            stored.pop(bucket, None)
-    return stored
-
-
-def _clamped_max(cell_max: int, buckets: dict[int, int]) -> int:
-    # Counts taken out may have held the maximum: keep it within the top bucket left.
-    top = max((b for b, n in buckets.items() if n > 0), default=None)
-    if top is None or top == histogram.ZERO_BUCKET:
-        return 0
-    return min(cell_max, int(histogram.GAMMA**top))
 
 
 _SELECT = text(
@@ -137,20 +69,20 @@ _UPDATE = text(
 _DELETE = text("DELETE FROM edge_rollup_blocks WHERE id = :id")
 
 
-def apply(conn: Connection, cells: Mapping[tuple, CellChange]) -> int:
+def apply(conn: Connection, cells: Mapping[tuple, Cell]) -> int:
     """Add changes to minute cells, keyed ``(minute, client, server, connection type, endpoint,
     source)``, to the blocks that hold them; returns the block rows written."""
-    changes: dict[tuple, _Sum] = {}
+    changes: dict[tuple, Cell] = {}
     # Shortest blocks from the minutes, each longer one from the one below: every length divides
     # the next, and the buckets of far fewer sums are added up.
-    below: Mapping[tuple, CellChange] = {(1, *key): cell for key, cell in cells.items()}
+    below: Mapping[tuple, Cell] = {(1, *key): cell for key, cell in cells.items()}
     for length in reversed(BLOCK_MINUTES):
-        level: dict[tuple, _Sum] = {}
+        level: dict[tuple, Cell] = {}
         for (_, minute, *rest), cell in below.items():
             key = (length, minute - minute % length, *rest)
             total = level.get(key)
             if total is None:
-                total = level[key] = _Sum()
+                total = level[key] = Cell()
             total.add(cell)
         changes.update(level)
         below = level
@@ -166,37 +98,13 @@ def apply(conn: Connection, cells: Mapping[tuple, CellChange]) -> int:
                 stored[tuple(row[1:8])] = row
     inserts, updates, deletes = [], [], []
     for key in sorted(changes):
-        delta, old = changes[key], stored.get(key)
-        if old is None:
-            count = errors = client_errors = dsum = dmax = lag_count = lag_sum = 0
-            buckets: dict[int, int] = {}
-            lag_buckets: dict[int, int] = {}
-        else:
-            count, errors, client_errors, dsum, dmax = old[8:13]
-            buckets = histogram.loads(old[13])
-            lag_count, lag_sum, lag_buckets = old[14], old[15], histogram.loads(old[16])
-        count += delta.count
-        if count <= 0:
+        old = stored.get(key)
+        row = applied(old[8:17] if old is not None else None, changes[key])
+        if row is None:
             if old is not None:
                 deletes.append({"id": old[0]})
             continue
-        buckets = _added(buckets, delta.buckets)
-        lag_buckets = _added(lag_buckets, delta.lag_buckets)
-        dmax = max(dmax, delta.duration_max)
-        if delta.clamp:
-            dmax = _clamped_max(dmax, buckets)
-        lag_count += delta.lag_count
-        values = {
-            "count": count,
-            "errors": errors + delta.errors,
-            "client_errors": client_errors + delta.client_errors,
-            "duration_sum_ns": dsum + delta.duration_sum,
-            "duration_max_ns": dmax,
-            "histogram": histogram.dumps(buckets),
-            "lag_count": lag_count,
-            "lag_sum_ns": lag_sum + delta.lag_sum,
-            "lag_histogram": histogram.dumps(lag_buckets) if lag_count else None,
-        }
+        values = dict(zip(VALUE_COLUMNS, row, strict=True))
         if old is None:
             names = ("block_minutes", "minute", "client", "server", "connection_type")
             inserts.append(values | dict(zip((*names, "endpoint", "source"), key, strict=True)))

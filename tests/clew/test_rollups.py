@@ -11,6 +11,7 @@ from sqlalchemy import text
 from clew import metrics, store
 from clew.pipeline import ingest, rollups
 from clew.store import histogram, queries
+from clew.store.cells import clamped_max
 from tests import otlp
 from tests.conftest import corpus
 
@@ -346,7 +347,7 @@ def test_a_corrected_maximum_stays_an_upper_bound_within_one_bucket():
     cells.add([slow], -1)  # the slow root span turned out to have a caller
     left = {bucket: n for bucket, n in cell.buckets.items() if n}
     assert (cell.count, cell.clamp, left) == (1, True, {histogram.bucket_of(10**7): 1})
-    clamped = rollups._clamped_max(cell.duration_max, cell.buckets)
+    clamped = clamped_max(cell.duration_max, cell.buckets)
     assert 10_000_000 <= clamped <= 10_000_000 * histogram.GAMMA
 
 
