@@ -3,19 +3,18 @@ order the spans arrive in."""
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 
-from clew import metrics, store
+from clew import metrics
 from clew.pipeline import ingest, rollups
 from clew.pipeline.paths import trace_paths
 from clew.records import Span
 from clew.store import queries
 from tests import otlp
-from tests.clew.test_rollups import landscape, single_span_requests
+from tests.clew.test_rollups import clean_pass, ingest_shuffled, landscape
 
 SERVER, CLIENT, INTERNAL = 2, 3, 1
 
@@ -123,21 +122,9 @@ def test_spans_in_any_order_and_batching_give_the_paths_of_one_clean_pass(
     engine, registry, tmp_path: Path, seed: int
 ):
     traces = landscape(range(1, 13), spread_ms=25_000)
-    shuffled = single_span_requests(traces)
-    rng = random.Random(seed)
-    rng.shuffle(shuffled)
-    cut = sorted(rng.sample(range(1, len(shuffled)), 4))
-    for part, (start, end) in enumerate(zip([0, *cut], [*cut, len(shuffled)], strict=True)):
-        path = otlp.write_lines(tmp_path / f"part{part}.jsonl", shuffled[start:end])
-        ingest(engine, [path], registry, batch_spans=rng.randint(1, 6))
+    ingest_shuffled(engine, registry, tmp_path, traces, seed)
     late = path_table(engine)
-
-    clean_dir = tmp_path / "clean"
-    clean_dir.mkdir()
-    clean = store.open_engine(str(clean_dir / "clew.db"))
-    store.upgrade(clean)
-    ingest(clean, [otlp.write_lines(clean_dir / "all.jsonl", traces)], registry)
-    want = path_table(clean)
+    want = path_table(clean_pass(tmp_path / "clean", traces, registry))
     # traces 3, 6, 9 and 12 fail in orders' server span
     assert sum(r[7] for r in want) == 4
     assert {(r[2], r[3], r[4], r[5], r[6]) for r in want} == {

@@ -273,6 +273,30 @@ def single_span_requests(requests: list[dict]) -> list[dict]:
     return singles
 
 
+def ingest_shuffled(
+    engine, registry, folder: Path, requests: list[dict], seed: int, cuts: int = 4, batch: int = 6
+) -> int:
+    """Every span of ``requests`` as a request of its own, shuffled, ingested as ``cuts + 1``
+    files in batches of 1 to ``batch`` spans; returns how many files."""
+    shuffled = single_span_requests(requests)
+    rng = random.Random(seed)
+    rng.shuffle(shuffled)
+    cut = sorted(rng.sample(range(1, len(shuffled)), cuts))
+    for part, (start, end) in enumerate(zip([0, *cut], [*cut, len(shuffled)], strict=True)):
+        path = otlp.write_lines(folder / f"part{part}.jsonl", shuffled[start:end])
+        ingest(engine, [path], registry, batch_spans=rng.randint(1, batch))
+    return cuts + 1
+
+
+def clean_pass(folder: Path, requests: list[dict], registry):
+    """A fresh store under ``folder`` holding ``requests`` ingested in one pass."""
+    folder.mkdir()
+    clean = store.open_engine(str(folder / "clew.db"))
+    store.upgrade(clean)
+    ingest(clean, [otlp.write_lines(folder / "all.jsonl", requests)], registry)
+    return clean
+
+
 def more_traces() -> list[dict]:
     """Twelve traces over five minutes: more cells to get right."""
     return landscape(range(1, 13), spread_ms=25_000)
@@ -282,25 +306,14 @@ def more_traces() -> list[dict]:
 def test_spans_in_any_order_and_batching_give_the_rollups_of_one_clean_pass(
     engine, registry, tmp_path: Path, seed: int
 ):
-    shuffled = single_span_requests(more_traces())
-    random.Random(seed).shuffle(shuffled)
-    rng = random.Random(seed)
-    cut = sorted(rng.sample(range(1, len(shuffled)), 4))
-    for part, (start, end) in enumerate(zip([0, *cut], [*cut, len(shuffled)], strict=True)):
-        path = otlp.write_lines(tmp_path / f"part{part}.jsonl", shuffled[start:end])
-        ingest(engine, [path], registry, batch_spans=rng.randint(1, 6))
+    parts = ingest_shuffled(engine, registry, tmp_path, more_traces(), seed)
     # a re-run of every file, renamed, adds nothing
-    for part in range(len(cut) + 1):
+    for part in range(parts):
         (tmp_path / f"part{part}.jsonl").rename(tmp_path / f"again{part}.jsonl")
     assert ingest(engine, [tmp_path], registry).inserted == 0
     late = rollup_table(engine)
 
-    clean_dir = tmp_path / "clean"
-    clean_dir.mkdir()
-    clean = store.open_engine(str(clean_dir / "clew.db"))
-    store.upgrade(clean)
-    ingest(clean, [otlp.write_lines(clean_dir / "all.jsonl", more_traces())], registry)
-    want = rollup_table(clean)
+    want = rollup_table(clean_pass(tmp_path / "clean", more_traces(), registry))
     assert sum(cell["sums"][0] for cell in want.values()) == 12 * 6  # 6 edges per trace
     assert_same_rollups(late, want)
 
@@ -533,21 +546,9 @@ def test_relaxed_edges_come_out_the_same_whatever_order_the_spans_arrive_in(
     engine, registry, tmp_path: Path, seed: int
 ):
     requests = [r for t in range(1, 5) for r in unpaired_kinds(t, start_ms=t * 20_000)]
-    shuffled = single_span_requests(requests)
-    rng = random.Random(seed)
-    rng.shuffle(shuffled)
-    cut = sorted(rng.sample(range(1, len(shuffled)), 5))
-    for part, (start, end) in enumerate(zip([0, *cut], [*cut, len(shuffled)], strict=True)):
-        path = otlp.write_lines(tmp_path / f"part{part}.jsonl", shuffled[start:end])
-        ingest(engine, [path], registry, batch_spans=rng.randint(1, 4))
+    ingest_shuffled(engine, registry, tmp_path, requests, seed, cuts=5, batch=4)
     late = rollup_table(engine)
-
-    clean_dir = tmp_path / "clean"
-    clean_dir.mkdir()
-    clean = store.open_engine(str(clean_dir / "clew.db"))
-    store.upgrade(clean)
-    ingest(clean, [otlp.write_lines(clean_dir / "all.jsonl", requests)], registry)
-    want = rollup_table(clean)
+    want = rollup_table(clean_pass(tmp_path / "clean", requests, registry))
     assert sum(cell["sums"][0] for cell in want.values()) == 4 * 8  # 8 edges per trace
     assert_same_rollups(late, want)
     rollups.rebuild(engine)
