@@ -140,23 +140,9 @@ def build_span(
     attrs: dict[str, Any],
 ) -> Span:
     """The ``Span`` of validated fields and decoded attributes (``attrs`` is consumed)."""
+    head = (trace_id, span_id, parent_span_id, service, name, kind, start, duration, code, message)
     if not attrs:
-        return _new_tuple(
-            Span,
-            (
-                trace_id,
-                span_id,
-                parent_span_id,
-                service,
-                name,
-                kind,
-                start,
-                duration,
-                code,
-                message,
-                *_NO_ATTRIBUTES,
-            ),
-        )
+        return _new_tuple(Span, head + _NO_ATTRIBUTES)
     if not attrs.keys().isdisjoint(_LEGACY_KEYS):
         attrs = normalise(attrs, kind)
     pop = attrs.pop
@@ -188,16 +174,7 @@ def build_span(
     return _new_tuple(
         Span,
         (
-            trace_id,
-            span_id,
-            parent_span_id,
-            service,
-            name,
-            kind,
-            start,
-            duration,
-            code,
-            message,
+            *head,
             method if method is None or type(method) is str else str(method),
             route if route is None or type(route) is str else str(route),
             http_status,
