@@ -41,6 +41,7 @@ from clew.records import (
     SpanLink,
 )
 from clew.store import insert_ignoring_duplicates
+from clew.store import spans as stored_spans
 from clew.store.models import utcnow
 from collectors import Collector, CollectorError, Registry, Source
 
@@ -49,7 +50,6 @@ BATCH_SPANS = 25_000
 #: Bytes of a file's head that identify it across renames and rotations.
 FINGERPRINT_BYTES = 1024
 
-SPAN_COLUMNS = Span._fields
 LINK_COLUMNS = SpanLink._fields
 
 
@@ -249,7 +249,7 @@ class Batch:
                 contributions.correct(old, joining)
                 new_rows = [row for row in self.rows if (row[0], row[1]) not in known]
             rollups.add_link_lags(conn, contributions, new_rows, self.links)
-            inserted = insert_ignoring_duplicates(conn, "spans", SPAN_COLUMNS, new_rows)
+            inserted = stored_spans.write(conn, new_rows)
         insert_ignoring_duplicates(conn, "span_links", LINK_COLUMNS, self.links)
         _save_quarantine(conn, source, self.quarantined)
         return inserted, rollups.apply(conn, contributions)

@@ -43,14 +43,14 @@ histogram's 2 %.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from sqlalchemy import Engine, bindparam, text
 from sqlalchemy.engine import Connection
 
 from clew.pipeline import paths as failing_paths
 from clew.records import ROOT_CALLER, ConnectionType, NodeKind, Span, SpanKind
-from clew.store import blocks
+from clew.store import blocks, spans
 from clew.store.cells import Cell, applied
 from clew.store.histogram import bucket_of
 
@@ -440,21 +440,9 @@ def _endpoint_name(row: tuple) -> str:
     return row[NAME]
 
 
-# Every column but the attributes, which pairing never reads (NULL keeps the row's shape).
-_PAIRING_COLUMNS = ", ".join("NULL" if name == "attributes" else name for name in Span._fields)
-_STORED_SPANS = text(f"SELECT {_PAIRING_COLUMNS} FROM spans WHERE trace_id IN :ids").bindparams(
-    bindparam("ids", expanding=True)
-)
-
-
 def stored_spans(conn: Connection, trace_ids: Iterable[str]) -> list[tuple]:
-    """The stored spans of these traces, as rows (attributes left out)."""
-    ids = sorted(set(trace_ids))
-    found: list[tuple] = []
-    for start in range(0, len(ids), 500):
-        chunk = {"ids": ids[start : start + 500]}
-        found.extend(tuple(row) for row in conn.execute(_STORED_SPANS, chunk))
-    return found
+    """The stored spans of these traces, as rows."""
+    return spans.of_traces(conn, trace_ids)
 
 
 _LINKS_TO = text(
@@ -506,17 +494,6 @@ def add_link_lags(
     for c, p in waiting:
         if c in consumers:
             contributions.link_lag(consumers[c], new[p])
-
-
-_LINKED_PAIRS = text(
-    "SELECT "
-    + ", ".join(f"c.{name}" if name != "attributes" else "NULL" for name in Span._fields)
-    + ", "
-    + ", ".join(f"p.{name}" if name != "attributes" else "NULL" for name in Span._fields)
-    + " FROM span_links l"
-    " JOIN spans c ON c.trace_id = l.trace_id AND c.span_id = l.span_id"
-    " JOIN spans p ON p.trace_id = l.linked_trace_id AND p.span_id = l.linked_span_id"
-)
 
 
 _SELECT_CELLS = text(
@@ -614,6 +591,21 @@ def apply(conn: Connection, contributions: Contributions) -> int:
     return written + failing_paths.apply(conn, contributions.paths)
 
 
+def linked_pairs(conn: Connection) -> Iterator[tuple[tuple, tuple]]:
+    """Every stored span link whose two spans are both stored: (linking span, linked span)."""
+    links = conn.execute(
+        text("SELECT trace_id, span_id, linked_trace_id, linked_span_id FROM span_links")
+    ).all()
+    for start in range(0, len(links), 1_000):
+        group = links[start : start + 1_000]
+        wanted = {(link[0], link[1]) for link in group} | {(link[2], link[3]) for link in group}
+        found = _spans_by_id(conn, wanted)
+        for link in group:
+            c, p = found.get((link[0], link[1])), found.get((link[2], link[3]))
+            if c is not None and p is not None:
+                yield c, p
+
+
 def rebuild(
     engine: Engine,
     progress: Callable[[int, int], None] | None = None,
@@ -622,8 +614,8 @@ def rebuild(
     """Recompute every trace rollup from the stored spans; returns the cells written.
     ``root_callers`` names the callers of root spans, as it does for ingest.
 
-    Spans are read in trace order, so memory holds one chunk of whole traces at a time plus the
-    cells. The old rollups are replaced in the same transaction.
+    Spans are read a group of whole traces at a time, so memory holds one group plus the cells.
+    The old rollups are replaced in the same transaction.
     """
     names: dict[tuple[str, str], tuple[str, str]] = {}
     contributions = Contributions(names)
@@ -634,23 +626,15 @@ def rebuild(
         contributions.add(chunk)
 
     with engine.connect() as conn:
-        total = conn.execute(text("SELECT count(*) FROM spans")).scalar_one()
-        query = text(f"SELECT {_PAIRING_COLUMNS} FROM spans ORDER BY trace_id, span_id")
-        chunk: list[tuple] = []
+        total = spans.count(conn)
         done = 0
-        result = conn.execution_options(stream_results=True, yield_per=20_000).execute(query)
-        for row in result:
-            if len(chunk) >= 20_000 and row[TRACE] != chunk[-1][TRACE]:
-                add(chunk)
-                done += len(chunk)
-                chunk = []
-                if progress:
-                    progress(done, total)
-            chunk.append(tuple(row))
-        add(chunk)
-        width = len(Span._fields)
-        for row in conn.execute(_LINKED_PAIRS):
-            contributions.link_lag(tuple(row[:width]), tuple(row[width:]))
+        for chunk in spans.by_trace(conn):
+            add(chunk)
+            done += len(chunk)
+            if progress:
+                progress(done, total)
+        for consumer, producer in linked_pairs(conn):
+            contributions.link_lag(consumer, producer)
         if progress:
             progress(total, total)
     with engine.begin() as conn:

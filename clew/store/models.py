@@ -9,6 +9,7 @@ from sqlalchemy import (
     DateTime,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -52,35 +53,19 @@ class Service(Base):
     parent: Mapped[str | None] = mapped_column(String(255))
 
 
-class SpanRow(Base):
-    """One span. Unique on (trace id, span id): ingesting the same span again is a no-op."""
+class SpanChunk(Base):
+    """Spans of one trace stored by one write: a MessagePack array of span rows, each an array
+    in ``Span`` column order (``clew.store.spans`` reads and writes them). A trace's spans are
+    the union of its chunks; spans are unique on (trace id, span id) across them."""
 
-    __tablename__ = "spans"
+    __tablename__ = "span_chunks"
 
-    trace_id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    span_id: Mapped[str] = mapped_column(String(16), primary_key=True)
-    parent_span_id: Mapped[str | None] = mapped_column(String(16))
-    service: Mapped[str] = mapped_column(String(255))
-    name: Mapped[str] = mapped_column(Text)
-    kind: Mapped[int] = mapped_column(Integer)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    trace_id: Mapped[str] = mapped_column(String(32), index=True)
+    #: The earliest start among the chunk's spans (Unix ns): what retention goes by.
     start_ns: Mapped[int] = mapped_column(BigInteger)
-    duration_ns: Mapped[int] = mapped_column(BigInteger)
-    status: Mapped[int] = mapped_column(Integer)
-    status_message: Mapped[str | None] = mapped_column(Text)
-    http_method: Mapped[str | None] = mapped_column(String(16))
-    http_route: Mapped[str | None] = mapped_column(Text)
-    http_status: Mapped[int | None] = mapped_column(Integer)
-    url_path: Mapped[str | None] = mapped_column(Text)
-    server_address: Mapped[str | None] = mapped_column(String(255))
-    peer_service: Mapped[str | None] = mapped_column(String(255))
-    db_system: Mapped[str | None] = mapped_column(String(64))
-    messaging_system: Mapped[str | None] = mapped_column(String(64))
-    messaging_destination: Mapped[str | None] = mapped_column(Text)
-    rpc_service: Mapped[str | None] = mapped_column(String(255))
-    rpc_method: Mapped[str | None] = mapped_column(String(255))
-    attributes: Mapped[str | None] = mapped_column(Text)
-    # No secondary index: a trace's spans are found through the primary key's leading trace_id,
-    # and rollups are kept on ingest. Pages that search spans add the narrow index they need.
+    span_count: Mapped[int] = mapped_column(Integer)
+    spans: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class SpanLinkRow(Base):

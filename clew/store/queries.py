@@ -12,7 +12,7 @@ import orjson
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from clew.store import blocks, histogram
+from clew.store import blocks, histogram, spans
 
 
 @dataclass(frozen=True)
@@ -317,19 +317,6 @@ def failing_paths(conn: Connection, window: Window) -> list[FailingPathTotals]:
     return sorted(found.values(), key=lambda p: (-p.count, -p.last_seen_ns, p.path_id))
 
 
-#: The columns of a span a trace view shows (all but the attributes).
-_TRACE_COLUMNS = (
-    "trace_id, span_id, parent_span_id, service, name, kind, start_ns, duration_ns, status,"
-    " status_message, http_method, http_route, http_status, url_path, server_address,"
-    " peer_service, db_system, messaging_system, messaging_destination, rpc_service, rpc_method,"
-    " attributes"
-)
-
-
 def trace_spans(conn: Connection, trace_id: str) -> list[tuple]:
-    """Every stored span of one trace (through the primary key), in ``Span`` column order."""
-    rows = conn.execute(
-        text(f"SELECT {_TRACE_COLUMNS} FROM spans WHERE trace_id = :trace_id"),
-        {"trace_id": trace_id},
-    )
-    return [tuple(row) for row in rows]
+    """Every stored span of one trace, in ``Span`` column order."""
+    return spans.of_trace(conn, trace_id)

@@ -12,6 +12,7 @@ from clew.pipeline import ingest
 from collectors import CollectorError, Registry
 from tests import otlp
 from tests.conftest import corpus
+from tests.stored import span_count, stored_spans
 
 
 def count(engine: Engine, sql: str) -> int:
@@ -26,7 +27,7 @@ def test_corpus_spans_are_all_inserted_or_quarantined_and_a_rerun_inserts_nothin
     assert first.quarantined == 1  # the manifest, which is no OTLP document
     assert first.records == first.inserted + first.quarantined
     assert first.unknown_service == 1
-    assert count(engine, "SELECT count(*) FROM spans") == 38
+    assert span_count(engine) == 38
     with engine.connect() as conn:
         (source, position, reason) = conn.execute(
             text("SELECT source, position, reason FROM quarantine")
@@ -37,7 +38,7 @@ def test_corpus_spans_are_all_inserted_or_quarantined_and_a_rerun_inserts_nothin
     again = ingest(engine, [corpus("otlp_json")], registry)
     assert (again.inserted, again.quarantined, again.records) == (0, 0, 0)
     assert all(r.skipped for r in again.reports)
-    assert count(engine, "SELECT count(*) FROM spans") == 38
+    assert span_count(engine) == 38
     assert count(engine, "SELECT count(*) FROM quarantine") == 1
 
 
@@ -103,13 +104,13 @@ def test_a_crash_between_batches_loses_nothing_and_duplicates_nothing(
     monkeypatch.setattr(pipeline.Batch, "write", crash_on_third_batch)
     with pytest.raises(KeyboardInterrupt):
         ingest(engine, [path], registry, batch_spans=10)
-    stored = count(engine, "SELECT count(*) FROM spans")
+    stored = span_count(engine)
     assert stored == 20  # two whole batches committed with their checkpoint; the third rolled back
     monkeypatch.setattr(pipeline.Batch, "write", real_write)
     result = ingest(engine, [path], registry, batch_spans=10)
     assert (result.inserted, result.duplicates) == (20, 0)
-    assert count(engine, "SELECT count(*) FROM spans") == 40
-    assert count(engine, "SELECT count(DISTINCT trace_id) FROM spans") == 40
+    assert span_count(engine) == 40
+    assert len({s.trace_id for s in stored_spans(engine)}) == 40
     assert count(engine, "SELECT sum(count) FROM edge_rollups") == 40
 
 
@@ -159,7 +160,7 @@ def test_a_collector_that_gives_up_keeps_what_was_committed(engine, tmp_path, wo
     result = ingest(engine, [path], registry, batch_spans=10, worker=worker)
     assert result.problems == [f"{path}: line 21: the reader gave up"]
     assert (result.reports[0].error, result.inserted) == (result.problems[0], 20)
-    assert count(engine, "SELECT count(*) FROM spans") == 20
+    assert span_count(engine) == 20
     assert count(engine, 'SELECT "offset" FROM ingest_checkpoints') > 0
 
 
@@ -168,4 +169,4 @@ def test_an_unexpected_error_in_the_parse_worker_reaches_the_caller(engine, tmp_
     registry = Registry([GivesUpAfterTwenty(ZeroDivisionError)])
     with pytest.raises(RuntimeError, match=r"(?s)parse worker failed.*ZeroDivisionError"):
         ingest(engine, [path], registry, batch_spans=10, worker=True)
-    assert count(engine, "SELECT count(*) FROM spans") == 20  # the batches before it stay
+    assert span_count(engine) == 20  # the batches before it stay

@@ -49,6 +49,7 @@ from clew import pipeline, receiver, store
 from clew.app import create_app
 from clew.cli import main
 from collectors import otlp_proto
+from tests.stored import span_count, stored_spans
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
@@ -114,8 +115,7 @@ def json_body(spans: list[ReadableSpan]) -> bytes:
 
 
 def stored(engine: Engine) -> set[tuple[str, str]]:
-    with engine.connect() as conn:
-        return set(map(tuple, conn.execute(text("SELECT trace_id, span_id FROM spans")).all()))
+    return {(s.trace_id, s.span_id) for s in stored_spans(engine)}
 
 
 def quarantined(engine: Engine) -> list[tuple[str, str, str]]:
@@ -207,9 +207,8 @@ def test_sdk_exporter_over_protobuf_and_every_span_is_stored(served, compression
     assert exporter.export(spans) is SpanExportResult.SUCCESS
     exporter.shutdown()
     assert stored(served.engine) == ids_of(spans)
-    with served.engine.connect() as conn:
-        rows = conn.execute(text("SELECT span_id, parent_span_id, service, name FROM spans")).all()
-    by_id = {row[0]: row for row in rows}
+    rows = stored_spans(served.engine)
+    by_id = {row.span_id: (row.span_id, row.parent_span_id, row.service, row.name) for row in rows}
     for span in spans:
         row = by_id[f"{span.context.span_id:016x}"]
         parent = f"{span.parent.span_id:016x}" if span.parent else None
@@ -222,8 +221,7 @@ def test_sdk_batches_are_idempotent_on_retry(served):
     assert exporter.export(spans) is SpanExportResult.SUCCESS
     assert exporter.export(spans) is SpanExportResult.SUCCESS
     exporter.shutdown()
-    with served.engine.connect() as conn:
-        assert conn.execute(text("SELECT COUNT(*) FROM spans")).scalar() == len(spans)
+    assert span_count(served.engine) == len(spans)
 
 
 @pytest.mark.parametrize("encoding", [None, "gzip"])
@@ -460,9 +458,7 @@ def test_waiting_batches_commit_together_and_a_failing_one_alone(tmp_path, monke
     assert held.groups == [1, 2, 1, 1]
     assert [t.error is None for t in tickets] == [True, True, False]
     assert tickets[0].inserted == tickets[1].inserted == 9
-    with engine.connect() as conn:
-        services = conn.execute(text("SELECT service FROM spans GROUP BY service")).scalars()
-        assert sorted(services) == ["a", "b"]
+    assert sorted({s.service for s in stored_spans(engine)}) == ["a", "b"]
     receiver.stop(app)
     engine.dispose()
 

@@ -13,7 +13,8 @@ from sqlalchemy import text
 from clew import demo, store
 from clew.cli import main
 from clew.pipeline import ingest, rollups
-from clew.store import histogram
+from clew.records import Span
+from clew.store import histogram, spans
 from tests.clew.test_rollups import assert_same_rollups, rollup_table
 from tests.conftest import SAMPLE_END_NS
 
@@ -56,12 +57,7 @@ def test_graph_shows_the_planted_failing_edge_cycle_database_and_external_api(gr
 
 def _independent_edges(conn) -> dict[tuple[str, str, str], list[int]]:
     """Pair the raw spans in Python, without the rollup SQL, into edge → latencies (ns)."""
-    rows = conn.execute(
-        text(
-            "SELECT trace_id, span_id, parent_span_id, service, kind, duration_ns, peer_service,"
-            " server_address, db_system, messaging_system, messaging_destination FROM spans"
-        )
-    ).all()
+    rows = [Span(*row) for group in spans.by_trace(conn) for row in group]
     by_id = {(r.trace_id, r.span_id): r for r in rows}
     children = defaultdict(list)
     for r in rows:

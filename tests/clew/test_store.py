@@ -13,10 +13,11 @@ from clew.pipeline import ingest
 from clew.store import histogram
 from tests.clew.test_rollups import edges_of
 from tests.conftest import corpus
+from tests.stored import stored_spans
 
 TABLES = {
     "services",
-    "spans",
+    "span_chunks",
     "span_links",
     "edge_rollups",
     "endpoints",
@@ -113,8 +114,8 @@ def _migrate_down_and_up(engine) -> None:
     assert bucket == histogram.bucket_of(span["duration_ns"])
     store.upgrade(engine)
     command.check(store.alembic_config(engine))
-    with engine.connect() as conn:
-        assert conn.execute(text(f"SELECT {columns} FROM spans")).one() == tuple(span.values())
+    (stored,) = stored_spans(engine)
+    assert tuple(getattr(stored, name) for name in span) == tuple(span.values())
 
 
 def test_sqlite_migrations_go_down_and_up_with_data(tmp_path):

@@ -14,13 +14,13 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
-from sqlalchemy import text
 
 from clew.pipeline import ingest
 from clew.records import Checkpoint, Quarantined, Span, SpanLink
 from collectors import Registry, Source
 from collectors.otlp_json import OtlpJsonCollector
 from collectors.otlp_proto import OtlpProtoCollector
+from tests.stored import stored_spans
 
 collector = OtlpProtoCollector()
 
@@ -254,6 +254,4 @@ def test_ingest_stores_every_span_once(engine, tmp_path):
         "otlp_proto",
     )
     assert ingest(engine, [path], registry).inserted == 0
-    with engine.connect() as conn:
-        services = conn.execute(text("SELECT DISTINCT service FROM spans ORDER BY 1")).all()
-    assert [s for (s,) in services] == ["billing", "orders"]
+    assert sorted({s.service for s in stored_spans(engine)}) == ["billing", "orders"]

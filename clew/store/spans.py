@@ -1,0 +1,115 @@
+"""Spans at rest: each trace's spans stored in chunks, one chunk per trace per write.
+
+A span is read in only two ways: with the other spans of its trace (a trace view, the rollups of
+a trace that gains spans, a rebuild) or not at all; every figure a page shows comes from the
+rollups. So spans are kept the way a trace store keeps them, per trace: a write stores one row per
+trace it touches, holding that trace's new spans as a MessagePack array of span rows (each an
+array in ``Span`` column order). Against a row per span under a random (trace id, span id) key,
+that is one row and one index entry per trace and write instead of one per span: most of what
+ingest spent in SQLite.
+
+Spans stay unique on (trace id, span id): the writer reads the stored spans of every trace of a
+batch under its write lock and stores only the new ones (``clew.pipeline.Batch.write``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+
+import msgspec
+from sqlalchemy import bindparam, text
+from sqlalchemy.engine import Connection
+
+from clew.store import placeholders
+
+_ENCODER = msgspec.msgpack.Encoder()
+#: Span rows come back as tuples in ``Span`` column order.
+_DECODER = msgspec.msgpack.Decoder(list[tuple])
+#: Trace ids per ``IN`` list: well below SQLite's and PostgreSQL's parameter limits.
+_IDS_PER_QUERY = 500
+
+_CHUNKS_OF = text("SELECT spans FROM span_chunks WHERE trace_id IN :ids").bindparams(
+    bindparam("ids", expanding=True)
+)
+
+
+def encode(rows: Sequence[Sequence]) -> bytes:
+    """The stored form of span rows: a MessagePack array of arrays."""
+    return _ENCODER.encode(rows)
+
+
+def decode(data: bytes) -> list[tuple]:
+    """Span rows from their stored form."""
+    return _DECODER.decode(data)
+
+
+def write(conn: Connection, rows: Iterable[Sequence]) -> int:
+    """Store span rows that are not stored yet, one chunk per trace; returns how many.
+
+    The caller has made sure no row is stored already (or repeated): this only appends.
+    """
+    by_trace: dict[str, list] = {}
+    for row in rows:
+        spans = by_trace.get(row[0])
+        if spans is None:
+            by_trace[row[0]] = [row]
+        else:
+            spans.append(row)
+    if not by_trace:
+        return 0
+    encode_rows = _ENCODER.encode
+    chunks = [
+        (trace_id, min(row[6] for row in spans), len(spans), encode_rows(spans))
+        for trace_id, spans in by_trace.items()
+    ]
+    sql = (
+        "INSERT INTO span_chunks (trace_id, start_ns, span_count, spans)"
+        f" VALUES ({placeholders(conn, 4)})"
+    )
+    cursor = conn.connection.driver_connection.cursor()
+    try:
+        cursor.executemany(sql, chunks)
+    finally:
+        cursor.close()
+    return sum(chunk[2] for chunk in chunks)
+
+
+def of_traces(conn: Connection, trace_ids: Iterable[str]) -> list[tuple]:
+    """Every stored span of these traces, as rows in ``Span`` column order, sorted by
+    (trace id, span id) whatever order the chunks come back in."""
+    ids = sorted(set(trace_ids))
+    found: list[tuple] = []
+    decode_rows = _DECODER.decode
+    for start in range(0, len(ids), _IDS_PER_QUERY):
+        params = {"ids": ids[start : start + _IDS_PER_QUERY]}
+        for (data,) in conn.execute(_CHUNKS_OF, params):
+            found.extend(decode_rows(data))
+    found.sort(key=_trace_and_span)
+    return found
+
+
+def _trace_and_span(row: tuple) -> tuple[str, str]:
+    return row[0], row[1]
+
+
+def of_trace(conn: Connection, trace_id: str) -> list[tuple]:
+    """Every stored span of one trace, as rows in ``Span`` column order, by span id."""
+    return of_traces(conn, (trace_id,))
+
+
+def count(conn: Connection) -> int:
+    """How many spans are stored."""
+    return conn.execute(text("SELECT COALESCE(SUM(span_count), 0) FROM span_chunks")).scalar_one()
+
+
+def by_trace(conn: Connection, traces_per_chunk: int = 2_000) -> Iterator[list[tuple]]:
+    """Every stored span, in lists of whole traces (about ``traces_per_chunk`` traces each).
+
+    The trace ids are read first, then each group's chunks by the trace-id index, so memory holds
+    the ids and one group, whatever the store's size.
+    """
+    ids = [
+        row[0] for row in conn.execute(text("SELECT DISTINCT trace_id FROM span_chunks ORDER BY 1"))
+    ]
+    for start in range(0, len(ids), traces_per_chunk):
+        yield of_traces(conn, ids[start : start + traces_per_chunk])
