@@ -226,7 +226,7 @@ class Receiver:
             first = self.queue.get()
             if first is _STOP:
                 return
-            group, spans, stopping = [first], len(first.batch.rows), False
+            group, spans, stopping = [first], first.batch.span_count, False
             while spans < GROUP_SPANS:
                 try:
                     item = self.queue.get_nowait()
@@ -236,7 +236,7 @@ class Receiver:
                     stopping = True
                     break
                 group.append(item)
-                spans += len(item.batch.rows)
+                spans += item.batch.span_count
             self._commit(group)
             if stopping:
                 return
@@ -415,7 +415,7 @@ def export_traces() -> Response:
         if batch.quarantined:
             _with_request_positions(batch, body)
         del body
-        if batch.rows or batch.quarantined:
+        if batch.span_count or batch.quarantined:
             _store(receiver_of(app), batch)
     except Refused as refused:
         return _refusal(refused, media_type or PROTOBUF)

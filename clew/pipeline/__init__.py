@@ -27,7 +27,6 @@ from multiprocessing.connection import Connection as PipeEnd
 from pathlib import Path
 from typing import NamedTuple
 
-import msgspec
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import Connection
 
@@ -191,24 +190,53 @@ _UPSERT_SERVICE = text(
 class Batch:
     """Records gathered between two commits of one file, with the rollup contributions of its
     spans computed where it was gathered (the parse worker, on large inputs), or None when the
-    writer is to compute them from the rows."""
+    writer is to compute them from the rows.
+
+    Between processes the spans travel in the form the store keeps them, one encoded chunk per
+    trace (``chunks``), beside the few rows queue lags are measured from (``lag_rows``): the
+    writer stores a new trace's chunk as it came and decodes rows only where it needs them (a
+    trace that continues stored spans, contributions left to it). ``rows`` is then None until
+    ``span_rows`` decodes them.
+    """
 
     checkpoint: int = 0
-    rows: list[tuple] = field(default_factory=list)
+    rows: list[tuple] | None = field(default_factory=list)
     links: list[SpanLink] = field(default_factory=list)
     resources: dict[str, Resource] = field(default_factory=dict)
     quarantined: list[Quarantined] = field(default_factory=list)
     records: int = 0
     unknown_service: int = 0
     contributions: rollups.Contributions | None = field(default_factory=rollups.Contributions)
+    chunks: dict[str, stored_spans.Chunk] | None = None
+    lag_rows: list[tuple] | None = None
 
-    # Between processes the span rows travel as MessagePack, several times faster to encode than
-    # pickled tuples; they arrive as lists, which the writer uses as they are.
     def __getstate__(self) -> dict:
-        return self.__dict__ | {"rows": _ROWS_ENCODER.encode(self.rows)}
+        state = dict(self.__dict__)
+        if self.chunks is None:
+            assert self.rows is not None
+            state["chunks"] = stored_spans.chunks_of(self.rows)
+            state["lag_rows"] = rollups.lag_rows(self.rows, self.links)
+        state["rows"] = None
+        return state
 
     def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state, rows=_ROWS_DECODER.decode(state["rows"]))
+        self.__dict__.update(state)
+
+    @property
+    def span_count(self) -> int:
+        """How many spans the batch holds (each kept once)."""
+        if self.rows is not None:
+            return len(self.rows)
+        return sum(chunk.span_count for chunk in (self.chunks or {}).values())
+
+    def span_rows(self) -> list[tuple]:
+        """The batch's span rows, decoded from its chunks the first time they are asked for."""
+        if self.rows is None:
+            decode = stored_spans.decode
+            self.rows = [
+                row for chunk in (self.chunks or {}).values() for row in decode(chunk.data)
+            ]
+        return self.rows
 
     def write(
         self, conn: Connection, source: str, root_callers: RootCallers | None = None
@@ -231,29 +259,51 @@ class Batch:
         inserted = 0
         # A new object: the batch stays as it came, should its write be tried again.
         contributions = rollups.Contributions()
-        if root_callers is None or not self.rows:
+        if root_callers is None or not self.span_count:
             if self.contributions is None:
-                contributions.add(self.rows)
+                contributions.add(self.span_rows())
             else:
                 contributions.merge(self.contributions)
-        if self.rows:
-            old = rollups.stored_spans(conn, (row[0] for row in self.rows))
+        if self.span_count:
+            if self.chunks is not None:
+                trace_ids: Iterable[str] = self.chunks
+            else:
+                trace_ids = {row[0] for row in self.span_rows()}
+            old = rollups.stored_spans(conn, trace_ids)
             if root_callers is not None:
-                served = [row for row in (*old, *self.rows) if row[5] in _MAY_BE_ROOTS]
+                served = [row for row in (*old, *self.span_rows()) if row[5] in _MAY_BE_ROOTS]
                 contributions = rollups.Contributions(root_callers(conn, served))
-                contributions.add(self.rows)
-            new_rows = self.rows
+                contributions.add(self.span_rows())
+            continued = {row[0] for row in old}
+            known = {(row[0], row[1]) for row in old}
+            joining = self._rows_of(continued)
             if old:
-                continued = {row[0] for row in old}
-                known = {(row[0], row[1]) for row in old}
-                joining = [row for row in self.rows if row[0] in continued]
                 contributions.correct(old, joining)
-                new_rows = [row for row in self.rows if (row[0], row[1]) not in known]
-            rollups.add_link_lags(conn, contributions, new_rows, self.links)
-            inserted = stored_spans.write(conn, new_rows)
+            new_joining = [row for row in joining if (row[0], row[1]) not in known]
+            if self.chunks is not None:
+                lag_rows = [r for r in self.lag_rows or () if (r[0], r[1]) not in known]
+                rollups.add_link_lags(conn, contributions, lag_rows, self.links)
+                fresh = {t: chunk for t, chunk in self.chunks.items() if t not in continued}
+                inserted = stored_spans.write_chunks(conn, fresh)
+            else:
+                new_rows = [row for row in self.span_rows() if (row[0], row[1]) not in known]
+                rollups.add_link_lags(conn, contributions, new_rows, self.links)
+                fresh = stored_spans.chunks_of(r for r in new_rows if r[0] not in continued)
+                inserted = stored_spans.write_chunks(conn, fresh)
+            inserted += stored_spans.write(conn, new_joining)
         insert_ignoring_duplicates(conn, "span_links", LINK_COLUMNS, self.links)
         _save_quarantine(conn, source, self.quarantined)
         return inserted, rollups.apply(conn, contributions)
+
+    def _rows_of(self, trace_ids: set[str]) -> list[tuple]:
+        """The batch's rows of these traces (decoding only their chunks when rows are not here)."""
+        if not trace_ids:
+            return []
+        if self.rows is not None:
+            return [row for row in self.rows if row[0] in trace_ids]
+        decode = stored_spans.decode
+        chunks = self.chunks or {}
+        return [row for t in trace_ids if t in chunks for row in decode(chunks[t].data)]
 
 
 #: Names the callers of root spans from other evidence: given the stored and new spans that may
@@ -262,9 +312,6 @@ class Batch:
 #: cells itself. Called inside the batch's transaction.
 RootCallers = Callable[[Connection, list[tuple]], dict[tuple[str, str], tuple[str, str]]]
 _MAY_BE_ROOTS = frozenset((0, 2))  # SpanKind UNSPECIFIED, SERVER
-
-_ROWS_ENCODER = msgspec.msgpack.Encoder()
-_ROWS_DECODER = msgspec.msgpack.Decoder(list[list])
 
 #: The advisory lock that serialises batch writes on PostgreSQL ("clew" in ASCII).
 _WRITER_LOCK = 0x636C6577

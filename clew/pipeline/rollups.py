@@ -50,7 +50,7 @@ from sqlalchemy.engine import Connection
 
 from clew.pipeline import paths as failing_paths
 from clew.records import ROOT_CALLER, ConnectionType, NodeKind, Span, SpanKind
-from clew.store import blocks, spans
+from clew.store import blocks, executemany, spans
 from clew.store.cells import Cell, applied
 from clew.store.histogram import bucket_of
 
@@ -461,20 +461,28 @@ def _spans_by_id(conn: Connection, keys: set[tuple[str, str]]) -> dict[tuple[str
     }
 
 
+def lag_rows(rows: Iterable[tuple], links: Iterable[tuple]) -> list[tuple]:
+    """The rows queue lags through span links are measured from: producers, and spans that
+    ``links`` start from."""
+    linking = {(link[0], link[1]) for link in links}
+    return [
+        row
+        for row in rows
+        if row[KIND] == _PRODUCER or (linking and (row[TRACE], row[SPAN]) in linking)
+    ]
+
+
 def add_link_lags(
     conn: Connection, contributions: Contributions, new_rows: list, links: list
 ) -> None:
     """Queue lags of span links that ``new_rows`` complete: links of new consumer spans to
     producers stored or new, and links of stored consumers to new producers. Each pair counts
     once, in the batch that brings its second span. Call before the batch's links are stored.
+    Only the ``lag_rows`` of ``new_rows`` are read, so passing just those is the same.
     """
     # Only the new rows that links start from and the new producers are ever looked up: the
     # dict holds those, not the whole batch.
-    linking = {(link[0], link[1]) for link in links}
-    new: dict[tuple[str, str], tuple] = {}
-    for row in new_rows:
-        if row[KIND] == _PRODUCER or (linking and (row[TRACE], row[SPAN]) in linking):
-            new[(row[TRACE], row[SPAN])] = row
+    new = {(row[TRACE], row[SPAN]): row for row in lag_rows(new_rows, links)}
     pairs = [
         ((link[0], link[1]), (link[2], link[3])) for link in links if (link[0], link[1]) in new
     ]
@@ -515,17 +523,6 @@ _UPDATE_CELL = (
     " WHERE id = ?"
 )
 _DELETE_CELL = "DELETE FROM edge_rollups WHERE id = ?"
-
-
-def _executemany(conn: Connection, sql: str, rows: list[tuple]) -> None:
-    """Run ``sql`` (``?`` placeholders) once per row on the connection's DBAPI cursor."""
-    if conn.dialect.paramstyle != "qmark":
-        sql = sql.replace("?", "%s")
-    cursor = conn.connection.driver_connection.cursor()
-    try:
-        cursor.executemany(sql, rows)
-    finally:
-        cursor.close()
 
 
 _UPSERT_NODE = text(
@@ -571,9 +568,9 @@ def apply(conn: Connection, contributions: Contributions) -> int:
                 updates.append((*values, old[0]))
         for statement, rows in ((_DELETE_CELL, deletes), (_UPDATE_CELL, updates)):
             if rows:
-                _executemany(conn, statement, rows)
+                executemany(conn, statement, rows)
         if inserts:
-            _executemany(conn, _INSERT_CELL, inserts)
+            executemany(conn, _INSERT_CELL, inserts)
         written = len(inserts) + len(updates) + len(deletes)
         written += blocks.apply(conn, cells)  # the 10-minute, hourly and daily sums
     if contributions.nodes:

@@ -145,3 +145,18 @@ def insert_ignoring_duplicates(
         return cursor.rowcount
     finally:
         cursor.close()
+
+
+def executemany(conn: Connection, sql: str, rows: list[Sequence[Any]]) -> None:
+    """Run ``sql`` (``?`` placeholders) once per positional row on the connection's DBAPI cursor.
+
+    For hot write paths: SQLAlchemy's ``text`` builds and binds a parameter dict per row, which
+    costs more than the statements themselves.
+    """
+    if conn.dialect.paramstyle != "qmark":
+        sql = sql.replace("?", "%s")
+    cursor = conn.connection.driver_connection.cursor()
+    try:
+        cursor.executemany(sql, rows)
+    finally:
+        cursor.close()

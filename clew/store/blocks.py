@@ -16,7 +16,8 @@ from typing import Any
 from sqlalchemy import bindparam, text
 from sqlalchemy.engine import Connection
 
-from clew.store.cells import VALUE_COLUMNS, Cell, applied
+from clew.store import executemany
+from clew.store.cells import Cell, applied
 
 #: Block lengths in minutes, longest first; each divides the one before it.
 BLOCK_MINUTES = (1440, 60, 10)
@@ -50,23 +51,18 @@ _SELECT = text(
     " lag_histogram FROM edge_rollup_blocks"
     " WHERE block_minutes = :length AND minute IN :starts AND source IN :sources"
 ).bindparams(bindparam("starts", expanding=True), bindparam("sources", expanding=True))
-_VALUES = (
-    "count, errors, client_errors, duration_sum_ns, duration_max_ns, histogram, lag_count,"
-    " lag_sum_ns, lag_histogram"
+_INSERT = (
+    "INSERT INTO edge_rollup_blocks (block_minutes, minute, client, server, connection_type,"
+    " endpoint, source, count, errors, client_errors, duration_sum_ns, duration_max_ns,"
+    " histogram, lag_count, lag_sum_ns, lag_histogram)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
-_INSERT = text(
-    f"INSERT INTO edge_rollup_blocks (block_minutes, minute, client, server, connection_type,"
-    f" endpoint, source, {_VALUES}) VALUES (:block_minutes, :minute, :client, :server,"
-    " :connection_type, :endpoint, :source, :count, :errors, :client_errors, :duration_sum_ns,"
-    " :duration_max_ns, :histogram, :lag_count, :lag_sum_ns, :lag_histogram)"
+_UPDATE = (
+    "UPDATE edge_rollup_blocks SET count = ?, errors = ?, client_errors = ?,"
+    " duration_sum_ns = ?, duration_max_ns = ?, histogram = ?, lag_count = ?, lag_sum_ns = ?,"
+    " lag_histogram = ? WHERE id = ?"
 )
-_UPDATE = text(
-    "UPDATE edge_rollup_blocks SET count = :count, errors = :errors,"
-    " client_errors = :client_errors, duration_sum_ns = :duration_sum_ns,"
-    " duration_max_ns = :duration_max_ns, histogram = :histogram, lag_count = :lag_count,"
-    " lag_sum_ns = :lag_sum_ns, lag_histogram = :lag_histogram WHERE id = :id"
-)
-_DELETE = text("DELETE FROM edge_rollup_blocks WHERE id = :id")
+_DELETE = "DELETE FROM edge_rollup_blocks WHERE id = ?"
 
 
 def apply(conn: Connection, cells: Mapping[tuple, Cell]) -> int:
@@ -99,20 +95,17 @@ def apply(conn: Connection, cells: Mapping[tuple, Cell]) -> int:
     inserts, updates, deletes = [], [], []
     for key in sorted(changes):
         old = stored.get(key)
-        row = applied(old[8:17] if old is not None else None, changes[key])
-        if row is None:
+        values = applied(old[8:17] if old is not None else None, changes[key])
+        if values is None:
             if old is not None:
-                deletes.append({"id": old[0]})
-            continue
-        values = dict(zip(VALUE_COLUMNS, row, strict=True))
-        if old is None:
-            names = ("block_minutes", "minute", "client", "server", "connection_type")
-            inserts.append(values | dict(zip((*names, "endpoint", "source"), key, strict=True)))
+                deletes.append((old[0],))
+        elif old is None:
+            inserts.append((*key, *values))
         else:
-            updates.append(values | {"id": old[0]})
+            updates.append((*values, old[0]))
     for statement, rows in ((_DELETE, deletes), (_UPDATE, updates), (_INSERT, inserts)):
         if rows:
-            conn.execute(statement, rows)
+            executemany(conn, statement, rows)
     return len(inserts) + len(updates) + len(deletes)
 
 

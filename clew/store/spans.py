@@ -14,7 +14,8 @@ batch under its write lock and stores only the new ones (``clew.pipeline.Batch.w
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import NamedTuple
 
 import msgspec
 from sqlalchemy import bindparam, text
@@ -43,11 +44,16 @@ def decode(data: bytes) -> list[tuple]:
     return _DECODER.decode(data)
 
 
-def write(conn: Connection, rows: Iterable[Sequence]) -> int:
-    """Store span rows that are not stored yet, one chunk per trace; returns how many.
+class Chunk(NamedTuple):
+    """Spans of one trace in their stored form."""
 
-    The caller has made sure no row is stored already (or repeated): this only appends.
-    """
+    start_ns: int  # the earliest start among them
+    span_count: int
+    data: bytes  # ``encode`` of the rows
+
+
+def chunks_of(rows: Iterable[Sequence]) -> dict[str, Chunk]:
+    """Span rows grouped by trace and encoded, one chunk per trace."""
     by_trace: dict[str, list] = {}
     for row in rows:
         spans = by_trace.get(row[0])
@@ -55,23 +61,35 @@ def write(conn: Connection, rows: Iterable[Sequence]) -> int:
             by_trace[row[0]] = [row]
         else:
             spans.append(row)
-    if not by_trace:
-        return 0
     encode_rows = _ENCODER.encode
-    chunks = [
-        (trace_id, min(row[6] for row in spans), len(spans), encode_rows(spans))
+    return {
+        trace_id: Chunk(min([row[6] for row in spans]), len(spans), encode_rows(spans))
         for trace_id, spans in by_trace.items()
-    ]
+    }
+
+
+def write(conn: Connection, rows: Iterable[Sequence]) -> int:
+    """Store span rows that are not stored yet, one chunk per trace; returns how many.
+
+    The caller has made sure no row is stored already (or repeated): this only appends.
+    """
+    return write_chunks(conn, chunks_of(rows))
+
+
+def write_chunks(conn: Connection, chunks: Mapping[str, Chunk]) -> int:
+    """Store chunks of spans that are not stored yet; returns how many spans they hold."""
+    if not chunks:
+        return 0
     sql = (
         "INSERT INTO span_chunks (trace_id, start_ns, span_count, spans)"
         f" VALUES ({placeholders(conn, 4)})"
     )
     cursor = conn.connection.driver_connection.cursor()
     try:
-        cursor.executemany(sql, chunks)
+        cursor.executemany(sql, [(trace_id, *chunk) for trace_id, chunk in chunks.items()])
     finally:
         cursor.close()
-    return sum(chunk[2] for chunk in chunks)
+    return sum(chunk.span_count for chunk in chunks.values())
 
 
 def of_traces(conn: Connection, trace_ids: Iterable[str]) -> list[tuple]:

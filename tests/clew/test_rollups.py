@@ -275,17 +275,25 @@ def single_span_requests(requests: list[dict]) -> list[dict]:
 
 
 def ingest_shuffled(
-    engine, registry, folder: Path, requests: list[dict], seed: int, cuts: int = 4, batch: int = 6
+    engine,
+    registry,
+    folder: Path,
+    requests: list[dict],
+    seed: int,
+    cuts: int = 4,
+    batch: int = 6,
+    worker: bool | None = None,
 ) -> int:
     """Every span of ``requests`` as a request of its own, shuffled, ingested as ``cuts + 1``
-    files in batches of 1 to ``batch`` spans; returns how many files."""
+    files in batches of 1 to ``batch`` spans (parsed in a worker process with ``worker``);
+    returns how many files."""
     shuffled = single_span_requests(requests)
     rng = random.Random(seed)
     rng.shuffle(shuffled)
     cut = sorted(rng.sample(range(1, len(shuffled)), cuts))
     for part, (start, end) in enumerate(zip([0, *cut], [*cut, len(shuffled)], strict=True)):
         path = otlp.write_lines(folder / f"part{part}.jsonl", shuffled[start:end])
-        ingest(engine, [path], registry, batch_spans=rng.randint(1, batch))
+        ingest(engine, [path], registry, batch_spans=rng.randint(1, batch), worker=worker)
     return cuts + 1
 
 
@@ -303,18 +311,23 @@ def more_traces() -> list[dict]:
     return landscape(range(1, 13), spread_ms=25_000)
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+@pytest.mark.parametrize(
+    ("seed", "worker"), [(1, False), (2, False), (3, False), (4, False), (5, True), (6, True)]
+)
 def test_spans_in_any_order_and_batching_give_the_rollups_of_one_clean_pass(
-    engine, registry, tmp_path: Path, seed: int
+    engine, registry, tmp_path: Path, seed: int, worker: bool
 ):
-    parts = ingest_shuffled(engine, registry, tmp_path, more_traces(), seed)
+    """Also through the parse worker, whose batches carry their spans as encoded chunks."""
+    parts = ingest_shuffled(engine, registry, tmp_path, more_traces(), seed, worker=worker)
     # a re-run of every file, renamed, adds nothing
     for part in range(parts):
         (tmp_path / f"part{part}.jsonl").rename(tmp_path / f"again{part}.jsonl")
-    assert ingest(engine, [tmp_path], registry).inserted == 0
+    assert ingest(engine, [tmp_path], registry, worker=worker).inserted == 0
     late = rollup_table(engine)
 
-    want = rollup_table(clean_pass(tmp_path / "clean", more_traces(), registry))
+    clean = clean_pass(tmp_path / "clean", more_traces(), registry)
+    assert stored_spans(engine) == stored_spans(clean)
+    want = rollup_table(clean)
     assert sum(cell["sums"][0] for cell in want.values()) == 12 * 6  # 6 edges per trace
     assert_same_rollups(late, want)
 
