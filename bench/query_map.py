@@ -45,7 +45,8 @@ from pathlib import Path
 import orjson
 from ingest_otlp_json import OUT, corpus, finish
 
-from clew.store import ensure_schema, open_engine
+from clew.records import Span
+from clew.store import ensure_schema, open_engine, spans
 from clew.store.queries import Window
 from console import queries
 
@@ -119,17 +120,21 @@ def store(spans: int, files: int, seed: int) -> tuple[Path, dict]:
 
 
 def parquet(db: Path) -> Path:
-    """The spans' peer columns as Parquet beside the store, exported once (via CSV)."""
+    """The spans' peer columns as Parquet beside the store, exported once (via CSV): the raw
+    spans as a column store would hold them, for the peer to scan."""
     target = db.with_name("spans.parquet")
     if target.exists():
         return target
     csv_path = db.with_name("spans.csv")
     started = time.perf_counter()
+    at = [Span._fields.index(name) for name in PEER_COLUMNS]
     with contextlib.closing(sqlite3.connect(db)) as conn, csv_path.open("w", newline="") as out:
         writer = csv.writer(out)
-        cursor = conn.execute(f"SELECT {', '.join(PEER_COLUMNS)} FROM spans")
-        while rows := cursor.fetchmany(100_000):
-            writer.writerows(rows)
+        cursor = conn.execute("SELECT spans FROM span_chunks")  # each a trace's span rows
+        while chunks := cursor.fetchmany(10_000):
+            writer.writerows(
+                [row[i] for i in at] for (data,) in chunks for row in spans.decode(data)
+            )
     con = duckdb().connect()
     columns = "{" + ", ".join(f"'{k}': '{v}'" for k, v in PEER_COLUMNS.items()) + "}"
     partial = target.with_suffix(".partial")
