@@ -15,6 +15,11 @@ next run. ``TracesData`` and ``ExportTraceServiceRequest`` share their wire form
 
 Compressed files (the exporter's ``compression: zstd``) are not read; they are quarantined whole
 with that reason.
+
+Messages are read by the compiled reader ``collectors._otlp_native`` when it is built (and
+``CLEW_NO_NATIVE`` is not set): it gives the same records as ``records_of_message``, and hands
+any message it does not read exactly as this module does (a span to quarantine, wire data
+protobuf would reject or merge) back to it.
 """
 
 from __future__ import annotations
@@ -26,11 +31,12 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
+import orjson
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from clew.records import Checkpoint, Quarantined, Record, SpanLink, excerpt
-from collectors import CollectorError, Source
+from clew.records import Checkpoint, Quarantined, Record, Span, SpanKind, SpanLink, excerpt
+from collectors import CollectorError, Source, semconv
 from collectors.semconv import build_span, resource_from
 
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -153,6 +159,40 @@ def records_of_message(message: ExportTraceServiceRequest, where: str) -> Iterat
                             )
 
 
+def _native_reader() -> Any:
+    """The compiled reader, configured with Clew's records and semantic conventions; None when
+    it is not built."""
+    try:
+        from collectors import _otlp_native
+    except ImportError:  # installed without a C compiler: the Python path reads everything
+        return None
+    _otlp_native.configure(
+        span=Span,
+        link=SpanLink,
+        resource_from=resource_from,
+        dumps=orjson.dumps,
+        json_text=semconv.json_text,
+        lifted=semconv.LIFTED_ATTRIBUTES,
+        # build_span's own tables, so that the two readers cannot disagree on a rename.
+        legacy_keys=semconv._LEGACY_KEYS,
+        renames=(semconv._RENAMES_CLIENT_SIDE, semconv._RENAMES_SERVER_SIDE),
+        server_kind=SpanKind.SERVER,
+        caller_kinds=semconv._CALLER_KINDS,
+    )
+    return _otlp_native
+
+
+#: The compiled reader that ``_fast_records`` uses; None when it is not built or when
+#: ``CLEW_NO_NATIVE`` is set (to anything but empty or ``0``).
+_native = None if os.environ.get("CLEW_NO_NATIVE", "") not in ("", "0") else _native_reader()
+
+
+def _fast_records(chunk: bytes) -> list[Record] | None:
+    """The records of one message by the compiled reader, or None when the Python path must
+    read it (no compiled reader, or a message it leaves to ``records_of_message``)."""
+    return _native.records(chunk) if _native is not None else None
+
+
 def _frames(data: bytes | mmap.mmap, offset: int, varint: bool) -> list[tuple[int, int]] | None:
     """``(start, end)`` of each whole framed message from ``offset`` on, or None when the bytes
     do not frame that way. A last frame cut short (still being written) is left out."""
@@ -243,7 +283,13 @@ class OtlpProtoCollector:
             if frames is not None and all(_parse(data[a:b]) is not None for a, b in frames[:1]):
                 yield from self._framed(data, frames)
                 return
-        message = _parse(data[:]) if offset == 0 else None
+        whole = data[:] if offset == 0 else b""
+        fast = _fast_records(whole) if whole else None
+        if fast is not None:
+            yield from fast
+            yield Checkpoint(len(data))
+            return
+        message = _parse(whole) if whole else None
         if message is None:
             reason = "not an OTLP ExportTraceServiceRequest (nor framed ones)"
             yield Quarantined(f"byte {offset}", reason, excerpt(data[offset : offset + 64].hex()))
@@ -253,7 +299,13 @@ class OtlpProtoCollector:
 
     def _framed(self, data: bytes | mmap.mmap, frames: list[tuple[int, int]]) -> Iterator[Record]:
         for start, end in frames:
-            message = _parse(data[start:end])
+            chunk = data[start:end]
+            fast = _fast_records(chunk)
+            if fast is not None:
+                yield from fast
+                yield Checkpoint(end)
+                continue
+            message = _parse(chunk)
             where = f"byte {start}"
             if message is None:
                 reason = "message does not decode as an ExportTraceServiceRequest"
@@ -267,6 +319,9 @@ def records_of_body(data: bytes) -> list[Record]:
     """The records of one OTLP/HTTP protobuf request body (``POST /v1/traces``), unusable spans
     as ``Quarantined``; ``CollectorError`` when it does not decode as an ExportTraceServiceRequest.
     """
+    fast = _fast_records(data)
+    if fast is not None:
+        return fast
     message = ExportTraceServiceRequest()
     try:
         message.ParseFromString(data)

@@ -203,3 +203,18 @@ def build_span(
 
 #: The columns lifted from attributes, and the attributes' text, of a span without attributes.
 _NO_ATTRIBUTES = (None,) * 12
+#: The attributes ``build_span`` lifts into columns, in ``Span``'s column order (for readers that
+#: build spans themselves, such as the compiled OTLP/protobuf reader).
+LIFTED_ATTRIBUTES = (
+    "http.request.method",
+    "http.route",
+    "http.response.status_code",
+    "url.path",
+    "server.address",
+    "service.peer.name",
+    "db.system.name",
+    "messaging.system",
+    "messaging.destination.name",
+    "rpc.service",
+    "rpc.method",
+)
