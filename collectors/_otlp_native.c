@@ -93,6 +93,14 @@ load_le(const uint8_t *p, int size)
     return value;
 }
 
+/* A tag or a length: protobuf reads those in at most five bytes. */
+static inline int
+read_varint32(Cursor *c, uint64_t *out)
+{
+    const uint8_t *start = c->p;
+    return read_varint(c, out) && c->p - start <= 5;
+}
+
 /* The next field of a message: FIELD, END, or BAD when the bytes are not protobuf's wire format
  * (or use groups, which only the Python path reads). */
 static inline int
@@ -102,7 +110,7 @@ next_field(Cursor *c, Field *f)
     if (c->p >= c->end) {
         return END;
     }
-    if (!read_varint(c, &tag) || tag > UINT32_MAX || tag >> 3 == 0) {
+    if (!read_varint32(c, &tag) || tag > UINT32_MAX || tag >> 3 == 0) {
         return BAD;
     }
     f->number = (uint32_t)(tag >> 3);
@@ -125,7 +133,7 @@ next_field(Cursor *c, Field *f)
         c->p += 4;
         return FIELD;
     case WIRE_LEN:
-        if (!read_varint(c, &len) || len > (uint64_t)(c->end - c->p) || len > INT32_MAX) {
+        if (!read_varint32(c, &len) || len > (uint64_t)(c->end - c->p) || len > INT32_MAX) {
             return BAD;
         }
         f->data = c->p;

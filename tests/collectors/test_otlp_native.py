@@ -461,6 +461,33 @@ def test_what_the_fast_path_does_not_reproduce_goes_to_the_python_path(change, t
         assert any(type(r) is Quarantined for r in collected(path, native=False))
 
 
+def padded(value: int, size: int) -> bytes:
+    """``value`` as a varint of exactly ``size`` bytes (zero groups after the value's own)."""
+    out = bytearray()
+    for i in range(size):
+        out.append(value & 0x7F | (0x80 if i < size - 1 else 0))
+        value >>= 7
+    return bytes(out)
+
+
+@pytest.mark.parametrize("size", range(1, 12))
+def test_over_long_varints_are_read_as_protobuf_reads_them(size):
+    # Protobuf reads a tag or a length in at most five bytes, and any other varint in ten.
+    data = sdk_request("orders", 1)
+    resource_spans = ExportTraceServiceRequest.FromString(data).resource_spans[0]
+    body = resource_spans.SerializeToString()
+    long_tag = padded(1 << 3 | wire.LEN, size) + wire.varint(len(body)) + body
+    long_length = wire.tag(1, wire.LEN) + padded(len(body), size + 1) + body
+    long_kind = with_span(data, sdk_span() + wire.tag(6, wire.VARINT) + padded(3, size))
+    for changed, readable in [
+        (long_tag, size <= 5),
+        (long_length, size < 5),
+        (long_kind, size <= 10),
+    ]:
+        assert (python_records(changed) is not None) == readable
+        assert (assert_same(changed) is not None) == readable
+
+
 def test_any_buffer_is_read_as_its_bytes(tmp_path):
     reader = native_reader()
     data = sdk_request("orders")
