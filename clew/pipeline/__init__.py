@@ -265,32 +265,33 @@ class Batch:
             else:
                 contributions.merge(self.contributions)
         if self.span_count:
-            if self.chunks is not None:
-                trace_ids: Iterable[str] = self.chunks
-            else:
-                trace_ids = {row[0] for row in self.span_rows()}
-            old = rollups.stored_spans(conn, trace_ids)
+            # Rows made here are grouped and encoded now, as the worker does with its batches.
+            chunks = self.chunks
+            if chunks is None:
+                chunks = stored_spans.chunks_of(self.span_rows())
+            lag_rows = self.lag_rows
+            if lag_rows is None:
+                lag_rows = rollups.lag_rows(self.span_rows(), self.links)
+            old = rollups.stored_spans(conn, chunks)
             if root_callers is not None:
                 served = [row for row in (*old, *self.span_rows()) if row[5] in _MAY_BE_ROOTS]
                 contributions = rollups.Contributions(root_callers(conn, served))
                 contributions.add(self.span_rows())
-            continued = {row[0] for row in old}
-            known = {(row[0], row[1]) for row in old}
-            joining = self._rows_of(continued)
+            fresh: dict[str, stored_spans.Chunk] = chunks
+            joining_new: list[tuple] = []
             if old:
+                # Traces that continue stored spans: their rollups are corrected, and only
+                # their spans not stored yet are added (in chunks of their own).
+                continued = {row[0] for row in old}
+                known = {(row[0], row[1]) for row in old}
+                joining = self._rows_of(continued)
                 contributions.correct(old, joining)
-            new_joining = [row for row in joining if (row[0], row[1]) not in known]
-            if self.chunks is not None:
-                lag_rows = [r for r in self.lag_rows or () if (r[0], r[1]) not in known]
-                rollups.add_link_lags(conn, contributions, lag_rows, self.links)
-                fresh = {t: chunk for t, chunk in self.chunks.items() if t not in continued}
-                inserted = stored_spans.write_chunks(conn, fresh)
-            else:
-                new_rows = [row for row in self.span_rows() if (row[0], row[1]) not in known]
-                rollups.add_link_lags(conn, contributions, new_rows, self.links)
-                fresh = stored_spans.chunks_of(r for r in new_rows if r[0] not in continued)
-                inserted = stored_spans.write_chunks(conn, fresh)
-            inserted += stored_spans.write(conn, new_joining)
+                joining_new = [row for row in joining if (row[0], row[1]) not in known]
+                lag_rows = [row for row in lag_rows if (row[0], row[1]) not in known]
+                fresh = {t: chunk for t, chunk in chunks.items() if t not in continued}
+            rollups.add_link_lags(conn, contributions, lag_rows, self.links)
+            inserted = stored_spans.write_chunks(conn, fresh)
+            inserted += stored_spans.write(conn, joining_new)
         insert_ignoring_duplicates(conn, "span_links", LINK_COLUMNS, self.links)
         _save_quarantine(conn, source, self.quarantined)
         return inserted, rollups.apply(conn, contributions)
