@@ -10,6 +10,7 @@ from sqlalchemy import inspect, text
 
 from clew import store
 from clew.pipeline import ingest
+from clew.records import Span
 from clew.store import histogram
 from tests.clew.test_rollups import edges_of
 from tests.conftest import corpus
@@ -127,5 +128,78 @@ def test_postgres_migrations_go_down_and_up_with_data(postgres_url):
     engine = store.open_engine(postgres_url)
     try:
         _migrate_down_and_up(engine)
+    finally:
+        engine.dispose()
+
+
+def _spans_move_into_chunks_and_back(engine) -> None:
+    """0005 → 0006 moves every span row into one chunk per trace, with all 22 columns as they
+    were; going back down restores the rows. Starts from an empty database."""
+    command.downgrade(store.alembic_config(engine), "base")
+    store.upgrade(engine, "0005")
+    columns = Span._fields
+    rows = [
+        Span(
+            f"{trace:032x}",
+            f"{span:016x}",
+            f"{span - 1:016x}" if span > 1 else None,
+            f"service-{span % 3}",
+            f"op {span} ✓",  # not ASCII
+            span % 6,
+            1_790_000_000_000_000_000 + trace * 1_000_000 + span,
+            span * 1_000,
+            span % 3,
+            "boom" if span % 3 == 2 else None,
+            "GET",
+            "/orders/{id}",
+            200 + span,
+            "/orders/7",
+            "db.internal",
+            None,
+            "postgresql" if span == 2 else None,
+            None,
+            None,
+            None,
+            None,
+            '{"k": [1, 2.5, true]}',
+        )
+        for trace in (1, 2, 3)
+        for span in range(1, 2 + trace)
+    ]
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                f"INSERT INTO spans ({', '.join(columns)})"
+                f" VALUES ({', '.join(':' + c for c in columns)})"
+            ),
+            [row._asdict() for row in rows],
+        )
+    store.upgrade(engine, "0006")
+    assert stored_spans(engine) == sorted(rows)
+    with engine.connect() as conn:
+        chunks = conn.execute(
+            text("SELECT trace_id, start_ns, span_count FROM span_chunks ORDER BY trace_id")
+        ).all()
+    assert [tuple(c) for c in chunks] == [
+        (f"{t:032x}", 1_790_000_000_000_000_000 + t * 1_000_000 + 1, t + 1) for t in (1, 2, 3)
+    ]
+    command.downgrade(store.alembic_config(engine), "0005")
+    with engine.connect() as conn:
+        back = conn.execute(
+            text(f"SELECT {', '.join(columns)} FROM spans ORDER BY trace_id, span_id")
+        ).all()
+    assert [Span(*row) for row in back] == sorted(rows)
+    store.upgrade(engine)
+
+
+def test_sqlite_spans_move_into_chunks_and_back(tmp_path):
+    _spans_move_into_chunks_and_back(store.open_engine(str(tmp_path / "chunks.db")))
+
+
+@pytest.mark.postgres
+def test_postgres_spans_move_into_chunks_and_back(postgres_url):
+    engine = store.open_engine(postgres_url)
+    try:
+        _spans_move_into_chunks_and_back(engine)
     finally:
         engine.dispose()
