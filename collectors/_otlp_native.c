@@ -1,11 +1,13 @@
-/* The records of an OTLP/protobuf ExportTraceServiceRequest, read straight off its wire format.
+/* The records of an OTLP/protobuf ExportTraceServiceRequest, read straight off its wire format,
+ * and what both of the module's readers share: the text caches and semconv.build_span.
  *
  * The compiled twin of collectors/otlp_proto.py's records_of_message and semconv.build_span: it
  * gives the same Resource, Span and SpanLink records, or None whenever the message holds
  * anything it does not reproduce exactly (a span the Python path would quarantine, wire data
  * protobuf would reject or merge, ...), and the Python path then reads that message. Clew's
  * types, functions and rename tables are handed in by configure(), so nothing of Clew is
- * compiled in but the names of the few attributes build_span treats specially.
+ * compiled in but the names of the few attributes build_span treats specially. The OTLP/JSON
+ * reader is in _otlp_json.c.
  */
 
 #define PY_SSIZE_T_CLEAN
@@ -14,10 +16,7 @@
 #include <stdint.h>
 #include <string.h>
 
-/* What each step gives back: go on, leave the message to the Python path, or a Python error. */
-#define OK 0
-#define DECLINE 1
-#define FAIL (-1)
+#include "_otlp_native.h"
 
 /* next_field's answers. */
 #define FIELD 1
@@ -31,7 +30,6 @@
 
 /* Deeper AnyValue nesting is left to protobuf, which has its own recursion limit. */
 #define MAX_DEPTH 24
-#define MAX_LIFTED 16
 
 typedef struct {
     const uint8_t *p;
@@ -48,7 +46,7 @@ typedef struct {
 
 /* ---- configuration (configure) ---- */
 
-static PyTypeObject *span_type, *link_type;
+PyTypeObject *span_type, *link_type;
 static PyObject *resource_from, *dumps, *json_text;
 static PyObject *legacy_keys;   /* frozenset of every legacy name normalise looks for */
 static PyObject *renames[2];    /* old -> (rank, old, new): [0] client side, [1] server side */
@@ -146,7 +144,7 @@ next_field(Cursor *c, Field *f)
 }
 
 /* Well-formed UTF-8, as protobuf requires of a string field (and Python's strict decoder). */
-static int
+int
 utf8_valid(const uint8_t *s, Py_ssize_t n)
 {
     const uint8_t *end = s + n;
@@ -369,7 +367,7 @@ key_kind(PyObject *key, int *lifted, int *legacy)
 
 /* A new reference to the str of a string field (checked here), or NULL: DECLINE in *status
  * for invalid UTF-8, FAIL for a Python error. Keys also get their kind. */
-static PyObject *
+PyObject *
 text_of(const uint8_t *s, Py_ssize_t n, int is_key, int *lifted, int *legacy, int *status)
 {
     Cached *cache = is_key ? key_cache : value_cache;
@@ -611,6 +609,26 @@ key_value(const uint8_t *data, Py_ssize_t len, int depth, PyObject **key, PyObje
     return status;
 }
 
+int
+store_attribute(PyObject *key, PyObject *value, int column, int is_legacy, PyObject *out,
+                PyObject **lifted, int *legacy)
+{
+    int status = OK;
+    if (lifted != NULL && column >= 0) {
+        Py_XSETREF(lifted[column], value); /* the last one counts, as in a dict */
+    }
+    else {
+        if (PyDict_SetItem(out, key, value) < 0) {
+            status = FAIL;
+        }
+        Py_DECREF(value);
+    }
+    if (legacy != NULL && is_legacy) {
+        *legacy = 1;
+    }
+    return status;
+}
+
 /* Adds one KeyValue to ``out``, or with ``lifted`` given, puts a lifted key's value in its slot
  * instead; ``legacy`` is set when the key is a legacy name. */
 static int
@@ -623,19 +641,8 @@ add_key_value(const uint8_t *data, Py_ssize_t len, int depth, PyObject *out, PyO
     if (status != OK) {
         return status;
     }
-    if (lifted != NULL && column >= 0) {
-        Py_XSETREF(lifted[column], value); /* the last one counts, as in a dict */
-    }
-    else {
-        if (PyDict_SetItem(out, key, value) < 0) {
-            status = FAIL;
-        }
-        Py_DECREF(value);
-    }
+    status = store_attribute(key, value, column, is_legacy, out, lifted, legacy);
     Py_DECREF(key);
-    if (legacy != NULL && is_legacy) {
-        *legacy = 1;
-    }
     return status;
 }
 
@@ -859,12 +866,40 @@ lifted_columns(PyObject *attrs, PyObject **lifted, long kind, int legacy, PyObje
     return text ? OK : FAIL;
 }
 
-/* ---- messages ---- */
+int
+append_span(PyObject **items, PyObject **lifted, PyObject *attrs, long kind, int legacy,
+            PyObject *out, PyObject **span)
+{
+    int status = lifted_columns(attrs, lifted, kind, legacy, items + 10);
+    if (status != OK) {
+        return status;
+    }
+    PyObject *record = new_record(span_type, items, span_size);
+    memset(items, 0, (10 + MAX_LIFTED + 1) * sizeof *items); /* stolen, even when it failed */
+    if (record == NULL || PyList_Append(out, record) < 0) {
+        Py_XDECREF(record);
+        return FAIL;
+    }
+    Py_DECREF(record);
+    *span = record;
+    return OK;
+}
 
-typedef struct {
-    const uint8_t *data;
-    Py_ssize_t len;
-} Slice;
+PyObject *
+append_resource(PyObject *attrs, PyObject *out)
+{
+    PyObject *record = PyObject_CallOneArg(resource_from, attrs);
+    PyObject *service = record ? PyObject_GetAttr(record, service_name) : NULL;
+    if (service == NULL || PyList_Append(out, record) < 0) {
+        Py_XDECREF(record);
+        Py_XDECREF(service);
+        return NULL;
+    }
+    Py_DECREF(record);
+    return service;
+}
+
+/* ---- messages ---- */
 
 typedef struct {
     Slice trace_id, span_id, parent, name, message;
@@ -914,14 +949,7 @@ is_zero(Slice s)
     return 1;
 }
 
-/* A span's ids as text; consecutive spans of a trace share its trace id's text. */
-typedef struct {
-    Slice trace_id;
-    PyObject *text; /* borrowed from the previous Span record */
-} LastTrace;
-
-/* A new instance of a named tuple type, its fields set from ``items`` (references stolen). */
-static PyObject *
+PyObject *
 new_record(PyTypeObject *type, PyObject **items, Py_ssize_t n)
 {
     PyObject *record = type->tp_alloc(type, n);
@@ -937,7 +965,7 @@ new_record(PyTypeObject *type, PyObject **items, Py_ssize_t n)
     return record;
 }
 
-static int
+int
 append_new(PyObject *out, PyObject *record)
 {
     if (record == NULL) {
@@ -1098,15 +1126,9 @@ read_span(const uint8_t *data, Py_ssize_t len, PyObject *service, LastTrace *las
             goto done;
         }
     }
-    status = lifted_columns(attrs, lifted, kind, legacy, items + 10);
+    PyObject *span;
+    status = append_span(items, lifted, attrs, kind, legacy, out, &span);
     if (status != OK) {
-        goto done;
-    }
-    PyObject *span = new_record(span_type, items, span_size);
-    memset(items, 0, sizeof items); /* stolen, even when new_record fails */
-    if (span == NULL || PyList_Append(out, span) < 0) {
-        Py_XDECREF(span);
-        status = FAIL;
         goto done;
     }
     last->trace_id = raw.trace_id;
@@ -1115,7 +1137,6 @@ read_span(const uint8_t *data, Py_ssize_t len, PyObject *service, LastTrace *las
         status = append_links(data, len, PyTuple_GET_ITEM(span, 0), PyTuple_GET_ITEM(span, 1),
                               out);
     }
-    Py_DECREF(span);
 done:
     for (size_t i = 0; i < sizeof items / sizeof *items; i++) {
         Py_XDECREF(items[i]);
@@ -1209,18 +1230,14 @@ read_resource_spans(const uint8_t *data, Py_ssize_t len, PyObject *out)
     if (resource.data != NULL) {
         status = read_resource(resource.data, resource.len, attrs);
     }
-    PyObject *record = status == OK ? PyObject_CallOneArg(resource_from, attrs) : NULL;
+    PyObject *service = status == OK ? append_resource(attrs, out) : NULL;
     Py_DECREF(attrs);
     if (status != OK) {
         return status;
     }
-    PyObject *service = record ? PyObject_GetAttr(record, service_name) : NULL;
-    if (service == NULL || PyList_Append(out, record) < 0) {
-        Py_XDECREF(record);
-        Py_XDECREF(service);
+    if (service == NULL) {
         return FAIL;
     }
-    Py_DECREF(record);
     c = (Cursor){data, data + len};
     while (status == OK && next_field(&c, &f) == FIELD) {
         if (f.number == 2) {
@@ -1387,6 +1404,7 @@ configure(PyObject *module, PyObject *args, PyObject *kwargs)
 
 static PyMethodDef methods[] = {
     {"records", records, METH_O, records_doc},
+    {"json_records", json_records, METH_O, json_records_doc},
     {"configure", (PyCFunction)(void (*)(void))configure, METH_VARARGS | METH_KEYWORDS,
      configure_doc},
     {NULL, NULL, 0, NULL},
@@ -1395,7 +1413,7 @@ static PyMethodDef methods[] = {
 static struct PyModuleDef module_def = {
     PyModuleDef_HEAD_INIT,
     "collectors._otlp_native",
-    "OTLP/protobuf trace requests read straight off the wire into Clew's records.",
+    "OTLP/protobuf and OTLP/JSON trace requests read straight into Clew's records.",
     -1,
     methods,
 };
@@ -1412,5 +1430,6 @@ PyInit__otlp_native(void)
     if (!http_target || !peer_address || !peer_port || !empty || !service_name) {
         return NULL;
     }
+    json_init();
     return PyModule_Create(&module_def);
 }

@@ -6,19 +6,23 @@ case), 64-bit integers may be strings or numbers, enums may be integers or their
 and ``parentSpanId`` may be empty, unknown fields are ignored. Attribute names of both
 semantic-convention generations are normalised to the current ones.
 
-Each request is first decoded by msgspec into typed structs (``_Request`` and below), which is
-several times faster than building dicts. That fast path only accepts the regular shapes and
-returns nothing when anything is unusual (a value of an unexpected type, an unknown field, a span
-that would be quarantined); the request is then decoded again with orjson and read by the
-dict-based ``records_of_request``, which owns every quarantine reason and position. Both paths
-share the code that turns a validated span into records, so their output is the same.
+Each request is first read by the compiled reader ``collectors._otlp_native`` (when
+``collectors.native`` has it), straight from the text into records, then by msgspec into typed
+structs (``_Request`` and below), which is several times faster than building dicts. These fast
+paths only accept the regular shapes and return nothing when anything is unusual (a value of an
+unexpected type, an unknown field, a span that would be quarantined); the request is then
+decoded again with orjson and read by the dict-based ``records_of_request``, which owns every
+quarantine reason and position. All paths share the code that turns a validated span into
+records (the compiled one its twin), so their output is the same.
 """
 
 from __future__ import annotations
 
+import mmap
+import os
 import re
 from collections.abc import Iterator
-from typing import Any, BinaryIO
+from typing import Any
 
 import msgspec
 import orjson
@@ -36,7 +40,7 @@ from clew.records import (
     StatusCode,
     excerpt,
 )
-from collectors import CollectorError, Source
+from collectors import CollectorError, Source, native
 from collectors.semconv import (
     build_span,
     json_text,
@@ -499,7 +503,7 @@ def _typed_span(raw: _SpanStruct, service: str, out: list[Record]) -> None:
 
 
 def typed_records(data: bytes) -> list[Record] | None:
-    """The records of one request by the fast path, or None when the dict path must read it."""
+    """The records of one request by the typed path, or None when the dict path must read it."""
     try:
         request = _decode_request(data)
     except (msgspec.MsgspecError, ValueError, RecursionError):
@@ -521,6 +525,19 @@ def typed_records(data: bytes) -> list[Record] | None:
     return out
 
 
+#: The compiled reader that ``fast_records`` tries first; None when it is not built or
+#: ``CLEW_NO_NATIVE`` is set.
+_native = native.reader
+
+
+def fast_records(data: bytes) -> list[Record] | None:
+    """The records of one request by the compiled reader, else by the typed path; None when the
+    dict path must read it."""
+    if _native is not None and (records := _native.json_records(data)) is not None:
+        return records
+    return typed_records(data)
+
+
 class OtlpJsonCollector:
     """OTLP/JSON ``ExportTraceServiceRequest`` files: one document, or one request per line."""
 
@@ -540,14 +557,21 @@ class OtlpJsonCollector:
             second_line = handle.readline()
             handle.seek(0)
             if not second_line.strip() or _looks_like_one_request(first_line):
-                yield from self._lines(handle, source.offset)
+                # Mapped, not read line by line: readline is slow on lines of a megabyte.
+                size = os.fstat(handle.fileno()).st_size
+                data = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
+                try:
+                    yield from self._lines(data, source.offset)
+                finally:
+                    if isinstance(data, mmap.mmap):
+                        data.close()
             else:
                 # A pretty-printed document is one unit: a grown file is read again from the
                 # start and the spans already stored are skipped by their unique key.
                 yield from self._document(handle.read())
 
     def _document(self, data: bytes) -> Iterator[Record]:
-        fast = typed_records(data)
+        fast = fast_records(data)
         if fast is not None:
             yield from fast
             yield Checkpoint(len(data))
@@ -561,25 +585,24 @@ class OtlpJsonCollector:
             yield from _guarded(request, "")
         yield Checkpoint(len(data))
 
-    def _lines(self, handle: BinaryIO, offset: int) -> Iterator[Record]:
-        line_number = 0
-        if offset:
-            # Count the lines before the checkpoint so positions stay true on a resumed read.
-            remaining = offset
-            while remaining > 0:
-                chunk = handle.read(min(remaining, 1 << 20))
-                if not chunk:
-                    break
-                line_number += chunk.count(b"\n")
-                remaining -= len(chunk)
-            handle.seek(offset)
-        position = offset
-        for line in handle:
+    def _lines(self, data: bytes | mmap.mmap, offset: int) -> Iterator[Record]:
+        # Count the lines before the checkpoint so positions stay true on a resumed read.
+        line_number = sum(
+            data[start : min(start + (1 << 20), offset)].count(b"\n")
+            for start in range(0, min(offset, len(data)), 1 << 20)
+        )
+        position, size = offset, len(data)
+        while position < size:
+            end = data.find(b"\n", position)
+            end = size if end < 0 else end + 1
+            line = data[position:end]
             line_number += 1
-            position += len(line)
-            if (fast := typed_records(line) if line.strip() else None) is not None:
+            position = end
+            if line.isspace():
+                pass
+            elif (fast := fast_records(line)) is not None:
                 yield from fast
-            elif line.strip():
+            else:
                 try:
                     request = orjson.loads(line)
                 except orjson.JSONDecodeError as error:
@@ -607,7 +630,7 @@ def records_of_body(data: bytes) -> list[Record]:
     """The records of one OTLP/HTTP JSON request body (``POST /v1/traces``), unusable spans as
     ``Quarantined``; ``CollectorError`` with the reason when it is no ``ExportTraceServiceRequest``.
     """
-    fast = typed_records(data)
+    fast = fast_records(data)
     if fast is not None:
         return fast
     try:

@@ -16,10 +16,10 @@ next run. ``TracesData`` and ``ExportTraceServiceRequest`` share their wire form
 Compressed files (the exporter's ``compression: zstd``) are not read; they are quarantined whole
 with that reason.
 
-Messages are read by the compiled reader ``collectors._otlp_native`` when it is built (and
-``CLEW_NO_NATIVE`` is not set): it gives the same records as ``records_of_message``, and hands
-any message it does not read exactly as this module does (a span to quarantine, wire data
-protobuf would reject or merge) back to it.
+Messages are read by the compiled reader ``collectors._otlp_native`` when ``collectors.native``
+has it (built, and ``CLEW_NO_NATIVE`` not set): it gives the same records as
+``records_of_message``, and hands any message it does not read exactly as this module does (a
+span to quarantine, wire data protobuf would reject or merge) back to it.
 """
 
 from __future__ import annotations
@@ -31,12 +31,11 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-import orjson
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from clew.records import Checkpoint, Quarantined, Record, Span, SpanKind, SpanLink, excerpt
-from collectors import CollectorError, Source, semconv
+from clew.records import Checkpoint, Quarantined, Record, SpanLink, excerpt
+from collectors import CollectorError, Source, native
 from collectors.semconv import build_span, resource_from
 
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -159,32 +158,10 @@ def records_of_message(message: ExportTraceServiceRequest, where: str) -> Iterat
                             )
 
 
-def _native_reader() -> Any:
-    """The compiled reader, configured with Clew's records and semantic conventions; None when
-    it is not built."""
-    try:
-        from collectors import _otlp_native
-    except ImportError:  # installed without a C compiler: the Python path reads everything
-        return None
-    _otlp_native.configure(
-        span=Span,
-        link=SpanLink,
-        resource_from=resource_from,
-        dumps=orjson.dumps,
-        json_text=semconv.json_text,
-        lifted=semconv.LIFTED_ATTRIBUTES,
-        # build_span's own tables, so that the two readers cannot disagree on a rename.
-        legacy_keys=semconv._LEGACY_KEYS,
-        renames=(semconv._RENAMES_CLIENT_SIDE, semconv._RENAMES_SERVER_SIDE),
-        server_kind=SpanKind.SERVER,
-        caller_kinds=semconv._CALLER_KINDS,
-    )
-    return _otlp_native
-
-
-#: The compiled reader that ``_fast_records`` uses; None when it is not built or when
-#: ``CLEW_NO_NATIVE`` is set (to anything but empty or ``0``).
-_native = None if os.environ.get("CLEW_NO_NATIVE", "") not in ("", "0") else _native_reader()
+#: The compiled reader that ``_fast_records`` uses (``collectors.native`` decides); None when it
+#: is not built or ``CLEW_NO_NATIVE`` is set.
+_native = native.reader
+_native_reader = native.load
 
 
 def _fast_records(chunk: bytes) -> list[Record] | None:
