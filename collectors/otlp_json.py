@@ -18,11 +18,9 @@ records (the compiled one its twin), so their output is the same.
 
 from __future__ import annotations
 
-import mmap
-import os
 import re
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, BinaryIO
 
 import msgspec
 import orjson
@@ -557,14 +555,7 @@ class OtlpJsonCollector:
             second_line = handle.readline()
             handle.seek(0)
             if not second_line.strip() or _looks_like_one_request(first_line):
-                # Mapped, not read line by line: readline is slow on lines of a megabyte.
-                size = os.fstat(handle.fileno()).st_size
-                data = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
-                try:
-                    yield from self._lines(data, source.offset)
-                finally:
-                    if isinstance(data, mmap.mmap):
-                        data.close()
+                yield from self._lines(handle, source.offset)
             else:
                 # A pretty-printed document is one unit: a grown file is read again from the
                 # start and the spans already stored are skipped by their unique key.
@@ -585,19 +576,21 @@ class OtlpJsonCollector:
             yield from _guarded(request, "")
         yield Checkpoint(len(data))
 
-    def _lines(self, data: bytes | mmap.mmap, offset: int) -> Iterator[Record]:
+    def _lines(self, handle: BinaryIO, offset: int) -> Iterator[Record]:
         # Count the lines before the checkpoint so positions stay true on a resumed read.
-        line_number = sum(
-            data[start : min(start + (1 << 20), offset)].count(b"\n")
-            for start in range(0, min(offset, len(data)), 1 << 20)
-        )
-        position, size = offset, len(data)
-        while position < size:
-            end = data.find(b"\n", position)
-            end = size if end < 0 else end + 1
-            line = data[position:end]
+        line_number = 0
+        remaining = offset
+        while remaining > 0:
+            chunk = handle.read(min(remaining, READ_BYTES))
+            if not chunk:
+                break
+            line_number += chunk.count(b"\n")
+            remaining -= len(chunk)
+        handle.seek(offset)
+        position = offset
+        for line in _split_lines(handle):
             line_number += 1
-            position = end
+            position += len(line)
             if line.isspace():
                 pass
             elif (fast := fast_records(line)) is not None:
@@ -611,6 +604,34 @@ class OtlpJsonCollector:
                 else:
                     yield from _guarded(request, f"line {line_number}: ")
             yield Checkpoint(position)
+
+
+#: How much of a file is read at a time.
+READ_BYTES = 8 << 20
+
+
+def _split_lines(handle: BinaryIO) -> Iterator[bytes]:
+    """The lines of ``handle`` from where it stands, each with its newline (the last maybe
+    without), read in blocks: ``readline`` is slow on lines of a megabyte, and a mapped file
+    that shrinks while it is read kills the process (SIGBUS), which a read never does."""
+    pieces: list[bytes] = []  # of a line that runs on past the blocks read so far
+    while block := handle.read(READ_BYTES):
+        start = 0
+        if pieces:
+            end = block.find(b"\n")
+            if end < 0:
+                pieces.append(block)
+                continue
+            pieces.append(block[: end + 1])
+            yield b"".join(pieces)
+            pieces, start = [], end + 1
+        while (end := block.find(b"\n", start)) >= 0:
+            yield block[start : end + 1]
+            start = end + 1
+        if start < len(block):
+            pieces.append(block[start:])
+    if pieces:
+        yield b"".join(pieces)
 
 
 def _guarded(request: Any, where: str) -> Iterator[Record]:

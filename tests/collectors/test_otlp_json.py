@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import json
 from collections import Counter
 from pathlib import Path
 
 import orjson
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -341,3 +343,15 @@ def test_fast_path_matches_dict_path_on_any_request(spans, resource):
     except orjson.JSONDecodeError:
         return
     assert_same_records(data)
+
+
+@given(
+    text=st.lists(st.sampled_from([b"\n", b"a", b"{}", b"\r\n", b"xyz" * 5])).map(b"".join),
+    block=st.integers(min_value=1, max_value=9),
+)
+def test_lines_are_split_across_read_blocks_exactly_as_the_file_has_them(text, block):
+    parts = text.split(b"\n")
+    want = [part + b"\n" for part in parts[:-1]] + ([parts[-1]] if parts[-1] else [])
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(otlp_json, "READ_BYTES", block)
+        assert list(otlp_json._split_lines(io.BytesIO(text))) == want
