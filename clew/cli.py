@@ -127,19 +127,35 @@ def db_rebuild_rollups(db: str | None, as_json: bool) -> None:
 @json_option
 def ingest(paths: tuple[Path, ...], format_name: str | None, db: str | None, as_json: bool) -> None:
     """Ingest trace files and folders. Unparseable input is quarantined with its reason."""
-    from clew.pipeline import ingest as run_ingest
+    from clew import pipeline
     from collectors import load_registry
 
-    registry = load_registry()
-    if format_name and format_name not in registry:
-        raise click.BadParameter(
-            f"unknown format {format_name!r}; known: {', '.join(sorted(registry))}",
-            param_hint="--format",
-        )
-    engine = _open(db)
-    _tune_gc_for_bulk_work()
-    with _progress(not as_json) as progress:
-        result = run_ingest(engine, paths, registry, format_name=format_name, progress=progress)
+    # Large input is parsed in a worker process: started first, it gets ready while this one
+    # opens the store.
+    files = pipeline.expand(Path(p) for p in paths)
+    large = sum(p.stat().st_size for p in files if p.is_file()) > pipeline.WORKER_BYTES
+    parser = pipeline.ParseWorker() if large else None
+    try:
+        registry = load_registry()
+        if format_name and format_name not in registry:
+            raise click.BadParameter(
+                f"unknown format {format_name!r}; known: {', '.join(sorted(registry))}",
+                param_hint="--format",
+            )
+        engine = _open(db)
+        _tune_gc_for_bulk_work()
+        with _progress(not as_json) as progress:
+            result = pipeline.ingest(
+                engine,
+                paths,
+                registry,
+                format_name=format_name,
+                progress=progress,
+                worker=parser,
+            )
+    finally:
+        if parser is not None:
+            parser.close()
     if as_json:
         data = result.as_json()
         data.pop("reports")

@@ -189,8 +189,9 @@ _UPSERT_SERVICE = text(
 @dataclass
 class Batch:
     """Records gathered between two commits of one file, with the rollup contributions of its
-    spans computed where it was gathered (the parse worker, on large inputs), or None when the
-    writer is to compute them from the rows.
+    spans computed where it was gathered (the parse worker, on large inputs), except those of the
+    traces in ``deferred``, which the writer computes (the worker leaves it a share of that work
+    when it runs ahead).
 
     Between processes the spans travel in the form the store keeps them, one encoded chunk per
     trace (``chunks``), beside the few rows queue lags are measured from (``lag_rows``): the
@@ -206,7 +207,9 @@ class Batch:
     quarantined: list[Quarantined] = field(default_factory=list)
     records: int = 0
     unknown_service: int = 0
-    contributions: rollups.Contributions | None = field(default_factory=rollups.Contributions)
+    contributions: rollups.Contributions = field(default_factory=rollups.Contributions)
+    #: Traces whose contributions are not in ``contributions``: the writer computes them.
+    deferred: list[str] = field(default_factory=list)
     chunks: dict[str, stored_spans.Chunk] | None = None
     lag_rows: list[tuple] | None = None
 
@@ -260,10 +263,9 @@ class Batch:
         # A new object: the batch stays as it came, should its write be tried again.
         contributions = rollups.Contributions()
         if root_callers is None or not self.span_count:
-            if self.contributions is None:
-                contributions.add(self.span_rows())
-            else:
-                contributions.merge(self.contributions)
+            contributions.merge(self.contributions)
+            if self.deferred:
+                contributions.add(self._rows_of(set(self.deferred)))
         if self.span_count:
             # Rows made here are grouped and encoded now, as the worker does with its batches.
             chunks = self.chunks
@@ -354,28 +356,38 @@ def batches(
     collector: Collector,
     source: Source,
     batch_spans: int,
-    defer: Callable[[], bool] | None = None,
+    defer: Callable[[], float] | None = None,
+    first_batch_spans: int | None = None,
 ) -> Iterator[Batch | int]:
     """A source's records gathered into batches that end at checkpoints.
 
     Between batches come progress reports: the number of bytes read since the last report.
     Spans repeated within a batch are kept once (the first), as the store would keep them.
-    A batch's rollup contributions are left to the writer (None) when ``defer()`` says so.
+    ``defer()`` gives the share (0 to 1) of a batch's traces whose rollup contributions are left
+    to the writer; the first batch ends at ``first_batch_spans`` when that is fewer.
     """
     batch = Batch(checkpoint=source.offset)
     # Rows by (trace id, span id): the first copy is kept, and the rollups pair from this dict.
     by_id: dict[tuple[str, str], Span] = {}
     spans = unknown = 0
     last = reported = source.offset
+    limit = min(first_batch_spans or batch_spans, batch_spans)
 
     def finish(batch: Batch) -> Batch:
         batch.rows = list(by_id.values())
         batch.records += spans
         batch.unknown_service += unknown
-        if defer is not None and defer():
-            batch.contributions = None
-        else:
+        share = defer() if defer is not None else 0.0
+        if share <= 0:
             batch.contributions.add_by_id(by_id)
+            return batch
+        # Pairing never crosses traces, so the traces split cleanly between the two sides.
+        traces = list(dict.fromkeys(row[0] for row in batch.rows))
+        kept = len(traces) - round(share * len(traces))
+        batch.deferred = traces[kept:]
+        if kept:
+            mine = set(traces[:kept])
+            batch.contributions.add_by_id({k: r for k, r in by_id.items() if k[0] in mine})
         return batch
 
     for record in collector.collect(source):
@@ -393,10 +405,11 @@ def batches(
             if last - reported >= PROGRESS_BYTES:
                 yield last - reported
                 reported = last
-            if len(by_id) >= batch_spans:
+            if len(by_id) >= limit:
                 batch.checkpoint = last
                 yield finish(batch)
                 batch, by_id, spans, unknown = Batch(checkpoint=last), {}, 0, 0
+                limit = batch_spans
         elif kind is SpanLink:
             batch.links.append(record)
         elif kind is Resource:
@@ -462,14 +475,20 @@ class _End(NamedTuple):
     error: str | None = None
 
 
+#: Spans in the first batch a parse worker sends: the writer, idle until it comes, starts sooner.
+FIRST_BATCH_SPANS = 2_500
+
+
 def _produce(
-    jobs: list[_Job], defer: Callable[[], bool] | None = None
+    jobs: list[_Job], defer: Callable[[], float] | None = None
 ) -> Iterator[tuple[int, Batch | int | _End]]:
-    """Every job's batches and progress reports, tagged with the job's index, then its end."""
+    """Every job's batches and progress reports, tagged with the job's index, then its end.
+    With ``defer`` (in the parse worker) the very first batch is a small one."""
     for index, job in enumerate(jobs):
         try:
             source = Source(job.path, job.offset)
-            for item in batches(job.collector, source, job.batch_spans, defer):
+            first = FIRST_BATCH_SPANS if defer is not None and index == 0 else None
+            for item in batches(job.collector, source, job.batch_spans, defer, first):
                 yield index, item
                 del item  # let the batch go before the next one is gathered
         except CollectorError as error:
@@ -481,6 +500,10 @@ def _produce(
 #: Batches the parse worker may have ready, besides the one in the pipe, before the writer takes
 #: them (each some 8 MB pickled): a slow write does not stop the parsing at once.
 SEND_AHEAD = 2
+#: The share of a batch's traces whose contributions the worker leaves to the writer, at first,
+#: and how far one batch moves it.
+DEFERRED_SHARE_START = 0.5
+DEFERRED_SHARE_STEP = 0.1
 
 
 def parse_worker(connection: PipeEnd, jobs: list[_Job]) -> None:
@@ -488,9 +511,10 @@ def parse_worker(connection: PipeEnd, jobs: list[_Job]) -> None:
 
     Items are pickled here and written by a sender thread, whose blocking write of a whole
     message releases the GIL: parsing goes on while a batch waits for the writer, up to
-    ``SEND_AHEAD`` batches ahead. When at most one batch is waiting, the writer is catching up
-    and would soon be idle: the batch then goes without its rollup contributions, which the
-    writer computes, so the two processes share the work by the speed each has. An unexpected
+    ``SEND_AHEAD`` batches ahead. The two processes share the rollup contributions by the speed
+    each has: a batch leaves a share of its traces' contributions to the writer, and that share
+    grows while no batch is waiting (the writer is catching up and would soon be idle) and
+    shrinks while the batches ahead are all taken (the worker would soon wait). An unexpected
     error is sent as its traceback; the writer raises it.
     """
     pending: queue.SimpleQueue[tuple[bytes, bool] | None] = queue.SimpleQueue()
@@ -523,9 +547,18 @@ def parse_worker(connection: PipeEnd, jobs: list[_Job]) -> None:
             slots.acquire()
         pending.put((data, is_batch))
 
+    share = [DEFERRED_SHARE_START]
+
+    def defer() -> float:
+        if waiting[0] == 0:
+            share[0] = min(1.0, share[0] + DEFERRED_SHARE_STEP)
+        elif waiting[0] >= SEND_AHEAD:
+            share[0] = max(0.0, share[0] - DEFERRED_SHARE_STEP)
+        return share[0]
+
     try:
         with _collecting_per_batches() as batch_done:
-            for item in _produce(jobs, defer=lambda: waiting[0] <= 1):
+            for item in _produce(jobs, defer=defer):
                 if broken.is_set():
                     break
                 is_batch = type(item[1]) is Batch
@@ -541,35 +574,40 @@ def parse_worker(connection: PipeEnd, jobs: list[_Job]) -> None:
         connection.close()
 
 
-@contextmanager
-def _stream(jobs: list[_Job], worker: bool) -> Iterator[Iterator[tuple[int, Batch | int | _End]]]:
-    """The jobs' items, parsed here or, with ``worker``, in a parse worker process.
+class ParseWorker:
+    """A parse worker process (``python -m clew.pipeline.worker``), started before its jobs are
+    known: its interpreter and imports (about half a second) then overlap the writer's own start
+    (opening and migrating the store, reading checkpoints). Give it to ``ingest``, which hands it
+    its jobs or, when the input turns out small, lets it go; ``close`` ends it either way.
 
-    The worker is ``python -m clew.pipeline.worker``, not a multiprocessing child: nothing of
-    the caller's ``__main__`` is imported again, so any script may call ``ingest``.
+    It is a process of its own, not a multiprocessing child: nothing of the caller's
+    ``__main__`` is imported again, so any script may call ``ingest``.
     """
-    if not worker:
-        yield _produce(jobs)
-        return
-    read_fd, write_fd = os.pipe()
-    try:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "clew.pipeline.worker", str(write_fd)],
-            stdin=subprocess.PIPE,
-            pass_fds=(write_fd,),
-        )
-    finally:
-        os.close(write_fd)
-    receiver = PipeEnd(read_fd, writable=False)
-    assert process.stdin is not None
-    with process.stdin:
-        process.stdin.write(pickle.dumps(jobs, protocol=pickle.HIGHEST_PROTOCOL))
 
-    def received() -> Iterator[tuple[int, Batch | int | _End]]:
+    def __init__(self) -> None:
+        read_fd, write_fd = os.pipe()
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "clew.pipeline.worker", str(write_fd)],
+                stdin=subprocess.PIPE,
+                pass_fds=(write_fd,),
+            )
+        finally:
+            os.close(write_fd)
+        self.receiver = PipeEnd(read_fd, writable=False)
+        self.given = False
+
+    def items(self, jobs: list[_Job]) -> Iterator[tuple[int, Batch | int | _End]]:
+        """Send the jobs; then their items as the worker sends them."""
+        process = self.process
+        assert process.stdin is not None and not self.given
+        self.given = True
+        with process.stdin:
+            process.stdin.write(pickle.dumps(jobs, protocol=pickle.HIGHEST_PROTOCOL))
         ends = 0
         while ends < len(jobs):
             try:
-                index, item = receiver.recv()
+                index, item = self.receiver.recv()
             except EOFError:
                 process.wait()
                 raise RuntimeError(
@@ -582,14 +620,31 @@ def _stream(jobs: list[_Job], worker: bool) -> Iterator[Iterator[tuple[int, Batc
             yield index, item
             del item
 
+    def close(self, kill: bool = False) -> None:
+        """End the worker: one never given jobs reads an empty job list and exits."""
+        if kill:
+            self.process.kill()
+        elif not self.given and self.process.stdin is not None:
+            self.process.stdin.close()
+        self.receiver.close()
+        self.process.wait()
+
+
+@contextmanager
+def _stream(
+    jobs: list[_Job], worker: ParseWorker | None
+) -> Iterator[Iterator[tuple[int, Batch | int | _End]]]:
+    """The jobs' items, parsed here or, with ``worker``, in that parse worker process."""
+    if worker is None:
+        yield _produce(jobs)
+        return
     try:
-        yield received()
+        yield worker.items(jobs)
     except BaseException:
-        process.kill()
+        worker.close(kill=True)
         raise
     finally:
-        receiver.close()
-        process.wait()
+        worker.close()
 
 
 def _quarantine_file(engine: Engine, path: Path, reason: str) -> FileReport:
@@ -634,13 +689,14 @@ def ingest(
     format_name: str | None = None,
     batch_spans: int = BATCH_SPANS,
     progress: Callable[[str, int, int], None] | None = None,
-    worker: bool | None = None,
+    worker: bool | ParseWorker | None = None,
     root_callers: RootCallers | None = None,
 ) -> IngestResult:
     """Ingest files and folders; every batch commits with its rollups and its checkpoint.
 
-    Files are parsed in a worker process while this one writes (``worker=True``), or here
-    (``False``); by default in a worker when more than ``WORKER_BYTES`` are to be read.
+    Files are parsed in a worker process while this one writes (``worker=True``, or a
+    ``ParseWorker`` started earlier), or here (``False``); by default, and with a started
+    ``ParseWorker``, in a worker when more than ``WORKER_BYTES`` are to be read.
     ``progress("ingest", done, total)`` is called as bytes are read; ``root_callers`` names
     the callers of root spans where other evidence knows them.
     """
@@ -683,10 +739,16 @@ def ingest(
                 reading.append(_Reading(report, identity, _fingerprint(path, identity.size)))
         result.reports.append(report)
 
-    if worker is None:
+    started = worker if isinstance(worker, ParseWorker) else None
+    if worker is None or started is not None:
         to_read = sum(r.identity.size - j.offset for j, r in zip(jobs, reading, strict=True))
         worker = to_read > WORKER_BYTES
-    with _stream(jobs, worker and bool(jobs)) as items, _collecting_per_batches() as batch_done:
+    parser: ParseWorker | None = None
+    if worker and jobs:
+        parser = started or ParseWorker()
+    elif started is not None:
+        started.close()  # not needed after all
+    with _stream(jobs, parser) as items, _collecting_per_batches() as batch_done:
         for index, item in items:
             kind = type(item)
             if kind is int:

@@ -16,11 +16,13 @@ from clew.pipeline import parse_worker
 
 
 def main(argv: list[str]) -> None:
-    # Parsing allocates millions of short-lived objects: collect rarely, and never the modules.
+    # The modules are never garbage: no collection needs to walk them (parse_worker pauses the
+    # automatic collection itself).
     gc.freeze()
-    gc.set_threshold(100_000, 50, 100)
-    jobs = pickle.loads(sys.stdin.buffer.read())
-    parse_worker(Connection(int(argv[0]), readable=False), jobs)
+    data = sys.stdin.buffer.read()
+    if not data:
+        return  # started ahead and then not needed (see clew.pipeline.ParseWorker)
+    parse_worker(Connection(int(argv[0]), readable=False), pickle.loads(data))
 
 
 if __name__ == "__main__":

@@ -170,3 +170,21 @@ def test_an_unexpected_error_in_the_parse_worker_reaches_the_caller(engine, tmp_
     with pytest.raises(RuntimeError, match=r"(?s)parse worker failed.*ZeroDivisionError"):
         ingest(engine, [path], registry, batch_spans=10, worker=True)
     assert span_count(engine) == 20  # the batches before it stay
+
+
+def test_a_worker_started_ahead_parses_large_input_and_is_let_go_for_small(
+    engine, tmp_path, registry, monkeypatch
+):
+    path = otlp.write_lines(tmp_path / "export.jsonl", [_line(t) for t in range(1, 41)])
+    ahead = pipeline.ParseWorker()
+    result = ingest(engine, [path], registry, batch_spans=10, worker=ahead)  # small: parsed here
+    assert (result.inserted, result.problems) == (40, [])
+    assert ahead.process.wait(timeout=30) == 0 and not ahead.given
+
+    again = tmp_path / "again.jsonl"
+    again.write_bytes(path.read_bytes().replace(b'"service.name"', b'"service.namespace"'))
+    monkeypatch.setattr(pipeline, "WORKER_BYTES", 0)  # everything counts as large now
+    ahead = pipeline.ParseWorker()
+    result = ingest(engine, [again], registry, batch_spans=10, worker=ahead)
+    assert ahead.given and ahead.process.wait(timeout=30) == 0
+    assert (result.records, result.duplicates, result.problems) == (40, 40, [])

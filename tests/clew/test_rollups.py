@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import pickle
 import random
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 
-from clew import metrics, store
+from clew import metrics, pipeline, store
 from clew.pipeline import ingest, rollups
 from clew.store import histogram, queries
 from clew.store.cells import clamped_max
+from collectors import Source
 from tests import otlp
 from tests.conftest import corpus
 from tests.stored import stored_spans
@@ -616,3 +618,30 @@ def test_span_links_measure_queue_lag_once_whatever_arrives_first(
     kept = rollup_table(engine)
     rollups.rebuild(engine)
     assert rollup_table(engine) == kept
+
+
+@pytest.mark.parametrize("share", [0.0, 0.3, 1.0])
+def test_contributions_left_to_the_writer_for_any_share_of_traces_give_the_same_rollups(
+    registry, tmp_path: Path, share: float
+):
+    """The worker computes some traces' contributions and the writer the rest, from the chunks
+    the batch carried across the pipe."""
+    requests = more_traces()
+    path = otlp.write_lines(tmp_path / "t.jsonl", single_span_requests(requests))
+    store_dir = tmp_path / "shared"
+    store_dir.mkdir()
+    engine = store.open_engine(str(store_dir / "clew.db"))
+    store.upgrade(engine)
+    source = Source(path)
+    deferred = 0
+    for item in pipeline.batches(registry["otlp_json"], source, 7, defer=lambda: share):
+        if isinstance(item, pipeline.Batch):
+            sent = pickle.loads(pickle.dumps(item))  # as the worker sends it
+            assert sent.rows is None  # the spans came as chunks
+            deferred += len(sent.deferred)
+            with engine.begin() as conn:
+                sent.write(conn, str(path))
+    assert (deferred > 0) == (share > 0)
+    clean = clean_pass(tmp_path / "c", requests, registry)
+    assert stored_spans(engine) == stored_spans(clean)
+    assert_same_rollups(rollup_table(engine), rollup_table(clean))
