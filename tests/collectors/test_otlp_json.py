@@ -354,4 +354,23 @@ def test_lines_are_split_across_read_blocks_exactly_as_the_file_has_them(text, b
     want = [part + b"\n" for part in parts[:-1]] + ([parts[-1]] if parts[-1] else [])
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(otlp_json, "READ_BYTES", block)
-        assert list(otlp_json._split_lines(io.BytesIO(text))) == want
+        # Each line is a view of a buffer that the next read overwrites: copied as it comes.
+        assert [bytes(line) for line in otlp_json._split_lines(io.BytesIO(text))] == want
+
+
+@pytest.mark.parametrize("block", [1, 7, 100, otlp_json.READ_BYTES])
+def test_lines_read_in_any_block_size_give_the_same_records_and_blank_lines_only_a_checkpoint(
+    tmp_path: Path, block: int
+):
+    path = tmp_path / "export.jsonl"
+    otlp.write_lines(path, [otlp.request({"a": [otlp.span(1, 1, kind=2)]})])
+    with path.open("ab") as handle:
+        handle.write(b"\n  \t\r\n" + b'{"resourceSpans": [ truncated\n')
+    otlp.write_lines(path, [otlp.request({"b": [otlp.span(2, 1, kind=2)]})], mode="ab")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(otlp_json, "READ_BYTES", block)
+        recs = records(path)
+    assert [s.service for s in spans_of(recs)] == ["a", "b"]
+    assert [r.position for r in recs if type(r) is Quarantined] == ["line 4"]
+    assert len([r for r in recs if type(r) is Checkpoint]) == 5
+    assert recs == records(path)
