@@ -40,9 +40,8 @@ from clew.records import (
     Span,
     SpanLink,
 )
-from clew.store import insert_ignoring_duplicates
+from clew.store import insert_ignoring_duplicates, utcnow
 from clew.store import spans as stored_spans
-from clew.store.models import utcnow
 from collectors import Collector, CollectorError, Registry, Source
 
 #: Spans per transaction.

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,11 @@ DEFAULT_DATABASE = "clew.db"
 #: its checkout, Django-style).
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 MIGRATIONS_DIR = PROJECT_ROOT / "migrations"
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware (what every ``created_at`` column holds)."""
+    return datetime.now(UTC)
 
 
 def database_url(value: str | None = None) -> str:
