@@ -221,9 +221,6 @@ class Batch:
         state["rows"] = None
         return state
 
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
-
     @property
     def span_count(self) -> int:
         """How many spans the batch holds (each kept once)."""
