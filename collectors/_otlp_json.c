@@ -170,18 +170,34 @@ unescape(Json *j, const uint8_t *start, const uint8_t *q, int high, Slice *s)
     return DECLINE;
 }
 
-/* Whether any of eight string bytes is a quote, a backslash, a control character or not ASCII
- * (the bit tricks find a byte below a bound, or a zero byte, in the whole word at once). */
+/* Eight bytes of the text as one word, the first in its lowest byte whatever the machine. */
 static inline uint64_t
-needs_a_look(uint64_t w)
+word_at(const uint8_t *p)
+{
+    uint64_t w;
+    memcpy(&w, p, 8);
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    w = __builtin_bswap64(w);
+#endif
+    return w;
+}
+
+/* The high bit of each byte of ``w`` that ends a string's plain run: a quote, a backslash or a
+ * control character. Only the lowest set bit is exact (a borrow runs upward from a byte that
+ * matched, and may mark the bytes above it), which is all that read_string asks of it. */
+static inline uint64_t
+stops_in(uint64_t w)
 {
     const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
     uint64_t quote = w ^ (ones * '"'), backslash = w ^ (ones * '\\');
-    return ((w - ones * 0x20) | (quote - ones) | (backslash - ones) | w) & highs;
+    return (((w - ones * 0x20) & ~w) | ((quote - ones) & ~quote) |
+            ((backslash - ones) & ~backslash)) &
+           highs;
 }
 
 /* A string (the next token) as its UTF-8 bytes: a slice of the text, or of the arena when it
- * has escapes. */
+ * has escapes. Eight bytes are looked at a time: most strings are short keys and values, and
+ * a byte at a time the scan was the reader's largest cost. */
 static int
 read_string(Json *j, Slice *s)
 {
@@ -189,19 +205,23 @@ read_string(Json *j, Slice *s)
         return DECLINE;
     }
     const uint8_t *start = j->p + 1, *q = start;
-    int high = 0;
-    while (q < j->end) {
-        uint64_t word;
-        if (j->end - q >= 8 && (memcpy(&word, q, 8), !needs_a_look(word))) {
-            q += 8;
-            continue;
+    uint64_t high = 0; /* the bytes passed over, OR-ed: their high bits tell of UTF-8 to check */
+    while (j->end - q >= 8) {
+        uint64_t word = word_at(q), stops = stops_in(word);
+        if (stops) {
+            int at = __builtin_ctzll(stops) >> 3;
+            high |= word & ((1ULL << 8 * at) - 1);
+            q += at;
+            goto stopped;
         }
-        if (!string_class[*q]) {
-            break;
-        }
-        high |= string_class[*q] == 2;
-        q++;
+        high |= word;
+        q += 8;
     }
+    while (q < j->end && string_class[*q]) {
+        high |= *q++;
+    }
+stopped:
+    high &= 0x8080808080808080ULL;
     if (q < j->end && *q == '"') {
         if (high && !utf8_valid(start, q - start)) {
             return DECLINE;
@@ -210,7 +230,7 @@ read_string(Json *j, Slice *s)
         j->p = q + 1;
         return OK;
     }
-    return unescape(j, start, q, high, s);
+    return unescape(j, start, q, high != 0, s);
 }
 
 /* A number (the next token), to JSON's grammar. */
@@ -412,18 +432,76 @@ field_of(Slice key, const Name *names, int count, int from)
     return -1;
 }
 
+/* Whether the text at ``p`` is the string ``name``, quotes and all. A field's name has no
+ * quote, backslash or control character in it, so this is the string read_string would read
+ * there, found without scanning for its end or looking it up. */
+static inline int
+is_quoted(const uint8_t *p, const uint8_t *end, Name name)
+{
+    const uint8_t *a = p + 1;
+    const char *b = name.text;
+    Py_ssize_t n = name.len;
+    if (end - p < n + 2 || p[n + 1] != '"') {
+        return 0;
+    }
+    for (; n >= 8; a += 8, b += 8, n -= 8) {
+        uint64_t x, y;
+        memcpy(&x, a, 8);
+        memcpy(&y, b, 8);
+        if (x != y) {
+            return 0;
+        }
+    }
+    for (; n > 0; n--) {
+        if (*a++ != (uint8_t)*b++) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 /* The next member that is a field of the struct, marked in *seen: a second one is declined
- * (msgspec keeps the last, the dict path the first). */
+ * (msgspec keeps the last, the dict path the first). Fields mostly come in their order, written
+ * plainly: the one expected is tried first, straight against the text. */
 static int
 next_field(Json *j, int *first, const Name *names, int count, uint32_t *seen, int *field)
 {
-    Slice key;
     int from = *first ? 0 : *field + 1 == count ? 0 : *field + 1;
-    int r = next_member(j, first, &key);
-    if (r != ITEM) {
-        return r;
+    int c = peek(j);
+    if (c == '}') {
+        j->p++; /* a comma before it was declined as a missing key */
+        return DONE;
     }
-    *field = field_of(key, names, count, from);
+    if (!*first) {
+        if (c != ',') {
+            return DECLINE;
+        }
+        j->p++;
+        c = peek(j);
+    }
+    *first = 0;
+    *field = -1;
+    if (c == '"') {
+        for (int n = 0, i = from; n < count; n++, i = i + 1 == count ? 0 : i + 1) {
+            if (is_quoted(j->p, j->end, names[i])) {
+                *field = i;
+                j->p += names[i].len + 2;
+                break;
+            }
+        }
+    }
+    if (*field < 0) { /* an unknown field, or a known one written with escapes */
+        Slice key;
+        int status = read_string(j, &key);
+        if (status != OK) {
+            return status;
+        }
+        *field = field_of(key, names, count, from);
+    }
+    if (peek(j) != ':') {
+        return DECLINE;
+    }
+    j->p++;
     if (*field < 0 || *seen >> *field & 1) {
         return DECLINE;
     }
@@ -1305,7 +1383,7 @@ json_init(void)
 }
 
 PyObject *
-json_records(PyObject *module, PyObject *arg)
+json_records(PyObject *Py_UNUSED(module), PyObject *arg)
 {
     Py_buffer view;
     if (span_type == NULL) {

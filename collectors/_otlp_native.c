@@ -324,14 +324,51 @@ typedef struct {
 
 static Cached key_cache[KEY_SLOTS], value_cache[VALUE_SLOTS];
 
-static inline uint32_t
-fnv1a(const uint8_t *s, Py_ssize_t n)
+/* Up to eight bytes as a word, read without passing ``s + n`` (a string may end its buffer). */
+static inline uint64_t
+load_short(const uint8_t *s, Py_ssize_t n)
 {
-    uint32_t h = 2166136261u;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        h = (h ^ s[i]) * 16777619u;
+    uint32_t lo, hi;
+    if (n >= 4) {
+        memcpy(&lo, s, 4);
+        memcpy(&hi, s + n - 4, 4); /* overlaps ``lo`` when n < 8: the bytes are all in */
+        return (uint64_t)hi << 32 | lo;
     }
-    return h;
+    return n ? (uint64_t)s[0] | (uint64_t)s[n / 2] << 8 | (uint64_t)s[n - 1] << 16 : 0;
+}
+
+/* A text's slot hash, taken eight bytes at a time (a byte at a time, FNV-1a's chain of
+ * multiplications was a tenth of the JSON reader's time). Equal texts hash alike; the slot's
+ * length and bytes are compared before a hit is trusted. */
+static inline uint32_t
+text_hash(const uint8_t *s, Py_ssize_t n)
+{
+    const uint64_t k = 0x9E3779B97F4A7C15ULL;
+    uint64_t h = (uint64_t)n * k, w;
+    for (; n > 8; s += 8, n -= 8) {
+        memcpy(&w, s, 8);
+        h = (h ^ w) * k;
+        h ^= h >> 29;
+    }
+    h = (h ^ load_short(s, n)) * k;
+    h ^= h >> 32;
+    return (uint32_t)h;
+}
+
+/* Whether ``n`` bytes at ``a`` and ``b`` are the same (inline: short texts, where calling memcmp
+ * costs more than comparing). */
+static inline int
+same_bytes(const uint8_t *a, const uint8_t *b, Py_ssize_t n)
+{
+    uint64_t x, y;
+    for (; n >= 8; a += 8, b += 8, n -= 8) {
+        memcpy(&x, a, 8);
+        memcpy(&y, b, 8);
+        if (x != y) {
+            return 0;
+        }
+    }
+    return load_short(a, n) == load_short(b, n);
 }
 
 static void
@@ -374,10 +411,10 @@ text_of(const uint8_t *s, Py_ssize_t n, int is_key, int *lifted, int *legacy, in
     uint32_t hash = 0;
     Cached *slot = NULL;
     if (n <= CACHED_LEN) {
-        hash = fnv1a(s, n);
+        hash = text_hash(s, n);
         slot = &cache[hash & ((is_key ? KEY_SLOTS : VALUE_SLOTS) - 1)];
         if (slot->text && slot->hash == hash && slot->len == (uint32_t)n &&
-            memcmp(slot->bytes, s, n) == 0) {
+            same_bytes(slot->bytes, s, n)) {
             if (is_key) {
                 *lifted = slot->lifted;
                 *legacy = slot->legacy;
@@ -1258,7 +1295,7 @@ PyDoc_STRVAR(records_doc,
 "resource_spans, ...).");
 
 static PyObject *
-records(PyObject *module, PyObject *arg)
+records(PyObject *Py_UNUSED(module), PyObject *arg)
 {
     Py_buffer view;
     Field f;
@@ -1320,7 +1357,7 @@ column_of(PyObject *lifted, const char *name, int *column)
 }
 
 static PyObject *
-configure(PyObject *module, PyObject *args, PyObject *kwargs)
+configure(PyObject *Py_UNUSED(module), PyObject *args, PyObject *kwargs)
 {
     static char *keywords[] = {"span",        "link",         "resource_from", "dumps",
                                "json_text",   "lifted",       "legacy_keys",   "renames",
@@ -1416,6 +1453,10 @@ static struct PyModuleDef module_def = {
     "OTLP/protobuf and OTLP/JSON trace requests read straight into Clew's records.",
     -1,
     methods,
+    NULL, /* no slots: single-phase initialisation */
+    NULL,
+    NULL,
+    NULL,
 };
 
 PyMODINIT_FUNC

@@ -348,6 +348,9 @@ HANDED_BACK = {
     "a duplicate key": request_text().replace(b'"kind":2', b'"kind":2,"kind":3'),
     "an unknown field": request_text(futureField=1),
     "a snake_case name": request_text().replace(b'"spanId"', b'"span_id"'),
+    "a field's name and more": request_text().replace(b'"spanId"', b'"spanIds"'),
+    "a field's name cut short": request_text().replace(b'"spanId"', b'"span"'),
+    "a duplicate key, escaped": request_text().replace(b'"kind":2', b'"kind":2,"\\u006bind":3'),
     "a null span": b'{"resourceSpans":[{"scopeSpans":[{"spans":[null]}]}]}',
     "no spans list": b'{"resourceSpans":[{"scopeSpans":[{}]}]}',
     "no resourceSpans": b'{"resourceSpans":null}',
@@ -404,6 +407,53 @@ def test_any_buffer_is_read_as_its_bytes():
     assert reader.json_records(memoryview(b"xx" + data)[2:]) == expected
     with pytest.raises(TypeError):
         reader.json_records("not a buffer")
+
+
+def cache_texts() -> list[str]:
+    """Texts the text caches could mix up: sharing long prefixes, one byte apart anywhere (in
+    the first, a middle or the last of their eight-byte words), on both sides of the cached
+    length (48 bytes), not ASCII, and far more of them than either cache has slots (1024 keys,
+    4096 values), so that slots are shared and texts evicted and read again."""
+    texts = []
+    for length in range(1, 60):
+        for fill in ("k", "\u00e9"):
+            base = fill * length
+            texts += [base, *(base[:at] + "x" + base[at + 1 :] for at in range(length))]
+    return texts + [f"attribute.value.{i:05d}" for i in range(6000)]
+
+
+def test_the_text_caches_never_give_one_text_for_another():
+    texts = cache_texts()
+    # Build_span's names among them, their kinds (lifted, renamed) read again after evictions.
+    for at, key in enumerate(KEYS):
+        texts.insert(at * len(texts) // len(KEYS), key)
+    for order in (texts, texts[::-1], texts[::7] + texts[3::5]):
+        spans = [
+            SPAN
+            | {
+                "spanId": f"{n + 1:016x}",
+                "attributes": [
+                    {"key": key, "value": {"stringValue": value}}
+                    for key, value in zip(chunk, chunk[1:] + chunk[:1], strict=True)
+                ],
+            }
+            for n, chunk in enumerate(order[i : i + 40] for i in range(0, len(order), 40))
+        ]
+        data = orjson.dumps(otlp.request({"orders": spans}))
+        assert assert_same(data) is not None
+
+
+def test_strings_read_with_what_ends_or_escapes_them_at_every_place_in_a_word():
+    for length in range(20):
+        for at in range(length):
+            for special in ('"', "\\", "\n", "/", "\u00e9", "\u2028", "\U0001f600", "\x7f"):
+                name = "n" * at + special + "n" * (length - at)
+                for text in (orjson.dumps(name), json.dumps(name).encode()):
+                    data = request_text(name="NAME").replace(b'"NAME"', text)
+                    (_, span) = assert_same(data)
+                    assert span.name == name
+            raw_control = request_text(name="NAME").replace(b"NAME", b"n" * at + b"\x1f")
+            assert native_reader().json_records(raw_control) is None
 
 
 # ---- the collector and the receiver with and without it ----
