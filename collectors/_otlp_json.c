@@ -546,14 +546,19 @@ decimal_of(Slice s, __int128 *value)
     if (end - p > 20) {
         return DECLINE;
     }
-    unsigned __int128 magnitude = 0;
+    /* In 64 bits, overflow checked: a 128-bit multiplication for each digit cost more. */
+    uint64_t magnitude = 0;
     for (; p < end; p++) {
-        if (*p < '0' || *p > '9') {
+        unsigned digit = (unsigned)(*p - '0');
+        if (digit > 9) {
             return DECLINE;
         }
-        magnitude = magnitude * 10 + (unsigned)(*p - '0');
+        if (__builtin_mul_overflow(magnitude, 10, &magnitude) ||
+            __builtin_add_overflow(magnitude, digit, &magnitude)) {
+            return DECLINE; /* 2**64 or more */
+        }
     }
-    if (negative ? magnitude > (unsigned __int128)1 << 63 : magnitude >= (unsigned __int128)1 << 64) {
+    if (negative && magnitude > (uint64_t)1 << 63) {
         return DECLINE;
     }
     *value = negative ? -(__int128)magnitude : (__int128)magnitude;
@@ -996,21 +1001,24 @@ read_link(Json *j)
 
 /* ---- spans ---- */
 
+/* Each byte's hex digit in lower case, or 0 for a byte that is none: ids are checked and
+ * lowered through it without a branch on each digit (which a random id mispredicts often). */
+static uint8_t hex_lower[256];
+
 /* otlp_json._hex_id's test: ``n`` hex digits of either case, not all zeros. */
 static int
 is_hex_id(Slice s, Py_ssize_t n)
 {
-    int nonzero = 0;
+    uint8_t none = 0, nonzero = 0;
     if (s.data == NULL || s.len != n) {
         return 0;
     }
     for (Py_ssize_t i = 0; i < n; i++) {
-        if (hex_digit(s.data[i]) < 0) {
-            return 0;
-        }
-        nonzero |= s.data[i] != '0';
+        uint8_t digit = hex_lower[s.data[i]];
+        none |= digit == 0;
+        nonzero |= digit ^ '0';
     }
-    return nonzero;
+    return !none && nonzero;
 }
 
 /* A hex id (checked) in lower case. */
@@ -1023,7 +1031,7 @@ lower_hex(Slice s)
     }
     Py_UCS1 *out = PyUnicode_1BYTE_DATA(text);
     for (Py_ssize_t i = 0; i < s.len; i++) {
-        out[i] = s.data[i] >= 'A' && s.data[i] <= 'F' ? s.data[i] + ('a' - 'A') : s.data[i];
+        out[i] = hex_lower[s.data[i]];
     }
     return text;
 }
@@ -1380,6 +1388,10 @@ json_init(void)
         string_class[c] = c < 0x80 ? 1 : 2;
     }
     string_class['"'] = string_class['\\'] = 0;
+    for (int c = 0; c < 256; c++) {
+        int digit = hex_digit(c);
+        hex_lower[c] = digit < 0 ? 0 : "0123456789abcdef"[digit];
+    }
 }
 
 PyObject *

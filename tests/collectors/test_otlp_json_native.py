@@ -309,6 +309,8 @@ def test_kinds_and_codes_by_name_are_typed_records_names():
         request_text(attributes=[{"key": "d", "value": {"doubleValue": -0.0}}]),
         request_text(attributes=[{"key": "i", "value": {"intValue": "-0007"}}]),
         request_text(attributes=[{"key": "i", "value": {"intValue": str(2**64 - 1)}}]),
+        request_text(attributes=[{"key": "i", "value": {"intValue": str(-(2**63))}}]),
+        request_text(startTimeUnixNano="0" * 30 + str(2**64 - 1)),
         request_text(attributes=[{"key": "e", "value": {"stringValue": "\u00e9\U0001f600\x00"}}]),
         json.dumps(otlp.request({"é": [SPAN | {"name": "\U0001f600\u2028"}]})).encode(),
         b'{"resourceSpans": [{"scopeSpans": [], "resource": {"attributes": null}}]}',
@@ -362,6 +364,15 @@ HANDED_BACK = {
     "a time with a plus": request_text(startTimeUnixNano="+5"),
     "a time with spaces": request_text(startTimeUnixNano=" 5"),
     "a time beyond 64 bits": request_text(startTimeUnixNano=str(2**64)),
+    "a time of 20 nines": request_text(startTimeUnixNano="9" * 20),
+    "an intValue string beyond 64 bits": request_text(
+        attributes=[{"key": "i", "value": {"intValue": str(2**64)}}]
+    ),
+    "an intValue string below -2**63": request_text(
+        attributes=[{"key": "i", "value": {"intValue": str(-(2**63) - 1)}}]
+    ),
+    "a trace id with a g": request_text(traceId="g" + "a" * 31),
+    "a span id with a G": request_text(spanId="a" * 15 + "G"),
     "no start": request_text(startTimeUnixNano=None),
     "a zero trace id": request_text(traceId="0" * 32),
     "a short span id": request_text(spanId="ab"),
