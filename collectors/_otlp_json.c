@@ -435,7 +435,7 @@ field_of(Slice key, const Name *names, int count, int from)
 /* Whether the text at ``p`` is the string ``name``, quotes and all. A field's name has no
  * quote, backslash or control character in it, so this is the string read_string would read
  * there, found without scanning for its end or looking it up. */
-static inline int
+static inline __attribute__((always_inline)) int
 is_quoted(const uint8_t *p, const uint8_t *end, Name name)
 {
     const uint8_t *a = p + 1;
@@ -462,8 +462,9 @@ is_quoted(const uint8_t *p, const uint8_t *end, Name name)
 
 /* The next member that is a field of the struct, marked in *seen: a second one is declined
  * (msgspec keeps the last, the dict path the first). Fields mostly come in their order, written
- * plainly: the one expected is tried first, straight against the text. */
-static int
+ * plainly: the one expected is tried first, straight against the text. Inlined into each
+ * struct's reader, where its table and count are constants: it runs for every member. */
+static inline __attribute__((always_inline)) int
 next_field(Json *j, int *first, const Name *names, int count, uint32_t *seen, int *field)
 {
     int from = *first ? 0 : *field + 1 == count ? 0 : *field + 1;
