@@ -49,6 +49,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     # 32 MiB of pages: bulk ingest measured no faster with more, and memory stays bounded.
     cursor.execute("PRAGMA cache_size=-32768")
+    # Checkpoint when the WAL holds 64 MiB (4 KiB pages), not 4 MiB: a batch of spans writes
+    # some 8 MiB, and a checkpoint (two fsyncs, and pages written again) after every batch cost
+    # bulk ingest about a twentieth of its time.
+    cursor.execute("PRAGMA wal_autocheckpoint=16384")
     cursor.close()
 
 
