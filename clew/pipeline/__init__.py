@@ -505,6 +505,13 @@ DEFERRED_SHARE_START = 0.4
 DEFERRED_SHARE_STEP = 0.05
 
 
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
 def parse_worker(connection: PipeEnd, jobs: list[_Job]) -> None:
     """The parse worker: sends every item of ``_produce(jobs)`` down ``connection``.
 
@@ -513,8 +520,8 @@ def parse_worker(connection: PipeEnd, jobs: list[_Job]) -> None:
     ``SEND_AHEAD`` batches ahead. The two processes share the rollup contributions by the speed
     each has: a batch leaves a share of its traces' contributions to the writer, and that share
     grows while no batch is waiting (the writer is catching up and would soon be idle) and
-    shrinks while the batches ahead are all taken (the worker would soon wait). An unexpected
-    error is sent as its traceback; the writer raises it.
+    shrinks while the batches ahead are all taken (the worker would soon wait); the last few
+    batches leave it none. An unexpected error is sent as its traceback; the writer raises it.
     """
     pending: queue.SimpleQueue[tuple[bytes, bool] | None] = queue.SimpleQueue()
     slots = threading.Semaphore(SEND_AHEAD)
@@ -547,12 +554,18 @@ def parse_worker(connection: PipeEnd, jobs: list[_Job]) -> None:
         pending.put((data, is_batch))
 
     share = [DEFERRED_SHARE_START]
+    to_read = sum(max(0, _size(job.path) - job.offset) for job in jobs)
+    read = sent = 0
 
     def defer() -> float:
         if waiting[0] == 0:
             share[0] = min(1.0, share[0] + DEFERRED_SHARE_STEP)
         elif waiting[0] >= SEND_AHEAD:
             share[0] = max(0.0, share[0] - DEFERRED_SHARE_STEP)
+        if sent and to_read - read < (SEND_AHEAD + 1) * read / sent:
+            # The last batches: whatever the writer is left with, it writes after this process
+            # has finished, alone, so they carry all their contributions.
+            return 0.0
         return share[0]
 
     try:
@@ -561,9 +574,12 @@ def parse_worker(connection: PipeEnd, jobs: list[_Job]) -> None:
                 if broken.is_set():
                     break
                 is_batch = type(item[1]) is Batch
+                if type(item[1]) is int:
+                    read += item[1]
                 put(item, is_batch)
                 del item
                 if is_batch:
+                    sent += 1
                     batch_done()
     except BaseException:  # everything, KeyboardInterrupt too, must reach the writer
         put((-1, traceback.format_exc()))
