@@ -356,21 +356,21 @@ def batches(
     source: Source,
     batch_spans: int,
     defer: Callable[[], float] | None = None,
-    first_batch_spans: int | None = None,
+    size: Callable[[int], int] | None = None,
 ) -> Iterator[Batch | int]:
     """A source's records gathered into batches that end at checkpoints.
 
     Between batches come progress reports: the number of bytes read since the last report.
     Spans repeated within a batch are kept once (the first), as the store would keep them.
     ``defer()`` gives the share (0 to 1) of a batch's traces whose rollup contributions are left
-    to the writer; the first batch ends at ``first_batch_spans`` when that is fewer.
+    to the writer; ``size(batch_spans)``, asked as each batch starts, how many spans it holds.
     """
     batch = Batch(checkpoint=source.offset)
     # Rows by (trace id, span id): the first copy is kept, and the rollups pair from this dict.
     by_id: dict[tuple[str, str], Span] = {}
     spans = unknown = 0
     last = reported = source.offset
-    limit = min(first_batch_spans or batch_spans, batch_spans)
+    limit = size(batch_spans) if size is not None else batch_spans
 
     def finish(batch: Batch) -> Batch:
         batch.rows = list(by_id.values())
@@ -408,7 +408,7 @@ def batches(
                 batch.checkpoint = last
                 yield finish(batch)
                 batch, by_id, spans, unknown = Batch(checkpoint=last), {}, 0, 0
-                limit = batch_spans
+                limit = size(batch_spans) if size is not None else batch_spans
         elif kind is SpanLink:
             batch.links.append(record)
         elif kind is Resource:
@@ -474,20 +474,16 @@ class _End(NamedTuple):
     error: str | None = None
 
 
-#: Spans in the first batch a parse worker sends: the writer, idle until it comes, starts sooner.
-FIRST_BATCH_SPANS = 2_500
-
-
 def _produce(
-    jobs: list[_Job], defer: Callable[[], float] | None = None
+    jobs: list[_Job],
+    defer: Callable[[], float] | None = None,
+    size: Callable[[int], int] | None = None,
 ) -> Iterator[tuple[int, Batch | int | _End]]:
-    """Every job's batches and progress reports, tagged with the job's index, then its end.
-    With ``defer`` (in the parse worker) the very first batch is a small one."""
+    """Every job's batches and progress reports, tagged with the job's index, then its end."""
     for index, job in enumerate(jobs):
         try:
             source = Source(job.path, job.offset)
-            first = FIRST_BATCH_SPANS if defer is not None and index == 0 else None
-            for item in batches(job.collector, source, job.batch_spans, defer, first):
+            for item in batches(job.collector, source, job.batch_spans, defer, size):
                 yield index, item
                 del item  # let the batch go before the next one is gathered
         except CollectorError as error:
@@ -499,6 +495,10 @@ def _produce(
 #: Batches the parse worker may have ready, besides the one in the pipe, before the writer takes
 #: them (each some 8 MB pickled): a slow write does not stop the parsing at once.
 SEND_AHEAD = 2
+#: Spans in the first batch a parse worker sends: the writer, idle until it comes, starts sooner.
+FIRST_BATCH_SPANS = 2_500
+#: How many times smaller than the others the last few batches a parse worker sends are.
+LAST_BATCHES_SMALLER = 5
 #: The share of a batch's traces whose contributions the worker leaves to the writer, at first,
 #: and how far one batch moves it.
 DEFERRED_SHARE_START = 0.4
@@ -562,15 +562,22 @@ def parse_worker(connection: PipeEnd, jobs: list[_Job]) -> None:
             share[0] = min(1.0, share[0] + DEFERRED_SHARE_STEP)
         elif waiting[0] >= SEND_AHEAD:
             share[0] = max(0.0, share[0] - DEFERRED_SHARE_STEP)
-        if sent and to_read - read < (SEND_AHEAD + 1) * read / sent:
-            # The last batches: whatever the writer is left with, it writes after this process
-            # has finished, alone, so they carry all their contributions.
-            return 0.0
-        return share[0]
+        return 0.0 if ending() else share[0]
+
+    def ending() -> bool:
+        """Whether the batches still to come are few: whatever the writer is left with at the
+        end, it writes alone after this process has finished, so they are small and carry all
+        their contributions."""
+        return sent > 0 and to_read - read < (SEND_AHEAD + 1) * read / sent
+
+    def size(batch_spans: int) -> int:
+        if sent == 0:
+            return min(FIRST_BATCH_SPANS, batch_spans)  # the writer waits for it to start
+        return max(1, batch_spans // LAST_BATCHES_SMALLER) if ending() else batch_spans
 
     try:
         with _collecting_per_batches() as batch_done:
-            for item in _produce(jobs, defer=defer):
+            for item in _produce(jobs, defer, size):
                 if broken.is_set():
                     break
                 is_batch = type(item[1]) is Batch
