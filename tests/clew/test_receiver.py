@@ -49,6 +49,7 @@ from clew import pipeline, receiver, store
 from clew.app import create_app
 from clew.cli import main
 from collectors import otlp_proto
+from tests.collectors.wire import varint
 from tests.stored import span_count, stored_spans
 
 PROTOBUF = "application/x-protobuf"
@@ -280,21 +281,12 @@ def test_a_body_of_exactly_the_limit_is_received(served):
     spans = sdk_spans()
     export = proto_body(spans)
     padding = LIMIT - len(export) - 1 - 4  # tag byte, 4-byte varint length
-    assert len(_varint(padding)) == 4
-    body = export + b"\x7a" + _varint(padding) + bytes(padding)
+    assert len(varint(padding)) == 4
+    body = export + b"\x7a" + varint(padding) + bytes(padding)
     assert len(body) == LIMIT
     assert served.post(body)[0] == 200
     assert served.post(gzip.compress(body), Content_Encoding="gzip")[0] == 200
     assert stored(served.engine) == ids_of(spans)
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, value = value & 0x7F, value >> 7
-        out.append(byte | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
 
 
 def test_decompression_never_holds_more_than_the_limit():
