@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import base64
 import codecs
-import mmap
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -170,7 +169,7 @@ def _fast_records(chunk: bytes) -> list[Record] | None:
     return _native.records(chunk) if _native is not None else None
 
 
-def _frames(data: bytes | mmap.mmap, offset: int, varint: bool) -> list[tuple[int, int]] | None:
+def _frames(data: bytes | _FileBytes, offset: int, varint: bool) -> list[tuple[int, int]] | None:
     """``(start, end)`` of each whole framed message from ``offset`` on, or None when the bytes
     do not frame that way. A last frame cut short (still being written) is left out."""
     frames: list[tuple[int, int]] = []
@@ -211,6 +210,34 @@ def _parse(chunk: bytes) -> ExportTraceServiceRequest | None:
     return message if message.resource_spans else None
 
 
+class _FileBytes:
+    """A file's bytes (as long as it was when opened), sliced by positioned reads: only the frame
+    headers and one message at a time are in memory. Not a mapped file: one that shrinks while it
+    is mapped (a rotation that truncates it) kills the process, where a read returns what is
+    left, and the collector quarantines the message that came out short."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd, self.size = fd, os.fstat(fd).st_size
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, key: int | slice) -> Any:
+        if isinstance(key, slice):
+            start, stop, _ = key.indices(self.size)
+            return os.pread(self.fd, stop - start, start) if stop > start else b""
+        if not 0 <= key < self.size:
+            raise IndexError(key)
+        byte = os.pread(self.fd, 1, key)
+        if not byte:
+            raise _Shrank
+        return byte[0]
+
+
+class _Shrank(Exception):
+    """The file is shorter than when it was opened."""
+
+
 class OtlpProtoCollector:
     """OTLP/protobuf trace files: framed messages (Collector or delimited) or one message."""
 
@@ -238,18 +265,17 @@ class OtlpProtoCollector:
 
     def collect(self, source: Source) -> Iterator[Record]:
         try:
-            with source.path.open("rb") as handle:
-                size = os.fstat(handle.fileno()).st_size
-                data = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
+            handle = source.path.open("rb")
         except OSError as error:
             raise CollectorError(f"{source.name}: cannot read: {error.strerror}") from error
-        try:
-            yield from self._records(data, source.offset)
-        finally:
-            if isinstance(data, mmap.mmap):
-                data.close()
+        with handle:
+            try:
+                yield from self._records(_FileBytes(handle.fileno()), source.offset)
+            except _Shrank:
+                reason = "it shrank while it was read (a rotation that truncates it?)"
+                raise CollectorError(f"{source.name}: {reason}; read it again") from None
 
-    def _records(self, data: bytes | mmap.mmap, offset: int) -> Iterator[Record]:
+    def _records(self, data: bytes | _FileBytes, offset: int) -> Iterator[Record]:
         if data[:4] == _ZSTD_MAGIC:
             reason = "zstd-compressed (the exporter's compression: zstd): decompress it first"
             yield Quarantined("byte 0", reason, "")
@@ -274,7 +300,7 @@ class OtlpProtoCollector:
             yield from records_of_message(message, "")
         yield Checkpoint(len(data))
 
-    def _framed(self, data: bytes | mmap.mmap, frames: list[tuple[int, int]]) -> Iterator[Record]:
+    def _framed(self, data: bytes | _FileBytes, frames: list[tuple[int, int]]) -> Iterator[Record]:
         for start, end in frames:
             chunk = data[start:end]
             fast = _fast_records(chunk)

@@ -156,6 +156,22 @@ def test_a_growing_framed_file_is_read_on_from_its_last_whole_message(tmp_path, 
     assert rest[-1] == Checkpoint(len(whole))
 
 
+def test_a_file_truncated_while_it_is_read_quarantines_what_is_gone_and_never_crashes(tmp_path):
+    messages = [sdk_request(name, 1) for name in ("orders", "billing", "stock")]
+    path = tmp_path / "traces.pb"
+    path.write_bytes(framed(messages, varint=False))
+    reading = OtlpProtoCollector().collect(Source(path))
+    first = next(reading)  # the frames are known now; then a rotation truncates the file
+    cut = len(framed(messages[:1], varint=False)) + 10
+    with path.open("r+b") as handle:
+        handle.truncate(cut)
+    got = [first, *reading]
+    assert {r.service for r in got if type(r) is Span} == {"orders"}
+    gone = [r for r in got if type(r) is Quarantined]
+    assert len(gone) == 2 and all("does not decode" in q.reason for q in gone)
+    assert got[-1] == Checkpoint(len(framed(messages, varint=False)))
+
+
 def test_a_message_that_does_not_decode_is_quarantined_and_the_others_read(tmp_path):
     good = sdk_request("orders", 1)
     bad = b"\x0a\xff\xff\xff\x0f" + b"\x00" * 20  # resource_spans claiming 4 GiB
