@@ -147,7 +147,7 @@ def ingest(paths: tuple[Path, ...], format_name: str | None, db: str | None, as_
         with _progress(not as_json) as progress:
             result = pipeline.ingest(
                 engine,
-                paths,
+                files,
                 registry,
                 format_name=format_name,
                 progress=progress,

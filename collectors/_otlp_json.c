@@ -1088,7 +1088,7 @@ read_span(Json *j, PyObject *service, LastTrace *last, PyObject *out)
 {
     JsonSpan raw = {{NULL, 0}, {NULL, 0}, {NULL, 0}, {NULL, 0}, {NULL, 0}, 0, 0, 0, 0, 0, 0};
     PyObject *lifted[MAX_LIFTED] = {NULL};
-    PyObject *items[10 + MAX_LIFTED + 1] = {NULL};
+    PyObject *items[SPAN_ITEMS] = {NULL};
     uint32_t seen = 0;
     int first = 1, field, r, status = OK, legacy = 0, unused;
     if (open_with(j, '{') != OK) {
@@ -1208,14 +1208,7 @@ read_span(Json *j, PyObject *service, LastTrace *last, PyObject *out)
         }
     }
 done:
-    for (size_t i = 0; i < sizeof items / sizeof *items; i++) {
-        Py_XDECREF(items[i]);
-    }
-    for (int i = 0; i < MAX_LIFTED; i++) {
-        Py_XDECREF(lifted[i]);
-    }
-    Py_DECREF(attrs);
-    return status;
+    return release_span(items, lifted, attrs, status);
 }
 
 /* ---- the request ---- */

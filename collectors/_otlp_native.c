@@ -912,7 +912,7 @@ append_span(PyObject **items, PyObject **lifted, PyObject *attrs, long kind, int
         return status;
     }
     PyObject *record = new_record(span_type, items, span_size);
-    memset(items, 0, (10 + MAX_LIFTED + 1) * sizeof *items); /* stolen, even when it failed */
+    memset(items, 0, SPAN_ITEMS * sizeof *items); /* stolen, even when it failed */
     if (record == NULL || PyList_Append(out, record) < 0) {
         Py_XDECREF(record);
         return FAIL;
@@ -920,6 +920,19 @@ append_span(PyObject **items, PyObject **lifted, PyObject *attrs, long kind, int
     Py_DECREF(record);
     *span = record;
     return OK;
+}
+
+int
+release_span(PyObject **items, PyObject **lifted, PyObject *attrs, int status)
+{
+    for (int i = 0; i < SPAN_ITEMS; i++) {
+        Py_XDECREF(items[i]);
+    }
+    for (int i = 0; i < MAX_LIFTED; i++) {
+        Py_XDECREF(lifted[i]);
+    }
+    Py_DECREF(attrs);
+    return status;
 }
 
 PyObject *
@@ -1059,7 +1072,7 @@ read_span(const uint8_t *data, Py_ssize_t len, PyObject *service, LastTrace *las
     Field f;
     RawSpan raw = {0};
     PyObject *lifted[MAX_LIFTED] = {NULL};
-    PyObject *items[10 + MAX_LIFTED + 1] = {NULL};
+    PyObject *items[SPAN_ITEMS] = {NULL};
     int r, status = OK, legacy = 0;
     PyObject *attrs = PyDict_New();
     if (attrs == NULL) {
@@ -1175,14 +1188,7 @@ read_span(const uint8_t *data, Py_ssize_t len, PyObject *service, LastTrace *las
                               out);
     }
 done:
-    for (size_t i = 0; i < sizeof items / sizeof *items; i++) {
-        Py_XDECREF(items[i]);
-    }
-    for (int i = 0; i < MAX_LIFTED; i++) {
-        Py_XDECREF(lifted[i]);
-    }
-    Py_DECREF(attrs);
-    return status;
+    return release_span(items, lifted, attrs, status);
 }
 
 /* ScopeSpans{scope=1, spans=2, schema_url=3}. */

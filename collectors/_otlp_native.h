@@ -13,6 +13,8 @@
 #define FAIL (-1)
 
 #define MAX_LIFTED 16
+/* The slots of a span's fields as append_span takes them: its ten own, the lifted, the rest. */
+#define SPAN_ITEMS (10 + MAX_LIFTED + 1)
 
 typedef struct {
     const uint8_t *data;
@@ -42,12 +44,16 @@ PyObject *text_of(const uint8_t *s, Py_ssize_t n, int is_key, int *lifted, int *
 int store_attribute(PyObject *key, PyObject *value, int column, int is_legacy, PyObject *out,
                     PyObject **lifted, int *legacy);
 
-/* build_span: the Span of a validated span's ten own fields (``items``, 10 + MAX_LIFTED + 1
+/* build_span: the Span of a validated span's ten own fields (``items``, SPAN_ITEMS
  * slots, the first ten set) and its attributes (``attrs``, with the lifted ones in ``lifted``),
  * appended to ``out``; *span is then borrowed from it. ``items`` are stolen when this gives OK;
  * otherwise the caller still releases whatever ``items`` and ``lifted`` hold. */
 int append_span(PyObject **items, PyObject **lifted, PyObject *attrs, long kind, int legacy,
                 PyObject *out, PyObject **span);
+
+/* What a span's reader releases as it ends, whatever append_span took: the ``items`` (all
+ * SPAN_ITEMS slots) and ``lifted`` still held, and ``attrs``. Gives back ``status``. */
+int release_span(PyObject **items, PyObject **lifted, PyObject *attrs, int status);
 
 /* The Resource record of resource attributes appended to ``out``; a new reference to its
  * service, or NULL with a Python error. */

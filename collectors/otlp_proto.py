@@ -160,7 +160,6 @@ def records_of_message(message: ExportTraceServiceRequest, where: str) -> Iterat
 #: The compiled reader that ``_fast_records`` uses (``collectors.native`` decides); None when it
 #: is not built or ``CLEW_NO_NATIVE`` is set.
 _native = native.reader
-_native_reader = native.load
 
 
 def _fast_records(chunk: bytes) -> list[Record] | None:

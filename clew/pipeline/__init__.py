@@ -273,7 +273,7 @@ class Batch:
             lag_rows = self.lag_rows
             if lag_rows is None:
                 lag_rows = rollups.lag_rows(self.span_rows(), self.links)
-            old = rollups.stored_spans(conn, chunks)
+            old = stored_spans.of_traces(conn, chunks)
             if root_callers is not None:
                 served = [row for row in (*old, *self.span_rows()) if row[5] in _MAY_BE_ROOTS]
                 contributions = rollups.Contributions(root_callers(conn, served))

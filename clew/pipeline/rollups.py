@@ -440,11 +440,6 @@ def _endpoint_name(row: tuple) -> str:
     return row[NAME]
 
 
-def stored_spans(conn: Connection, trace_ids: Iterable[str]) -> list[tuple]:
-    """The stored spans of these traces, as rows."""
-    return spans.of_traces(conn, trace_ids)
-
-
 _LINKS_TO = text(
     "SELECT trace_id, span_id, linked_trace_id, linked_span_id FROM span_links"
     " WHERE linked_trace_id IN :ids"
@@ -456,7 +451,7 @@ def _spans_by_id(conn: Connection, keys: set[tuple[str, str]]) -> dict[tuple[str
         return {}
     return {
         (row[TRACE], row[SPAN]): row
-        for row in stored_spans(conn, (trace for trace, _ in keys))
+        for row in spans.of_traces(conn, (trace for trace, _ in keys))
         if (row[TRACE], row[SPAN]) in keys
     }
 

@@ -153,16 +153,12 @@ def insert_ignoring_duplicates(
         sql = f"INSERT OR IGNORE INTO {table} ({cols}) VALUES ({marks})"
     else:
         sql = f"INSERT INTO {table} ({cols}) VALUES ({marks}) ON CONFLICT DO NOTHING"
-    cursor = conn.connection.driver_connection.cursor()
-    try:
-        cursor.executemany(sql, rows)
-        return cursor.rowcount
-    finally:
-        cursor.close()
+    return executemany(conn, sql, rows)
 
 
-def executemany(conn: Connection, sql: str, rows: list[Sequence[Any]]) -> None:
-    """Run ``sql`` (``?`` placeholders) once per positional row on the connection's DBAPI cursor.
+def executemany(conn: Connection, sql: str, rows: list[Sequence[Any]]) -> int:
+    """Run ``sql`` once per positional row on the connection's DBAPI cursor; returns the rows it
+    changed. ``?`` placeholders become the driver's own.
 
     For hot write paths: SQLAlchemy's ``text`` builds and binds a parameter dict per row, which
     costs more than the statements themselves.
@@ -172,5 +168,6 @@ def executemany(conn: Connection, sql: str, rows: list[Sequence[Any]]) -> None:
     cursor = conn.connection.driver_connection.cursor()
     try:
         cursor.executemany(sql, rows)
+        return cursor.rowcount
     finally:
         cursor.close()

@@ -21,7 +21,7 @@ import msgspec
 from sqlalchemy import bindparam, text
 from sqlalchemy.engine import Connection
 
-from clew.store import placeholders
+from clew.store import executemany
 
 _ENCODER = msgspec.msgpack.Encoder()
 #: Span rows come back as tuples in ``Span`` column order.
@@ -29,14 +29,10 @@ _DECODER = msgspec.msgpack.Decoder(list[tuple])
 #: Trace ids per ``IN`` list: well below SQLite's and PostgreSQL's parameter limits.
 _IDS_PER_QUERY = 500
 
+_INSERT = "INSERT INTO span_chunks (trace_id, start_ns, span_count, spans) VALUES (?, ?, ?, ?)"
 _CHUNKS_OF = text("SELECT spans FROM span_chunks WHERE trace_id IN :ids").bindparams(
     bindparam("ids", expanding=True)
 )
-
-
-def encode(rows: Sequence[Sequence]) -> bytes:
-    """The stored form of span rows: a MessagePack array of arrays."""
-    return _ENCODER.encode(rows)
 
 
 def decode(data: bytes) -> list[tuple]:
@@ -49,7 +45,7 @@ class Chunk(NamedTuple):
 
     start_ns: int  # the earliest start among them
     span_count: int
-    data: bytes  # ``encode`` of the rows
+    data: bytes  # the rows as a MessagePack array of arrays
 
 
 def chunks_of(rows: Iterable[Sequence]) -> dict[str, Chunk]:
@@ -80,15 +76,8 @@ def write_chunks(conn: Connection, chunks: Mapping[str, Chunk]) -> int:
     """Store chunks of spans that are not stored yet; returns how many spans they hold."""
     if not chunks:
         return 0
-    sql = (
-        "INSERT INTO span_chunks (trace_id, start_ns, span_count, spans)"
-        f" VALUES ({placeholders(conn, 4)})"
-    )
-    cursor = conn.connection.driver_connection.cursor()
-    try:
-        cursor.executemany(sql, [(trace_id, *chunk) for trace_id, chunk in chunks.items()])
-    finally:
-        cursor.close()
+    rows = [(trace_id, *chunk) for trace_id, chunk in chunks.items()]
+    executemany(conn, _INSERT, rows)
     return sum(chunk.span_count for chunk in chunks.values())
 
 

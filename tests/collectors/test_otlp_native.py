@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from clew.records import Quarantined
-from collectors import CollectorError, Source, otlp_proto, semconv
+from collectors import CollectorError, Source, native, otlp_proto, semconv
 from tests.collectors import wire
 from tests.collectors.test_otlp_proto import framed, sdk_request
 from tests.conftest import corpus
@@ -29,7 +29,7 @@ BENCH = Path(__file__).resolve().parents[2] / "bench"
 
 def native_reader():
     """The compiled reader, configured; the test is skipped without it, and failed in CI."""
-    reader = otlp_proto._native if otlp_proto._native is not None else otlp_proto._native_reader()
+    reader = otlp_proto._native if otlp_proto._native is not None else native.load()
     if reader is None:
         message = "collectors._otlp_native is not built (installing Clew needs a C compiler)"
         if os.environ.get("CI"):
