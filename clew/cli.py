@@ -130,18 +130,18 @@ def ingest(paths: tuple[Path, ...], format_name: str | None, db: str | None, as_
     from clew import pipeline
     from collectors import load_registry
 
-    # Large input is parsed in a worker process: started first, it gets ready while this one
-    # opens the store.
+    registry = load_registry()
+    if format_name and format_name not in registry:
+        raise click.BadParameter(
+            f"unknown format {format_name!r}; known: {', '.join(sorted(registry))}",
+            param_hint="--format",
+        )
+    # Large input is parsed in a worker process, forked now (with the collectors imported, and
+    # nothing opened yet): it is ready at once, while this one opens the store.
     files = pipeline.expand(Path(p) for p in paths)
     large = sum(p.stat().st_size for p in files if p.is_file()) > pipeline.WORKER_BYTES
-    parser = pipeline.ParseWorker() if large else None
+    parser = pipeline.ParseWorker(fork=True) if large else None
     try:
-        registry = load_registry()
-        if format_name and format_name not in registry:
-            raise click.BadParameter(
-                f"unknown format {format_name!r}; known: {', '.join(sorted(registry))}",
-                param_hint="--format",
-            )
         engine = _open(db)
         _tune_gc_for_bulk_work()
         with _progress(not as_json) as progress:

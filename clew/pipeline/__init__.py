@@ -18,6 +18,7 @@ import io
 import os
 import pickle
 import queue
+import signal
 import struct
 import subprocess
 import sys
@@ -28,7 +29,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from multiprocessing.connection import Connection as PipeEnd
 from pathlib import Path
-from typing import NamedTuple
+from typing import BinaryIO, NamedTuple
 
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import Connection
@@ -596,25 +597,78 @@ def parse_worker(connection: PipeEnd, jobs: list[_Job]) -> None:
         connection.close()
 
 
-class ParseWorker:
-    """A parse worker process (``python -m clew.pipeline.worker``), started before its jobs are
-    known: its interpreter and imports (about half a second) then overlap the writer's own start
-    (opening and migrating the store, reading checkpoints). Give it to ``ingest``, which hands it
-    its jobs or, when the input turns out small, lets it go; ``close`` ends it either way.
+class _Forked:
+    """A parse worker forked from this process, with the part of ``subprocess.Popen``'s interface
+    ``ParseWorker`` uses: ``stdin`` (where its jobs are written), ``wait``, ``kill`` and
+    ``returncode``. The child reads its jobs, sends their items down ``send_fd`` and leaves with
+    ``os._exit``: nothing of this process (exit handlers, buffered output, open databases) runs
+    or is touched twice."""
 
-    It is a process of its own, not a multiprocessing child: nothing of the caller's
-    ``__main__`` is imported again, so any script may call ``ingest``.
+    def __init__(self, send_fd: int, receive_fd: int) -> None:
+        jobs_read, jobs_write = os.pipe()
+        for stream in (sys.stdout, sys.stderr):
+            with suppress(Exception):  # a replaced stream may not flush
+                stream.flush()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child; its work is checked through the parent
+            code = 1
+            try:
+                os.close(receive_fd)
+                os.close(jobs_write)
+                with io.FileIO(jobs_read, "rb") as jobs:
+                    data = jobs.readall()
+                from clew.pipeline import worker
+
+                worker.run(data, send_fd)
+                code = 0
+            except BaseException:
+                traceback.print_exc()
+            finally:
+                os._exit(code)
+        os.close(jobs_read)
+        self.pid = pid
+        self.stdin: BinaryIO | None = os.fdopen(jobs_write, "wb")
+        self.returncode: int | None = None
+
+    def wait(self, timeout: float | None = None) -> int:
+        """The exit code, once the child has ended (``timeout`` is not supported: it waits)."""
+        if self.returncode is None:
+            _, status = os.waitpid(self.pid, 0)
+            self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def kill(self) -> None:
+        if self.returncode is None:
+            with suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+
+
+class ParseWorker:
+    """A parse worker process, started before its jobs are known so that its start overlaps the
+    writer's own (opening and migrating the store, reading checkpoints). Give it to ``ingest``,
+    which hands it its jobs or, when the input turns out small, lets it go; ``close`` ends it
+    either way.
+
+    By default it is a process of its own (``python -m clew.pipeline.worker``), not a
+    multiprocessing child: nothing of the caller's ``__main__`` is imported again, so any script
+    may call ``ingest``; its interpreter and imports take about half a second. With ``fork``, a
+    caller that knows its state (the CLI, before it opens anything) has it forked instead: a copy
+    of this process, imports and all, ready at once. Forking is declined (and the worker started
+    as its own process) where it is not safe: without ``os.fork``, or with other threads running.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, fork: bool = False) -> None:
         read_fd, write_fd = os.pipe()
         _widen(read_fd)
         try:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "clew.pipeline.worker", str(write_fd)],
-                stdin=subprocess.PIPE,
-                pass_fds=(write_fd,),
-            )
+            if fork and hasattr(os, "fork") and threading.active_count() == 1:
+                self.process: subprocess.Popen | _Forked = _Forked(write_fd, read_fd)
+            else:
+                self.process = subprocess.Popen(
+                    [sys.executable, "-m", "clew.pipeline.worker", str(write_fd)],
+                    stdin=subprocess.PIPE,
+                    pass_fds=(write_fd,),
+                )
         finally:
             os.close(write_fd)
         self.receiver = io.FileIO(read_fd, "rb")

@@ -7,6 +7,7 @@ import sqlite3
 import orjson
 from click.testing import CliRunner
 
+from clew import pipeline
 from clew.cli import main
 from tests.conftest import corpus
 
@@ -41,6 +42,31 @@ def test_ingest_json_reports_every_span_and_a_rerun_inserts_nothing(tmp_path):
     assert (first["files"], first["inserted"], first["quarantined"]) == (6, 38, 1)
     code, again = run("ingest", str(corpus("otlp_json")), "--db", db, "--json")
     assert code == 0 and (again["inserted"], again["quarantined"]) == (0, 0)
+
+
+def test_ingest_of_large_input_forks_a_parse_worker_with_the_same_result(tmp_path, monkeypatch):
+    """Large input is parsed in a forked worker (here everything counts as large): the same
+    spans, quarantine and graph as parsing in this process."""
+    here = str(tmp_path / "here.db")
+    code, alone = run("ingest", str(corpus("otlp_json")), "--db", here, "--json")
+    assert code == 0
+    forked = []
+    original = pipeline._Forked
+
+    def recording(*args):
+        forked.append(original(*args))
+        return forked[-1]
+
+    monkeypatch.setattr(pipeline, "WORKER_BYTES", 0)
+    monkeypatch.setattr(pipeline, "_Forked", recording)
+    there = str(tmp_path / "there.db")
+    code, with_worker = run("ingest", str(corpus("otlp_json")), "--db", there, "--json")
+    assert code == 0 and len(forked) == 1 and forked[0].returncode == 0
+    assert with_worker == alone
+    assert (with_worker["inserted"], with_worker["quarantined"]) == (38, 1)
+    since = ("--since", "2000-01-01")
+    graphs = [run("graph", "--db", db, "--json", *since)[1] for db in (here, there)]
+    assert graphs[0] == graphs[1] and graphs[0]["edges"]
 
 
 def test_ingest_names_the_quarantined_file_position_and_reason(tmp_path):

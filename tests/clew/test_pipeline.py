@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import threading
 from pathlib import Path
 
 import pytest
@@ -172,11 +174,12 @@ def test_an_unexpected_error_in_the_parse_worker_reaches_the_caller(engine, tmp_
     assert span_count(engine) == 20  # the batches before it stay
 
 
+@pytest.mark.parametrize("fork", [False, True], ids=["own process", "forked"])
 def test_a_worker_started_ahead_parses_large_input_and_is_let_go_for_small(
-    engine, tmp_path, registry, monkeypatch
+    engine, tmp_path, registry, monkeypatch, fork
 ):
     path = otlp.write_lines(tmp_path / "export.jsonl", [_line(t) for t in range(1, 41)])
-    ahead = pipeline.ParseWorker()
+    ahead = pipeline.ParseWorker(fork=fork)
     result = ingest(engine, [path], registry, batch_spans=10, worker=ahead)  # small: parsed here
     assert (result.inserted, result.problems) == (40, [])
     assert ahead.process.wait(timeout=30) == 0 and not ahead.given
@@ -184,7 +187,27 @@ def test_a_worker_started_ahead_parses_large_input_and_is_let_go_for_small(
     again = tmp_path / "again.jsonl"
     again.write_bytes(path.read_bytes().replace(b'"service.name"', b'"service.namespace"'))
     monkeypatch.setattr(pipeline, "WORKER_BYTES", 0)  # everything counts as large now
-    ahead = pipeline.ParseWorker()
+    ahead = pipeline.ParseWorker(fork=fork)
+    assert isinstance(ahead.process, pipeline._Forked) == fork
     result = ingest(engine, [again], registry, batch_spans=10, worker=ahead)
     assert ahead.given and ahead.process.wait(timeout=30) == 0
     assert (result.records, result.duplicates, result.problems) == (40, 40, [])
+
+
+def test_a_worker_is_not_forked_while_other_threads_run(engine, tmp_path, registry, monkeypatch):
+    """A fork copies only the thread that forks: with another thread running (holding who knows
+    which lock), the worker starts as a process of its own instead, and parses the same."""
+    path = otlp.write_lines(tmp_path / "export.jsonl", [_line(t) for t in range(1, 41)])
+    monkeypatch.setattr(pipeline, "WORKER_BYTES", 0)
+    release = threading.Event()
+    other = threading.Thread(target=release.wait)
+    other.start()
+    try:
+        ahead = pipeline.ParseWorker(fork=True)
+    finally:
+        release.set()
+        other.join()
+    assert isinstance(ahead.process, subprocess.Popen)
+    result = ingest(engine, [path], registry, batch_spans=10, worker=ahead)
+    assert (result.inserted, result.problems) == (40, [])
+    assert ahead.process.wait(timeout=30) == 0

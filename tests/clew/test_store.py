@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 from alembic import command
 from hypothesis import given
@@ -203,3 +206,88 @@ def test_postgres_spans_move_into_chunks_and_back(postgres_url):
         _spans_move_into_chunks_and_back(engine)
     finally:
         engine.dispose()
+
+
+def _schema(engine) -> dict:
+    """Every table's columns, keys, indexes and constraints, as the database reports them."""
+    found = {}
+    with engine.connect() as conn:
+        inspector = inspect(conn)
+        for table in sorted(inspector.get_table_names()):
+            found[table] = {
+                "columns": [
+                    (c["name"], str(c["type"]), c["nullable"], c.get("default"))
+                    for c in inspector.get_columns(table)
+                ],
+                "primary key": inspector.get_pk_constraint(table)["constrained_columns"],
+                "foreign keys": sorted(
+                    (tuple(fk["constrained_columns"]), fk["referred_table"], fk.get("options"))
+                    for fk in inspector.get_foreign_keys(table)
+                ),
+                "indexes": sorted(
+                    (ix["name"], tuple(ix["column_names"]), bool(ix["unique"]))
+                    for ix in inspector.get_indexes(table)
+                ),
+                "unique": sorted(
+                    (uc["name"], tuple(uc["column_names"]))
+                    for uc in inspector.get_unique_constraints(table)
+                ),
+                "checks": sorted(ck["sqltext"] for ck in inspector.get_check_constraints(table)),
+            }
+    return found
+
+
+def _created_schema_is_the_migrated_one(engine) -> None:
+    """A database ``ensure_schema`` creates from the models has the schema every migration in
+    turn gives, and is stamped at head: later migrations and downgrades start from it as from a
+    migrated one. Starts from an empty database (the whole way down first)."""
+    config = store.alembic_config(engine)
+    command.downgrade(config, "base")
+    store.upgrade(engine)
+    migrated = _schema(engine)
+    command.downgrade(config, "base")
+    store.ensure_schema(engine)
+    with engine.connect() as conn:
+        assert conn.scalars(text("SELECT version_num FROM alembic_version")).all() == [
+            store.SCHEMA_HEAD
+        ]
+    assert _schema(engine) == migrated
+    command.check(config)
+    command.downgrade(config, "0005")  # the migrations work from the created schema
+    store.ensure_schema(engine)  # an older revision: upgraded by Alembic
+    assert _schema(engine) == migrated
+
+
+def test_sqlite_created_schema_is_the_migrated_one(tmp_path):
+    _created_schema_is_the_migrated_one(store.open_engine(str(tmp_path / "created.db")))
+
+
+@pytest.mark.postgres
+def test_postgres_created_schema_is_the_migrated_one(postgres_url):
+    engine = store.open_engine(postgres_url)
+    try:
+        _created_schema_is_the_migrated_one(engine)
+    finally:
+        engine.dispose()
+
+
+def test_schema_head_is_alembics_head(tmp_path):
+    from alembic.script import ScriptDirectory
+
+    config = store.alembic_config(store.open_engine(str(tmp_path / "any.db")))
+    assert ScriptDirectory.from_config(config).get_current_head() == store.SCHEMA_HEAD
+
+
+def test_opening_a_database_at_head_loads_no_alembic(tmp_path):
+    """Every CLI command opens the store: one at head costs no Alembic import (a tenth of a
+    second), and one made new costs no migrations."""
+    program = (
+        "import sys; from clew import store;"
+        f"engine = store.open_engine({str(tmp_path / 'clew.db')!r});"
+        "store.ensure_schema(engine); store.ensure_schema(engine);"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'alembic'))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"
