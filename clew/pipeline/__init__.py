@@ -19,6 +19,7 @@ import os
 import pickle
 import queue
 import signal
+import sqlite3
 import struct
 import subprocess
 import sys
@@ -33,6 +34,7 @@ from typing import BinaryIO, NamedTuple
 
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 
 from clew.pipeline import rollups
 from clew.records import (
@@ -761,6 +763,59 @@ def _stream(
         worker.close()
 
 
+@contextmanager
+def _checkpointing(engine: Engine, enabled: bool = True) -> Iterator[Callable[[], None]]:
+    """SQLite's WAL copied back into the database by a thread of its own while batches are
+    written; the function yielded is called after each commit.
+
+    Left to itself, the writer copies the WAL back when it has grown past
+    ``wal_autocheckpoint`` pages, in the commit that grew it: it writes those pages again and
+    waits for two fsyncs of everything since the last copy, a second and more of waiting on a
+    million spans. Here a passive checkpoint (it never waits for, nor stops, the writer) runs
+    after each commit while the writer goes on with the next batch; when the writer's own
+    checkpoint comes, nearly everything is already copied and on disk, and it only finishes off
+    and lets the WAL start again from its beginning (which only the writer can do). Should a
+    background checkpoint fail, the thread stops and the writer's own checkpoints do it all, as
+    before. Other databases: nothing is done.
+    """
+    memory = engine.url.database in (None, "", ":memory:")
+    if not enabled or engine.dialect.name != "sqlite" or memory:
+        yield lambda: None
+        return
+    wake = threading.Event()
+    done = False
+
+    def run() -> None:
+        try:
+            connection = engine.raw_connection()
+        except DBAPIError:
+            return  # an optimisation only: the writer checkpoints by itself
+        try:
+            while True:
+                wake.wait()
+                wake.clear()
+                if done:
+                    return
+                cursor = connection.cursor()
+                try:
+                    cursor.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                finally:
+                    cursor.close()
+        except sqlite3.Error:
+            return  # an optimisation only: the writer checkpoints by itself
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run, name="clew-checkpointer", daemon=True)
+    thread.start()
+    try:
+        yield wake.set
+    finally:
+        done = True
+        wake.set()
+        thread.join()
+
+
 def _quarantine_file(engine: Engine, path: Path, reason: str) -> FileReport:
     """A file no collector can read: quarantined whole, checkpointed so it is reported once."""
     stat = path.stat()
@@ -862,7 +917,11 @@ def ingest(
         parser = started or ParseWorker()
     elif started is not None:
         started.close()  # not needed after all
-    with _stream(jobs, parser) as items, _collecting_per_batches() as batch_done:
+    with (
+        _stream(jobs, parser) as items,
+        _collecting_per_batches() as batch_done,
+        _checkpointing(engine, enabled=parser is not None) as committed,
+    ):
         for index, item in items:
             kind = type(item)
             if kind is int:
@@ -881,6 +940,7 @@ def ingest(
                         item.checkpoint,
                     )
                     inserted, cells = item.write(conn, str(job.path), root_callers)
+                committed()
                 report.records += item.records
                 report.inserted += inserted
                 report.duplicates += item.records - len(item.quarantined) - inserted

@@ -7,7 +7,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, event, text
 
 from clew import pipeline
 from clew.pipeline import ingest
@@ -211,3 +211,35 @@ def test_a_worker_is_not_forked_while_other_threads_run(engine, tmp_path, regist
     result = ingest(engine, [path], registry, batch_spans=10, worker=ahead)
     assert (result.inserted, result.problems) == (40, [])
     assert ahead.process.wait(timeout=30) == 0
+
+
+def test_the_wal_is_checkpointed_beside_the_writer_on_large_input(
+    engine, tmp_path, registry, monkeypatch
+):
+    """With a parse worker, a thread of the writer's copies the WAL back after every batch, on a
+    connection of its own; the spans are all there, and the database is whole."""
+    statements: list[tuple[str, str]] = []
+
+    def traced(dbapi_connection, _record):
+        dbapi_connection.set_trace_callback(
+            lambda sql: statements.append((threading.current_thread().name, sql))
+        )
+
+    event.listen(engine, "connect", traced)
+    engine.dispose()  # connections from now on are traced
+    path = otlp.write_lines(tmp_path / "export.jsonl", [_line(t) for t in range(1, 41)])
+    monkeypatch.setattr(pipeline, "WORKER_BYTES", 0)
+    result = ingest(engine, [path], registry, batch_spans=10)
+    assert (result.inserted, result.problems) == (40, [])
+    checkpoints = [name for name, sql in statements if "wal_checkpoint" in sql]
+    assert checkpoints and set(checkpoints) == {"clew-checkpointer"}
+    with engine.connect() as conn:
+        assert conn.execute(text("PRAGMA integrity_check")).scalar_one() == "ok"
+    assert span_count(engine) == 40
+
+    statements.clear()  # parsed here: the writer checkpoints alone, as it always did
+    again = tmp_path / "again.jsonl"
+    again.write_bytes(path.read_bytes().replace(b'"service.name"', b'"service.namespace"'))
+    monkeypatch.setattr(pipeline, "WORKER_BYTES", 1 << 40)
+    assert ingest(engine, [again], registry, batch_spans=10).problems == []
+    assert not [sql for _, sql in statements if "wal_checkpoint" in sql]
