@@ -85,6 +85,13 @@ def test_histogram_merge_quantile_and_storage():
     assert merged == {1: 2, 5: 4, 9: 1}
     assert histogram.loads(histogram.dumps(merged)) == merged
     assert histogram.quantile({}, 0.5) is None
+    # One histogram, one text, whatever order its buckets were counted in.
+    counted = {10: 1, histogram.ZERO_BUCKET: 2, 9: 3}
+    assert histogram.dumps(counted) == histogram.dumps(dict(reversed(counted.items())))
+    assert histogram.dumps(counted) == '{"-2147483648":2,"10":1,"9":3}'
+    # What earlier versions stored (keys in numeric order) reads the same.
+    assert histogram.loads('{"-2147483648":2,"9":3,"10":1}') == counted
+    assert histogram.loads(None) == histogram.loads("") == {}
 
 
 def _migrate_down_and_up(engine) -> None:
