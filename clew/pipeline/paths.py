@@ -15,7 +15,7 @@ per distinct path it fails along.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 import orjson
 from sqlalchemy import bindparam, text
@@ -115,18 +115,11 @@ def _peer(row: tuple) -> str | None:
     return None
 
 
-def trace_paths(
-    by_id: Mapping[tuple[str, str], tuple],
-    children: Mapping[tuple[str, str], list[tuple]],
-    root_callers: Mapping[tuple[str, str], tuple[str, str]] | None = None,
-) -> dict[tuple, tuple[tuple, tuple[str, str], str]]:
-    """The failing paths of a set of whole traces' spans; ``root_callers`` names the callers of
-    root spans that are known (see ``Contributions``), the rest are ``client``.
-
-    Returns, per (trace id, entry, path, failing edge), the failing span that began it (the
-    earliest, when several do) and the error it reports.
-    """
-    found: dict[tuple, tuple[tuple, tuple[str, str], str]] = {}
+def failure_chains(
+    by_id: Mapping[tuple[str, str], tuple], children: Mapping[tuple[str, str], list[tuple]]
+) -> Iterator[tuple[list[tuple], Sequence[tuple]]]:
+    """Where failures begin, in ``by_id`` order: each erroring span none of whose children erred,
+    with its chain of spans up to the top one present (itself first) and its children."""
     for row in by_id.values():
         if not failed(row):
             continue
@@ -143,7 +136,31 @@ def trace_paths(
             chain.append(parent)
             seen.add(parent_id)
             parent_id = parent[PARENT]
-        root = chain[-1]
+        yield chain, kids
+
+
+def trace_paths(
+    by_id: Mapping[tuple[str, str], tuple],
+    children: Mapping[tuple[str, str], list[tuple]],
+    root_callers: Mapping[tuple[str, str], tuple[str, str]] | None = None,
+) -> dict[tuple, tuple[tuple, tuple[str, str], str]]:
+    """The failing paths of a set of whole traces' spans; ``root_callers`` names the callers of
+    root spans that are known (see ``Contributions``), the rest are ``client``.
+
+    Returns, per (trace id, entry, path, failing edge), the failing span that began it (the
+    earliest, when several do) and the error it reports.
+    """
+    return chain_paths(failure_chains(by_id, children), root_callers)
+
+
+def chain_paths(
+    chains: Iterable[tuple[list[tuple], Sequence[tuple]]],
+    root_callers: Mapping[tuple[str, str], tuple[str, str]] | None = None,
+) -> dict[tuple, tuple[tuple, tuple[str, str], str]]:
+    """``trace_paths`` of the chains ``failure_chains`` gives (or the compiled rollups find)."""
+    found: dict[tuple, tuple[tuple, tuple[str, str], str]] = {}
+    for chain, kids in chains:
+        row, root = chain[0], chain[-1]
         nodes: list[str] = []
         for span in reversed(chain):
             if not nodes or nodes[-1] != span[SERVICE]:
@@ -182,7 +199,16 @@ class FailingPaths:
         root_callers: Mapping[tuple[str, str], tuple[str, str]] | None = None,
     ) -> None:
         """Add (or with ``sign=-1`` take out) the failing paths of whole traces' spans."""
-        found = trace_paths(by_id, children, root_callers)
+        self.add_chains(failure_chains(by_id, children), sign, root_callers)
+
+    def add_chains(
+        self,
+        chains: Iterable[tuple[list[tuple], Sequence[tuple]]],
+        sign: int,
+        root_callers: Mapping[tuple[str, str], tuple[str, str]] | None = None,
+    ) -> None:
+        """``add`` of the chains ``failure_chains`` gives (or the compiled rollups find)."""
+        found = chain_paths(chains, root_callers)
         for (_, entry, nodes, edge), (row, _, error) in found.items():
             pid = path_id(entry[0], entry[1], nodes)
             key = (row[START] // _NS_PER_MINUTE, pid)

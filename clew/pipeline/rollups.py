@@ -43,14 +43,16 @@ histogram's 2 %.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
 
 from sqlalchemy import Engine, bindparam, text
 from sqlalchemy.engine import Connection
 
 from clew.pipeline import paths as failing_paths
-from clew.records import ROOT_CALLER, ConnectionType, NodeKind, Span, SpanKind
-from clew.store import blocks, executemany, spans
+from clew.records import ROOT_CALLER, ConnectionType, NodeKind, Span, SpanKind, StatusCode
+from clew.store import blocks, executemany, histogram, spans
 from clew.store.cells import Cell, applied
 from clew.store.histogram import bucket_of
 
@@ -102,6 +104,33 @@ TRACE_SOURCES = (TRACE_SOURCE, RELAXED)
 
 #: A cell's key: (minute, client, server, connection type, endpoint, source).
 CellKey = tuple[int, str, str, str, str, str]
+
+
+def load_native() -> Any:
+    """The compiled ``add_by_id`` (``_contributions.c``), configured; None when it is not built
+    (Clew installed without a C compiler)."""
+    try:
+        from clew.pipeline import _contributions
+    except ImportError:
+        return None
+    _contributions.configure(
+        cell=Cell,
+        span=Span,
+        int_enums=(SpanKind, StatusCode),
+        root_caller=ROOT_CALLER,
+        node_kinds=NodeKind,
+        connection_types=ConnectionType,
+        sources=(TRACE_SOURCE, RELAXED),
+        ns_per_minute=_NS_PER_MINUTE,
+        log_gamma=histogram._LOG_GAMMA,
+        zero_bucket=histogram.ZERO_BUCKET,
+    )
+    return _contributions
+
+
+#: The compiled add_by_id that ``Contributions`` uses; None when it is not built or when
+#: ``CLEW_NO_NATIVE`` is set (to anything but empty or ``0``): the Python code then does every call.
+_native = None if os.environ.get("CLEW_NO_NATIVE", "") not in ("", "0") else load_native()
 
 
 class Contributions:
@@ -171,7 +200,25 @@ class Contributions:
         self.add_by_id(by_id, sign)
 
     def add_by_id(self, by_id: Mapping[tuple[str, str], tuple], sign: int = 1) -> None:
-        """``add`` for rows already keyed by (trace id, span id), as ``batches`` gathers them."""
+        """``add`` for rows already keyed by (trace id, span id), as ``batches`` gathers them.
+
+        The compiled twin does it when it is built, unless it hands the call back (rows of a shape
+        it does not read exactly).
+        """
+        if _native is not None and _native.add_by_id(
+            by_id,
+            sign,
+            self.root_callers,
+            self.cells,
+            self.nodes,
+            self.endpoints,
+            self.paths.add_chains,
+        ):
+            return
+        self._add_by_id_python(by_id, sign)
+
+    def _add_by_id_python(self, by_id: Mapping[tuple[str, str], tuple], sign: int = 1) -> None:
+        """``add_by_id`` in Python: the compiled twin's reference, and its fallback."""
         children: dict[tuple[str, str], list[tuple]] = {}
         for row in by_id.values():
             parent_id = row[PARENT]
