@@ -520,11 +520,14 @@ def parse_worker(connection: PipeEnd, jobs: list[_Job]) -> None:
 
     Items are pickled here and written by a sender thread, whose blocking write of a whole
     message releases the GIL: parsing goes on while a batch waits for the writer, up to
-    ``SEND_AHEAD`` batches ahead. The two processes share the rollup contributions by the speed
-    each has: a batch leaves a share of its traces' contributions to the writer, and that share
-    grows while no batch is waiting (the writer is catching up and would soon be idle) and
-    shrinks while the batches ahead are all taken (the worker would soon wait); the last few
-    batches leave it none. An unexpected error is sent as its traceback; the writer raises it.
+    ``SEND_AHEAD`` batches ahead. Where the rollup contributions are computed in Python (the
+    compiled ``add_by_id`` is not built), the two processes share them by the speed each has: a
+    batch leaves a share of its traces' contributions to the writer, and that share grows while
+    no batch is waiting (the writer is catching up and would soon be idle) and shrinks while the
+    batches ahead are all taken (the worker would soon wait); the last few batches leave it none.
+    Compiled, they cost the worker less (0.3 µs a span) than the writer would spend decoding the
+    rows they need (0.8), and the worker computes them all. An unexpected error is sent as its
+    traceback; the writer raises it.
     """
     pending: queue.SimpleQueue[tuple[bytes, bool] | None] = queue.SimpleQueue()
     slots = threading.Semaphore(SEND_AHEAD)
@@ -580,7 +583,7 @@ def parse_worker(connection: PipeEnd, jobs: list[_Job]) -> None:
 
     try:
         with _collecting_per_batches() as batch_done:
-            for item in _produce(jobs, defer, size):
+            for item in _produce(jobs, defer if not rollups.compiled() else None, size):
                 if broken.is_set():
                     break
                 is_batch = type(item[1]) is Batch

@@ -133,6 +133,11 @@ def load_native() -> Any:
 _native = None if os.environ.get("CLEW_NO_NATIVE", "") not in ("", "0") else load_native()
 
 
+def compiled() -> bool:
+    """Whether ``Contributions.add_by_id`` runs compiled."""
+    return _native is not None
+
+
 class Contributions:
     """Rollup cells, the virtual nodes their edges lead to and the endpoints seen serving."""
 

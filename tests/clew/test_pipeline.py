@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import Engine, event, text
 
 from clew import pipeline
-from clew.pipeline import ingest
+from clew.pipeline import ingest, rollups
 from collectors import CollectorError, Registry
 from tests import otlp
 from tests.conftest import corpus
@@ -243,3 +243,32 @@ def test_the_wal_is_checkpointed_beside_the_writer_on_large_input(
     monkeypatch.setattr(pipeline, "WORKER_BYTES", 1 << 40)
     assert ingest(engine, [again], registry, batch_spans=10).problems == []
     assert not [sql for _, sql in statements if "wal_checkpoint" in sql]
+
+
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "python"])
+def test_the_worker_leaves_contributions_to_the_writer_only_when_they_are_python(
+    engine, tmp_path, registry, monkeypatch, compiled
+):
+    """Compiled contributions cost the worker less than the writer's decoding of the rows they
+    need: the worker computes them all. In Python it leaves the writer a share (0.4 at first)."""
+    if compiled and not rollups.compiled():
+        pytest.skip("clew.pipeline._contributions is not built")
+    if not compiled:
+        monkeypatch.setattr(rollups, "_native", None)  # the forked worker inherits it
+    path = otlp.write_lines(tmp_path / "export.jsonl", [_line(t) for t in range(1, 201)])
+    deferred = []
+    items = pipeline.ParseWorker.items
+
+    def watched(self, jobs):
+        for index, item in items(self, jobs):
+            if isinstance(item, pipeline.Batch):
+                deferred.append(len(item.deferred))
+            yield index, item
+
+    monkeypatch.setattr(pipeline.ParseWorker, "items", watched)
+    monkeypatch.setattr(pipeline, "WORKER_BYTES", 0)
+    result = ingest(
+        engine, [path], registry, batch_spans=20, worker=pipeline.ParseWorker(fork=True)
+    )
+    assert (result.inserted, result.problems) == (200, [])
+    assert len(deferred) > 3 and (sum(deferred) == 0) == compiled
