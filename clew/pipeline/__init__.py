@@ -30,7 +30,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from multiprocessing.connection import Connection as PipeEnd
 from pathlib import Path
-from typing import BinaryIO, NamedTuple
+from typing import BinaryIO, NamedTuple, SupportsIndex
 
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import Connection
@@ -218,14 +218,20 @@ class Batch:
     chunks: dict[str, stored_spans.Chunk] | None = None
     lag_rows: list[tuple] | None = None
 
-    def __getstate__(self) -> dict:
+    def __reduce_ex__(self, protocol: SupportsIndex) -> tuple:
+        # The chunks are packed into one buffer, which pickle protocol 5 can hand over out of
+        # band (``parse_worker`` sends it as it is, with no copy into the pickle). Plain tuples
+        # pickle in C; named ones call back into Python for every row.
         state = dict(self.__dict__)
         if self.chunks is None:
             assert self.rows is not None
-            state["chunks"] = stored_spans.chunks_of(self.rows)
-            state["lag_rows"] = rollups.lag_rows(self.rows, self.links)
-        state["rows"] = None
-        return state
+            index, data = stored_spans.pack(self.rows)
+            state["lag_rows"] = [tuple(row) for row in rollups.lag_rows(self.rows, self.links)]
+        else:
+            index, data = _repacked(self.chunks)
+        packed = pickle.PickleBuffer(data) if int(protocol) >= 5 else bytes(data)
+        state.update(rows=None, chunks=None, packed=(index, packed))
+        return _restored_batch, (state,)
 
     @property
     def span_count(self) -> int:
@@ -309,6 +315,25 @@ class Batch:
         decode = stored_spans.decode
         chunks = self.chunks or {}
         return [row for t in trace_ids if t in chunks for row in decode(chunks[t].data)]
+
+
+def _repacked(chunks: dict[str, stored_spans.Chunk]) -> tuple[stored_spans.ChunkIndex, bytes]:
+    """Chunks already encoded, as ``stored_spans.pack`` gives them."""
+    index: stored_spans.ChunkIndex = []
+    end = 0
+    for trace_id, chunk in chunks.items():
+        end += len(chunk.data)
+        index.append((trace_id, chunk.start_ns, chunk.span_count, end))
+    return index, b"".join(chunk.data for chunk in chunks.values())
+
+
+def _restored_batch(state: dict) -> Batch:
+    """A batch from its pickled state (``Batch.__reduce_ex__``)."""
+    batch = Batch.__new__(Batch)
+    index, data = state.pop("packed")
+    batch.__dict__.update(state)
+    batch.chunks = stored_spans.unpack(index, data)
+    return batch
 
 
 #: Names the callers of root spans from other evidence: given the stored and new spans that may
@@ -529,7 +554,7 @@ def parse_worker(connection: PipeEnd, jobs: list[_Job]) -> None:
     rows they need (0.8), and the worker computes them all. An unexpected error is sent as its
     traceback; the writer raises it.
     """
-    pending: queue.SimpleQueue[tuple[bytes, bool] | None] = queue.SimpleQueue()
+    pending: queue.SimpleQueue[tuple[list, bool] | None] = queue.SimpleQueue()
     slots = threading.Semaphore(SEND_AHEAD)
     broken = threading.Event()
     waiting = [0]  # batches pickled and not yet taken by the writer
@@ -537,10 +562,11 @@ def parse_worker(connection: PipeEnd, jobs: list[_Job]) -> None:
 
     def send() -> None:
         while (message := pending.get()) is not None:
-            data, is_batch = message
+            parts, is_batch = message
             if not broken.is_set():
                 try:
-                    connection.send_bytes(data)
+                    for part in parts:
+                        connection.send_bytes(part)
                 except OSError:  # the writer has gone: nothing more is read
                     broken.set()
             if is_batch:
@@ -552,12 +578,12 @@ def parse_worker(connection: PipeEnd, jobs: list[_Job]) -> None:
     sender.start()
 
     def put(item: tuple, is_batch: bool = False) -> None:
-        data = pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL)
+        parts = _framed(item)
         if is_batch:
             with counting:
                 waiting[0] += 1
             slots.acquire()
-        pending.put((data, is_batch))
+        pending.put((parts, is_batch))
 
     share = [DEFERRED_SHARE_START]
     to_read = sum(max(0, _size(job.path) - job.offset) for job in jobs)
@@ -689,7 +715,7 @@ class ParseWorker:
         ends = 0
         while ends < len(jobs):
             try:
-                index, item = pickle.loads(_receive(self.receiver))
+                index, item = _unframed(self.receiver)
             except EOFError:
                 process.wait()
                 raise RuntimeError(
@@ -710,6 +736,23 @@ class ParseWorker:
             self.process.stdin.close()
         self.receiver.close()
         self.process.wait()
+
+
+def _framed(item: tuple) -> list:
+    """The messages that carry ``item`` to the writer: its pickle, prefixed with how many
+    out-of-band buffers follow (a batch's packed chunks), then those buffers as they are."""
+    buffers: list[pickle.PickleBuffer] = []
+    data = pickle.dumps(item, protocol=5, buffer_callback=buffers.append)
+    return [struct.pack("!I", len(buffers)) + data, *(buffer.raw() for buffer in buffers)]
+
+
+def _unframed(stream: io.FileIO) -> tuple:
+    """The item ``_framed`` sent; each out-of-band buffer is read straight into the bytearray
+    that the item then holds (a batch's chunks are views into it)."""
+    message = _receive(stream)
+    (count,) = struct.unpack_from("!I", message)
+    buffers = [_receive(stream) for _ in range(count)]
+    return pickle.loads(memoryview(message)[4:], buffers=buffers)
 
 
 def _receive(stream: io.FileIO) -> bytearray:

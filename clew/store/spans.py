@@ -45,11 +45,20 @@ class Chunk(NamedTuple):
 
     start_ns: int  # the earliest start among them
     span_count: int
-    data: bytes  # the rows as a MessagePack array of arrays
+    data: bytes | memoryview  # the rows as a MessagePack array of arrays
 
 
-def chunks_of(rows: Iterable[Sequence]) -> dict[str, Chunk]:
-    """Span rows grouped by trace and encoded, one chunk per trace."""
+#: Chunks encoded into one buffer (``pack``): per trace, (trace id, earliest start, span count,
+#: the offset in the buffer where its chunk ends), in the buffer's order.
+ChunkIndex = list[tuple[str, int, int, int]]
+
+
+def pack(rows: Iterable[Sequence]) -> tuple[ChunkIndex, bytearray]:
+    """Span rows grouped by trace and encoded, each trace's chunk after the other in one buffer.
+
+    One buffer crosses a pipe whole, with no copy into a pickle (``clew.pipeline.Batch``), and
+    a buffer grown in place costs less than a bytes object per trace.
+    """
     by_trace: dict[str, list] = {}
     for row in rows:
         spans = by_trace.get(row[0])
@@ -57,11 +66,29 @@ def chunks_of(rows: Iterable[Sequence]) -> dict[str, Chunk]:
             by_trace[row[0]] = [row]
         else:
             spans.append(row)
-    encode_rows = _ENCODER.encode
-    return {
-        trace_id: Chunk(min([row[6] for row in spans]), len(spans), encode_rows(spans))
-        for trace_id, spans in by_trace.items()
-    }
+    data = bytearray()
+    encode_into = _ENCODER.encode_into
+    index: ChunkIndex = []
+    for trace_id, spans in by_trace.items():
+        encode_into(spans, data, -1)  # appended
+        index.append((trace_id, min([row[6] for row in spans]), len(spans), len(data)))
+    return index, data
+
+
+def unpack(index: ChunkIndex, data: bytes | bytearray | memoryview) -> dict[str, Chunk]:
+    """The chunks ``pack`` encoded, by trace id; each chunk's data is a view into ``data``."""
+    view = memoryview(data)
+    chunks: dict[str, Chunk] = {}
+    start = 0
+    for trace_id, start_ns, span_count, end in index:
+        chunks[trace_id] = Chunk(start_ns, span_count, view[start:end])
+        start = end
+    return chunks
+
+
+def chunks_of(rows: Iterable[Sequence]) -> dict[str, Chunk]:
+    """Span rows grouped by trace and encoded, one chunk per trace."""
+    return unpack(*pack(rows))
 
 
 def write(conn: Connection, rows: Iterable[Sequence]) -> int:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import io
+import os
+import pickle
 import subprocess
 import threading
+from multiprocessing.connection import Connection as PipeEnd
 from pathlib import Path
 
 import pytest
@@ -11,7 +15,7 @@ from sqlalchemy import Engine, event, text
 
 from clew import pipeline
 from clew.pipeline import ingest, rollups
-from collectors import CollectorError, Registry
+from collectors import CollectorError, Registry, Source
 from tests import otlp
 from tests.conftest import corpus
 from tests.stored import span_count, stored_spans
@@ -272,3 +276,34 @@ def test_the_worker_leaves_contributions_to_the_writer_only_when_they_are_python
     )
     assert (result.inserted, result.problems) == (200, [])
     assert len(deferred) > 3 and (sum(deferred) == 0) == compiled
+
+
+def test_a_batch_crosses_the_pipe_with_its_chunks_out_of_band(tmp_path, registry):
+    """The worker sends a batch's chunks as one buffer beside its pickle, and the writer's chunks
+    are views into the buffer it read: the spans are copied into no pickle on either side. Any
+    pickle protocol gives the same batch back (protocol 5 in band, 4 as bytes)."""
+    path = otlp.write_lines(tmp_path / "export.jsonl", [_line(t) for t in range(1, 31)])
+    batch = next(
+        item
+        for item in pipeline.batches(registry["otlp_json"], Source(path), 1000)
+        if isinstance(item, pipeline.Batch)
+    )
+    rows = sorted(tuple(row) for row in batch.rows)
+    parts = pipeline._framed((3, batch))
+    assert len(parts) == 2 and bytes(parts[1]) not in bytes(parts[0])
+    read, write = os.pipe()  # a few kB: the pipe holds them all before they are read
+    sending = PipeEnd(write, readable=False)
+    for part in parts:
+        sending.send_bytes(part)
+    sending.close()
+    with io.FileIO(read, "rb") as receiving:
+        index, received = pipeline._unframed(receiving)
+    assert index == 3 and received.rows is None and received.span_count == 30
+    buffers = {id(chunk.data.obj): chunk.data.obj for chunk in received.chunks.values()}
+    (buffer,) = buffers.values()
+    assert type(buffer) is bytearray and len(buffer) == len(parts[1])
+    assert sorted(received.span_rows()) == rows
+    for protocol in (4, 5):  # a received batch pickles again, from its chunks
+        again = pickle.loads(pickle.dumps(received, protocol=protocol))
+        assert sorted(again.span_rows()) == rows
+        assert again.contributions.cells.keys() == batch.contributions.cells.keys()
