@@ -955,9 +955,10 @@ def ingest(
         result.reports.append(report)
 
     started = worker if isinstance(worker, ParseWorker) else None
+    to_read = sum(r.identity.size - j.offset for j, r in zip(jobs, reading, strict=True))
+    large = to_read > WORKER_BYTES
     if worker is None or started is not None:
-        to_read = sum(r.identity.size - j.offset for j, r in zip(jobs, reading, strict=True))
-        worker = to_read > WORKER_BYTES
+        worker = large
     parser: ParseWorker | None = None
     if worker and jobs:
         parser = started or ParseWorker()
@@ -966,7 +967,7 @@ def ingest(
     with (
         _stream(jobs, parser) as items,
         _collecting_per_batches() as batch_done,
-        _checkpointing(engine, enabled=parser is not None) as committed,
+        _checkpointing(engine, enabled=large or parser is not None) as committed,
     ):
         for index, item in items:
             kind = type(item)

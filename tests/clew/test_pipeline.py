@@ -220,7 +220,7 @@ def test_a_worker_is_not_forked_while_other_threads_run(engine, tmp_path, regist
 def test_the_wal_is_checkpointed_beside_the_writer_on_large_input(
     engine, tmp_path, registry, monkeypatch
 ):
-    """With a parse worker, a thread of the writer's copies the WAL back after every batch, on a
+    """On large input, a thread of the writer's copies the WAL back after every batch, on a
     connection of its own; the spans are all there, and the database is whole."""
     statements: list[tuple[str, str]] = []
 
@@ -241,11 +241,17 @@ def test_the_wal_is_checkpointed_beside_the_writer_on_large_input(
         assert conn.execute(text("PRAGMA integrity_check")).scalar_one() == "ok"
     assert span_count(engine) == 40
 
-    statements.clear()  # parsed here: the writer checkpoints alone, as it always did
+    statements.clear()  # large, parsed here (one core): the thread copies it as well
     again = tmp_path / "again.jsonl"
     again.write_bytes(path.read_bytes().replace(b'"service.name"', b'"service.namespace"'))
+    assert ingest(engine, [again], registry, batch_spans=10, worker=False).problems == []
+    assert {name for name, sql in statements if "wal_checkpoint" in sql} == {"clew-checkpointer"}
+
+    statements.clear()  # small: the writer checkpoints alone, as it always did
+    small = tmp_path / "small.jsonl"
+    small.write_bytes(path.read_bytes().replace(b'"service.name"', b'"service.version"'))
     monkeypatch.setattr(pipeline, "WORKER_BYTES", 1 << 40)
-    assert ingest(engine, [again], registry, batch_spans=10).problems == []
+    assert ingest(engine, [small], registry, batch_spans=10).problems == []
     assert not [sql for _, sql in statements if "wal_checkpoint" in sql]
 
 
