@@ -6,6 +6,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
@@ -105,3 +106,14 @@ def sample_db(tmp_path_factory: pytest.TempPathFactory) -> str:
     assert loaded["loaded"] and loaded["inserted"] > 0
     engine.dispose()
     return str(path)
+
+
+def require_built(module: Any, name: str) -> Any:
+    """A compiled module that a test needs: skips the test when it is not built (installing
+    Clew without a C compiler), and fails it in CI, where it must be."""
+    if module is None:
+        message = f"{name} is not built (installing Clew needs a C compiler)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return module

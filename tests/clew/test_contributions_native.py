@@ -24,6 +24,7 @@ from clew.records import Span, SpanKind, StatusCode
 from clew.store import histogram
 from clew.store.cells import Cell
 from collectors.otlp_json import fast_records
+from tests.conftest import require_built
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 MINUTE = 60_000_000_000
@@ -33,12 +34,7 @@ INT64_MAX = 2**63 - 1
 def native_module() -> Any:
     """The compiled module, configured; the test is skipped without it, and failed in CI."""
     module = rollups._native if rollups._native is not None else rollups.load_native()
-    if module is None:
-        message = "clew.pipeline._contributions is not built (installing Clew needs a C compiler)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return module
+    return require_built(module, "clew.pipeline._contributions")
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -22,7 +22,7 @@ from clew.records import Quarantined
 from collectors import CollectorError, Source, native, otlp_proto, semconv
 from tests.collectors import wire
 from tests.collectors.test_otlp_proto import framed, sdk_request
-from tests.conftest import corpus
+from tests.conftest import corpus, require_built
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 
@@ -30,12 +30,7 @@ BENCH = Path(__file__).resolve().parents[2] / "bench"
 def native_reader():
     """The compiled reader, configured; the test is skipped without it, and failed in CI."""
     reader = otlp_proto._native if otlp_proto._native is not None else native.load()
-    if reader is None:
-        message = "collectors._otlp_native is not built (installing Clew needs a C compiler)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return reader
+    return require_built(reader, "collectors._otlp_native")
 
 
 @pytest.fixture(autouse=True, scope="module")
