@@ -107,6 +107,30 @@ class Resource(NamedTuple):
     version: str | None
 
 
+class GatewayRequest(NamedTuple):
+    """One request as an API gateway or reverse proxy logged it, normalised across products.
+
+    Times are Unix nanoseconds, durations nanoseconds. ``None`` is "the log does not say".
+    """
+
+    start_ns: int  # when the request began (a log that stamps its end: that time − duration)
+    gateway: str  # the gateway node: configured, else the product's name ("nginx", "kong", …)
+    consumer: str | None  # who called: an API consumer, key or identity, a header, or the client
+    client: str | None  # the client's address as logged (hashed when so configured)
+    method: str | None
+    host: str | None  # the host the request named (Host, :authority)
+    path: str | None  # the request's path, without its query string (queries may hold secrets)
+    route: str | None  # the route template, where the gateway names one
+    status: int | None  # the status sent to the client
+    duration_ns: int | None  # the whole request as the gateway timed it
+    upstream_duration_ns: int | None  # the upstream's part, where the format gives it
+    upstream: str | None  # the service the gateway routed to (service, cluster, backend, address)
+    bytes_sent: int | None  # to the client
+    bytes_received: int | None  # from the client
+    trace_id: str | None  # 32 lowercase hex digits, when the log carries the request's trace
+    attributes: str | None  # what else the line says, as a JSON object
+
+
 class Quarantined(NamedTuple):
     """Input that could not be turned into records: where it was and why."""
 
@@ -121,7 +145,7 @@ class Checkpoint(NamedTuple):
     offset: int
 
 
-Record = Span | SpanLink | Resource | Quarantined | Checkpoint
+Record = Span | SpanLink | Resource | GatewayRequest | Quarantined | Checkpoint
 
 #: The longest excerpt of bad input kept in quarantine.
 EXCERPT_LIMIT = 512

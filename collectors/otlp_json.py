@@ -38,7 +38,8 @@ from clew.records import (
     StatusCode,
     excerpt,
 )
-from collectors import CollectorError, Source, native
+from collectors import CollectorError, Source, lines, native
+from collectors.lines import split_lines
 from collectors.semconv import (
     build_span,
     json_text,
@@ -581,14 +582,14 @@ class OtlpJsonCollector:
         line_number = 0
         remaining = offset
         while remaining > 0:
-            chunk = handle.read(min(remaining, READ_BYTES))
+            chunk = handle.read(min(remaining, lines.READ_BYTES))
             if not chunk:
                 break
             line_number += chunk.count(b"\n")
             remaining -= len(chunk)
         handle.seek(offset)
         position = offset
-        for line in _split_lines(handle):
+        for line in split_lines(handle):
             line_number += 1
             position += len(line)
             # A blank line is no request either: the compiled reader declines it as cheaply.
@@ -603,41 +604,6 @@ class OtlpJsonCollector:
                 else:
                     yield from _guarded(request, f"line {line_number}: ")
             yield Checkpoint(position)
-
-
-#: How much of a file is read at a time.
-READ_BYTES = 8 << 20
-
-
-def _split_lines(handle: BinaryIO) -> Iterator[memoryview]:
-    """The lines of ``handle`` from where it stands, each with its newline (the last maybe
-    without), read in blocks: ``readline`` is slow on lines of a megabyte, and a mapped file
-    that shrinks while it is read kills the process (SIGBUS), which a read never does.
-
-    Each line is a view that is good only until the next one is asked for: the blocks are read
-    into one buffer, again and again, so that neither a fresh block's pages nor a copy of each
-    line are paid for.
-    """
-    buffer = bytearray(READ_BYTES)
-    view = memoryview(buffer)
-    pieces: list[bytes] = []  # of a line that runs on past the blocks read so far
-    while size := handle.readinto(buffer):
-        start = 0
-        if pieces:
-            end = buffer.find(b"\n", 0, size)
-            if end < 0:
-                pieces.append(bytes(view[:size]))
-                continue
-            pieces.append(bytes(view[: end + 1]))
-            yield memoryview(b"".join(pieces))
-            pieces, start = [], end + 1
-        while (end := buffer.find(b"\n", start, size)) >= 0:
-            yield view[start : end + 1]
-            start = end + 1
-        if start < size:
-            pieces.append(bytes(view[start:size]))
-    if pieces:
-        yield memoryview(b"".join(pieces))
 
 
 def _guarded(request: Any, where: str) -> Iterator[Record]:

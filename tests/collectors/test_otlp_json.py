@@ -23,7 +23,7 @@ from clew.records import (
     SpanLink,
     StatusCode,
 )
-from collectors import Source, otlp_json, semconv
+from collectors import Source, lines, otlp_json, semconv
 from collectors.otlp_json import (
     OtlpJsonCollector,
     _guarded,
@@ -353,12 +353,12 @@ def test_lines_are_split_across_read_blocks_exactly_as_the_file_has_them(text, b
     parts = text.split(b"\n")
     want = [part + b"\n" for part in parts[:-1]] + ([parts[-1]] if parts[-1] else [])
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(otlp_json, "READ_BYTES", block)
+        patch.setattr(lines, "READ_BYTES", block)
         # Each line is a view of a buffer that the next read overwrites: copied as it comes.
-        assert [bytes(line) for line in otlp_json._split_lines(io.BytesIO(text))] == want
+        assert [bytes(line) for line in lines.split_lines(io.BytesIO(text))] == want
 
 
-@pytest.mark.parametrize("block", [1, 7, 100, otlp_json.READ_BYTES])
+@pytest.mark.parametrize("block", [1, 7, 100, lines.READ_BYTES])
 def test_lines_read_in_any_block_size_give_the_same_records_and_blank_lines_only_a_checkpoint(
     tmp_path: Path, block: int
 ):
@@ -368,7 +368,7 @@ def test_lines_read_in_any_block_size_give_the_same_records_and_blank_lines_only
         handle.write(b"\n  \t\r\n" + b'{"resourceSpans": [ truncated\n')
     otlp.write_lines(path, [otlp.request({"b": [otlp.span(2, 1, kind=2)]})], mode="ab")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(otlp_json, "READ_BYTES", block)
+        patch.setattr(lines, "READ_BYTES", block)
         recs = records(path)
     assert [s.service for s in spans_of(recs)] == ["a", "b"]
     assert [r.position for r in recs if type(r) is Quarantined] == ["line 4"]
