@@ -21,10 +21,13 @@ HEAD_BYTES = 64 * 1024
 
 @dataclass(frozen=True)
 class Source:
-    """One input to read: a file, and where reading resumes."""
+    """One input to read: a file, where reading resumes, and whether it may still be written
+    (``growing``: a last line without its newline is left for the next read, as it may be half
+    written; a file read once, as ``clew ingest`` reads, is taken whole)."""
 
     path: Path
     offset: int = 0
+    growing: bool = False
 
     @property
     def name(self) -> str:
