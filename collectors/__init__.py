@@ -6,17 +6,31 @@ third-party package would register its own; tests hand an explicit ``Registry`` 
 
 from __future__ import annotations
 
+import gzip
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import BinaryIO, Protocol, runtime_checkable
 
 from clew.records import Record
 
 ENTRY_POINT_GROUP = "clew.collectors"
 #: How much of a file's head format detection looks at.
 HEAD_BYTES = 64 * 1024
+
+
+def is_compressed(path: Path) -> bool:
+    """Whether a file is gzip-compressed (a rotated log, ``access.log.2.gz``), by its name."""
+    return path.suffix == ".gz"
+
+
+def open_file(path: Path) -> BinaryIO:
+    """A file opened for reading bytes; a gzip file's content (seeking in it reads up to the
+    place, as gzip allows no more)."""
+    if is_compressed(path):
+        return gzip.open(path, "rb")
+    return path.open("rb")
 
 
 @dataclass(frozen=True)
@@ -32,6 +46,10 @@ class Source:
     @property
     def name(self) -> str:
         return str(self.path)
+
+    def open(self) -> BinaryIO:
+        """The file, opened for reading bytes (``open_file``)."""
+        return open_file(self.path)
 
 
 @runtime_checkable
@@ -85,8 +103,11 @@ class Registry(Mapping[str, Collector]):
 
     def detect(self, path: Path) -> Collector | None:
         """The first collector (in name order) that recognises the file's head, if any."""
-        with path.open("rb") as handle:
-            head = handle.read(HEAD_BYTES)
+        try:
+            with open_file(path) as handle:
+                head = handle.read(HEAD_BYTES)
+        except (OSError, EOFError):  # gzip.BadGzipFile is an OSError: not in any format
+            return None
         for name in sorted(self._by_name):
             if self._by_name[name].detect(head):
                 return self._by_name[name]

@@ -315,7 +315,7 @@ class AccessLogCollector:
 
     def collect(self, source: Source) -> Iterator[Record]:
         try:
-            handle = source.path.open("rb")
+            handle = source.open()
         except OSError as error:
             raise CollectorError(f"{source.name}: cannot read: {error.strerror}") from error
         with handle:
@@ -337,30 +337,35 @@ class AccessLogCollector:
         since_checkpoint = 0
         partial: list[str] = []  # a line the container runtime split (tag P), so far
         first = True
-        for raw in lines.split_lines(handle):
-            if source.growing and raw[-1:] != b"\n":
-                break  # half written, maybe: read with the rest of it next time
-            line_number += 1
-            position += len(raw)
-            since_checkpoint += 1
-            text = bytes(raw).decode("utf-8", errors="backslashreplace").rstrip("\r\n")
-            line, is_partial = strip_prefix(text)
-            if is_partial:
-                partial.append(line)
-                continue
-            if partial:
-                line = "".join(partial) + line
-                partial = []
-            if line.strip():
-                if first and self.rejects is not None:
-                    reason = self.rejects(line)
-                    if reason is not None:
-                        raise CollectorError(f"{source.name}: line {line_number}: {reason}")
-                first = False
-                yield self._record(line, formats, settings, line_number)
-            if since_checkpoint >= CHECKPOINT_LINES and not partial:
-                yield Checkpoint(position)
-                since_checkpoint = 0
+        try:
+            for raw in lines.split_lines(handle):
+                if source.growing and raw[-1:] != b"\n":
+                    break  # half written, maybe: read with the rest of it next time
+                line_number += 1
+                position += len(raw)
+                since_checkpoint += 1
+                text = bytes(raw).decode("utf-8", errors="backslashreplace").rstrip("\r\n")
+                line, is_partial = strip_prefix(text)
+                if is_partial:
+                    partial.append(line)
+                    continue
+                if partial:
+                    line = "".join(partial) + line
+                    partial = []
+                if line.strip():
+                    if first and self.rejects is not None:
+                        reason = self.rejects(line)
+                        if reason is not None:
+                            raise CollectorError(f"{source.name}: line {line_number}: {reason}")
+                    first = False
+                    yield self._record(line, formats, settings, line_number)
+                if since_checkpoint >= CHECKPOINT_LINES and not partial:
+                    yield Checkpoint(position)
+                    since_checkpoint = 0
+        except (OSError, EOFError) as error:  # a damaged gzip stream, a vanished disk
+            raise CollectorError(
+                f"{source.name}: after line {line_number}: cannot read on: {error}"
+            ) from error
         if not partial:
             yield Checkpoint(position)
 
