@@ -6,6 +6,8 @@ Every subcommand takes ``--db``; those whose output a script would read take ``-
 from __future__ import annotations
 
 import gc
+import os
+import re
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -120,15 +122,77 @@ def db_rebuild_rollups(db: str | None, as_json: bool) -> None:
         click.echo(f"{cells} rollup rows rebuilt in {seconds} s")
 
 
+_TIMEZONE = re.compile(r"([+-])(\d\d):?(\d\d)$")
+
+
+def _access_log_settings(
+    gateway: str | None, consumer: str, hash_clients: bool, timezone: str | None
+):
+    """The settings of access-log collectors from ``clew ingest``'s options."""
+    from collectors.access_logs import Settings
+
+    if consumer not in ("auto", "client") and not (
+        consumer.startswith("header:") and len(consumer) > 7
+    ):
+        raise click.BadParameter("auto, client or header:NAME", param_hint="--consumer")
+    key = os.environ.get("CLEW_HASH_KEY", "")
+    if hash_clients and not key:
+        raise click.UsageError(
+            "--hash-clients needs a secret key in CLEW_HASH_KEY: the same key gives the same"
+            " hash for a client in every run, and without it a hash could be reversed by trying"
+            " every address"
+        )
+    offset = 0
+    if timezone is not None:
+        match = _TIMEZONE.match(timezone)
+        if match is None:
+            raise click.BadParameter("an offset such as +01:00 or -0500", param_hint="--timezone")
+        sign, hours, minutes = match.groups()
+        offset = (int(hours) * 60 + int(minutes)) * (-1 if sign == "-" else 1)
+    return Settings(
+        gateway=gateway, consumer=consumer, hash_clients=hash_clients, hash_key=key, timezone=offset
+    )
+
+
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--format", "format_name", default=None, help="Collector to use (default: detect).")
+@click.option(
+    "--gateway", default=None, help="Access logs: the gateway's node name (default: the product)."
+)
+@click.option(
+    "--consumer",
+    default="auto",
+    show_default=True,
+    help="Access logs: who the caller is: auto (the identity the log names, else the client"
+    " address), client, or header:NAME (a captured request header).",
+)
+@click.option(
+    "--hash-clients",
+    is_flag=True,
+    help="Access logs: keep client addresses only as a keyed hash (the key in CLEW_HASH_KEY).",
+)
+@click.option(
+    "--timezone",
+    default=None,
+    help="Access logs: the UTC offset of times logged without one (HAProxy), e.g. +01:00.",
+)
 @db_option
 @json_option
-def ingest(paths: tuple[Path, ...], format_name: str | None, db: str | None, as_json: bool) -> None:
-    """Ingest trace files and folders. Unparseable input is quarantined with its reason."""
+def ingest(
+    paths: tuple[Path, ...],
+    format_name: str | None,
+    gateway: str | None,
+    consumer: str,
+    hash_clients: bool,
+    timezone: str | None,
+    db: str | None,
+    as_json: bool,
+) -> None:
+    """Ingest trace files, access logs and folders of them. Unparseable input is quarantined
+    with its reason."""
     from clew import pipeline
-    from collectors import load_registry
+    from collectors import Registry, load_registry
 
     registry = load_registry()
     if format_name and format_name not in registry:
@@ -136,6 +200,13 @@ def ingest(paths: tuple[Path, ...], format_name: str | None, db: str | None, as_
             f"unknown format {format_name!r}; known: {', '.join(sorted(registry))}",
             param_hint="--format",
         )
+    settings = _access_log_settings(gateway, consumer, hash_clients, timezone)
+    registry = Registry(
+        [
+            collector.configured(settings) if hasattr(collector, "configured") else collector
+            for collector in registry.values()
+        ]
+    )
     # Large input is parsed in a worker process, forked now (with the collectors imported, and
     # nothing opened yet): it is ready at once, while this one opens the store.
     files = pipeline.expand(Path(p) for p in paths)

@@ -32,7 +32,7 @@ from multiprocessing.connection import Connection as PipeEnd
 from pathlib import Path
 from typing import BinaryIO, NamedTuple, SupportsIndex
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, bindparam, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
@@ -40,15 +40,16 @@ from clew.pipeline import rollups
 from clew.records import (
     UNKNOWN_SERVICE,
     Checkpoint,
+    GatewayRequest,
     Quarantined,
     Record,
     Resource,
     Span,
     SpanLink,
 )
-from clew.store import insert_ignoring_duplicates, utcnow
+from clew.store import gateway_requests, insert_ignoring_duplicates, utcnow
 from clew.store import spans as stored_spans
-from collectors import Collector, CollectorError, Registry, Source
+from collectors import Collector, CollectorError, Registry, Source, is_compressed, open_file
 
 #: Spans per transaction.
 BATCH_SPANS = 25_000
@@ -118,24 +119,79 @@ def expand(paths: Iterable[Path]) -> list[Path]:
 
 
 def _fingerprint(path: Path, length: int) -> str:
-    with path.open("rb") as handle:
+    """A digest of the file's first ``length`` bytes (at most ``FINGERPRINT_BYTES``); of a gzip
+    file, of its content's."""
+    if is_compressed(path):
+        length = FINGERPRINT_BYTES  # its content's length is not known without reading it all
+    with open_file(path) as handle:
         return hashlib.sha256(handle.read(min(length, FINGERPRINT_BYTES))).hexdigest()
 
 
 def _resume_offset(conn: Connection, path: Path, identity: _FileIdentity) -> int | None:
-    """Where to resume reading ``path``: None when it is unchanged since its checkpoint."""
+    """Where to resume reading ``path``: None when it is unchanged since its checkpoint.
+
+    A file keeps its place through rotation. Under its own name it resumes where it was; a
+    file that is no longer the one checkpointed under its name (rotated away, truncated,
+    replaced) or that has no checkpoint may be one read before under another name: renamed
+    (``access.log`` → ``access.log.1``: the same device and inode), or copied (copytruncate,
+    or compressed by gzip: the same head). It resumes where that one was left.
+    """
     row = conn.execute(
-        text('SELECT fingerprint, "offset", size FROM ingest_checkpoints WHERE source = :s'),
+        text(
+            'SELECT fingerprint, "offset", size, device, inode FROM ingest_checkpoints'
+            " WHERE source = :s"
+        ),
         {"s": str(path)},
     ).first()
-    if row is None:
-        return 0
-    fingerprint, offset, size = row
-    if identity.size < offset or _fingerprint(path, size) != fingerprint:
-        return 0  # truncated or replaced: a different file now
-    if identity.size == size and offset >= size:
-        return None
-    return offset
+    if row is not None:
+        fingerprint, offset, size, device, inode = row
+        if is_compressed(path):
+            # A compressed file is written once: read whole, it is done.
+            if (device, inode, size) == (identity.device, identity.inode, identity.size):
+                return None
+        elif identity.size >= offset and _fingerprint(path, size) == fingerprint:
+            return None if identity.size == size and offset >= size else offset
+    return _offset_read_elsewhere(conn, path, identity)
+
+
+def _offset_read_elsewhere(conn: Connection, path: Path, identity: _FileIdentity) -> int:
+    """Where reading stopped in the file at ``path`` when it had another name; 0 if it never
+    had one (see ``_resume_offset``).
+
+    A checkpoint's fingerprint covers the head of its file as it was then (up to
+    ``FINGERPRINT_BYTES``): this file is that one, copied, if its head is the same over that
+    length. A log's first line carries a time and a client, so two logs with the same head are
+    the same log.
+    """
+    with open_file(path) as handle:
+        head = handle.read(FINGERPRINT_BYTES)
+    short = conn.scalars(
+        text("SELECT DISTINCT size FROM ingest_checkpoints WHERE size < :n"),
+        {"n": FINGERPRINT_BYTES},
+    ).all()
+    lengths = {FINGERPRINT_BYTES, *short}
+    digests = {length: hashlib.sha256(head[:length]).hexdigest() for length in lengths}
+    candidates = conn.execute(
+        text(
+            'SELECT source, fingerprint, "offset", size FROM ingest_checkpoints'
+            " WHERE source <> :s AND ((device = :d AND inode = :i) OR fingerprint IN :f)"
+            " ORDER BY updated_at DESC"
+        ).bindparams(bindparam("f", expanding=True)),
+        {
+            "s": str(path),
+            "d": identity.device,
+            "i": identity.inode,
+            "f": sorted(set(digests.values())),
+        },
+    ).all()
+    for source, fingerprint, offset, size in candidates:
+        if not is_compressed(path) and identity.size < offset:
+            continue  # shorter than what was read of it: not that file
+        # A compressed file's fingerprint covers its content's head (see ``_fingerprint``).
+        length = FINGERPRINT_BYTES if is_compressed(Path(source)) else min(size, FINGERPRINT_BYTES)
+        if len(head) >= length and hashlib.sha256(head[:length]).hexdigest() == fingerprint:
+            return offset
+    return 0
 
 
 def _save_checkpoint(
@@ -217,6 +273,8 @@ class Batch:
     deferred: list[str] = field(default_factory=list)
     chunks: dict[str, stored_spans.Chunk] | None = None
     lag_rows: list[tuple] | None = None
+    #: Requests gateways logged (their contributions are in ``contributions``).
+    requests: list[tuple] = field(default_factory=list)
 
     def __reduce_ex__(self, protocol: SupportsIndex) -> tuple:
         # The chunks are packed into one buffer, which pickle protocol 5 can hand over out of
@@ -231,6 +289,7 @@ class Batch:
             index, data = _repacked(self.chunks)
         packed = pickle.PickleBuffer(data) if int(protocol) >= 5 else bytes(data)
         state.update(rows=None, chunks=None, packed=(index, packed))
+        state["requests"] = [tuple(request) for request in self.requests]
         return _restored_batch, (state,)
 
     @property
@@ -287,6 +346,7 @@ class Batch:
                 served = [row for row in (*old, *self.span_rows()) if row[5] in _MAY_BE_ROOTS]
                 contributions = rollups.Contributions(root_callers(conn, served))
                 contributions.add(self.span_rows())
+                contributions.add_gateway(self.requests)
             fresh: dict[str, stored_spans.Chunk] = chunks
             joining_new: list[tuple] = []
             if old:
@@ -302,6 +362,7 @@ class Batch:
             rollups.add_link_lags(conn, contributions, lag_rows, self.links)
             inserted = stored_spans.write_chunks(conn, fresh)
             inserted += stored_spans.write(conn, joining_new)
+        inserted += gateway_requests.write(conn, self.requests)
         insert_ignoring_duplicates(conn, "span_links", LINK_COLUMNS, self.links)
         _save_quarantine(conn, source, self.quarantined)
         return inserted, rollups.apply(conn, contributions)
@@ -402,8 +463,9 @@ def batches(
 
     def finish(batch: Batch) -> Batch:
         batch.rows = list(by_id.values())
-        batch.records += spans
+        batch.records += spans + len(batch.requests)
         batch.unknown_service += unknown
+        batch.contributions.add_gateway(batch.requests)
         share = defer() if defer is not None else 0.0
         if share <= 0:
             batch.contributions.add_by_id(by_id)
@@ -432,11 +494,13 @@ def batches(
             if last - reported >= PROGRESS_BYTES:
                 yield last - reported
                 reported = last
-            if len(by_id) >= limit:
+            if len(by_id) + len(batch.requests) >= limit:
                 batch.checkpoint = last
                 yield finish(batch)
                 batch, by_id, spans, unknown = Batch(checkpoint=last), {}, 0, 0
                 limit = size(batch_spans) if size is not None else batch_spans
+        elif kind is GatewayRequest:
+            batch.requests.append(record)
         elif kind is SpanLink:
             batch.links.append(record)
         elif kind is Resource:

@@ -44,12 +44,13 @@ histogram's 2 %.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Engine, bindparam, text
 from sqlalchemy.engine import Connection
 
+from clew import routes
 from clew.pipeline import paths as failing_paths
 from clew.records import ROOT_CALLER, ConnectionType, NodeKind, Span, SpanKind, StatusCode
 from clew.store import blocks, executemany, histogram, spans
@@ -101,6 +102,12 @@ _ERROR = 2  # StatusCode.ERROR
 TRACE_SOURCE = "trace"
 RELAXED = "trace_relaxed"
 TRACE_SOURCES = (TRACE_SOURCE, RELAXED)
+#: The rollup source of gateway access logs.
+GATEWAY_SOURCE = "gateway"
+
+# Positions in a gateway request row (a GatewayRequest, or the same columns as a tuple).
+G_START, G_GATEWAY, G_CONSUMER, G_METHOD, G_PATH, G_ROUTE, G_STATUS = 0, 1, 2, 4, 6, 7, 8
+G_DURATION, G_UPSTREAM_DURATION, G_UPSTREAM = 9, 10, 11
 
 #: A cell's key: (minute, client, server, connection type, endpoint, source).
 CellKey = tuple[int, str, str, str, str, str]
@@ -165,10 +172,20 @@ class Contributions:
         sign: int,
         lag: int | None = None,
     ) -> None:
+        self._count(key, side[DURATION], error, client_error, sign, lag)
+
+    def _count(
+        self,
+        key: CellKey,
+        duration: int,
+        error: bool,
+        client_error: bool,
+        sign: int,
+        lag: int | None = None,
+    ) -> None:
         cell = self.cells.get(key)
         if cell is None:
             cell = self.cells[key] = Cell()
-        duration = side[DURATION]
         cell.count += sign
         if error:
             cell.errors += sign
@@ -413,6 +430,43 @@ class Contributions:
         self._add(key, s, failed or http >= 500, 400 <= http <= 499, sign)
         self._node(caller, kind, None, sign)
 
+    def add_gateway(self, requests: Iterable[Sequence], sign: int = 1) -> None:
+        """Add the contributions of requests a gateway logged: the edge consumer → gateway (the
+        request as the gateway timed it) and gateway → upstream (the upstream's time where the
+        log gives it), per route, with the source ``gateway``; the upstream's endpoints.
+
+        A request's route is the template the gateway names, else its path's (``clew.routes``).
+        A consumer the log does not name is the virtual caller ``client``.
+        """
+        for request in requests:
+            method, status = request[G_METHOD], request[G_STATUS] or 0
+            route = request[G_ROUTE] or routes.template_of(request[G_PATH] or "/")
+            endpoint = f"{method} {route}" if method is not None else route
+            minute = request[G_START] // _NS_PER_MINUTE
+            gateway, upstream = request[G_GATEWAY], request[G_UPSTREAM]
+            consumer = request[G_CONSUMER] or ROOT_CALLER
+            error, client_error = status >= 500, 400 <= status <= 499
+            duration = request[G_DURATION] or 0
+            key = (minute, consumer, gateway, ConnectionType.VIRTUAL, endpoint, GATEWAY_SOURCE)
+            self._count(key, duration, error, client_error, sign)
+            self._node(consumer, NodeKind.CLIENT, None, sign)
+            self._node(gateway, NodeKind.GATEWAY, None, sign)
+            if upstream is None:
+                continue
+            upstream_duration = request[G_UPSTREAM_DURATION]
+            if upstream_duration is None:
+                upstream_duration = duration
+            key = (minute, gateway, upstream, ConnectionType.DIRECT, endpoint, GATEWAY_SOURCE)
+            self._count(key, upstream_duration, error, client_error, sign)
+            self._node(upstream, NodeKind.SERVICE, None, sign)
+            if sign > 0:
+                seen = self.endpoints.get((upstream, "http", method or "ANY", route))
+                start = request[G_START]
+                if seen is None:
+                    self.endpoints[(upstream, "http", method or "ANY", route)] = [start, start]
+                else:
+                    seen[0], seen[1] = min(seen[0], start), max(seen[1], start)
+
     def _endpoint(self, row: tuple) -> None:
         """Endpoints seen serving: HTTP by route, RPC by service and method, messaging by topic."""
         kind = row[KIND]
@@ -596,9 +650,10 @@ def apply(conn: Connection, contributions: Contributions) -> int:
     cells = contributions.cells
     if cells:
         minutes = sorted({key[0] for key in cells})
+        sources = sorted({key[5] for key in cells})
         stored: dict[CellKey, tuple] = {}
         for start in range(0, len(minutes), 500):
-            params = {"sources": list(TRACE_SOURCES), "minutes": minutes[start : start + 500]}
+            params = {"sources": sources, "minutes": minutes[start : start + 500]}
             for row in conn.execute(_SELECT_CELLS, params):
                 stored[tuple(row[1:7])] = row  # type: ignore[index]
         inserts, updates, deletes = [], [], []

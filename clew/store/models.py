@@ -65,6 +65,38 @@ class SpanChunk(Base):
     spans: Mapped[bytes] = mapped_column(LargeBinary)
 
 
+class GatewayRequestChunk(Base):
+    """Requests of one gateway stored by one write: a MessagePack array of request rows, each an
+    array in ``GatewayRequest`` column order (``clew.store.gateway_requests`` reads and writes
+    them). Every figure comes from the rollups; the requests themselves are read a window at a
+    time (drill-down, the join of a root span with the request a gateway logged for it)."""
+
+    __tablename__ = "gateway_request_chunks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    gateway: Mapped[str] = mapped_column(String(255))
+    #: The earliest and latest start among the chunk's requests (Unix ns).
+    start_ns: Mapped[int] = mapped_column(BigInteger, index=True)
+    end_ns: Mapped[int] = mapped_column(BigInteger)
+    request_count: Mapped[int] = mapped_column(Integer)
+    requests: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class GatewayTrace(Base):
+    """A logged request that carried a trace id: what a root span of that trace is joined by."""
+
+    __tablename__ = "gateway_traces"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    trace_id: Mapped[str] = mapped_column(String(32), index=True)
+    start_ns: Mapped[int] = mapped_column(BigInteger)
+    gateway: Mapped[str] = mapped_column(String(255))
+    consumer: Mapped[str | None] = mapped_column(String(255))
+    method: Mapped[str | None] = mapped_column(String(16))
+    path: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[int | None] = mapped_column(Integer)
+
+
 class SpanLinkRow(Base):
     """A span link: producer/consumer pairing across traces."""
 

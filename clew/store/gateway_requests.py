@@ -1,0 +1,102 @@
+"""Gateway requests at rest: the requests a write stores, one chunk per gateway.
+
+Every figure the console shows about gateway traffic comes from the rollups (``source =
+'gateway'``). The requests themselves are read a time window at a time: drill-down into a route's
+requests, and the join of a trace's root span with the request the gateway logged for it. So they
+are kept as spans are (``clew.store.spans``): a write stores one row per gateway holding its new
+requests as a MessagePack array of rows in ``GatewayRequest`` column order, under the earliest and
+latest start among them. Requests that carry a trace id are also kept in ``gateway_traces``, which
+is indexed by trace id.
+
+Requests have no natural key: a file's requests are stored once because its checkpoint is
+committed in the same transaction as they are (``clew.pipeline``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+
+import msgspec
+from sqlalchemy import bindparam, text
+from sqlalchemy.engine import Connection
+
+from clew.records import GatewayRequest
+from clew.store import executemany
+
+_ENCODER = msgspec.msgpack.Encoder()
+_DECODER = msgspec.msgpack.Decoder(list[tuple])
+#: Trace ids per ``IN`` list: well below SQLite's and PostgreSQL's parameter limits.
+_IDS_PER_QUERY = 500
+
+_INSERT_CHUNK = (
+    "INSERT INTO gateway_request_chunks (gateway, start_ns, end_ns, request_count, requests)"
+    " VALUES (?, ?, ?, ?, ?)"
+)
+_INSERT_TRACE = (
+    "INSERT INTO gateway_traces (trace_id, start_ns, gateway, consumer, method, path, status)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+_IN_WINDOW = text(
+    "SELECT requests FROM gateway_request_chunks"
+    " WHERE start_ns < :until AND end_ns >= :since ORDER BY start_ns, id"
+)
+_BY_TRACE = text(
+    "SELECT trace_id, start_ns, gateway, consumer, method, path, status FROM gateway_traces"
+    " WHERE trace_id IN :ids ORDER BY trace_id, start_ns, id"
+).bindparams(bindparam("ids", expanding=True))
+
+_START, _GATEWAY, _CONSUMER, _METHOD, _PATH, _STATUS, _TRACE_ID = 0, 1, 2, 4, 6, 8, 14
+
+
+def write(conn: Connection, requests: Sequence[Sequence]) -> int:
+    """Store request rows (``GatewayRequest`` or the same columns), one chunk per gateway;
+    returns how many. The caller stores each request once (its source's checkpoint)."""
+    if not requests:
+        return 0
+    by_gateway: dict[str, list] = {}
+    for row in requests:
+        rows = by_gateway.get(row[_GATEWAY])
+        if rows is None:
+            by_gateway[row[_GATEWAY]] = [row]
+        else:
+            rows.append(row)
+    chunks = []
+    for gateway, rows in by_gateway.items():
+        starts = [row[_START] for row in rows]
+        chunks.append((gateway, min(starts), max(starts), len(rows), _ENCODER.encode(rows)))
+    executemany(conn, _INSERT_CHUNK, chunks)
+    traced = [
+        (
+            row[_TRACE_ID],
+            row[_START],
+            row[_GATEWAY],
+            row[_CONSUMER],
+            row[_METHOD],
+            row[_PATH],
+            row[_STATUS],
+        )
+        for row in requests
+        if row[_TRACE_ID] is not None
+    ]
+    if traced:
+        executemany(conn, _INSERT_TRACE, traced)
+    return len(requests)
+
+
+def in_window(conn: Connection, since: int, until: int) -> Iterator[GatewayRequest]:
+    """The stored requests that started in ``[since, until)``, by chunk in start order."""
+    for (data,) in conn.execute(_IN_WINDOW, {"since": since, "until": until}):
+        for row in _DECODER.decode(data):
+            if since <= row[_START] < until:
+                yield GatewayRequest(*row)
+
+
+def by_trace_ids(conn: Connection, trace_ids: Iterable[str]) -> dict[str, list[tuple]]:
+    """The requests that carried each of these trace ids: (trace id, start, gateway, consumer,
+    method, path, status), earliest first."""
+    wanted = sorted(set(trace_ids))
+    found: dict[str, list[tuple]] = {}
+    for start in range(0, len(wanted), _IDS_PER_QUERY):
+        for row in conn.execute(_BY_TRACE, {"ids": wanted[start : start + _IDS_PER_QUERY]}):
+            found.setdefault(row[0], []).append(tuple(row))
+    return found
