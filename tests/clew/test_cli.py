@@ -162,3 +162,35 @@ def test_trace_text_marks_the_failing_span_and_the_critical_path(tmp_path):
         "shop GET /cart: shop -> orders" in paths_text
         and "failing edge shop -> orders" in paths_text
     )
+
+
+def test_ingest_refuses_access_log_settings_it_cannot_honour(tmp_path, monkeypatch):
+    db = str(tmp_path / "c.db")
+    monkeypatch.delenv("CLEW_HASH_KEY", raising=False)
+    cases = {
+        ("--hash-clients",): "CLEW_HASH_KEY",
+        ("--consumer", "cookie"): "auto, client or header:NAME",
+        ("--consumer", "header:"): "auto, client or header:NAME",
+        ("--timezone", "CET"): "an offset such as +01:00",
+    }
+    for options, reason in cases.items():
+        result = CliRunner().invoke(main, ["ingest", str(tmp_path), "--db", db, *options])
+        assert result.exit_code == 2 and reason in result.output, options
+
+
+def test_access_log_settings_from_the_options(monkeypatch):
+    from clew.cli import _access_log_settings
+
+    monkeypatch.setenv("CLEW_HASH_KEY", "s3cret")
+    settings = _access_log_settings("edge", "header:X-Consumer", True, "-05:30")
+    assert (settings.gateway, settings.consumer, settings.timezone) == (
+        "edge",
+        "header:X-Consumer",
+        -330,
+    )
+    assert settings.hash_clients and settings.hash_key == "s3cret"
+    hashed = settings.client("203.0.113.7")
+    assert hashed.startswith("client-") and "203.0.113.7" not in hashed
+    assert hashed == settings.client("203.0.113.7") != settings.client("203.0.113.8")
+    assert settings.consumer_of("203.0.113.7", None, {"x-consumer": "partner-a"}) == "partner-a"
+    assert settings.consumer_of("203.0.113.7", "kong-user", {}) == hashed
