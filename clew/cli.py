@@ -164,8 +164,9 @@ def _access_log_settings(
     "--consumer",
     default="auto",
     show_default=True,
-    help="Access logs: who the caller is: auto (the identity the log names, else the client"
-    " address), client, or header:NAME (a captured request header).",
+    help="Access logs: who the caller is: auto (the identity the log names: a Kong consumer, an"
+    " AWS API key; else the generic client), client (the client address), or header:NAME (a"
+    " captured request header, else the client address).",
 )
 @click.option(
     "--hash-clients",

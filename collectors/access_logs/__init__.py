@@ -50,14 +50,17 @@ class Settings:
     """How gateway log lines become records; the same for every line of a source.
 
     ``consumer`` says who the caller is: ``"auto"`` takes the identity the format logs (Kong's
-    consumer, AWS's API key or Cognito identity), else the client address; ``"client"`` always
-    the client address; ``"header:NAME"`` a captured request header (where the format captures
-    headers), else the client address. With ``hash_clients``, client addresses are stored and
-    shown as a keyed hash (``hash_key``), so requests stay countable per client without the
-    address. ``fields`` maps Clew's field names to a JSON format's keys, for formats whose keys
-    are whatever the operator named them (NGINX ``log_format ... escape=json``, AWS
-    ``$context`` variables). ``timezone`` is the UTC offset in minutes for timestamps that carry
-    none (HAProxy's accept date is the host's local time).
+    consumer, AWS's API key or Cognito identity), else none (the map's generic ``client``:
+    public traffic from thousands of addresses is one caller, not thousands); ``"client"``
+    takes the client address; ``"header:NAME"`` a captured request header (where the format
+    captures headers), else the client address. With ``hash_clients``, client addresses are
+    stored and shown as a keyed hash (``hash_key``), so requests stay countable per client
+    without the address. ``fields`` maps Clew's field names to a format's own names where the
+    operator chose them: a JSON format's keys (NGINX ``log_format ... escape=json``, AWS
+    ``$context`` variables), or the headers HAProxy captures (``request_headers`` and
+    ``response_headers``: their names, comma-separated, in the order the configuration
+    captures them). ``timezone`` is the UTC offset in minutes for timestamps that carry none
+    (HAProxy's accept date is the host's local time).
     """
 
     gateway: str | None = None
@@ -80,14 +83,13 @@ class Settings:
         identity: str | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> str | None:
-        """The consumer of a request: the configured source of identity, else the client (as
-        ``client`` returns it)."""
+        """The consumer of a request, by ``consumer`` (see the class)."""
+        if self.consumer == "auto":
+            return identity or None
         if self.consumer.startswith("header:") and headers:
             value = headers.get(self.consumer[7:].lower())
             if value:
                 return value
-        elif self.consumer == "auto" and identity:
-            return identity
         return self.client(client)
 
 
@@ -148,11 +150,18 @@ def clf_time_ns(text: str, default_offset_minutes: int = 0) -> int:
         datetime(int(year), _MONTHS[month], int(day), int(hour), int(minute), int(second))
     except ValueError as error:
         raise BadLine(f"{text!r} is not a valid time: {error}") from None
+    _check_year(int(year), text)
     offset = default_offset_minutes * 60
     if sign is not None:
         offset = (int(off_h) * 60 + int(off_m)) * 60 * (-1 if sign == "-" else 1)
     nanos = int(fraction.ljust(9, "0")) if fraction else 0
     return (seconds - offset) * 1_000_000_000 + nanos
+
+
+def _check_year(year: int, text: str) -> None:
+    """Times are stored as signed 64-bit nanoseconds: years 1678 to 2261."""
+    if not 1678 <= year <= 2261:
+        raise BadLine(f"{text!r} is outside the years 1678 to 2261 that a time can hold")
 
 
 _ISO_TIME = re.compile(
@@ -171,6 +180,7 @@ def iso_time_ns(text: str, default_offset_minutes: int = 0) -> int:
         datetime(int(year), int(month), int(day), int(hour), int(minute), int(second))
     except ValueError as error:
         raise BadLine(f"{text!r} is not a valid time: {error}") from None
+    _check_year(int(year), text)
     seconds = calendar.timegm(
         (int(year), int(month), int(day), int(hour), int(minute), int(second))
     )
@@ -290,8 +300,9 @@ class AccessLogCollector:
         return AccessLogCollector(self.name, self.description, self.formats, settings, self.rejects)
 
     def detect(self, head: bytes) -> bool:
-        """Whether most of the head's first lines are in this product's formats (or the head is
-        a file of the product that ``rejects`` refuses, so that it is refused with its reason)."""
+        """Whether most of the head's first lines are in this product's formats, read or broken
+        (or the head is a file of the product that ``rejects`` refuses, so that it is refused
+        with its reason)."""
         text = head.decode("utf-8", errors="replace")
         candidates = text.split("\n")
         if len(head) >= 64 * 1024:
@@ -301,15 +312,19 @@ class AccessLogCollector:
             return False
         if self.rejects is not None and self.rejects(strip_prefix(sample[0])[0]) is not None:
             return True
-        read = sum(1 for line in sample if self._format_of(strip_prefix(line)[0]) is not None)
-        return read * 2 > len(sample)
+        known = sum(1 for line in sample if self._format_of(strip_prefix(line)[0]) is not None)
+        return known * 2 > len(sample)
 
     def _format_of(self, line: str) -> LineFormat | None:
+        """The format a line is in: one that reads it, or finds it broken (``BadLine`` says the
+        line is in that format)."""
         for line_format in self.formats:
             try:
                 line_format.parse(line, self.settings)
-            except (NotThisFormat, BadLine):
+            except NotThisFormat:
                 continue
+            except BadLine:
+                return line_format
             return line_format
         return None
 
