@@ -13,8 +13,8 @@ for access logging for API Gateway" and "Customize HTTP API access logs"
 with dots (``identity.sourceIp``) is read as it is, else as a path into nested objects
 (``{"identity": {"sourceIp": ...}}``). A line is taken for this format when it is a JSON object
 with a request id (``requestId`` or ``extendedRequestId``: AWS requires one of them in every
-access log format); a line that opens an object but is no JSON (cut short, say) is quarantined
-with the JSON parser's reason. API Gateway writes ``-`` for a variable it has no value for;
+access log format); a line that names one but is no JSON (cut short, say) is quarantined with
+the JSON parser's reason. API Gateway writes ``-`` for a variable it has no value for;
 values are text, or numbers where the format leaves them unquoted.
 
 How the fields become a request:
@@ -109,11 +109,14 @@ def parse(line: str, settings: Settings) -> GatewayRequest:
     """A line of an API Gateway stage's JSON access log."""
     if line[:1] != "{":
         raise NotThisFormat
+    by_key = _fields_by_key(settings.fields)
     try:
         record = orjson.loads(line)
     except orjson.JSONDecodeError as error:
-        raise BadLine(f"not JSON: {error}") from None
-    found = _fields_of(record, _fields_by_key(settings.fields))
+        if any(f'"{key.rpartition(".")[2]}"' in line for key in _request_id_keys(by_key)):
+            raise BadLine(f"not JSON: {error}") from None
+        raise NotThisFormat from None  # some other JSON, or too little of it to tell
+    found = _fields_of(record, by_key)
     if "request_id" not in found and "extended_request_id" not in found:
         raise NotThisFormat
 
@@ -193,6 +196,14 @@ def _fields_by_key(configured: Mapping[str, str]) -> _FieldsByKey:
         by_key = _by_key({**FIELDS, **{name: (key,) for name, key in configured.items()}})
         _last_by_key = (dict(configured), by_key)
     return by_key
+
+
+def _request_id_keys(by_key: _FieldsByKey) -> list[str]:
+    return [
+        key
+        for key, fields in by_key.items()
+        if any(name in ("request_id", "extended_request_id") for name, _ in fields)
+    ]
 
 
 def _fields_of(record: dict, by_key: _FieldsByKey) -> dict[str, _Found]:

@@ -30,8 +30,9 @@ line, keys ``start_time``, ``method``, ``x-envoy-origin-path``, ``protocol``, ``
 ``route_name``. Numbers come as numbers or as text ("200"), depending on the Envoy version. The
 key names of Istio's JSON format (``path``, ``authority``, ``user_agent``, ``request_id``,
 ``x_forwarded_for``, ``upstream_service_time``) are read as well. A line is taken for this
-format when it is a JSON object naming ``start_time`` or ``response_code``; a line that opens an
-object but is no JSON (cut short, say) is quarantined with the JSON parser's reason.
+format when it is a JSON object naming ``response_code``; a line that names it (or
+``x-envoy-origin-path``, ``upstream_cluster``, ``response_flags``) but is no JSON (cut short, say)
+is quarantined with the JSON parser's reason.
 
 How the fields become a request, in both formats:
 
@@ -53,8 +54,9 @@ How the fields become a request, in both formats:
   of X-Forwarded-For: the one Envoy appends for the connection's peer
   (``use_remote_address``, as Envoy Gateway sets it); the leftmost entries are the client's own
   claims.
-- ``consumer``: Envoy logs no identity; ``header:NAME`` reads a JSON key of that name (a header an
-  operator logged with ``%REQ(NAME)%``), or one of the text format's header fields.
+- ``consumer``: Envoy logs no identity, so ``auto`` gives none; ``header:NAME`` reads a JSON key
+  of that name (a header an operator logged with ``%REQ(NAME)%``), or one of the text format's
+  header fields.
 - ``trace_id``: a ``traceparent``, ``x-b3-traceid`` or ``trace_id`` (``%TRACE_ID%``) key where
   the JSON has one; X-Request-ID only when it is trace-shaped (Envoy makes it a UUID, which is not).
 - ``attributes``: protocol, response flags and code details, connection termination details,
@@ -112,6 +114,8 @@ _LAYOUT = (
 )
 
 _TRACE_KEYS = ("traceparent", "x-b3-traceid", "trace_id")
+# Keys that only Envoy's JSON formats name: a line that has one but is no JSON is Envoy's, broken.
+_JSON_MARKS = ('"response_code"', '"x-envoy-origin-path"', '"upstream_cluster"', '"response_flags"')
 
 
 def parse_text(line: str, settings: Settings) -> GatewayRequest:
@@ -182,8 +186,10 @@ def parse_json(line: str, settings: Settings) -> GatewayRequest:
     try:
         record = orjson.loads(line)
     except orjson.JSONDecodeError as error:
-        raise BadLine(f"not JSON: {error}") from None
-    if "start_time" not in record and "response_code" not in record:
+        if any(key in line for key in _JSON_MARKS):
+            raise BadLine(f"not JSON: {error}") from None
+        raise NotThisFormat from None  # some other JSON, or too little of it to tell
+    if "response_code" not in record:
         raise NotThisFormat
     get = record.get
     start = _text("start_time", get("start_time"))

@@ -2,9 +2,9 @@
 
 ``kong_json``: one JSON object a line, as the file-log plugin writes it (http-log, tcp-log,
 udp-log and syslog send the same object; Kong docs, "Log format" of the logging plugins, Kong 1.x
-to 3.8). A line is taken for this format when it is a JSON object naming ``started_at`` or
-``latencies``; a line that opens an object but is no JSON (cut short, say) is quarantined with
-the JSON parser's reason. The fields read:
+to 3.8). A line is taken for this format when it is a JSON object naming ``started_at`` and
+``latencies``; a line that names either but is no JSON (cut short, say) is quarantined with the
+JSON parser's reason. The fields read:
 
 - ``started_at``: when Kong began to handle the request, Unix milliseconds: the START
   (``start_ns``).
@@ -66,8 +66,10 @@ def parse(line: str, settings: Settings) -> GatewayRequest:
     try:
         record = orjson.loads(line)
     except orjson.JSONDecodeError as error:
-        raise BadLine(f"not JSON: {error}") from None
-    if "started_at" not in record and "latencies" not in record:
+        if '"started_at"' in line or '"latencies"' in line:
+            raise BadLine(f"not JSON: {error}") from None
+        raise NotThisFormat from None  # some other JSON, or too little of it to tell
+    if "started_at" not in record or "latencies" not in record:
         raise NotThisFormat
     started_at = _milliseconds("started_at", record.get("started_at"))
     if started_at is None:

@@ -120,7 +120,7 @@ def test_rest_api_example_format(sample):
     assert (request.gateway, request.method, request.status) == ("aws_apigateway", "GET", 200)
     assert request.route == "/pets/{petId}"  # resourcePath: the template
     assert (request.path, request.host, request.upstream) == (None, None, None)
-    assert (request.client, request.consumer) == ("203.0.113.9", "203.0.113.9")  # caller "-"
+    assert (request.client, request.consumer) == ("203.0.113.9", None)  # caller, user "-"
     assert (request.bytes_sent, request.bytes_received) == (48, None)
     assert (request.duration_ns, request.upstream_duration_ns, request.trace_id) == (None,) * 3
     assert attributes(request) == {
@@ -183,7 +183,7 @@ def test_nested_keys_cognito_identity_and_an_xray_root(sample):
         ({"principalId": "p", "caller": "AIDAEXAMPLE", "user": "u"}, "p"),
         ({"caller": "AIDAEXAMPLE", "user": "AIDAUSER"}, "AIDAEXAMPLE"),
         ({"user": "AIDAUSER"}, "AIDAUSER"),
-        ({}, "203.0.113.9"),
+        ({}, None),
     ],
 )
 def test_consumer_identity_in_order(tmp_path, identities, consumer):

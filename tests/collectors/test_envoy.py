@@ -69,7 +69,7 @@ def test_corpus_json_line_of_envoy_gateway(corpus_requests):
     assert (first.host, first.path, first.status) == ("www.example.com", "/assets/image.webp", 200)
     assert (first.duration_ns, first.upstream_duration_ns) == (11 * MS, None)
     assert first.upstream == "httproute/app/app-www-example-com/rule/0"  # the cluster, as logged
-    assert (first.client, first.consumer) == ("10.0.0.12", "10.0.0.12")
+    assert (first.client, first.consumer) == ("10.0.0.12", None)  # Envoy logs no identity
     assert (first.bytes_sent, first.bytes_received) == (121_258, 0)
     assert attributes(first) == {
         "protocol": "HTTP/2",
@@ -257,7 +257,11 @@ def test_trace_ids_come_from_trace_headers_never_from_uuid_request_ids(tmp_path)
 
 def test_settings_name_the_gateway_hash_clients_and_read_a_header_consumer(tmp_path):
     path = corpus("envoy", "envoy.log")
-    hashed = requests_of(records(path, Settings(gateway="edge-1", hash_clients=True, hash_key="k")))
+    hashed = requests_of(
+        records(
+            path, Settings(gateway="edge-1", consumer="client", hash_clients=True, hash_key="k")
+        )
+    )
     assert {r.gateway for r in hashed} == {"edge-1"}
     assert hashed[0].client.startswith("client-") and hashed[0].client == hashed[0].consumer
     assert hashed[6].client == hashed[8].client  # the same address, the same hash
