@@ -21,6 +21,7 @@ from __future__ import annotations
 import calendar
 import hashlib
 import hmac
+import math
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -202,18 +203,22 @@ def seconds_ns(text: str | float | int | None) -> int | None:
     if text is None or text in ("-", ""):
         return None
     if isinstance(text, (int, float)) and not isinstance(text, bool):
-        return round(text * 1_000_000_000)
-    if not isinstance(text, str):
+        total = float(text)
+    elif isinstance(text, str):
+        total = 0.0
+        for part in text.replace(":", ",").split(","):
+            part = part.strip()
+            if part in ("-", ""):
+                continue
+            try:
+                total += float(part)
+            except ValueError:
+                raise BadLine(f"{text!r} is not a duration in seconds") from None
+    else:
         raise BadLine(f"{text!r} is not a duration in seconds")
-    total = 0.0
-    for part in text.replace(":", ",").split(","):
-        part = part.strip()
-        if part in ("-", ""):
-            continue
-        try:
-            total += float(part)
-        except ValueError:
-            raise BadLine(f"{text!r} is not a duration in seconds") from None
+    # Stored as signed 64-bit nanoseconds: 292 years at most, and never NaN.
+    if not (math.isfinite(total) and abs(total) < 9.2e9):
+        raise BadLine(f"{text!r} is not a duration in seconds that a record can hold")
     return round(total * 1_000_000_000)
 
 
@@ -223,9 +228,11 @@ def integer(text: str | int | None) -> int | None:
         return None
     if isinstance(text, int) and not isinstance(text, bool):
         return text
+    if not isinstance(text, str):  # a float, a bool: not what an integer field holds
+        raise BadLine(f"{text!r} is not a whole number")
     try:
-        return int(text)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
+        return int(text)
+    except ValueError:
         raise BadLine(f"{text!r} is not a number") from None
 
 

@@ -17,6 +17,7 @@ from clew.records import Checkpoint, GatewayRequest, Quarantined, Record
 from clew.store import gateway_requests
 from collectors import Registry, Source
 from tests.clew.test_rollups import kinds_of, rollup_table
+from tests.conftest import corpus
 
 MINUTE = 60_000_000_000
 T0 = 1_790_000_000 * 1_000_000_000 // MINUTE * MINUTE  # a minute's start
@@ -174,3 +175,25 @@ def test_a_rotated_log_loses_no_line_and_repeats_none(engine, tmp_path: Path, ro
         os.rename(f"{rotated}.gz", logs / "access.log.2.gz")
         assert ingest(engine, [logs], registry).inserted == 0
         assert _numbers(engine) == [1, 2, 3, 4, 5, 6, 7]
+
+
+def test_every_access_log_of_the_corpus_goes_to_its_own_collector(engine, registry):
+    """Through the registry, as ``clew ingest`` reads a folder: each file is detected as its
+    product's, every line is a request or quarantined, the NGINX error log is refused as what it
+    is, and a second run reads nothing."""
+    folders = ("nginx", "envoy", "haproxy", "traefik")
+    result = ingest(engine, [corpus(folder) for folder in folders], registry)
+    by_file = {Path(report.path).name: report for report in result.reports}
+    for folder in folders:
+        for path in corpus(folder).iterdir():
+            report = by_file[path.name]
+            assert report.collector == folder, path
+            if path.name == "nginx-http-generic-bf.log":
+                assert "an NGINX error log, not an access log" in (report.error or "")
+                continue
+            assert report.error is None, path
+            lines = [line for line in path.read_bytes().splitlines() if line.strip()]
+            assert report.records == len(lines) and report.inserted > 0, path
+    assert result.inserted + result.quarantined == result.records
+    again = ingest(engine, [corpus(folder) for folder in folders], registry)
+    assert (again.records, again.inserted) == (0, 0)
