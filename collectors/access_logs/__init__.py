@@ -252,6 +252,18 @@ def path_of(target: str | None) -> str | None:
     return target or "/"
 
 
+def without_port(address: str) -> str:
+    """An address without its port: ``10.0.0.1:80`` → ``10.0.0.1``, ``[fd00::1]:80`` →
+    ``fd00::1``; a bare IPv6 address (``fd00::1``) or a Unix socket (``unix:/run/app.sock``) as
+    it is."""
+    if address.startswith("["):
+        end = address.find("]")
+        return address[1:end] if end > 1 else address
+    if address.count(":") == 1 and not address.startswith("unix:"):
+        return address.partition(":")[0]
+    return address
+
+
 _HEX = re.compile(r"[0-9a-f]+")
 
 

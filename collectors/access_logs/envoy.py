@@ -82,6 +82,7 @@ from collectors.access_logs import (
     iso_time_ns,
     path_of,
     trace_id_of,
+    without_port,
 )
 
 _MS = 1_000_000
@@ -315,16 +316,8 @@ def _start_ns(text: str) -> int:
 
 
 def _ip_of(address: str | None) -> str | None:
-    """An address without its port: ``10.0.0.1:80`` → ``10.0.0.1``, ``[fd00::1]:80`` →
-    ``fd00::1``; a bare IPv6 address (``fd00::1``) as it is."""
-    if not address:
-        return None
-    if address[0] == "[":
-        end = address.find("]")
-        return address[1:end] if end > 1 else address
-    if address.count(":") == 1:
-        return address.partition(":")[0]
-    return address
+    """An address without its port (``without_port``); None for none."""
+    return without_port(address) if address else None
 
 
 def _last_forwarded(forwarded: str | None) -> str | None:

@@ -134,6 +134,7 @@ from collectors.access_logs import (
     path_of,
     seconds_ns,
     trace_id_of,
+    without_port,
 )
 
 GATEWAY = "nginx"
@@ -495,18 +496,8 @@ def _client_of(logged: str | None) -> tuple[str | None, str | None]:
     if _ADDRESS.fullmatch(address) is None:
         raise BadLine(f"client address {address!r} is not an address")
     if ":" in address:
-        address = _without_port(address)
+        address = without_port(address)
     return address, (logged if "," in logged else None)
-
-
-def _without_port(address: str) -> str:
-    """An address without its port: ``[::1]:8080`` → ``::1``, ``10.0.0.1:80`` → ``10.0.0.1``."""
-    if address.startswith("["):
-        end = address.find("]")
-        return address[1:end] if end > 0 else address
-    if address.count(":") == 1 and not address.startswith("unix:"):
-        return address.split(":", 1)[0]
-    return address
 
 
 def _upstream_of(fields: Mapping[str, Any]) -> tuple[str | None, str | None]:

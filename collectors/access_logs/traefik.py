@@ -67,6 +67,7 @@ from collectors.access_logs import (
     iso_time_ns,
     path_of,
     trace_id_of,
+    without_port,
 )
 
 GATEWAY = "traefik"
@@ -116,7 +117,7 @@ def parse_json(line: str, settings: Settings) -> GatewayRequest:
     duration = _nanoseconds(record.get("Duration"), "Duration")
     client_host = _text(record.get("ClientHost"), "ClientHost")
     connection = record.get("ClientAddr")
-    peer = _without_port(connection) if isinstance(connection, str) and connection else None
+    peer = without_port(connection) if isinstance(connection, str) and connection else None
     address = _first_address(client_host) or peer
     service_url = _service_url(record.get("ServiceURL"))
     identity = _text(record.get("ClientUsername"), "ClientUsername")
@@ -223,17 +224,7 @@ def _first_address(client_host: str | None) -> str | None:
     if client_host is None:
         return None
     first = client_host.split(",", 1)[0].strip()
-    return _without_port(first) if _ADDRESS.fullmatch(first) else None
-
-
-def _without_port(address: str) -> str:
-    """An address without its port: ``[::1]:8080`` → ``::1``, ``10.0.0.1:80`` → ``10.0.0.1``."""
-    if address.startswith("["):
-        end = address.find("]")
-        return address[1:end] if end > 0 else address
-    if address.count(":") == 1:
-        return address.split(":", 1)[0]
-    return address
+    return without_port(first) if _ADDRESS.fullmatch(first) else None
 
 
 def _header(record: Mapping[str, object], consumer: str) -> dict[str, str] | None:

@@ -20,3 +20,18 @@ def json_values(*, text: int, keys: int, items: int, leaves: int) -> st.SearchSt
         ),
         max_leaves=leaves,
     )
+
+
+@st.composite
+def mutated_lines(draw: st.DrawFn, samples: list[str]) -> str:
+    """One of ``samples`` (real log lines) with a slice cut out, replaced or doubled."""
+    text = draw(st.sampled_from(samples))
+    start = draw(st.integers(0, len(text)))
+    end = draw(st.integers(start, min(len(text), start + 40)))
+    filler = draw(st.text(alphabet=st.characters(codec="utf-8"), max_size=12))
+    how = draw(st.sampled_from(["cut", "replace", "double"]))
+    if how == "cut":
+        return text[:start] + text[end:]
+    if how == "replace":
+        return text[:start] + filler + text[end:]
+    return text[:end] + text[start:]

@@ -25,6 +25,7 @@ from collectors.access_logs.nginx import (
     parse_json,
     parse_proxy_manager,
 )
+from tests.collectors.strategies import mutated_lines
 from tests.conftest import corpus
 
 NGINX_FILES = [
@@ -535,23 +536,11 @@ SETTINGS = [
 ]
 
 
-@st.composite
-def mutated_lines(draw: st.DrawFn) -> str:
-    """A real line with a slice cut out, replaced or doubled."""
-    text = draw(st.sampled_from(SAMPLE_LINES))
-    start = draw(st.integers(0, len(text)))
-    end = draw(st.integers(start, min(len(text), start + 40)))
-    filler = draw(st.text(alphabet=st.characters(codec="utf-8"), max_size=12))
-    how = draw(st.sampled_from(["cut", "replace", "double"]))
-    if how == "cut":
-        return text[:start] + text[end:]
-    if how == "replace":
-        return text[:start] + filler + text[end:]
-    return text[:end] + text[start:]
-
-
 @hypothesis_settings(max_examples=1000, suppress_health_check=[HealthCheck.too_slow], deadline=None)
-@given(text=st.one_of(st.text(max_size=300), mutated_lines()), which=st.sampled_from(SETTINGS))
+@given(
+    text=st.one_of(st.text(max_size=300), mutated_lines(SAMPLE_LINES)),
+    which=st.sampled_from(SETTINGS),
+)
 def test_any_line_is_read_or_refused_with_a_reason_never_a_crash(text, which):
     for line_format in FORMATS:
         try:

@@ -18,6 +18,7 @@ from clew.records import GatewayRequest, Quarantined
 from collectors import HEAD_BYTES, Source
 from collectors.access_logs import BadLine, NotThisFormat, Settings
 from collectors.access_logs.traefik import FORMATS, collector, parse_clf, parse_json
+from tests.collectors.strategies import mutated_lines
 from tests.conftest import corpus
 
 TRAEFIK_FILES = ["traefik_clf.log", "traefik_json.log"]
@@ -289,23 +290,11 @@ SAMPLE_LINES = [
 SETTINGS = [DEFAULT, Settings(consumer="header:X-Api-Key", hash_clients=True, hash_key="k")]
 
 
-@st.composite
-def mutated_lines(draw: st.DrawFn) -> str:
-    """A real line with a slice cut out, replaced or doubled."""
-    text = draw(st.sampled_from(SAMPLE_LINES))
-    start = draw(st.integers(0, len(text)))
-    end = draw(st.integers(start, min(len(text), start + 40)))
-    filler = draw(st.text(alphabet=st.characters(codec="utf-8"), max_size=12))
-    how = draw(st.sampled_from(["cut", "replace", "double"]))
-    if how == "cut":
-        return text[:start] + text[end:]
-    if how == "replace":
-        return text[:start] + filler + text[end:]
-    return text[:end] + text[start:]
-
-
 @hypothesis_settings(max_examples=1000, suppress_health_check=[HealthCheck.too_slow], deadline=None)
-@given(text=st.one_of(st.text(max_size=300), mutated_lines()), which=st.sampled_from(SETTINGS))
+@given(
+    text=st.one_of(st.text(max_size=300), mutated_lines(SAMPLE_LINES)),
+    which=st.sampled_from(SETTINGS),
+)
 def test_any_line_is_read_or_refused_with_a_reason_never_a_crash(text, which):
     for line_format in FORMATS:
         try:
