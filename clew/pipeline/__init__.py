@@ -273,7 +273,7 @@ class Batch:
     deferred: list[str] = field(default_factory=list)
     chunks: dict[str, stored_spans.Chunk] | None = None
     lag_rows: list[tuple] | None = None
-    #: Requests gateways logged (their contributions are in ``contributions``).
+    #: Requests gateways logged (the writer computes their contributions).
     requests: list[tuple] = field(default_factory=list)
 
     def __reduce_ex__(self, protocol: SupportsIndex) -> tuple:
@@ -346,7 +346,6 @@ class Batch:
                 served = [row for row in (*old, *self.span_rows()) if row[5] in _MAY_BE_ROOTS]
                 contributions = rollups.Contributions(root_callers(conn, served))
                 contributions.add(self.span_rows())
-                contributions.add_gateway(self.requests)
             fresh: dict[str, stored_spans.Chunk] = chunks
             joining_new: list[tuple] = []
             if old:
@@ -362,6 +361,9 @@ class Batch:
             rollups.add_link_lags(conn, contributions, lag_rows, self.links)
             inserted = stored_spans.write_chunks(conn, fresh)
             inserted += stored_spans.write(conn, joining_new)
+        # The writer templates and rolls up gateway requests itself: parsing lines keeps a
+        # parse worker busy, and the writer of requests (no spans to pair) would wait for it.
+        contributions.add_gateway(self.requests)
         inserted += gateway_requests.write(conn, self.requests)
         insert_ignoring_duplicates(conn, "span_links", LINK_COLUMNS, self.links)
         _save_quarantine(conn, source, self.quarantined)
@@ -465,7 +467,6 @@ def batches(
         batch.rows = list(by_id.values())
         batch.records += spans + len(batch.requests)
         batch.unknown_service += unknown
-        batch.contributions.add_gateway(batch.requests)
         share = defer() if defer is not None else 0.0
         if share <= 0:
             batch.contributions.add_by_id(by_id)
