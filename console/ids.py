@@ -84,3 +84,10 @@ class Paths:
     MAP = "paths-map"
     WATERFALL = "paths-waterfall"
     FAILING_SPAN = "paths-failing-span"
+
+
+class Sources:
+    TICK = "sources-tick"
+    MESSAGE = "sources-message"
+    SOURCES = "sources-grid"
+    QUARANTINE = "sources-quarantine"

@@ -157,3 +157,12 @@ def node_kinds(engine: Engine) -> dict[str, str]:
     """The kind of every known node, by name (for drawing shapes off the map)."""
     with engine.connect() as conn:
         return {name: node.kind for name, node in store_queries.nodes(conn).items()}
+
+
+def sources(engine: Engine) -> dict:
+    """What the Sources page shows: every source read, and the newest quarantined input."""
+    with engine.connect() as conn:
+        return {
+            "sources": store_queries.sources(conn),
+            "quarantine": store_queries.quarantine(conn),
+        }

@@ -28,6 +28,7 @@ import traceback
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from multiprocessing.connection import Connection as PipeEnd
 from pathlib import Path
 from typing import BinaryIO, NamedTuple, SupportsIndex
@@ -201,7 +202,9 @@ def _save_checkpoint(
     identity: _FileIdentity,
     fingerprint: str,
     offset: int,
+    run: _Run,
 ) -> None:
+    """Where ``path`` has been read to, and what this run has read of it so far."""
     params = {
         "source": str(path),
         "collector": collector,
@@ -212,19 +215,40 @@ def _save_checkpoint(
         "size": identity.size,
         "mtime_ns": identity.mtime_ns,
         "updated_at": utcnow(),
+        "records": run.last,
+        "run_started_at": run.started_at,
+        "run_records": run.records,
     }
     conn.execute(
         text(
             "INSERT INTO ingest_checkpoints (source, collector, device, inode, fingerprint,"
-            ' "offset", size, mtime_ns, updated_at) VALUES (:source, :collector, :device, :inode,'
-            " :fingerprint, :offset, :size, :mtime_ns, :updated_at)"
+            ' "offset", size, mtime_ns, updated_at, records, run_started_at, run_records)'
+            " VALUES (:source, :collector, :device, :inode, :fingerprint, :offset, :size,"
+            " :mtime_ns, :updated_at, :records, :run_started_at, :run_records)"
             " ON CONFLICT (source) DO UPDATE SET collector = excluded.collector,"
             " device = excluded.device, inode = excluded.inode,"
             ' fingerprint = excluded.fingerprint, "offset" = excluded."offset",'
-            " size = excluded.size, mtime_ns = excluded.mtime_ns, updated_at = excluded.updated_at"
+            " size = excluded.size, mtime_ns = excluded.mtime_ns, updated_at = excluded.updated_at,"
+            " records = ingest_checkpoints.records + excluded.records,"
+            " run_started_at = excluded.run_started_at, run_records = excluded.run_records"
         ),
         params,
     )
+
+
+@dataclass
+class _Run:
+    """One run's reading of a file, for its checkpoint: when it began, the records read in it,
+    and the records of the batch being saved."""
+
+    started_at: datetime
+    records: int = 0
+    last: int = 0
+
+    def add(self, records: int) -> _Run:
+        self.records += records
+        self.last = records
+        return self
 
 
 def _save_quarantine(conn: Connection, source: str, items: list[Quarantined]) -> int:
@@ -944,7 +968,9 @@ def _quarantine_file(engine: Engine, path: Path, reason: str) -> FileReport:
             [Quarantined("byte 0", reason, head.decode("utf-8", errors="backslashreplace"))],
         )
         fingerprint = _fingerprint(path, identity.size)
-        _save_checkpoint(conn, path, "-", identity, fingerprint, identity.size)
+        _save_checkpoint(
+            conn, path, "-", identity, fingerprint, identity.size, _Run(utcnow()).add(1)
+        )
     return report
 
 
@@ -959,6 +985,7 @@ class _Reading:
     report: FileReport
     identity: _FileIdentity
     fingerprint: str
+    run: _Run = field(default_factory=lambda: _Run(utcnow()))
 
 
 def ingest(
@@ -1050,6 +1077,7 @@ def ingest(
                         state.identity,
                         state.fingerprint,
                         item.checkpoint,
+                        state.run.add(item.records),
                     )
                     inserted, cells = item.write(conn, str(job.path), root_callers)
                 committed()

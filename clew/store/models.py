@@ -251,6 +251,12 @@ class IngestCheckpoint(Base):
     size: Mapped[int] = mapped_column(BigInteger, default=0)
     mtime_ns: Mapped[int | None] = mapped_column(BigInteger)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    #: Records read from the source in all (requests, spans, lines quarantined).
+    records: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    #: The latest run that read it: when it began, and the records it has read so far (its rate
+    #: is ``run_records`` over ``updated_at − run_started_at``).
+    run_started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    run_records: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class QuarantineRow(Base):

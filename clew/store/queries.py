@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import orjson
-from sqlalchemy import text
+from sqlalchemy import DateTime, text
 from sqlalchemy.engine import Connection
 
 from clew.store import blocks, histogram, spans
@@ -320,3 +320,53 @@ def failing_paths(conn: Connection, window: Window) -> list[FailingPathTotals]:
 def trace_spans(conn: Connection, trace_id: str) -> list[tuple]:
     """Every stored span of one trace, in ``Span`` column order."""
     return spans.of_trace(conn, trace_id)
+
+
+#: Times as the store keeps them (SQLite keeps them as text: typed, they come back as datetimes).
+_WHEN = DateTime(timezone=True)
+
+
+def sources(conn: Connection) -> list[dict]:
+    """Every source read: its collector, how far it was read and when, what its latest run read
+    and how fast, and how much of it is in quarantine; most recently read first."""
+    quarantined = dict(
+        conn.execute(text("SELECT source, count(*) FROM quarantine GROUP BY source")).all()
+    )
+    rows = conn.execute(
+        text(
+            'SELECT source, collector, "offset", size, updated_at, records, run_started_at,'
+            " run_records FROM ingest_checkpoints ORDER BY updated_at DESC, source"
+        ).columns(updated_at=_WHEN, run_started_at=_WHEN)
+    ).all()
+    found = []
+    for source, collector, offset, size, updated_at, records, started_at, run_records in rows:
+        seconds = (updated_at - started_at).total_seconds() if started_at else 0.0
+        found.append(
+            {
+                "source": source,
+                "collector": None if collector == "-" else collector,
+                "offset": offset,
+                "size": size,
+                "last_read": updated_at,
+                "records": records,
+                "run_records": run_records,
+                "rate": run_records / seconds if seconds > 0 else None,
+                "quarantined": quarantined.get(source, 0),
+            }
+        )
+    return found
+
+
+def quarantine(conn: Connection, limit: int = 500) -> list[dict]:
+    """The newest quarantined input: source, position, reason, excerpt and when."""
+    rows = conn.execute(
+        text(
+            "SELECT source, position, reason, excerpt, created_at FROM quarantine"
+            " ORDER BY created_at DESC, id DESC LIMIT :limit"
+        ).columns(created_at=_WHEN),
+        {"limit": limit},
+    )
+    return [
+        {"source": s, "position": p, "reason": r, "excerpt": e, "created_at": c}
+        for s, p, r, e, c in rows
+    ]

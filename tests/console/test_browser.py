@@ -308,3 +308,32 @@ def test_the_paths_page_leads_to_the_failing_span(browser, sample_url):
     browser.back()
     wait(browser, lambda d: "path" not in query(d))
     assert severe_console_errors(browser) == []
+
+
+def test_the_sources_page_lists_what_was_read_and_what_was_quarantined(browser, tmp_path):
+    """Access logs of the corpus and a log with a hostile broken line: every source with its
+    format and counts, the quarantined line with where and why, all of it inert text."""
+    from clew.pipeline import ingest
+    from collectors import load_registry
+    from tests.conftest import corpus
+
+    bad = tmp_path / "logs" / "edge.log"
+    bad.parent.mkdir()
+    good = (corpus("nginx") / "nginx_http-logs.log").read_text().splitlines()[0]
+    bad.write_text(f"{good}\n{good}\nnot a request {HOSTILE}\n")
+    engine = store.open_engine(str(tmp_path / "clew.db"))
+    store.ensure_schema(engine)
+    ingest(engine, [corpus("haproxy"), bad.parent], load_registry())
+    engine.dispose()
+    with serving(str(tmp_path / "clew.db")) as url:
+        browser.get(f"{url}/sources")
+        wait(browser, "return document.querySelectorAll('#sources-grid .ag-row').length === 3")
+        listed = text_of(browser, "sources-grid")
+        assert "logfile_haproxy.0" in listed and "edge.log" in listed and "haproxy" in listed
+        wait(browser, lambda d: HOSTILE in text_of(d, "sources-quarantine"))
+        quarantined = text_of(browser, "sources-quarantine")
+        assert "line 3" in quarantined and "a proxy event" in quarantined
+        images = "return document.querySelectorAll('img[src=\"x\"]').length"
+        assert browser.execute_script(images) == 0
+        assert browser.execute_script("return window.__clew_xss === undefined")
+        assert severe_console_errors(browser) == []
