@@ -197,3 +197,25 @@ def test_every_access_log_of_the_corpus_goes_to_its_own_collector(engine, regist
     assert result.inserted + result.quarantined == result.records
     again = ingest(engine, [corpus(folder) for folder in folders], registry)
     assert (again.records, again.inserted) == (0, 0)
+
+
+def test_a_source_counts_what_it_read_in_all_and_in_its_latest_run(engine, tmp_path: Path):
+    from clew.store import queries
+
+    registry = Registry([LinesOfRequests({n: request(n) for n in range(1, 10)})])
+    log = tmp_path / "access.log"
+    _append(log, 1, 2, 3)
+    ingest(engine, [log], registry, batch_spans=2)
+    _append(log, 4)
+    log.write_text(log.read_text() + "bad\n")
+    ingest(engine, [log], registry)
+    with engine.connect() as conn:
+        (source,) = queries.sources(conn)
+    assert (source["collector"], source["records"], source["run_records"]) == (
+        "test_gateway",
+        5,
+        2,
+    )
+    assert source["offset"] == source["size"] == log.stat().st_size
+    assert source["quarantined"] == 1
+    assert source["rate"] is None or source["rate"] > 0  # None when the run took no time
