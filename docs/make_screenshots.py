@@ -2,8 +2,8 @@
 
 Serves the console on ``DB_PATH`` (a SQLite file or database URL; `clew demo --no-serve --db X`
 makes one) with waitress on a free local port, opens the Overview and the Service map over all
-the data in Debian's headless Chromium at 1440×900, and saves ``overview.png``, ``map.png`` and
-``paths.png`` (the worst failing path with its exemplar trace).
+the data in Debian's headless Chromium at 1440×900, and saves ``overview.png``, ``map.png``,
+``paths.png`` (the worst failing path with its exemplar trace) and ``sources.png``.
 """
 
 from __future__ import annotations
@@ -36,9 +36,15 @@ READY = {
     "paths": "return document.querySelectorAll('#paths-list .path-row').length > 0"
     " && document.querySelectorAll('#paths-waterfall .wf-row.failing').length > 0"
     " && !!document.querySelector('#paths-map canvas')",
+    "sources": "return document.querySelectorAll('#sources-grid .ag-row').length > 0",
 }
 #: What each screenshot shows.
-PAGES = (("overview", "/?window=all"), ("map", "/map?window=all"), ("paths", "/paths?window=all"))
+PAGES = (
+    ("overview", "/?window=all"),
+    ("map", "/map?window=all"),
+    ("paths", "/paths?window=all"),
+    ("sources", "/sources"),
+)
 
 
 def driver(profile: str) -> webdriver.Chrome:

@@ -69,7 +69,7 @@ _SOURCE_COLUMNS = [
         "tooltipField": "source",
     },
     {"field": "collector", "headerName": "Format", "flex": 1, "minWidth": 110},
-    {"field": "last_read", "headerName": "Last read (UTC)", "flex": 1, "minWidth": 160},
+    {"field": "last_read", "headerName": "Last read (UTC)", "flex": 1, "minWidth": 175},
     {"field": "since", "headerName": "", "flex": 1, "minWidth": 120},
     {
         "field": "unread",
@@ -87,7 +87,8 @@ _SOURCE_COLUMNS = [
     },
     {
         "field": "rate",
-        "headerName": "Records/s (last run)",
+        "headerName": "Records/s",
+        "headerTooltip": "Records per second in the latest run that read the source",
         "type": "numericColumn",
         "flex": 1,
         "valueFormatter": {
