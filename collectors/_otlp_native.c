@@ -1450,6 +1450,8 @@ static PyMethodDef methods[] = {
     {"json_records", json_records, METH_O, json_records_doc},
     {"configure", (PyCFunction)(void (*)(void))configure, METH_VARARGS | METH_KEYWORDS,
      configure_doc},
+    {"nginx_block", (PyCFunction)(void (*)(void))nginx_block, METH_FASTCALL, nginx_block_doc},
+    {"nginx_configure", nginx_configure, METH_O, nginx_configure_doc},
     {NULL, NULL, 0, NULL},
 };
 

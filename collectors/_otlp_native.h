@@ -70,4 +70,9 @@ PyObject *json_records(PyObject *module, PyObject *arg);
 void json_init(void);
 extern const char json_records_doc[];
 
+/* The NGINX combined reader (_access_nginx.c). */
+PyObject *nginx_block(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+PyObject *nginx_configure(PyObject *module, PyObject *type);
+extern const char nginx_block_doc[], nginx_configure_doc[];
+
 #endif

@@ -1,4 +1,5 @@
-"""The compiled OTLP readers (``collectors/_otlp_native.c`` and ``_otlp_json.c``), configured.
+"""The compiled readers (``collectors/_otlp_native.c`` and ``_otlp_json.c`` for OTLP,
+``_access_nginx.c`` for NGINX ``combined`` access logs), configured.
 
 ``reader`` is the one place that decides whether the collectors use them: None when the module
 is not built (Clew installed without a C compiler) or when ``CLEW_NO_NATIVE`` is set (to anything
@@ -13,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from clew.records import Span, SpanKind, SpanLink
+from clew.records import GatewayRequest, Span, SpanKind, SpanLink
 from collectors import semconv
 
 
@@ -37,6 +38,7 @@ def load() -> Any:
         server_kind=SpanKind.SERVER,
         caller_kinds=semconv._CALLER_KINDS,
     )
+    _otlp_native.nginx_configure(GatewayRequest)
     return _otlp_native
 
 

@@ -94,12 +94,25 @@ class Settings:
         return self.client(client)
 
 
+#: A compiled reader of many lines at once: ``(data, start, end, most)`` reads the lines of
+#: ``data[start:end]`` (each ending with a newline), at most ``most`` of them, up to the first one
+#: it hands back, and gives ``(records, position, lines)``: the records, where it stopped and how
+#: many lines it went past (blank ones included).
+BlockReader = Callable[[bytes, int, int, int], tuple[list[GatewayRequest], int, int]]
+
+
 @dataclass(frozen=True)
 class LineFormat:
-    """One line format: its name (``nginx_combined``, ``envoy_json``) and its parser."""
+    """One line format: its name (``nginx_combined``, ``envoy_json``) and its parser.
+
+    ``block``, where a format has one, gives for the ``Settings`` a ``BlockReader`` (or None
+    when it has none for them, or is not built) that reads its lines exactly as ``parse`` and
+    the collector's per-line loop do, and hands back every line it does not read so.
+    """
 
     name: str
     parse: Callable[[str, Settings], GatewayRequest]
+    block: Callable[[Settings], BlockReader | None] | None = None
 
 
 # A container runtime's log line (CRI, as containerd and CRI-O write it): time, stream, a full or
@@ -364,7 +377,19 @@ class AccessLogCollector:
             handle.seek(source.offset)
             yield from self._records(handle, source, line_number)
 
+    def _block_reader(self) -> tuple[LineFormat, BlockReader] | None:
+        """A format's compiled reader of blocks of lines for these settings, if any."""
+        for line_format in self.formats:
+            if line_format.block is not None:
+                reader = line_format.block(self.settings)
+                if reader is not None:
+                    return line_format, reader
+        return None
+
     def _records(self, handle, source: Source, line_number: int) -> Iterator[Record]:
+        if (block := self._block_reader()) is not None:
+            yield from self._block_records(handle, source, line_number, *block)
+            return
         settings = self.settings
         formats = list(self.formats)
         position = source.offset
@@ -393,6 +418,102 @@ class AccessLogCollector:
                             raise CollectorError(f"{source.name}: line {line_number}: {reason}")
                     first = False
                     yield self._record(line, formats, settings, line_number)
+                if since_checkpoint >= CHECKPOINT_LINES and not partial:
+                    yield Checkpoint(position)
+                    since_checkpoint = 0
+        except (OSError, EOFError) as error:  # a damaged gzip stream, a vanished disk
+            raise CollectorError(
+                f"{source.name}: after line {line_number}: cannot read on: {error}"
+            ) from error
+        if not partial:
+            yield Checkpoint(position)
+
+    def _block_records(
+        self,
+        handle,
+        source: Source,
+        line_number: int,
+        block_format: LineFormat,
+        read_block: BlockReader,
+    ) -> Iterator[Record]:
+        """``_records`` with a compiled reader: the complete lines of each block read go to
+        ``read_block``, the lines it hands back through the per-line loop's steps, one by one;
+        records, checkpoints, positions and line numbers are exactly those of ``_records``."""
+        settings = self.settings
+        formats = list(self.formats)
+        position = source.offset
+        since_checkpoint = 0
+        partial: list[str] = []  # a line the container runtime split (tag P), so far
+        first = True
+
+        def one_line(raw: bytes) -> GatewayRequest | Quarantined | None:
+            """The per-line loop's steps for one line (after its counting)."""
+            nonlocal partial, first
+            text = raw.decode("utf-8", errors="backslashreplace").rstrip("\r\n")
+            line, is_partial = strip_prefix(text)
+            if is_partial:
+                partial.append(line)
+                return None
+            if partial:
+                line = "".join(partial) + line
+                partial = []
+            if not line.strip():
+                return None
+            if first and self.rejects is not None:
+                reason = self.rejects(line)
+                if reason is not None:
+                    raise CollectorError(f"{source.name}: line {line_number}: {reason}")
+            first = False
+            return self._record(line, formats, settings, line_number)
+
+        pieces: list[bytes] = []  # of a line that runs on past the blocks read so far
+        try:
+            while chunk := handle.read(lines.READ_BYTES):
+                complete = chunk.rfind(b"\n") + 1  # the chunk's part up to its last newline
+                if not complete:
+                    pieces.append(chunk)
+                    continue
+                data = b"".join((*pieces, chunk)) if pieces else chunk
+                end = len(data) - len(chunk) + complete
+                pieces = [chunk[complete:]] if complete < len(chunk) else []
+                start = 0
+                while start < end:
+                    if first or partial:
+                        stop, count, records = start, 0, []
+                    else:
+                        records, stop, count = read_block(
+                            data, start, end, CHECKPOINT_LINES - since_checkpoint
+                        )
+                    if records:
+                        yield from records
+                        if formats[0] is not block_format:  # as _record moves a format
+                            formats.insert(0, formats.pop(formats.index(block_format)))
+                    line_number += count
+                    position += stop - start
+                    since_checkpoint += count
+                    start = stop
+                    if start < end and (not count or since_checkpoint < CHECKPOINT_LINES):
+                        # a line the reader hands back (or any, before the first or in a
+                        # partial one: past a checkpoint's count, too): the per-line loop's way
+                        stop = data.index(b"\n", start, end) + 1
+                        line_number += 1
+                        position += stop - start
+                        since_checkpoint += 1
+                        record = one_line(data[start:stop])
+                        start = stop
+                        if record is not None:
+                            yield record
+                    if since_checkpoint >= CHECKPOINT_LINES and not partial:
+                        yield Checkpoint(position)
+                        since_checkpoint = 0
+            if pieces and not source.growing:  # the last line, without a newline
+                raw = b"".join(pieces)
+                line_number += 1
+                position += len(raw)
+                since_checkpoint += 1
+                record = one_line(raw)
+                if record is not None:
+                    yield record
                 if since_checkpoint >= CHECKPOINT_LINES and not partial:
                     yield Checkpoint(position)
                     since_checkpoint = 0

@@ -122,9 +122,11 @@ from typing import Any
 import orjson
 
 from clew.records import GatewayRequest
+from collectors import native
 from collectors.access_logs import (
     AccessLogCollector,
     BadLine,
+    BlockReader,
     LineFormat,
     NotThisFormat,
     Settings,
@@ -678,7 +680,20 @@ def _unescaped(text: str) -> str:
         return text
 
 
-NGINX_COMBINED = LineFormat("nginx_combined", parse_combined)
+def combined_block(settings: Settings) -> BlockReader | None:
+    """The compiled reader of ``combined`` lines (``collectors/_access_nginx.c``: what it reads
+    and hands back), for these settings; None when it is not built or disabled, and when client
+    addresses are hashed (the per-line path hashes them)."""
+    reader = native.reader
+    if reader is None or settings.hash_clients:
+        return None
+    gateway = settings.gateway if settings.gateway is not None else GATEWAY
+    by_client = settings.consumer != "auto"  # else the user: consumer_of without headers
+    read = reader.nginx_block
+    return lambda data, start, end, most: read(data, start, end, most, gateway, by_client)
+
+
+NGINX_COMBINED = LineFormat("nginx_combined", parse_combined, combined_block)
 NGINX_PROXY_MANAGER = LineFormat("nginx_proxy_manager", parse_proxy_manager)
 NGINX_JSON = LineFormat("nginx_json", parse_json)
 FORMATS = [NGINX_COMBINED, NGINX_PROXY_MANAGER, NGINX_JSON]
