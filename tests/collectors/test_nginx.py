@@ -536,7 +536,7 @@ SETTINGS = [
 ]
 
 
-@hypothesis_settings(max_examples=1000, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@hypothesis_settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(
     text=st.one_of(st.text(max_size=300), mutated_lines(SAMPLE_LINES)),
     which=st.sampled_from(SETTINGS),

@@ -290,7 +290,7 @@ SAMPLE_LINES = [
 SETTINGS = [DEFAULT, Settings(consumer="header:X-Api-Key", hash_clients=True, hash_key="k")]
 
 
-@hypothesis_settings(max_examples=1000, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@hypothesis_settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(
     text=st.one_of(st.text(max_size=300), mutated_lines(SAMPLE_LINES)),
     which=st.sampled_from(SETTINGS),
