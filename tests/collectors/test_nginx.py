@@ -38,7 +38,6 @@ NGINX_FILES = [
     "nginx-proxy-manager-logs.log",
     "nginx_http-logs.log",
 ]
-OTHER_PRODUCTS = ["traefik", "envoy", "haproxy", "kong"]
 DEFAULT = Settings()
 
 
@@ -237,17 +236,6 @@ def test_an_error_log_is_refused_with_its_reason():
     assert collector().detect(path.read_bytes()[:HEAD_BYTES])  # so that no other claims it
     with pytest.raises(CollectorError, match="line 1: an NGINX error log, not an access log"):
         list(collector().collect(Source(path)))
-
-
-@pytest.mark.parametrize("name", NGINX_FILES)
-def test_every_nginx_file_is_claimed_by_this_collector(name):
-    assert collector().detect(corpus("nginx", name).read_bytes()[:HEAD_BYTES])
-
-
-@pytest.mark.parametrize("product", OTHER_PRODUCTS)
-def test_no_file_of_another_product_is_claimed(product):
-    for path in sorted(corpus(product).iterdir()):
-        assert not collector().detect(path.read_bytes()[:HEAD_BYTES]), path.name
 
 
 # --- Settings -----------------------------------------------------------------------------------

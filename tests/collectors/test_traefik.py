@@ -15,14 +15,13 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from clew.records import GatewayRequest, Quarantined
-from collectors import HEAD_BYTES, Source
+from collectors import Source
 from collectors.access_logs import BadLine, NotThisFormat, Settings
 from collectors.access_logs.traefik import FORMATS, collector, parse_clf, parse_json
 from tests.collectors.strategies import mutated_lines
 from tests.conftest import corpus
 
 TRAEFIK_FILES = ["traefik_clf.log", "traefik_json.log"]
-OTHER_PRODUCTS = ["nginx", "envoy", "haproxy", "kong"]
 DEFAULT = Settings()
 
 
@@ -131,17 +130,6 @@ def test_clf_lines_are_stamped_with_the_start_and_whole_milliseconds():
         "user_agent": "Nikto",
     }
     assert (requests[6].client, requests[6].upstream) == ("172.17.1.3", "http://172.17.0.4:80")
-
-
-@pytest.mark.parametrize("name", TRAEFIK_FILES)
-def test_every_traefik_file_is_claimed_by_this_collector(name):
-    assert collector().detect(corpus("traefik", name).read_bytes()[:HEAD_BYTES])
-
-
-@pytest.mark.parametrize("product", OTHER_PRODUCTS)
-def test_no_file_of_another_product_is_claimed(product):
-    for path in sorted(corpus(product).iterdir()):
-        assert not collector().detect(path.read_bytes()[:HEAD_BYTES]), path.name
 
 
 # --- Settings -----------------------------------------------------------------------------------
