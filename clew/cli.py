@@ -107,14 +107,15 @@ def db_upgrade(db: str | None, revision: str) -> None:
 @db_option
 @json_option
 def db_rebuild_rollups(db: str | None, as_json: bool) -> None:
-    """Recompute every trace rollup from the stored spans (after a change to pairing rules)."""
-    from clew.pipeline import rollups
+    """Recompute every trace rollup from the stored spans (after a change to pairing rules),
+    root spans joined with the gateway requests stored."""
+    from clew.pipeline import joins, rollups
 
     engine = _open(db)
     started = time.perf_counter()
     with _progress(not as_json) as progress:
         report = (lambda d, t: progress("spans", d, t)) if progress else None
-        cells = rollups.rebuild(engine, report)
+        cells = rollups.rebuild(engine, report, root_callers=joins.callers)
     seconds = round(time.perf_counter() - started, 3)
     if as_json:
         _print_json({"rollup_rows": cells, "seconds": seconds})

@@ -130,7 +130,8 @@ def overview(conn: Connection, window: Window, worst: int = 10) -> Overview:
     calls = sum(e.count for e in edges)
     errors = sum(e.errors for e in edges)
     merged = histogram.merge(e.histogram for e in edges)
-    entry = sum(e.count for e in edges if e.client == ROOT_CALLER)
+    # Requests from outside: from the generic client and from the consumers a gateway names.
+    entry = sum(e.count for e in edges if graph.nodes[e.client]["kind"] == "client")
     rows = [edge_metrics(e, seconds) for e in edges]
     rows.sort(key=lambda r: (-r["error_ratio"], -(r["p95_ms"] or 0), r["client"], r["server"]))
     services = sum(1 for _, d in graph.nodes(data=True) if d["kind"] == "service")
@@ -271,15 +272,22 @@ def service_endpoints(conn: Connection, window: Window, service: str) -> list[di
 
 def entry_operations(conn: Connection, window: Window) -> list[dict]:
     """Each entry operation (a root span's service and endpoint) with its end-to-end latency:
-    rate, errors and p50/p95/p99/max of its root spans, busiest first."""
-    items = queries.endpoint_totals(conn, window, client=ROOT_CALLER)
-    merged = _merged_by_endpoint(items, lambda ep, t: (t.server, ep, t.connection_type))
+    rate, errors and p50/p95/p99/max of its root spans, and who called it (``client``, or the
+    gateways that logged its requests), busiest first."""
+    # A root span's caller is the generic client, or the gateway that logged its request.
+    callers = [ROOT_CALLER, *(n.name for n in queries.nodes(conn).values() if n.kind == "gateway")]
+    items = queries.endpoint_totals(conn, window, clients=callers, sources=queries.TRACE_SOURCES)
+    called_by: dict[tuple[str, str], set[str]] = {}
+    for endpoint, totals in items:
+        called_by.setdefault((totals.server, endpoint), set()).add(totals.client)
+    merged = _merged_by_endpoint(items, lambda ep, t: (t.server, ep, "entry"))
     first, last = queries.data_range(conn)
     seconds = window_seconds(window, first, last)
     rows = []
     for endpoint, totals in merged:
         row = {"service": totals.server} | _endpoint_metrics(endpoint, totals, seconds)
-        del row["client"]
+        del row["client"], row["connection_type"]
+        row["callers"] = sorted(called_by[(totals.server, endpoint)])
         rows.append(row)
     rows.sort(key=lambda r: (-r["count"], r["service"], r["endpoint"]))
     return rows

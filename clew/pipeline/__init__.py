@@ -37,7 +37,7 @@ from sqlalchemy import Engine, bindparam, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
-from clew.pipeline import rollups
+from clew.pipeline import joins, rollups
 from clew.records import (
     UNKNOWN_SERVICE,
     Checkpoint,
@@ -339,8 +339,10 @@ class Batch:
 
         Spans of traces that already have spans stored are looked up first, so the rollups of
         those traces are corrected for the new arrivals and spans stored before are not counted
-        again. With ``root_callers``, the callers it names for root spans replace ``client``, and
-        the batch's rollups are computed here with them.
+        again. Root spans whose requests a gateway logged get the gateway as their caller instead
+        of ``client`` (``clew.pipeline.joins``; ``root_callers`` replaces that join), and the
+        batch's rollups are then computed here with them; stored traces whose requests this
+        batch's gateway requests are move their cells to the gateway.
         """
         # One writer at a time: the lookups below and the writes must see the same spans.
         if conn.dialect.name == "postgresql":
@@ -353,10 +355,7 @@ class Batch:
         inserted = 0
         # A new object: the batch stays as it came, should its write be tried again.
         contributions = rollups.Contributions()
-        if root_callers is None or not self.span_count:
-            contributions.merge(self.contributions)
-            if self.deferred:
-                contributions.add(self._rows_of(set(self.deferred)))
+        names: dict[tuple[str, str], tuple[str, str]] = {}
         if self.span_count:
             # Rows made here are grouped and encoded now, as the worker does with its batches.
             chunks = self.chunks
@@ -366,10 +365,19 @@ class Batch:
             if lag_rows is None:
                 lag_rows = rollups.lag_rows(self.span_rows(), self.links)
             old = stored_spans.of_traces(conn, chunks)
-            if root_callers is not None:
+            # Spans stay encoded unless some root may be named: with no request stored, the
+            # contributions made with the batch (in the parse worker) are the batch's.
+            if root_callers is not None or joins.any_requests(conn):
                 served = [row for row in (*old, *self.span_rows()) if row[5] in _MAY_BE_ROOTS]
-                contributions = rollups.Contributions(root_callers(conn, served))
+                names = (root_callers or joins.callers)(conn, served)
+            if names:
+                contributions = rollups.Contributions(names)
                 contributions.add(self.span_rows())
+        if not names:
+            contributions.merge(self.contributions)
+            if self.deferred:
+                contributions.add(self._rows_of(set(self.deferred)))
+        if self.span_count:
             fresh: dict[str, stored_spans.Chunk] = chunks
             joining_new: list[tuple] = []
             if old:
@@ -388,6 +396,8 @@ class Batch:
         # The writer templates and rolls up gateway requests itself: parsing lines keeps a
         # parse worker busy, and the writer of requests (no spans to pair) would wait for it.
         contributions.add_gateway(self.requests)
+        if self.requests and root_callers is None:
+            joins.rename(conn, contributions, self.requests)
         inserted += gateway_requests.write(conn, self.requests)
         insert_ignoring_duplicates(conn, "span_links", LINK_COLUMNS, self.links)
         _save_quarantine(conn, source, self.quarantined)
@@ -918,9 +928,10 @@ def _checkpointing(engine: Engine, enabled: bool = True) -> Iterator[Callable[[]
         yield lambda: None
         return
     wake = threading.Event()
-    done = False
+    done = committed = False
 
     def run() -> None:
+        nonlocal committed
         try:
             connection = engine.raw_connection()
         except DBAPIError:
@@ -929,13 +940,15 @@ def _checkpointing(engine: Engine, enabled: bool = True) -> Iterator[Callable[[]
             while True:
                 wake.wait()
                 wake.clear()
+                if committed:  # the last commit is copied too, should the end come with it
+                    committed = False
+                    cursor = connection.cursor()
+                    try:
+                        cursor.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                    finally:
+                        cursor.close()
                 if done:
                     return
-                cursor = connection.cursor()
-                try:
-                    cursor.execute("PRAGMA wal_checkpoint(PASSIVE)")
-                finally:
-                    cursor.close()
         except sqlite3.Error:
             return  # an optimisation only: the writer checkpoints by itself
         finally:
@@ -943,8 +956,14 @@ def _checkpointing(engine: Engine, enabled: bool = True) -> Iterator[Callable[[]
 
     thread = threading.Thread(target=run, name="clew-checkpointer", daemon=True)
     thread.start()
+
+    def after_commit() -> None:
+        nonlocal committed
+        committed = True
+        wake.set()
+
     try:
-        yield wake.set
+        yield after_commit
     finally:
         done = True
         wake.set()

@@ -59,8 +59,9 @@ class SpanChunk(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     trace_id: Mapped[str] = mapped_column(String(32), index=True)
-    #: The earliest start among the chunk's spans (Unix ns): what retention goes by.
-    start_ns: Mapped[int] = mapped_column(BigInteger)
+    #: The earliest start among the chunk's spans (Unix ns): what retention goes by, and how a
+    #: gateway log read later finds the root spans of its requests.
+    start_ns: Mapped[int] = mapped_column(BigInteger, index=True)
     span_count: Mapped[int] = mapped_column(Integer)
     spans: Mapped[bytes] = mapped_column(LargeBinary)
 

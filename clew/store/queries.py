@@ -6,10 +6,11 @@ edges and minutes in the window, not the number of spans.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 
 import orjson
-from sqlalchemy import DateTime, text
+from sqlalchemy import DateTime, bindparam, text
 from sqlalchemy.engine import Connection
 
 from clew.store import blocks, histogram, spans
@@ -83,14 +84,39 @@ def _by_index(buckets: dict[str, int]) -> dict[int, int]:
     return {int(key): n for key, n in buckets.items()}
 
 
+#: The rollup source of gateway access logs; every other source is trace evidence.
+GATEWAY_SOURCE = "gateway"
+#: The rollup sources of trace evidence: strict client/server pairs, and relaxed ones.
+TRACE_SOURCES = ("trace", "trace_relaxed")
+
+
+def family(source: str) -> str:
+    """The evidence family of a rollup source: ``gateway`` (access logs) or ``trace`` (strict and
+    relaxed pairs of spans). Two families may see the same requests, so they are never summed."""
+    return GATEWAY_SOURCE if source == GATEWAY_SOURCE else "trace"
+
+
+def one_family(by_family: dict[str, EdgeTotals]) -> EdgeTotals:
+    """One edge (or endpoint) seen by both families, counted once: by the family that saw more of
+    its requests, the gateway's on a tie. A sampled trace stream sees fewer of the requests a
+    gateway logs; a gateway whose log is missing for part of the window sees fewer than the
+    traces. The edge keeps every source it was seen by."""
+    if len(by_family) == 1:
+        return next(iter(by_family.values()))
+    trace, gateway = by_family["trace"], by_family[GATEWAY_SOURCE]
+    chosen = gateway if gateway.count >= trace.count else trace
+    return replace(chosen, sources=trace.sources | gateway.sources)
+
+
 def edge_totals(conn: Connection, window: Window) -> list[EdgeTotals]:
     """Every edge with traffic in ``window``, histograms merged across minutes and endpoints.
 
     The window is read as whole rollup blocks where they fit and minute cells at its ragged ends
-    (``clew.store.blocks.plan``), so its cost follows the number of edges, not of minutes.
+    (``clew.store.blocks.plan``), so its cost follows the number of edges, not of minutes. An edge
+    that traces and a gateway's log both saw is counted once (``one_family``).
     """
-    edges: dict[tuple[str, str, str], EdgeTotals] = {}
-    merged: dict[tuple[str, str, str], tuple[dict[str, int], dict[str, int]]] = {}
+    edges: dict[tuple[str, str, str, str], EdgeTotals] = {}
+    merged: dict[tuple[str, str, str, str], tuple[dict[str, int], dict[str, int]]] = {}
     for length, start, end in blocks.plan(window.since_minute, window.until_minute):
         where, params = Window(start, end).clause()
         if length == 1:
@@ -116,7 +142,7 @@ def edge_totals(conn: Connection, window: Window) -> list[EdgeTotals]:
             lag_sum,
             lag_hist,
         ) in conn.execute(text(sql), params):
-            key = (client, server, ctype)
+            key = (client, server, ctype, GATEWAY_SOURCE if source == GATEWAY_SOURCE else "")
             edge = edges.get(key)
             if edge is None:
                 edge = edges[key] = EdgeTotals(client, server, ctype)
@@ -134,10 +160,13 @@ def edge_totals(conn: Connection, window: Window) -> list[EdgeTotals]:
                 edge.lag_count += lag_count
                 edge.lag_sum_ns += lag_sum
                 _add_stored(lag_buckets, lag_hist)
+    by_edge: dict[tuple[str, str, str], dict[str, EdgeTotals]] = {}
     for key, (buckets, lag_buckets) in merged.items():
-        edges[key].histogram = _by_index(buckets)
-        edges[key].lag_histogram = _by_index(lag_buckets)
-    return sorted(edges.values(), key=lambda e: (e.client, e.server, e.connection_type))
+        edge = edges[key]
+        edge.histogram = _by_index(buckets)
+        edge.lag_histogram = _by_index(lag_buckets)
+        by_edge.setdefault(key[:3], {})[key[3] or "trace"] = edge
+    return [one_family(by_edge[key]) for key in sorted(by_edge)]
 
 
 def nodes(conn: Connection) -> dict[str, Node]:
@@ -182,24 +211,46 @@ class MinuteTotals:
 def minute_series(
     conn: Connection, window: Window, client: str | None = None, server: str | None = None
 ) -> list[MinuteTotals]:
-    """Per-minute totals over all edges, or over one edge when ``client``/``server`` are given."""
+    """Per-minute totals over all edges, or over one edge when ``client``/``server`` are given;
+    in each minute, an edge that both families saw is counted by one (``one_family``)."""
     where, params = _edge_clause(window, client, server)
     rows = conn.execute(
-        text(f"SELECT minute, count, errors, histogram FROM edge_rollups WHERE {where}"),
+        text(
+            "SELECT minute, client, server, connection_type, source, count, errors, histogram"
+            f" FROM edge_rollups WHERE {where}"
+        ),
         params,
     )
-    series: dict[int, MinuteTotals] = {}
-    merged: dict[int, dict[str, int]] = {}
-    for minute, n, err, hist in rows:
-        totals = series.get(minute)
+    # Per minute, edge and family first (histograms keyed by the buckets' text until merged);
+    # the families are chosen between once all are read.
+    cells: dict[tuple, EdgeTotals] = {}
+    for minute, c, s, ctype, source, n, err, hist in rows:
+        key = (minute, c, s, ctype, family(source))
+        totals = cells.get(key)
         if totals is None:
-            totals = series[minute] = MinuteTotals(minute, 0, 0, {})
-            merged[minute] = {}
+            totals = cells[key] = EdgeTotals(c, s, ctype, {source})
         totals.count += n
         totals.errors += err
-        _add_stored(merged[minute], hist)
-    for minute, buckets in merged.items():
-        series[minute].histogram = _by_index(buckets)
+        _add_stored(totals.histogram, hist)  # type: ignore[arg-type]
+    by_edge: dict[tuple, dict[str, EdgeTotals]] = {}
+    for key, totals in cells.items():
+        by_edge.setdefault(key[:4], {})[key[4]] = totals
+    series: dict[int, MinuteTotals] = {}
+    buckets: dict[int, dict[str, int]] = {}
+    for key, families in by_edge.items():
+        chosen = one_family(families)
+        minute = key[0]
+        totals_of_minute = series.get(minute)
+        if totals_of_minute is None:
+            totals_of_minute = series[minute] = MinuteTotals(minute, 0, 0, {})
+            buckets[minute] = {}
+        totals_of_minute.count += chosen.count
+        totals_of_minute.errors += chosen.errors
+        into = buckets[minute]
+        for bucket, n in chosen.histogram.items():
+            into[bucket] = into.get(bucket, 0) + n  # type: ignore[index]
+    for minute, into in buckets.items():
+        series[minute].histogram = _by_index(into)
     return [series[m] for m in sorted(series)]
 
 
@@ -243,24 +294,42 @@ def window_between(since: str | None, until: str | None, now_ns: int) -> Window:
 
 
 def endpoint_totals(
-    conn: Connection, window: Window, *, client: str | None = None, server: str | None = None
+    conn: Connection,
+    window: Window,
+    *,
+    client: str | None = None,
+    server: str | None = None,
+    clients: Sequence[str] | None = None,
+    sources: Sequence[str] | None = None,
 ) -> list[tuple[str, EdgeTotals]]:
-    """Per endpoint of the edges into ``server`` (from ``client``, when given), in ``window``:
-    (endpoint, its totals on one edge and connection type), sorted."""
+    """Per endpoint of the edges into ``server`` (from ``client``, or any of ``clients``, when
+    given; of ``sources`` only, when given), in ``window``: (endpoint, its totals on one edge and
+    connection type), sorted. An endpoint both families saw on one edge is counted once
+    (``one_family``)."""
     where, params = _edge_clause(window, client, server)
-    rows = conn.execute(
-        text(
-            "SELECT client, server, connection_type, endpoint, source, count, errors,"
-            " client_errors, duration_sum_ns, duration_max_ns, histogram"
-            f" FROM edge_rollups WHERE {where}"
-        ),
-        params,
+    if clients is not None:
+        where += " AND client IN :clients"
+        params["clients"] = list(clients)  # type: ignore[assignment]
+    if sources is not None:
+        where += " AND source IN :sources"
+        params["sources"] = list(sources)  # type: ignore[assignment]
+    statement = text(
+        "SELECT client, server, connection_type, endpoint, source, count, errors,"
+        " client_errors, duration_sum_ns, duration_max_ns, histogram"
+        f" FROM edge_rollups WHERE {where}"
     )
-    found: dict[tuple[str, str, str, str], EdgeTotals] = {}
-    for c, s, ctype, endpoint, source, n, err, cerr, dsum, dmax, hist in rows:
-        totals = found.get((c, s, ctype, endpoint))
+    if clients is not None:
+        statement = statement.bindparams(bindparam("clients", expanding=True))
+    if sources is not None:
+        statement = statement.bindparams(bindparam("sources", expanding=True))
+    found: dict[tuple[str, str, str, str, str], EdgeTotals] = {}
+    for c, s, ctype, endpoint, source, n, err, cerr, dsum, dmax, hist in conn.execute(
+        statement, params
+    ):
+        key = (c, s, ctype, endpoint, family(source))
+        totals = found.get(key)
         if totals is None:
-            totals = found[(c, s, ctype, endpoint)] = EdgeTotals(c, s, ctype)
+            totals = found[key] = EdgeTotals(c, s, ctype)
         totals.sources.add(source)
         totals.count += n
         totals.errors += err
@@ -269,7 +338,10 @@ def endpoint_totals(
         totals.duration_max_ns = max(totals.duration_max_ns, dmax)
         for index, count in histogram.loads(hist).items():
             totals.histogram[index] = totals.histogram.get(index, 0) + count
-    return [(key[3], found[key]) for key in sorted(found)]
+    by_endpoint: dict[tuple[str, str, str, str], dict[str, EdgeTotals]] = {}
+    for key, totals in found.items():
+        by_endpoint.setdefault(key[:4], {})[key[4]] = totals
+    return [(key[3], one_family(by_endpoint[key])) for key in sorted(by_endpoint)]
 
 
 @dataclass

@@ -122,6 +122,20 @@ def of_traces(conn: Connection, trace_ids: Iterable[str]) -> list[tuple]:
     return found
 
 
+_STARTED_BETWEEN = text(
+    "SELECT spans FROM span_chunks WHERE start_ns >= :since AND start_ns < :until"
+)
+
+
+def started_between(conn: Connection, since: int, until: int) -> Iterator[tuple]:
+    """The span rows of the chunks whose earliest span started in ``[since, until)``, by the
+    start index: a trace's root span is in the chunk that holds its earliest span (give or take
+    clock skew, which a caller widens the range for)."""
+    decode_rows = _DECODER.decode
+    for (data,) in conn.execute(_STARTED_BETWEEN, {"since": since, "until": until}):
+        yield from decode_rows(data)
+
+
 def _trace_and_span(row: tuple) -> tuple[str, str]:
     return row[0], row[1]
 
