@@ -49,10 +49,23 @@ def edge_metrics(edge: EdgeTotals, seconds: float) -> dict:
         "p95_ms": _ms(histogram.quantile(edge.histogram, 0.95)),
         "p99_ms": _ms(histogram.quantile(edge.histogram, 0.99)),
         "max_ms": _ms(edge.duration_max_ns),
-        # queue lag (consumer start − producer end), on topic → consumer edges where measured
-        "lag_count": edge.lag_count,
-        "lag_p50_ms": _ms(histogram.quantile(edge.lag_histogram, 0.50)),
-        "lag_p95_ms": _ms(histogram.quantile(edge.lag_histogram, 0.95)),
+    } | _added_time(edge)
+
+
+def _added_time(edge: EdgeTotals) -> dict:
+    """What the node in between adds: a topic's queue lag (consumer start − producer end) on
+    topic → consumer edges, a gateway's overhead (its whole time less the upstream's) on gateway
+    → upstream edges, where measured; both are kept in the cells' lag columns."""
+    overhead = queries.GATEWAY_SOURCE in edge.sources
+    measured = {
+        "count": edge.lag_count,
+        "p50_ms": _ms(histogram.quantile(edge.lag_histogram, 0.50)),
+        "p95_ms": _ms(histogram.quantile(edge.lag_histogram, 0.95)),
+    }
+    empty = {"count": 0, "p50_ms": None, "p95_ms": None}
+    lag, gateway = (empty, measured) if overhead else (measured, empty)
+    return {f"lag_{k}": v for k, v in lag.items()} | {
+        f"overhead_{k}": v for k, v in gateway.items()
     }
 
 

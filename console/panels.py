@@ -200,6 +200,11 @@ def edge_panel(
                     ),
                     ("Max", formatting.ms(edge.get("max_ms"))),
                     *([("Queue lag p50 / p95", _lag(edge))] if edge.get("lag_count") else []),
+                    *(
+                        [("Gateway overhead p50 / p95", _lag(edge, "overhead"))]
+                        if edge.get("overhead_count")
+                        else []
+                    ),
                 ]
             )
         )
@@ -215,5 +220,8 @@ def edge_panel(
     return out
 
 
-def _lag(edge: dict) -> str:
-    return f"{formatting.ms(edge.get('lag_p50_ms'))} / {formatting.ms(edge.get('lag_p95_ms'))}"
+def _lag(edge: dict, kind: str = "lag") -> str:
+    """Time added by the node in between (``lag``: a queue's; ``overhead``: a gateway's)."""
+    return (
+        f"{formatting.ms(edge.get(f'{kind}_p50_ms'))} / {formatting.ms(edge.get(f'{kind}_p95_ms'))}"
+    )

@@ -433,7 +433,9 @@ class Contributions:
     def add_gateway(self, requests: Iterable[Sequence], sign: int = 1) -> None:
         """Add the contributions of requests a gateway logged: the edge consumer → gateway (the
         request as the gateway timed it) and gateway → upstream (the upstream's time where the
-        log gives it), per route, with the source ``gateway``; the upstream's endpoints.
+        log gives it), per route, with the source ``gateway``; the upstream's endpoints. Where
+        the log gives both times, the gateway's overhead (the whole request less the upstream's
+        part) is kept on the gateway → upstream cell in the columns a topic's queue lag uses.
 
         A request's route is the template the gateway names, else its path's (``clew.routes``).
         A consumer the log does not name is the virtual caller ``client``.
@@ -454,10 +456,13 @@ class Contributions:
             if upstream is None:
                 continue
             upstream_duration = request[G_UPSTREAM_DURATION]
+            overhead = None  # the gateway's own time, where the log gives both
             if upstream_duration is None:
                 upstream_duration = duration
+            elif request[G_DURATION] is not None:
+                overhead = duration - upstream_duration
             key = (minute, gateway, upstream, ConnectionType.DIRECT, endpoint, GATEWAY_SOURCE)
-            self._count(key, upstream_duration, error, client_error, sign)
+            self._count(key, upstream_duration, error, client_error, sign, overhead)
             self._node(upstream, NodeKind.SERVICE, None, sign)
             if sign > 0:
                 seen = self.endpoints.get((upstream, "http", method or "ANY", route))

@@ -105,7 +105,12 @@ def one_family(by_family: dict[str, EdgeTotals]) -> EdgeTotals:
         return next(iter(by_family.values()))
     trace, gateway = by_family["trace"], by_family[GATEWAY_SOURCE]
     chosen = gateway if gateway.count >= trace.count else trace
-    return replace(chosen, sources=trace.sources | gateway.sources)
+    chosen = replace(chosen, sources=trace.sources | gateway.sources)
+    if chosen is not gateway and gateway.lag_count:  # the gateway's overhead, only it knows
+        chosen.lag_count = gateway.lag_count
+        chosen.lag_sum_ns = gateway.lag_sum_ns
+        chosen.lag_histogram = gateway.lag_histogram
+    return chosen
 
 
 def edge_totals(conn: Connection, window: Window) -> list[EdgeTotals]:

@@ -224,6 +224,23 @@ def test_an_edge_both_evidences_saw_is_counted_once(engine, tmp_path: Path):
     assert entry["callers"] == ["client", "edge"]
 
 
+def test_the_gateway_s_overhead_is_its_whole_time_less_the_upstream_s(engine, tmp_path: Path):
+    traces, requests = landscape(tmp_path)
+    requests[5] = requests[5]._replace(upstream_duration_ns=None)  # this line gives one time
+    spans, log = write_files(tmp_path, traces, requests)
+    ingest_in_turn(engine, registry_with(requests), [spans, log])
+    with engine.connect() as conn:
+        view = metrics.graph_view(conn, queries.Window())
+    edges = {(e["client"], e["server"]): e for e in view["edges"]}
+    upstream = edges[("edge", "payments-api")]
+    # Requests 1-4 logged both times (26 and 21 ms); the histogram holds 5 ms within 2 %.
+    assert upstream["overhead_count"] == 4
+    assert upstream["overhead_p50_ms"] == pytest.approx(5.0, rel=0.02)
+    assert upstream["overhead_p95_ms"] == pytest.approx(5.0, rel=0.02)
+    assert upstream["lag_count"] == 0  # not a queue's lag
+    assert edges[("partner-a", "edge")]["overhead_count"] == 0
+
+
 def test_the_family_that_saw_more_of_an_edge_s_requests_is_the_one_counted():
     """A sampled trace stream sees fewer of a gateway's requests; a gateway log missing for part of
     the window fewer than the traces."""
