@@ -159,6 +159,15 @@ def _access_log_settings(
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--format", "format_name", default=None, help="Collector to use (default: detect).")
 @click.option(
+    "--log-format",
+    "log_format",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    metavar="FILE",
+    help="Access logs: read the paths in the format a mapping file describes (an NGINX"
+    " log_format, or JSON keys; see the README), instead of --format.",
+)
+@click.option(
     "--gateway", default=None, help="Access logs: the gateway's node name (default: the product)."
 )
 @click.option(
@@ -184,6 +193,7 @@ def _access_log_settings(
 def ingest(
     paths: tuple[Path, ...],
     format_name: str | None,
+    log_format: Path | None,
     gateway: str | None,
     consumer: str,
     hash_clients: bool,
@@ -202,6 +212,8 @@ def ingest(
             f"unknown format {format_name!r}; known: {', '.join(sorted(registry))}",
             param_hint="--format",
         )
+    if log_format is not None:
+        format_name = _custom_format(registry, log_format, format_name)
     settings = _access_log_settings(gateway, consumer, hash_clients, timezone)
     registry = Registry(
         [
@@ -251,6 +263,18 @@ def ingest(
         click.echo(f"error: {problem}", err=True)
     if result.problems:
         sys.exit(1)
+
+
+def _custom_format(registry, path: Path, format_name: str | None) -> str:
+    """Registers the collector of a ``--log-format`` mapping file; its name."""
+    from collectors.access_logs import custom
+
+    if format_name:
+        raise click.UsageError("--format and --log-format both name the format: give one")
+    try:
+        return registry.register(custom.collector(path)).name
+    except ValueError as error:  # a MappingError, or another collector named so
+        raise click.BadParameter(str(error), param_hint="--log-format") from None
 
 
 def _quarantined_since(conn, sources: list[str], limit: int = 20) -> list[tuple[str, str, str]]:
