@@ -1,10 +1,13 @@
-"""Clew's sample landscape: a retailer's traces, made by the real OpenTelemetry SDK.
+"""Clew's sample landscape: a retailer's traces, made by the real OpenTelemetry SDK, and the
+access logs of the gateways in front of it.
 
 The landscape is data: SERVICES says what each service's operations do (their own work and the
 calls they make, with probabilities and latency distributions) and ENTRIES says how traffic
 arrives. `_Walker` walks that table once per trace, creating spans with explicit timestamps
 through one TracerProvider per service; `OtlpJsonLinesExporter` writes them the way the
 OpenTelemetry Collector's file exporter does: one ExportTraceServiceRequest per line, as OTLP/JSON.
+The requests that came through a gateway (`Arrival`s) are then written again as the gateway logs
+them: Kong's file-log JSON for the partners, NGINX's JSON log_format for the web shop.
 
 This module is loaded by path (importlib), not as a package, so it imports only the standard
 library, OpenTelemetry, protobuf and orjson. Run it directly for the CLI:
@@ -15,6 +18,7 @@ library, OpenTelemetry, protobuf and orjson. Run it directly for the CLI:
 import argparse
 import base64
 import bisect
+import email.utils
 import itertools
 import json
 import math
@@ -158,6 +162,23 @@ class Entry:
     host: str
     user_agents: tuple[str, ...]
     clients: str  # the first three octets of the callers' addresses
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """A request from outside as its root SERVER span saw it: what a gateway in front logs."""
+
+    entry: Entry
+    method: str
+    path: str
+    start: int
+    end: int
+    status: int
+    trace_id: str  # 32 hex digits
+    span_id: str  # 16 hex digits
+    client: str
+    user_agent: str
+    params: dict[str, str]  # the trace's ids (sku, orderId, ...)
 
 
 @dataclass(frozen=True)
@@ -595,15 +616,17 @@ SQL = {
     "INSERT": "INSERT INTO {t} (id, status, payload) VALUES ($1, $2, $3)",
     "UPDATE": "UPDATE {t} SET status = $1 WHERE id = $2",
 }
+# The ids in paths that reach the gateways are plain numbers or prefixed ids, as many shops and
+# APIs use: a gateway logs the concrete path, which Clew templates by the id's form.
 PARAMS = {
-    "sku": lambda r: f"SKU-{100000 + int(r.expovariate(1 / 400)) % 20000}",
+    "sku": lambda r: f"{100000 + int(r.expovariate(1 / 400)) % 20000}",
     "cartId": lambda r: f"{r.getrandbits(48):012x}",
     "customerId": lambda r: f"C{r.randrange(10**7):07d}",
-    "orderId": lambda r: f"ORD-{r.randrange(10**8):08d}",
+    "orderId": lambda r: f"{r.randrange(10**8):08d}",
     "paymentId": lambda r: f"pay_{r.getrandbits(64):016x}",
     "shipmentId": lambda r: f"SHP{r.randrange(10**9):09d}",
     "sessionId": lambda r: f"{r.getrandbits(64):016x}",
-    "storeId": lambda r: f"S{r.randrange(1, 120):03d}",
+    "storeId": lambda r: f"{r.randrange(1, 120)}",
 }
 PARAM = re.compile(r"\{(\w+)\}")
 
@@ -801,17 +824,20 @@ class _Walker:
             Internal: self._internal,
         }
 
-    def play(self, entry: Entry, start: int) -> None:
-        """Plays one request arriving at `entry` at `start` (ns), and everything it causes."""
+    def play(self, entry: Entry, start: int) -> Arrival:
+        """Plays one request arriving at `entry` at `start` (ns), and everything it causes;
+        returns the request as its root span saw it."""
         self._params = {}  # a trace keeps its sku, cart and order ids from hop to hop
         rng = self._rng
-        attributes = {
-            "client.address": f"{entry.clients}.{rng.randrange(2, 255)}",
-            "user_agent.original": rng.choice(entry.user_agents),
-        }
-        path = self._fill(entry.operation.split(" ", 1)[1])
+        client, user_agent = (
+            f"{entry.clients}.{rng.randrange(2, 255)}",
+            rng.choice(entry.user_agents),
+        )
+        attributes = {"client.address": client, "user_agent.original": user_agent}
+        method, route = entry.operation.split(" ", 1)
+        path = self._fill(route)
         # An empty Context makes a root span, whatever span is current in this process.
-        self._serve(
+        end, status, context = self._serve(
             entry.service,
             entry.operation,
             path,
@@ -822,6 +848,19 @@ class _Walker:
             port=443,
             scheme="https",
             extra=attributes,
+        )
+        return Arrival(
+            entry,
+            method,
+            path,
+            start,
+            end,
+            status,
+            f"{context.trace_id:032x}",
+            f"{context.span_id:016x}",
+            client,
+            user_agent,
+            dict(self._params),
         )
 
     # -- helpers
@@ -874,8 +913,9 @@ class _Walker:
         port: int,
         scheme: str,
         extra: dict | None = None,
-    ) -> tuple[int, int]:
-        """Handles one HTTP request in service `name`; returns (end ns, HTTP status)."""
+    ) -> tuple[int, int, SpanContext]:
+        """Handles one HTTP request in service `name`; returns (end ns, HTTP status, and the
+        server span's context)."""
         service, operation = SERVICES[name], SERVICES[name].operations[op_key]
         method, route = op_key.split(" ", 1)
         attributes = {
@@ -904,7 +944,7 @@ class _Walker:
             span.set_attributes(_semconv(service, {"error.type": str(status)}, server=True))
         span.set_attributes(_semconv(service, {"http.response.status_code": status}, server=True))
         span.end(end_time=end)
-        return end, status
+        return end, status, span.get_span_context()
 
     def _consume(
         self, name: str, topic: str, producer: trace.Span, start: int, partition: str
@@ -999,7 +1039,7 @@ class _Walker:
             attributes=_semconv(service, attributes),
         )
         there = start + self._net_ns()
-        served, status = self._serve(
+        served, status, _ = self._serve(
             call.service,
             call.operation,
             path,
@@ -1145,6 +1185,678 @@ def _trace_starts(rng: random.Random, start_ns: int, end_ns: int, count: int) ->
     return sorted(starts)
 
 
+# --- the gateways: the same requests in their access logs ---------------------------------------
+#
+# Partners reach payments-api through Kong (node `api-gateway`), which writes its file-log plugin's
+# JSON; the web shop's visitors reach storefront-web through NGINX (node `shop-edge`), which
+# writes a JSON log_format. Each root SERVER span of those entries is one proxied line, timed
+# around the span as the gateway would time it; beside them are the requests the gateways answer
+# themselves (Kong's 401 and 429, NGINX's static files), with no upstream and no trace.
+
+KONG_LOG = "kong-access.log"
+NGINX_LOG = "nginx-access.log"
+
+
+@dataclass(frozen=True)
+class ApiConsumer:
+    """A partner as the API gateway knows it: a Kong consumer with a key-auth credential. Its
+    calls come from its own block of addresses: the last octets `octets` of the partner entries'
+    network (`Entry.clients`)."""
+
+    username: str
+    custom_id: str
+    octets: range
+    id: str
+    credential_id: str
+
+
+@dataclass(frozen=True)
+class KongRoute:
+    """A Kong route to payments-api. Routes with `traced` run Kong's OpenTelemetry plugin, which
+    sets a `traceparent` header for the upstream; Kong logs request headers as they were sent,
+    so the header and its trace id show in the log."""
+
+    name: str
+    id: str
+    prefix: str
+    traced: bool
+
+
+API_GATEWAY = "api-gateway"
+KONG_VERSION = "3.8.0"
+KONG_WORKSPACE = "7586b099-fa79-4c38-9c63-9bd44a22f2a1"
+KONG_SERVICE_ID = "1e04610a-cf3a-46fa-9698-55a453e236ec"
+KONG_SERVICE_HOST = "payments-api.payments.svc.cluster.local"
+KONG_UPSTREAM_IPS = ("10.30.2.14", "10.30.2.15", "10.30.2.16")  # payments-api's pods
+KONG_ROUTES = (
+    KongRoute("payments", "51256da9-af96-4755-b18f-7c078f476343", "/v2/payments", traced=True),
+    # added with the refunds API, and still without the OpenTelemetry plugin
+    KongRoute("refunds", "d69035b3-7ca4-4d7b-8a41-1d85f2d55430", "/v2/refunds", traced=False),
+)
+API_CONSUMERS = (
+    ApiConsumer(
+        "northwind-marketplace",
+        "P-1007",
+        range(2, 120),
+        "6ff75a15-cee2-4f5b-88db-d58ad522ebd5",
+        "a0956568-3178-4fad-960d-8fd3f9b7474b",
+    ),
+    ApiConsumer(
+        "bluefin-travel",
+        "P-1031",
+        range(120, 190),
+        "e9c6b6f2-7788-4af9-b493-4fd7850b21b0",
+        "d69625e5-63f4-47f4-9b1e-858eb30b082a",
+    ),
+    ApiConsumer(
+        "kestrel-subscriptions",
+        "P-1044",
+        range(190, 230),
+        "d249f3b7-4c19-4b86-83ff-e8b95784ca8f",
+        "759e0969-16ae-41b7-8bbd-52b8b57bd36f",
+    ),
+    ApiConsumer(
+        "tidewater-invoicing",
+        "P-1052",
+        range(230, 255),
+        "22746267-d83d-4a41-9fab-fed892e318cb",
+        "572d19da-ea1f-48e6-9722-8b3ac73c7537",
+    ),
+)
+# kestrel's reconciliation job asks for payment statuses in bursts, while its plan allows one
+# request a second: the rest of each burst is answered 429 by Kong's rate-limiting plugin.
+NOISY_CONSUMER = "kestrel-subscriptions"
+NOISY_BURST_P = 0.6  # of its status lookups, those that come with a burst
+NOISY_BURST = (2, 8)  # rejected requests in a burst
+# 401s from key-auth, one for every so many partner requests: a partner worker still holding a
+# rotated key, or a scanner with none.
+BAD_KEY_P = 0.05
+SCANNERS = ("curl/8.5.0", "Go-http-client/1.1", "python-httpx/0.27.2")
+KONG_BODY = {  # the upstream's response bodies, median bytes
+    "POST /v2/payments": 640,
+    "GET /v2/payments/{paymentId}": 560,
+    "POST /v2/refunds": 420,
+}
+
+SHOP_EDGE = "shop-edge"
+# One of the three storefront instances runs without the setting that returns the trace id in an
+# X-Trace-Id response header (NGINX logs it as $upstream_http_x_trace_id): a third of the proxied
+# lines carry no trace id.
+SHOP_INSTANCES_WITH_TRACE_HEADER = (True, True, False)
+SHOP_PAGES = {  # what each entry answers, median bytes, and whether a browser renders it as a page
+    "GET /products/{sku}": (48_000, True),
+    "GET /search": (61_000, True),
+    "GET /cart": (22_000, True),
+    "POST /cart/items": (310, False),
+    "POST /checkout": (540, False),
+    "GET /account/orders/{orderId}": (27_000, True),
+    "GET /stores/{storeId}/availability/{sku}": (180, False),
+    "POST /login": (120, False),
+}
+SHOP_ERROR_PAGE = 1_862  # the storefront's own 5xx page
+SHOP_ASSETS = (  # a page's static files, served by NGINX from disk
+    ("/static/css/shop.4f1c9a2e.css", 38_211),
+    ("/static/js/shop.9b07d3c1.js", 182_544),
+    ("/static/fonts/inter-var.4a7c.woff2", 98_112),
+)
+FIRST_VISIT_P = 0.3  # a page view that fetches the static files
+REVALIDATE_P = 0.2  # one that asks whether the stylesheet and script changed (304)
+SEARCH_TERMS = ("rain jacket", "trail shoes", "merino socks", "tent", "headlamp", "backpack 30l")
+SHOP_REFERERS = ("https://www.shop.example/", "https://www.google.com/", "")
+
+
+class _AccessLog:
+    """A gateway's access log in the making: its lines, written in the order the gateway
+    finished the requests, and the counts the manifest gives about them."""
+
+    def __init__(self, collector: str, gateway: str, upstream: str) -> None:
+        self.collector, self.gateway, self.upstream = collector, gateway, upstream
+        self._lines: list[tuple[int, int, bytes]] = []
+        self._consumers: dict[str, int] = {}
+        self._anonymous = 0
+        self._traced = 0
+        self._answered: dict[str, int] = {}
+        self._entries: dict[str, int] = {}
+        self._entries_traced = 0
+        self._leads: list[int] = []
+
+    def add(
+        self,
+        written: int,
+        line: bytes,
+        *,
+        consumer: str | None,
+        traced: bool,
+        status: int,
+        arrival: Arrival | None = None,
+        logged_start: int = 0,
+    ) -> None:
+        """One line, written at `written` (ns). A line with an `arrival` is that root span's
+        request, proxied, and logged as starting at `logged_start`; any other was answered by
+        the gateway itself."""
+        self._lines.append((written, len(self._lines), line))
+        if consumer is None:
+            self._anonymous += 1
+        else:
+            self._consumers[consumer] = self._consumers.get(consumer, 0) + 1
+        self._traced += traced
+        if arrival is None:
+            self._answered[str(status)] = self._answered.get(str(status), 0) + 1
+            return
+        caller = consumer or "client"
+        self._entries[caller] = self._entries.get(caller, 0) + 1
+        self._entries_traced += traced
+        self._leads.append(arrival.start - logged_start)
+
+    def write(self, path: pathlib.Path) -> None:
+        """Writes the lines in the order they were written."""
+        with open(path, "wb") as stream:
+            stream.writelines(line for _, _, line in sorted(self._lines))
+
+    def manifest(self, service: str) -> dict:
+        """What the tests need to know about the log; `service` is the entry it fronts."""
+        proxied = sum(self._entries.values())
+        consumers = dict(sorted(self._consumers.items()))
+        callers = [*consumers.items(), *((("client", self._anonymous),) if self._anonymous else ())]
+        return {
+            "collector": self.collector,
+            "gateway": self.gateway,
+            "upstream": self.upstream,
+            "lines": len(self._lines),
+            "with_trace_id": self._traced,
+            "consumers": consumers,
+            "without_consumer": self._anonymous,
+            "answered_by_gateway": {
+                "count": sum(self._answered.values()),
+                "by_status": dict(sorted(self._answered.items())),
+            },
+            # consumer → gateway for every line ("client" where the log names no consumer), and
+            # gateway → upstream for the lines that reached it
+            "edges": [
+                *({"client": c, "server": self.gateway, "count": n} for c, n in callers),
+                {"client": self.gateway, "server": self.upstream, "count": proxied},
+            ],
+            # the root spans of `service` that came through this gateway: one line each
+            "entry_requests": {
+                "service": service,
+                "count": proxied,
+                "with_trace_id": self._entries_traced,
+                "without_trace_id": proxied - self._entries_traced,
+                "by_consumer": dict(sorted(self._entries.items())),
+                # span start - the start the line gives: the gateway's time before proxying
+                "start_lead_ns": {"min": min(self._leads), "max": max(self._leads)}
+                if self._leads
+                else None,
+            },
+        }
+
+
+def _ms(ns: int) -> int:
+    """Gateways keep time in whole milliseconds (NGINX's cached clock, Kong's ngx.now())."""
+    return ns // MS
+
+
+def _seconds_text(ms: int) -> str:
+    """NGINX's seconds with milliseconds: 0.057."""
+    return f"{ms // 1000}.{ms % 1000:03d}"
+
+
+def _proxy_times(
+    rng: random.Random, arrival: Arrival, before_ms: tuple[float, float], after_ns: int
+) -> tuple[int, int, int, int]:
+    """When a gateway began reading the request, sent it upstream, had the whole response and
+    finished sending it, around the root span: `before_ms` of its own work first (a range),
+    `after_ns` after."""
+    sent = arrival.start - int(rng.uniform(0.2, 0.8) * MS)
+    began = sent - int(rng.uniform(*before_ms) * MS)
+    answered = arrival.end + int(rng.uniform(0.2, 0.8) * MS)
+    return began, sent, answered, answered + after_ns
+
+
+def _cjson(record: dict) -> bytes:
+    """`record` as lua-cjson encodes it for Kong's file-log: compact, and "/" escaped."""
+    # "/" only ever occurs inside JSON strings, so escaping it everywhere is exact.
+    return orjson.dumps(record).replace(b"/", b"\\/") + b"\n"
+
+
+def _http_date(ns: int) -> str:
+    return email.utils.formatdate(ns // 1_000_000_000, usegmt=True)
+
+
+def _api_consumer(client: str) -> ApiConsumer:
+    octet = int(client.rsplit(".", 1)[1])
+    return next(c for c in API_CONSUMERS if octet in c.octets)
+
+
+def _kong_route(path: str) -> KongRoute:
+    return next(r for r in KONG_ROUTES if path.startswith(r.prefix))
+
+
+class _KongLog:
+    """Kong 3.8's file-log lines for the partner entries of payments-api, and the requests Kong
+    answers itself; the JSON's shape is the file-log plugin's ("Log format" in Kong's docs)."""
+
+    def __init__(self, rng: random.Random, start_ns: int, end_ns: int) -> None:
+        self._rng = rng
+        self._start_ns, self._end_ns = start_ns, end_ns
+        self.log = _AccessLog("kong", API_GATEWAY, "payments-api")
+        # Kong's configuration was last changed a fortnight before the window.
+        created = start_ns // 1_000_000_000 - 86_400 * 60
+        updated = start_ns // 1_000_000_000 - 86_400 * 14
+        self._service = {
+            "write_timeout": 60000,
+            "read_timeout": 60000,
+            "updated_at": updated,
+            "host": KONG_SERVICE_HOST,
+            "name": "payments-api",
+            "id": KONG_SERVICE_ID,
+            "port": 8080,
+            "enabled": True,
+            "created_at": created,
+            "protocol": "http",
+            "ws_id": KONG_WORKSPACE,
+            "connect_timeout": 60000,
+            "retries": 5,
+        }
+        self._routes = {
+            route.name: {
+                "updated_at": updated,
+                "tags": [],
+                "response_buffering": True,
+                "path_handling": "v0",
+                "protocols": ["https"],
+                "service": {"id": KONG_SERVICE_ID},
+                "https_redirect_status_code": 426,
+                "regex_priority": 0,
+                "name": route.name,
+                "id": route.id,
+                "strip_path": False,
+                "preserve_host": False,
+                "created_at": created,
+                "request_buffering": True,
+                "ws_id": KONG_WORKSPACE,
+                "paths": [route.prefix],
+            }
+            for route in KONG_ROUTES
+        }
+        self._consumers = {
+            c.username: {
+                "id": c.id,
+                "username": c.username,
+                "custom_id": c.custom_id,
+                "created_at": created,
+                "updated_at": updated,
+                "ws_id": KONG_WORKSPACE,
+            }
+            for c in API_CONSUMERS
+        }
+
+    def proxied(self, arrival: Arrival) -> None:
+        """The line of one partner request Kong passed to payments-api, and the bursts and bad
+        keys that come with the partners' traffic."""
+        rng = self._rng
+        consumer = _api_consumer(arrival.client)
+        route = _kong_route(arrival.path)
+        began, sent, answered, done = _proxy_times(
+            rng, arrival, (1.0, 3.0), int(rng.uniform(0.1, 0.6) * MS)
+        )
+        request_ms = _ms(done) - _ms(began)
+        proxy_ms = _ms(answered) - _ms(sent)
+        request_id = f"{rng.getrandbits(128):032x}"
+        headers = self._request_headers(arrival.method, arrival.user_agent)
+        if route.traced:
+            headers["traceparent"] = f"00-{arrival.trace_id}-{rng.getrandbits(64):016x}-01"
+        median = KONG_BODY[arrival.entry.operation]
+        body = 110 if arrival.status >= 500 else int(median * rng.uniform(0.9, 1.1))
+        record = {
+            "latencies": {
+                "request": request_ms,
+                "kong": request_ms - proxy_ms,
+                "proxy": proxy_ms,
+                "receive": 0,
+            },
+            "service": self._service,
+            "request": self._request(request_id, arrival.method, arrival.path, headers),
+            "client_ip": arrival.client,
+            "tries": [
+                {
+                    "balancer_start": _ms(sent),
+                    "balancer_start_ns": orjson.Fragment(format(float(sent), ".14g")),
+                    "ip": rng.choice(KONG_UPSTREAM_IPS),
+                    "port": 8080,
+                    "balancer_latency": 0,
+                    "balancer_latency_ns": rng.randrange(9_000, 60_000),
+                }
+            ],
+            "response": self._response(
+                arrival.status,
+                done,
+                request_id,
+                body,
+                {
+                    "content-type": "application/json",
+                    "connection": "keep-alive",
+                    "via": f"1.1 kong/{KONG_VERSION}",
+                    "x-kong-upstream-latency": str(proxy_ms),
+                    "x-kong-proxy-latency": str(_ms(sent) - _ms(began)),
+                },
+            ),
+            "route": self._routes[route.name],
+            "started_at": _ms(began),
+            "upstream_uri": arrival.path,
+            "upstream_status": str(arrival.status),
+            "source": "upstream",
+            "workspace": KONG_WORKSPACE,
+            "workspace_name": "default",
+            "consumer": self._consumers[consumer.username],
+            "authenticated_entity": {"id": consumer.credential_id, "consumer_id": consumer.id},
+        }
+        self.log.add(
+            done,
+            _cjson(record),
+            consumer=consumer.username,
+            traced=route.traced,
+            status=arrival.status,
+            arrival=arrival,
+            logged_start=_ms(began) * MS,
+        )
+        if (
+            consumer.username == NOISY_CONSUMER
+            and arrival.method == "GET"
+            and rng.random() < NOISY_BURST_P
+        ):
+            self._burst(arrival, consumer, began)
+        if rng.random() < BAD_KEY_P:
+            self._bad_key(consumer)
+
+    def _burst(self, arrival: Arrival, consumer: ApiConsumer, began: int) -> None:
+        """The rest of a status-polling burst, in the second whose one allowed request was
+        `arrival`'s: 429s from the rate-limiting plugin."""
+        rng = self._rng
+        second_ends = min((began // 1_000_000_000 + 1) * 1_000_000_000, self._end_ns)
+        if second_ends - began < 5 * MS:
+            return  # the next second would let one through: a request with a trace
+        at = sorted(
+            began + int(rng.uniform(1, (second_ends - began) / MS - 3) * MS)
+            for _ in range(rng.randint(*NOISY_BURST))
+        )
+        for start in at:
+            path = f"/v2/payments/{PARAMS['paymentId'](rng)}"
+            self._answer(
+                start,
+                "GET",
+                path,
+                arrival.client,
+                arrival.user_agent,
+                429,
+                consumer,
+                "API rate limit exceeded",
+            )
+
+    def _bad_key(self, consumer: ApiConsumer) -> None:
+        """A 401 at some time in the window: a partner worker with a rotated key (Kong names no
+        consumer for a key it does not know), or a scanner without one."""
+        rng = self._rng
+        start = rng.randrange(self._start_ns, self._end_ns)
+        if rng.random() < 0.5:
+            client, agent = f"198.51.100.{rng.choice(consumer.octets)}", rng.choice(PARTNERS)
+            self._answer(start, "POST", "/v2/payments", client, agent, 401, None, "Unauthorized")
+        else:
+            client, agent = f"192.0.2.{rng.randrange(2, 255)}", rng.choice(SCANNERS)
+            message = "No API key found in request"
+            self._answer(start, "GET", "/v2/payments", client, agent, 401, None, message)
+
+    def _answer(
+        self,
+        start: int,
+        method: str,
+        path: str,
+        client: str,
+        user_agent: str,
+        status: int,
+        consumer: ApiConsumer | None,
+        message: str,
+    ) -> None:
+        """A request Kong answers itself: no upstream, no trace (the OpenTelemetry plugin runs
+        after key-auth and rate-limiting)."""
+        rng = self._rng
+        done = start + int(rng.uniform(0.3, 1.8) * MS)
+        request_id = f"{rng.getrandbits(128):032x}"
+        headers = self._request_headers(method, user_agent)
+        latency = _ms(done) - _ms(start)
+        extra = {
+            "content-type": "application/json; charset=utf-8",
+            "server": f"kong/{KONG_VERSION}",
+        }
+        if status == 401:
+            extra["www-authenticate"] = 'Key realm="kong"'
+        else:
+            extra |= {
+                "ratelimit-limit": "1",
+                "ratelimit-remaining": "0",
+                "ratelimit-reset": "1",
+                "retry-after": "1",
+                "x-ratelimit-limit-second": "1",
+                "x-ratelimit-remaining-second": "0",
+            }
+        extra["x-kong-response-latency"] = str(latency)
+        body = orjson.dumps({"message": message})
+        record = {
+            "latencies": {"request": latency, "kong": latency, "proxy": -1, "receive": 0},
+            "service": self._service,
+            "request": self._request(request_id, method, path, headers),
+            "client_ip": client,
+            "response": self._response(status, done, request_id, len(body), extra),
+            "route": self._routes[_kong_route(path).name],
+            "started_at": _ms(start),
+            "source": "kong",
+            "workspace": KONG_WORKSPACE,
+            "workspace_name": "default",
+        }
+        if consumer is not None:
+            record["consumer"] = self._consumers[consumer.username]
+            record["authenticated_entity"] = {
+                "id": consumer.credential_id,
+                "consumer_id": consumer.id,
+            }
+        self.log.add(
+            done,
+            _cjson(record),
+            consumer=consumer.username if consumer else None,
+            traced=False,
+            status=status,
+        )
+
+    def _request_headers(self, method: str, user_agent: str) -> dict[str, str]:
+        # key-auth's hide_credentials takes the apikey header out before anything logs it
+        headers = {"host": API, "user-agent": user_agent, "accept": "application/json"}
+        if method == "POST":
+            body = self._rng.randrange(180, 420)
+            headers |= {
+                "content-type": "application/json",
+                "content-length": str(body),
+                "idempotency-key": f"{self._rng.getrandbits(128):032x}",
+            }
+        return headers
+
+    def _request(self, request_id: str, method: str, path: str, headers: dict) -> dict:
+        size = sum(len(k) + len(v) + 4 for k, v in headers.items()) + len(path) + 40
+        size += int(headers.get("content-length", 0))
+        return {
+            "id": request_id,
+            "headers": headers,
+            "uri": path,
+            "size": size,
+            "method": method,
+            "querystring": {},
+            "url": f"https://{API}:8443{path}",
+            "tls": {
+                "version": "TLSv1.3",
+                "cipher": "TLS_AES_256_GCM_SHA384",
+                "client_verify": "NONE",
+            },
+        }
+
+    def _response(
+        self, status: int, done: int, request_id: str, body: int, headers: dict[str, str]
+    ) -> dict:
+        headers = {
+            **headers,
+            "content-length": str(body),
+            "date": _http_date(done),
+            "x-kong-request-id": request_id,
+        }
+        size = sum(len(k) + len(v) + 4 for k, v in headers.items()) + 17 + body
+        return {"headers": headers, "status": status, "size": size}
+
+
+class _NginxLog:
+    """The web shop's NGINX access log, in the JSON its log_format writes (escape=json):
+
+        log_format shop escape=json '{"msec":"$msec","remote_addr":"$remote_addr",'
+            '"remote_user":"$remote_user","request":"$request","status":"$status",'
+            '"body_bytes_sent":"$body_bytes_sent","request_length":"$request_length",'
+            '"request_time":"$request_time","upstream":"$proxy_host",'
+            '"upstream_response_time":"$upstream_response_time",'
+            '"upstream_status":"$upstream_status","http_referer":"$http_referer",'
+            '"http_user_agent":"$http_user_agent","http_x_forwarded_for":"$http_x_forwarded_for",'
+            '"host":"$host","trace_id":"$upstream_http_x_trace_id"}';
+
+    `$proxy_host` is the upstream group `proxy_pass http://storefront-web` names; with
+    escape=json a variable without a value is written as "" (static files have no upstream).
+    """
+
+    def __init__(self, rng: random.Random, end_ns: int) -> None:
+        self._rng = rng
+        self._end_ns = end_ns
+        self.log = _AccessLog("nginx", SHOP_EDGE, "storefront-web")
+
+    def proxied(self, arrival: Arrival) -> None:
+        """The line of one web shop request NGINX passed to storefront-web, and the static
+        files its page then loads."""
+        rng = self._rng
+        op_key = arrival.entry.operation
+        median, page = SHOP_PAGES[op_key]
+        body = SHOP_ERROR_PAGE if arrival.status >= 500 else int(median * rng.uniform(0.8, 1.2))
+        # request_time runs until the last byte went to the browser: a page takes a while
+        sending = int(rng.uniform(0.1, 0.5) * MS + body / rng.uniform(2e6, 2.5e7) * 1e9)
+        began, sent, answered, done = _proxy_times(rng, arrival, (0.3, 2.0), sending)
+        target = arrival.path
+        if op_key == "GET /search":
+            target += "?q=" + rng.choice(SEARCH_TERMS).replace(" ", "+")
+        traced = rng.choice(SHOP_INSTANCES_WITH_TRACE_HEADER)
+        length = rng.randrange(420, 980) + (
+            rng.randrange(60, 900) if arrival.method == "POST" else 0
+        )
+        referer = rng.choice(SHOP_REFERERS) if page else "https://www.shop.example/cart"
+        record = self._record(
+            done,
+            arrival.client,
+            f"{arrival.method} {target} HTTP/2.0",
+            arrival.status,
+            body,
+            length,
+            _ms(done) - _ms(began),
+            referer,
+            arrival.user_agent,
+            upstream=(_ms(answered) - _ms(sent), arrival.trace_id if traced else ""),
+        )
+        self.log.add(
+            done,
+            record,
+            consumer=None,
+            traced=traced,
+            status=arrival.status,
+            arrival=arrival,
+            logged_start=_ms(began) * MS,  # $msec - $request_time, as a reader finds it
+        )
+        if page and arrival.status < 500:
+            self._assets(arrival, done, f"https://{SHOP}{target}")
+
+    def _assets(self, arrival: Arrival, page_done: int, page_url: str) -> None:
+        """The static files a browser fetches for a page it just received, if any."""
+        rng = self._rng
+        draw = rng.random()
+        if draw < FIRST_VISIT_P:
+            assets = [(path, size, 200) for path, size in SHOP_ASSETS]
+            if "sku" in arrival.params and arrival.entry.operation == "GET /products/{sku}":
+                image = f"/static/img/products/{arrival.params['sku']}.webp"
+                assets.append((image, rng.randrange(18_000, 64_000), 200))
+        elif draw < FIRST_VISIT_P + REVALIDATE_P:
+            assets = [(path, 0, 304) for path, _ in SHOP_ASSETS[:2]]
+        else:
+            return
+        start = page_done + int(rng.uniform(15, 250) * MS)
+        for path, size, status in assets:
+            start += int(rng.uniform(0.1, 3.0) * MS)  # one HTTP/2 connection, one after another
+            if start >= self._end_ns:
+                return
+            done = start + int(rng.uniform(0.05, 0.4) * MS + size / rng.uniform(2e6, 2.5e7) * 1e9)
+            line = self._record(
+                done,
+                arrival.client,
+                f"GET {path} HTTP/2.0",
+                status,
+                size,
+                rng.randrange(380, 620),
+                _ms(done) - _ms(start),
+                page_url,
+                arrival.user_agent,
+            )
+            self.log.add(done, line, consumer=None, traced=False, status=status)
+
+    def _record(
+        self,
+        done: int,
+        client: str,
+        request: str,
+        status: int,
+        body: int,
+        length: int,
+        request_ms: int,
+        referer: str,
+        user_agent: str,
+        upstream: tuple[int, str] | None = None,
+    ) -> bytes:
+        """One line; `upstream` is (its response time in ms, the trace id it returned) for a
+        proxied request."""
+        upstream_ms, trace_id = upstream if upstream is not None else (None, "")
+        record = {
+            "msec": _seconds_text(_ms(done)),
+            "remote_addr": client,
+            "remote_user": "",
+            "request": request,
+            "status": str(status),
+            "body_bytes_sent": str(body),
+            "request_length": str(length),
+            "request_time": _seconds_text(request_ms),
+            "upstream": "storefront-web" if upstream is not None else "",
+            "upstream_response_time": _seconds_text(upstream_ms) if upstream_ms is not None else "",
+            "upstream_status": str(status) if upstream is not None else "",
+            "http_referer": referer,
+            "http_user_agent": user_agent,
+            "http_x_forwarded_for": "",
+            "host": SHOP,
+            "trace_id": trace_id,
+        }
+        return orjson.dumps(record) + b"\n"
+
+
+def _gateway_logs(
+    arrivals: Sequence[Arrival], seed: int, start_ns: int, end_ns: int
+) -> dict[str, tuple[_AccessLog, str]]:
+    """The gateways' logs of `arrivals`, by file name, each with the entry service it fronts."""
+    # A stream of its own, so that the traces are the same with or without the logs.
+    rng = random.Random(f"{seed}:gateways")
+    kong, nginx = _KongLog(rng, start_ns, end_ns), _NginxLog(rng, end_ns)
+    for arrival in arrivals:
+        if arrival.entry.host == API:
+            kong.proxied(arrival)
+        elif arrival.entry.host == SHOP:
+            nginx.proxied(arrival)
+    return {KONG_LOG: (kong.log, "payments-api"), NGINX_LOG: (nginx.log, "storefront-web")}
+
+
 # --- the entry point ------------------------------------------------------------------------
 
 
@@ -1186,7 +1898,8 @@ def generate(
     hours: float = 3.0,
     traces: int = 4000,
 ) -> dict:
-    """Writes out_dir/traces.otlp.jsonl and out_dir/manifest.json; returns the manifest.
+    """Writes out_dir/traces.otlp.jsonl, the gateways' access logs of the same requests
+    (kong-access.log, nginx-access.log) and out_dir/manifest.json; returns the manifest.
 
     Traces start in [end_ns - hours, end_ns); `end_ns` defaults to now, floored to the minute.
     The same (seed, end_ns, hours, traces) always gives byte-identical files.
@@ -1219,10 +1932,17 @@ def generate(
             providers[name].add_span_processor(SimpleSpanProcessor(exporters[name]))
         walker = _Walker(providers, behaviour, incident_since)
         weights = list(itertools.accumulate(entry.weight for entry in ENTRIES))
-        for start in _trace_starts(traffic, start_ns, end_ns, traces):
+        arrivals = [
             walker.play(traffic.choices(ENTRIES, cum_weights=weights)[0], start)
+            for start in _trace_starts(traffic, start_ns, end_ns, traces)
+        ]
         for name in sorted(providers):  # flush the last partial batches in a fixed order
             providers[name].shutdown()
+
+    gateway_logs = {}
+    for file_name, (log, service) in _gateway_logs(arrivals, seed, start_ns, end_ns).items():
+        log.write(out_dir / file_name)
+        gateway_logs[file_name] = log.manifest(service)
 
     manifest = {
         "seed": seed,
@@ -1232,6 +1952,7 @@ def generate(
         "spans": sum(exporter.spans_written for exporter in exporters.values()),
         "services": sorted(name for name, exporter in exporters.items() if exporter.spans_written),
         **_planted(incident_since),
+        "gateway_logs": gateway_logs,
     }
     (out_dir / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
@@ -1239,7 +1960,9 @@ def generate(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The command line: generate the landscape into OUT_DIR and print a one-line summary."""
-    parser = argparse.ArgumentParser(description="Generate Clew's sample landscape as OTLP/JSON.")
+    parser = argparse.ArgumentParser(
+        description="Generate Clew's sample landscape: OTLP/JSON traces and gateway access logs."
+    )
     parser.add_argument("out_dir", type=pathlib.Path)
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument("--traces", type=int, default=4000)
@@ -1255,10 +1978,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     manifest = generate(
         args.out_dir, seed=args.seed, end_ns=args.end_ns, hours=args.hours, traces=args.traces
     )
+    logs = ", ".join(f"{log['lines']} in {name}" for name, log in manifest["gateway_logs"].items())
     print(
         f"{manifest['traces']} traces, {manifest['spans']} spans from "
-        f"{len(manifest['services'])} services written to {args.out_dir / TRACES_FILE} "
-        f"in {time.perf_counter() - began:.1f} s"
+        f"{len(manifest['services'])} services written to {args.out_dir / TRACES_FILE}, "
+        f"gateway lines: {logs}; in {time.perf_counter() - began:.1f} s"
     )
     return 0
 

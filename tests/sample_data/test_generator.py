@@ -1,15 +1,20 @@
-"""The sample landscape generator: real OTLP/JSON, reproducible, with its problems planted."""
+"""The sample landscape generator: real OTLP/JSON and gateway logs of the same requests,
+reproducible, with its problems planted."""
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import re
+import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 from types import ModuleType
 
 import orjson
 import pytest
+
+from tests.conftest import corpus
 
 GENERATOR = Path(__file__).resolve().parents[2] / "sample_data" / "generator.py"
 # A whole minute, so the window is the same whichever way a caller floors it.
@@ -93,8 +98,24 @@ def test_same_arguments_give_byte_identical_files(generator, tmp_path):
     first = generator.generate(tmp_path / "a", end_ns=END_NS, traces=200)
     second = generator.generate(tmp_path / "b", end_ns=END_NS, traces=200)
     assert first == second
-    for name in ("traces.otlp.jsonl", "manifest.json"):
+    names = ("traces.otlp.jsonl", "kong-access.log", "nginx-access.log", "manifest.json")
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == sorted(names)
+    for name in names:
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+
+
+def test_generator_imports_only_the_standard_library_opentelemetry_protobuf_and_orjson():
+    tree = ast.parse(GENERATOR.read_text())
+    imported = {
+        name.split(".")[0]
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.Import, ast.ImportFrom))
+        for name in (
+            [alias.name for alias in node.names] if isinstance(node, ast.Import) else [node.module]
+        )
+    }
+    allowed = {"opentelemetry", "google", "orjson"}
+    assert imported - allowed <= sys.stdlib_module_names, imported - allowed
 
 
 def test_another_end_time_gives_other_ids(generator, tmp_path):
@@ -267,3 +288,231 @@ def test_manifest_records_every_planted_problem(landscape):
         assert manifest[key], key
     assert all(manifest["failing_edge"].values()) and all(manifest["broker"].values())
     assert {"storefront-web", "pos-api", "payments-api"} <= set(manifest["entry_services"])
+
+
+# --- the gateway logs -------------------------------------------------------------------------
+
+MS = 1_000_000
+
+
+def _kong_lines(out: Path) -> list[dict]:
+    return [orjson.loads(line) for line in (out / "kong-access.log").read_bytes().splitlines()]
+
+
+def _nginx_lines(out: Path) -> list[dict]:
+    return [orjson.loads(line) for line in (out / "nginx-access.log").read_bytes().splitlines()]
+
+
+def _nginx_ms(text: str) -> int:
+    seconds, millis = text.split(".")
+    return int(seconds) * 1000 + int(millis)
+
+
+@pytest.fixture(scope="module")
+def proxied(landscape) -> dict[str, list[dict]]:
+    """Each log's proxied lines as (method, path, status, logged start, trace id, line), by the
+    entry service behind it."""
+    out = landscape[3]
+    kong = [
+        {
+            "method": line["request"]["method"],
+            "path": line["request"]["uri"],
+            "status": line["response"]["status"],
+            "start": line["started_at"] * MS,
+            "trace_id": line["request"]["headers"].get("traceparent", "--").split("-")[1] or None,
+            "line": line,
+        }
+        for line in _kong_lines(out)
+        if line["source"] == "upstream"
+    ]
+    nginx = []
+    for line in _nginx_lines(out):
+        if line["upstream"]:
+            method, target, _ = line["request"].split(" ")
+            start_ms = _nginx_ms(line["msec"]) - _nginx_ms(line["request_time"])
+            nginx.append(
+                {
+                    "method": method,
+                    "path": target.split("?")[0],
+                    "status": int(line["status"]),
+                    "start": start_ms * MS,
+                    "trace_id": line["trace_id"] or None,
+                    "line": line,
+                }
+            )
+    return {"payments-api": kong, "storefront-web": nginx}
+
+
+@pytest.mark.parametrize(
+    ("log", "service"),
+    [("kong-access.log", "payments-api"), ("nginx-access.log", "storefront-web")],
+)
+def test_each_entry_span_behind_a_gateway_is_one_proxied_line_of_it(
+    landscape, proxied, log, service
+):
+    """Same method, path and status, logged as starting a little before the span (the manifest's
+    lead), and the span's trace id wherever the line has one."""
+    manifest, _, spans, _ = landscape
+    entries = manifest["gateway_logs"][log]["entry_requests"]
+    lead = entries["start_lead_ns"]
+    assert 0 < lead["min"] <= lead["max"] < 6 * MS
+    roots = [
+        s
+        for s in spans
+        if "parentSpanId" not in s
+        and s["service"] == service
+        and s["attrs"]["server.address"] in ("api.payments.example", "www.shop.example")
+    ]
+    lines = proxied[service]
+    assert len(roots) == len(lines) == entries["count"] > 50
+    by_request = defaultdict(list)
+    for index, line in enumerate(lines):
+        by_request[(line["method"], line["path"], line["status"])].append(index)
+    matched = set()
+    for root in roots:
+        attrs = root["attrs"]
+        key = (
+            attrs["http.request.method"],
+            attrs["url.path"],
+            attrs["http.response.status_code"],
+        )
+        (index,) = [
+            i
+            for i in by_request[key]
+            if lead["min"] <= root["start"] - lines[i]["start"] <= lead["max"]
+        ]
+        matched.add(index)
+        assert lines[index]["trace_id"] in (None, root["traceId"])
+    assert len(matched) == len(lines)
+    traced = sum(line["trace_id"] is not None for line in lines)
+    assert traced == entries["with_trace_id"]
+    assert len(lines) - traced == entries["without_trace_id"] > 0
+
+
+def test_gateway_times_hold_the_span_and_add_a_few_milliseconds(landscape, proxied):
+    spans = {s["traceId"]: s for s in landscape[2] if "parentSpanId" not in s}
+    checked = 0
+    for service, lines in proxied.items():
+        for entry in lines:
+            if entry["trace_id"] is None:
+                continue
+            span_ms = (spans[entry["trace_id"]]["end"] - spans[entry["trace_id"]]["start"]) / MS
+            line = entry["line"]
+            if service == "payments-api":
+                latencies = line["latencies"]
+                total, upstream = latencies["request"], latencies["proxy"]
+                assert latencies["kong"] == total - upstream
+            else:
+                total = _nginx_ms(line["request_time"])
+                upstream = _nginx_ms(line["upstream_response_time"])
+            assert span_ms - 1 <= upstream <= total
+            if service == "payments-api":
+                assert total - upstream <= 5  # Kong's plugins and the hops either side
+            checked += 1
+    assert checked > 100
+
+
+def test_web_shop_lines_without_a_trace_id_are_about_a_third(landscape):
+    entries = landscape[0]["gateway_logs"]["nginx-access.log"]["entry_requests"]
+    assert 0.2 < entries["without_trace_id"] / entries["count"] < 0.45
+    kong = landscape[0]["gateway_logs"]["kong-access.log"]["entry_requests"]
+    assert kong["with_trace_id"] / kong["count"] > 0.8
+
+
+def test_gateway_log_counts_are_the_manifests(landscape):
+    manifest, _, _, out = landscape
+    kong, nginx = _kong_lines(out), _nginx_lines(out)
+    logs = manifest["gateway_logs"]
+    assert (logs["kong-access.log"]["lines"], logs["nginx-access.log"]["lines"]) == (
+        len(kong),
+        len(nginx),
+    )
+    consumers = Counter(line["consumer"]["username"] for line in kong if "consumer" in line)
+    assert logs["kong-access.log"]["consumers"] == dict(consumers)
+    assert 3 <= len(consumers) <= 4 and max(consumers.values()) > 3 * min(consumers.values())
+    assert logs["kong-access.log"]["without_consumer"] == len(kong) - consumers.total()
+    assert logs["kong-access.log"]["with_trace_id"] == sum(
+        "traceparent" in line["request"]["headers"] for line in kong
+    )
+    assert logs["nginx-access.log"]["with_trace_id"] == sum(
+        bool(line["trace_id"]) for line in nginx
+    )
+    assert logs["nginx-access.log"]["without_consumer"] == len(nginx)
+    kong_answered = Counter(
+        str(line["response"]["status"]) for line in kong if line["source"] == "kong"
+    )
+    nginx_answered = Counter(line["status"] for line in nginx if not line["upstream"])
+    assert logs["kong-access.log"]["answered_by_gateway"] == {
+        "count": kong_answered.total(),
+        "by_status": dict(sorted(kong_answered.items())),
+    }
+    assert logs["nginx-access.log"]["answered_by_gateway"] == {
+        "count": nginx_answered.total(),
+        "by_status": dict(sorted(nginx_answered.items())),
+    }
+    assert set(kong_answered) == {"401", "429"} and set(nginx_answered) == {"200", "304"}
+    for name, log in logs.items():
+        edges = {(e["client"], e["server"]): e["count"] for e in log["edges"]}
+        callers = {c: n for (c, s), n in edges.items() if s == log["gateway"]}
+        assert sum(callers.values()) == log["lines"], name
+        assert edges[(log["gateway"], log["upstream"])] == log["entry_requests"]["count"], name
+        assert log["lines"] == log["entry_requests"]["count"] + log["answered_by_gateway"]["count"]
+
+
+def test_kong_lines_have_the_shape_of_its_file_log_plugin(landscape):
+    """Kong 3.8's documented record (tags of its docs' templating dropped), plus the consumer,
+    its credential and the TLS details a partner's HTTPS request has; "/" escaped as lua-cjson
+    escapes it."""
+    documented = corpus("kong", "log-format.md").read_text().split("```json", 1)[1]
+    documented = "\n".join(
+        line for line in documented.split("```", 1)[0].splitlines() if "{%" not in line
+    )
+    sample = orjson.loads(documented)
+    out = landscape[3]
+    raw = (out / "kong-access.log").read_bytes().splitlines()
+    assert all(b"/" not in line.replace(b"\\/", b"") for line in raw)
+    for line in _kong_lines(out):
+        if line["source"] == "upstream":
+            assert set(line) == set(sample) | {"consumer", "authenticated_entity"}
+            assert set(line["tries"][0]) == set(sample["tries"][0])
+            assert line["upstream_status"] == str(line["response"]["status"])
+        else:  # answered by Kong: no upstream was tried
+            assert set(sample) - set(line) == {"tries", "upstream_uri", "upstream_status"}
+            assert line["latencies"]["proxy"] == -1
+            assert "traceparent" not in line["request"]["headers"]
+        assert set(line["request"]) == set(sample["request"]) | {"tls"}
+        for key in ("latencies", "response", "service", "route"):
+            assert set(line[key]) == set(sample[key]), key
+        assert line["service"]["name"] == "payments-api"
+
+
+def test_kong_answers_bad_keys_and_a_noisy_partners_bursts_itself(landscape):
+    """401s name no consumer; each 429 is the noisy partner's, in a second whose one allowed
+    request (its plan allows one a second) went through to payments-api."""
+    kong = _kong_lines(landscape[3])
+    unauthorized = [line for line in kong if line["response"]["status"] == 401]
+    limited = [line for line in kong if line["response"]["status"] == 429]
+    assert unauthorized and all("consumer" not in line for line in unauthorized)
+    assert len(limited) > 5
+    assert {line["consumer"]["username"] for line in limited} == {"kestrel-subscriptions"}
+    allowed = Counter(
+        line["started_at"] // 1000
+        for line in kong
+        if line["source"] == "upstream" and line["consumer"]["username"] == "kestrel-subscriptions"
+    )
+    assert all(allowed[line["started_at"] // 1000] >= 1 for line in limited)
+
+
+def test_nginx_serves_static_files_itself_and_proxies_the_rest_to_the_storefront(landscape):
+    nginx = _nginx_lines(landscape[3])
+    static = [line for line in nginx if not line["upstream"]]
+    assert len(static) > 100
+    for line in static:
+        method, target, protocol = line["request"].split(" ")
+        assert (method, protocol) == ("GET", "HTTP/2.0") and target.startswith("/static/")
+        assert line["status"] in ("200", "304") and not line["trace_id"]
+        assert line["upstream_response_time"] == line["upstream_status"] == ""
+    assert {line["upstream"] for line in nginx} == {"", "storefront-web"}
+    assert {line["host"] for line in nginx} == {"www.shop.example"}
+    starts = [_nginx_ms(line["msec"]) - _nginx_ms(line["request_time"]) for line in nginx]
+    assert all(start * MS < END_NS for start in starts)
