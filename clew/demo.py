@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from sqlalchemy import Engine, text
 
-from clew.pipeline import ingest
+from clew.pipeline import IngestResult, ingest
 from clew.store import PROJECT_ROOT
 from collectors import Registry, load_registry
+from collectors.access_logs import Settings
 
 GENERATOR = PROJECT_ROOT / "sample_data" / "generator.py"
 #: A sample younger than this is not generated again.
@@ -67,9 +71,7 @@ def load_sample(
         return {"loaded": False, "end_ns": newest, "inserted": 0}
     out = folder / f"sample-{end_ns}"
     manifest = generator().generate(out, end_ns=end_ns, traces=traces)
-    result = ingest(
-        engine, [out / "traces.otlp.jsonl"], registry or load_registry(), progress=progress
-    )
+    result = ingest_sample(engine, out, registry, progress=progress)
     return {
         "loaded": True,
         "end_ns": end_ns,
@@ -77,3 +79,59 @@ def load_sample(
         "quarantined": result.quarantined,
         "manifest": manifest,
     }
+
+
+def ingest_sample(
+    engine: Engine,
+    folder: Path,
+    registry: Registry | None = None,
+    *,
+    progress: Callable[[str, int, int], None] | None = None,
+    **options: Any,
+) -> IngestResult:
+    """Ingest a generated sample: its gateway logs, each read with the settings its manifest
+    gives (the gateway's node name; consumers as the log names them), then its traces.
+
+    ``options`` go to ``clew.pipeline.ingest`` (``batch_spans``, ``worker``); the result totals
+    every file's.
+    """
+    registry = registry or load_registry()
+    manifest = json.loads((folder / "manifest.json").read_text())
+    runs = [
+        (folder / name, _configured(registry, Settings(gateway=log["gateway"])))
+        for name, log in manifest.get("gateway_logs", {}).items()
+    ]
+    runs.append((folder / "traces.otlp.jsonl", registry))
+    total = sum(path.stat().st_size for path, _ in runs)
+    results, before = [], 0
+    for path, run_registry in runs:
+        report = None
+        if progress is not None:
+            # one bar over every file, not one per file that starts again at zero
+            def report(stage: str, done: int, _: int, before: int = before) -> None:
+                progress(stage, before + done, total)
+
+        results.append(ingest(engine, [path], run_registry, progress=report, **options))
+        before += path.stat().st_size
+    return _totals(results)
+
+
+def _configured(registry: Registry, settings: Settings) -> Registry:
+    """The registry with its access-log collectors reading by ``settings`` (as ``clew ingest
+    --gateway/--consumer`` does)."""
+    return Registry(
+        [
+            collector.configured(settings) if hasattr(collector, "configured") else collector
+            for collector in registry.values()
+        ]
+    )
+
+
+def _totals(results: list[IngestResult]) -> IngestResult:
+    """One result of several runs: counts added, reports and problems listed together."""
+    total = IngestResult()
+    for result in results:
+        for field in dataclasses.fields(IngestResult):
+            mine, theirs = getattr(total, field.name), getattr(result, field.name)
+            setattr(total, field.name, mine + theirs)
+    return total

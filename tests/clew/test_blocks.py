@@ -127,7 +127,9 @@ def test_blocks_hold_the_sums_of_their_minutes_whatever_order_spans_arrive_in(
 
 
 def _merged_minutes(conn, window: queries.Window) -> dict[tuple, dict]:
-    """Edge totals the plain way: every minute cell of the window merged."""
+    """Edge totals the plain way: every minute cell of the window merged, per evidence family;
+    an edge that both traces and a gateway's log saw is counted by the family that saw more of
+    its requests, the gateway's on a tie (as ``queries.one_family`` counts it)."""
     where, params = window.clause()
     rows = conn.execute(
         text(
@@ -137,10 +139,10 @@ def _merged_minutes(conn, window: queries.Window) -> dict[tuple, dict]:
         ),
         params,
     ).all()
-    edges: dict[tuple, dict] = {}
+    by_family: dict[tuple, dict] = {}
     for c, s, ctype, source, n, err, cerr, dsum, dmax, hist, minute, lag_n, lag_sum, lag_h in rows:
-        edge = edges.setdefault(
-            (c, s, ctype),
+        edge = by_family.setdefault(
+            (c, s, ctype, queries.family(source)),
             {"sources": set(), "sums": (0, 0, 0, 0), "max": 0, "histogram": {}, "minutes": []},
         )
         edge["sources"].add(source)
@@ -152,6 +154,18 @@ def _merged_minutes(conn, window: queries.Window) -> dict[tuple, dict]:
         edge["lag"][0] += lag_n
         edge["lag"][1] += lag_sum
         edge["lag"][2] = histogram.merge([edge["lag"][2], histogram.loads(lag_h)])
+    edges: dict[tuple, dict] = {}
+    for (c, s, ctype, _), edge in sorted(by_family.items()):
+        seen = edges.get((c, s, ctype))
+        if seen is None:
+            edges[(c, s, ctype)] = edge
+            continue
+        gateway, trace = (seen, edge) if "gateway" in seen["sources"] else (edge, seen)
+        chosen = gateway if gateway["sums"][0] >= trace["sums"][0] else trace
+        chosen["sources"] = gateway["sources"] | trace["sources"]
+        if chosen is trace and gateway["lag"][0]:  # the gateway's overhead: only it knows
+            chosen["lag"] = gateway["lag"]
+        edges[(c, s, ctype)] = chosen
     return edges
 
 

@@ -333,13 +333,13 @@ def test_the_blast_radius_overlay_marks_every_dependent(client):
     response = call(client, f"{ID_MAP.GRAPH}.elements", {f"{ID_MAP.STATE}.data": state})
     nodes, edges = _elements(response)
     assert "blast-origin" in nodes["warehouse-service"]
-    for dependent in ("integration-hub", "storefront-web", "pos-api", "client"):
+    for dependent in ("integration-hub", "storefront-web", "shop-edge", "pos-api", "client"):
         assert "blast" in nodes[dependent]
     assert "outside" in nodes["payments-api"] and "outside" in nodes["orders-db"]
     assert "blast" in edges[FAILING_EDGE]["classes"].split()
     assert response[ID_MAP.BLAST_CLEAR]["hidden"] is False
     legend = json.dumps(response[ID_MAP.OVERLAY_LEGEND]["children"])
-    assert "warehouse-service" in legend and "7 dependent nodes" in legend
+    assert "warehouse-service" in legend and "8 dependent nodes" in legend
 
 
 def test_the_blast_button_toggles_the_selected_node(client):
@@ -367,7 +367,7 @@ def test_the_node_panel_shows_its_endpoints_and_place_in_the_graph(client):
     panel = json.dumps(response[ID_MAP.PANEL]["children"], ensure_ascii=False)
     for fact in ("Endpoints it serves (3)", "GET /stock/{sku}", "Fan-in / fan-out", "Betweenness"):
         assert fact in panel
-    assert "Show blast radius (7)" in panel and ID_MAP.NODE_SERIES in panel
+    assert "Show blast radius (8)" in panel and ID_MAP.NODE_SERIES in panel
     hub = map_panel(client, {"node": "integration-hub"})
     assert "Single point of failure:" in json.dumps(hub[ID_MAP.PANEL]["children"])
 
