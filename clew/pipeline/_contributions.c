@@ -60,6 +60,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "_route_template.h"
+
 /* What each step gives back: go on, leave the call to the Python path, or a Python error. */
 #define OK 0
 #define DECLINE 1
@@ -83,7 +85,7 @@ enum {
 /* A cell key's connection type and source, as indices into ``connection_types`` and
  * ``sources``. */
 enum { DIRECT, MESSAGING, DATABASE, VIRTUAL, N_CONNECTIONS };
-enum { TRACE_SOURCE, RELAXED, N_SOURCES };
+enum { TRACE_SOURCE, RELAXED, GATEWAY_SOURCE, N_SOURCES };
 
 /* ---- configuration (configure) ---- */
 
@@ -91,7 +93,7 @@ static PyObject *cell_type;  /* NULL until configured */
 static PyObject *span_type;
 static PyObject *int_enums;  /* tuple of int subclasses read as their int (SpanKind, ...) */
 static PyObject *root_caller, *client_node, *database_node, *broker_node, *topic_node,
-    *external_node;
+    *external_node, *gateway_node, *service_node;
 static PyObject *connection_types[N_CONNECTIONS], *sources[N_SOURCES];
 static int64_t ns_per_minute;
 static double log_gamma;
@@ -100,7 +102,7 @@ static long zero_bucket;
 /* The literals of rollups.py, and the Cell attributes the flush adds to; set as the module
  * loads. */
 static PyObject *default_broker, *http_protocol, *rpc_protocol, *messaging_protocol,
-    *process_method, *any_method;
+    *process_method, *any_method, *slash;
 static PyObject *count_attr, *errors_attr, *client_errors_attr, *duration_sum_attr,
     *duration_max_attr, *buckets_attr, *clamp_attr, *lag_count_attr, *lag_sum_attr,
     *lag_buckets_attr;
@@ -289,6 +291,12 @@ typedef struct {
     int64_t first, last;
 } EndpointSeen;
 
+/* A text and what it maps to; ``value`` owned when ``owned``. */
+typedef struct {
+    PyObject *key, *value;
+    int owned;
+} TextPair;
+
 /* "a b" or "a/b", made once per pair of objects in a call. */
 typedef struct {
     PyObject *a, *b, *text; /* text owned */
@@ -317,6 +325,14 @@ typedef struct {
     Joined *joined;
     Py_ssize_t n_joined, joined_size;
     Table joined_index;
+    /* gateway requests: each path's route template (owned), and one object per text among
+     * methods and templates, so that ``joined`` finds its pairs by identity */
+    TextPair *templates;
+    Py_ssize_t n_templates, templates_size;
+    Table template_index;
+    TextPair *canon;
+    Py_ssize_t n_canon, canon_size;
+    Table canon_index;
 } Work;
 
 static void
@@ -325,6 +341,13 @@ work_free(Work *w)
     for (Py_ssize_t i = 0; i < w->n_joined; i++) {
         Py_DECREF(w->joined[i].text);
     }
+    for (Py_ssize_t i = 0; i < w->n_templates; i++) {
+        Py_DECREF(w->templates[i].value);
+    }
+    PyMem_Free(w->templates);
+    PyMem_Free(w->canon);
+    PyMem_Free(w->template_index.slots);
+    PyMem_Free(w->canon_index.slots);
     PyMem_Free(w->rows);
     PyMem_Free(w->kids);
     PyMem_Free(w->kids_at);
@@ -1279,6 +1302,201 @@ flush_endpoints(Work *w, PyObject *endpoints)
     return OK;
 }
 
+
+/* ---- gateway requests: Contributions.add_gateway ---- */
+
+/* Positions in a request row (clew.records.GatewayRequest), as rollups.py names them. */
+enum {
+    G_START, G_GATEWAY, G_CONSUMER, G_CLIENT, G_METHOD, G_HOST, G_PATH, G_ROUTE, G_STATUS,
+    G_DURATION, G_UPSTREAM_DURATION, G_UPSTREAM, G_BYTES_SENT, G_BYTES_RECEIVED, G_TRACE_ID,
+    G_ATTRIBUTES, G_SIZE
+};
+
+static int
+same_pair_key(const void *entries, Py_ssize_t at, const void *key)
+{
+    return same_text(((const TextPair *)entries)[at].key, (PyObject *)key);
+}
+
+/* The entry of ``text`` in a TextPair table, or the empty slot for it (``*hash`` set). */
+static Slot *
+find_text(Table *index, TextPair *pairs, PyObject *text, uint64_t *hash)
+{
+    *hash = text_hash(text);
+    return table_find(index, *hash, same_pair_key, pairs, text);
+}
+
+static int
+keep_text(TextPair **pairs, Py_ssize_t *n, Py_ssize_t *size, Table *index, Slot *slot,
+          uint64_t hash, TextPair pair)
+{
+    if (reserve((void **)pairs, size, *n, sizeof(TextPair)) < 0) {
+        if (pair.owned) {
+            Py_DECREF(pair.value);
+        }
+        return FAIL;
+    }
+    (*pairs)[*n] = pair;
+    return table_claim(index, slot, hash, (*n)++);
+}
+
+/* One object for each text in this call (borrowed): the first one met. */
+static PyObject *
+canonical(Work *w, PyObject *text)
+{
+    uint64_t hash;
+    Slot *slot = find_text(&w->canon_index, w->canon, text, &hash);
+    if (slot->at >= 0) {
+        return w->canon[slot->at].value;
+    }
+    TextPair pair = {text, text, 0};
+    if (keep_text(&w->canon, &w->n_canon, &w->canon_size, &w->canon_index, slot, hash, pair) < 0) {
+        return NULL;
+    }
+    return text;
+}
+
+/* routes.template_of(path), once per path text in a call (borrowed), or NULL with an error: the
+ * compiled twin where it reads the path exactly, else ``template``, the Python function. */
+static PyObject *
+template_for(Work *w, PyObject *path, PyObject *template)
+{
+    uint64_t hash;
+    Slot *slot = find_text(&w->template_index, w->templates, path, &hash);
+    if (slot->at >= 0) {
+        return w->templates[slot->at].value;
+    }
+    PyObject *made = route_template(path);
+    if (made == Py_None) {
+        Py_DECREF(made);
+        made = PyObject_CallOneArg(template, path);
+        if (made != NULL && !PyUnicode_CheckExact(made)) {
+            PyErr_SetString(PyExc_TypeError, "a route template must be a str");
+            Py_CLEAR(made);
+        }
+    }
+    if (made == NULL) {
+        return NULL;
+    }
+    PyObject *text = canonical(w, made);
+    TextPair pair = {path, made, 1}; /* owns ``made``, which ``text`` may be */
+    if (text == NULL || keep_text(&w->templates, &w->n_templates, &w->templates_size,
+                                  &w->template_index, slot, hash, pair) < 0) {
+        if (text == NULL) {
+            Py_DECREF(made);
+        }
+        return NULL;
+    }
+    return text;
+}
+
+/* An int column or None (``*has`` 0). */
+static int
+optional_int(PyObject *value, int64_t *out, int *has)
+{
+    *has = value != Py_None;
+    *out = 0;
+    return *has ? int_column(value, 0, out) : OK;
+}
+
+/* Contributions._endpoint's update for a gateway's upstream, with ``seen`` filled in. */
+static int
+see_upstream_endpoint(Work *w, EndpointSeen seen)
+{
+    uint64_t hash = mix(mix(mix(text_hash(seen.service), (uintptr_t)seen.protocol),
+                            text_hash(seen.method)),
+                        text_hash(seen.route));
+    Slot *slot = table_find(&w->endpoint_index, hash, same_endpoint, w->endpoints, &seen);
+    if (slot->at >= 0) {
+        EndpointSeen *known = &w->endpoints[slot->at];
+        known->first = seen.first < known->first ? seen.first : known->first;
+        known->last = seen.last > known->last ? seen.last : known->last;
+        return OK;
+    }
+    if (reserve((void **)&w->endpoints, &w->endpoints_size, w->n_endpoints,
+                sizeof(EndpointSeen)) < 0) {
+        return FAIL;
+    }
+    w->endpoints[w->n_endpoints] = seen;
+    return table_claim(&w->endpoint_index, slot, hash, w->n_endpoints++);
+}
+
+/* One request of Contributions.add_gateway. */
+static int
+gateway_request(Work *w, PyObject *request, PyObject *template)
+{
+    if (!PyTuple_Check(request) || PyTuple_GET_SIZE(request) != G_SIZE) {
+        return DECLINE;
+    }
+#define COLUMN(i) PyTuple_GET_ITEM(request, i)
+    PyObject *gateway, *consumer, *method, *path, *route, *upstream;
+    int64_t start, status, duration, upstream_duration;
+    int has_status, has_duration, has_upstream_duration, st;
+    if ((st = int_column(COLUMN(G_START), 0, &start)) != OK ||
+        (st = text_column(COLUMN(G_GATEWAY), &gateway)) != OK ||
+        (st = optional_text(COLUMN(G_CONSUMER), &consumer)) != OK ||
+        (st = optional_text(COLUMN(G_METHOD), &method)) != OK ||
+        (st = optional_text(COLUMN(G_PATH), &path)) != OK ||
+        (st = optional_text(COLUMN(G_ROUTE), &route)) != OK ||
+        (st = optional_int(COLUMN(G_STATUS), &status, &has_status)) != OK ||
+        (st = optional_int(COLUMN(G_DURATION), &duration, &has_duration)) != OK ||
+        (st = optional_int(COLUMN(G_UPSTREAM_DURATION), &upstream_duration,
+                           &has_upstream_duration)) != OK ||
+        (st = optional_text(COLUMN(G_UPSTREAM), &upstream)) != OK) {
+        return st;
+    }
+#undef COLUMN
+    /* route = request[G_ROUTE] or routes.template_of(request[G_PATH] or "/") */
+    PyObject *template_text = truthy(route) ? canonical(w, route)
+                                            : template_for(w, truthy(path) ? path : slash, template);
+    if (template_text == NULL) {
+        return FAIL;
+    }
+    PyObject *endpoint = template_text;
+    if (method != NULL) {
+        PyObject *verb = canonical(w, method);
+        if (verb == NULL || (endpoint = joined(w, verb, ' ', template_text)) == NULL) {
+            return FAIL;
+        }
+    }
+    int64_t minute = floor_div(start, ns_per_minute);
+    PyObject *caller = truthy(consumer) ? consumer : root_caller;
+    int error = status >= 500, client_error = status >= 400 && status <= 499;
+    Row side;
+    side.duration = duration; /* ``or 0``: None is 0 */
+    CellKey key = {minute, caller, gateway, endpoint, VIRTUAL, GATEWAY_SOURCE};
+    if ((st = add(w, &key, &side, error, client_error, NULL)) != OK ||
+        (st = set_node(w, caller, client_node, NULL)) != OK ||
+        (st = set_node(w, gateway, gateway_node, NULL)) != OK) {
+        return st;
+    }
+    if (upstream == NULL) {
+        return OK;
+    }
+    int64_t overhead, *lag = NULL;
+    if (!has_upstream_duration) {
+        upstream_duration = duration;
+    }
+    else if (has_duration) {
+        if (__builtin_sub_overflow(duration, upstream_duration, &overhead)) {
+            return DECLINE;
+        }
+        lag = &overhead;
+    }
+    side.duration = upstream_duration;
+    CellKey onward = {minute, gateway, upstream, endpoint, DIRECT, GATEWAY_SOURCE};
+    if ((st = add(w, &onward, &side, error, client_error, lag)) != OK ||
+        (st = set_node(w, upstream, service_node, NULL)) != OK) {
+        return st;
+    }
+    if (w->sign <= 0) {
+        return OK;
+    }
+    EndpointSeen seen = {upstream, http_protocol, truthy(method) ? method : any_method,
+                         template_text, start, start};
+    return see_upstream_endpoint(w, seen);
+}
+
 /* ---- the module ---- */
 
 PyDoc_STRVAR(add_by_id_doc,
@@ -1350,12 +1568,89 @@ add_by_id(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
     return PyBool_FromLong(status == OK);
 }
 
+PyDoc_STRVAR(add_gateway_doc,
+"add_gateway(requests, sign, cells, nodes, endpoints, template) -> bool\n\n"
+"Contributions.add_gateway of the request rows in the list ``requests`` with ``sign``: the\n"
+"Contributions' ``cells``, ``nodes`` and ``endpoints`` updated in place. ``template`` is\n"
+"routes.template_of, called for the paths the compiled twin does not read exactly. False, with\n"
+"nothing changed, when the call needs the Python path.");
+
+static PyObject *
+add_gateway(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 6) {
+        PyErr_Format(PyExc_TypeError, "add_gateway takes 6 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    if (cell_type == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "clew.pipeline._contributions is not configured");
+        return NULL;
+    }
+    PyObject *requests = args[0], *sign = args[1], *cells = args[2], *nodes = args[3];
+    PyObject *endpoints = args[4], *template = args[5];
+    if (!PyList_CheckExact(requests) || !PyLong_CheckExact(sign) || !PyDict_CheckExact(cells) ||
+        !PyDict_CheckExact(nodes) || !PyDict_CheckExact(endpoints)) {
+        Py_RETURN_FALSE;
+    }
+    int overflow;
+    long long sign_value = PyLong_AsLongLongAndOverflow(sign, &overflow);
+    if (overflow || sign_value < INT32_MIN || sign_value > INT32_MAX) {
+        Py_RETURN_FALSE;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(requests);
+    if (n == 0) {
+        Py_RETURN_TRUE;
+    }
+    Work w;
+    memset(&w, 0, sizeof(w));
+    w.sign = (int)sign_value;
+    int status = OK;
+    if (table_init(&w.cell_index, 1024) < 0 || table_init(&w.bucket_index, 4096) < 0 ||
+        table_init(&w.node_index, 64) < 0 || table_init(&w.endpoint_index, 64) < 0 ||
+        table_init(&w.joined_index, 64) < 0 || table_init(&w.template_index, 1024) < 0 ||
+        table_init(&w.canon_index, 64) < 0) {
+        status = FAIL;
+    }
+    /* The list is read as it is: nothing here runs code that could change it, but for
+     * ``template``, which is routes.template_of. */
+    Py_INCREF(requests);
+    for (Py_ssize_t i = 0; i < n && status == OK; i++) {
+        status = gateway_request(&w, PyList_GET_ITEM(requests, i), template);
+    }
+    if (status == OK && (flush_cells(&w, cells) < 0 || flush_nodes(&w, nodes) < 0 ||
+                         flush_endpoints(&w, endpoints) < 0)) {
+        status = FAIL;
+    }
+    Py_DECREF(requests);
+    work_free(&w);
+    if (status == FAIL) {
+        return NULL;
+    }
+    return PyBool_FromLong(status == OK);
+}
+
+PyDoc_STRVAR(template_of_doc,
+"template_of(path) -> str | None\n\n"
+"routes.template_of(path) compiled; None for a path only the Python function reads exactly\n"
+"(not ASCII, or with a percent escape).");
+
+static PyObject *
+template_of(PyObject *Py_UNUSED(module), PyObject *path)
+{
+    if (!PyUnicode_Check(path)) {
+        PyErr_SetString(PyExc_TypeError, "path must be a str");
+        return NULL;
+    }
+    return route_template(path);
+}
+
 PyDoc_STRVAR(configure_doc,
 "configure(*, cell, span, int_enums, root_caller, node_kinds, connection_types, sources,\n"
 "          ns_per_minute, log_gamma, zero_bucket)\n\n"
 "Hands in what add_by_id builds with: the Cell type, the Span type (read as a tuple), the int\n"
 "enums a kind or status may be (SpanKind, StatusCode), ROOT_CALLER, the NodeKind and\n"
-"ConnectionType classes, the (TRACE_SOURCE, RELAXED) sources, the nanoseconds of a minute and\n"
+"ConnectionType classes, the (TRACE_SOURCE, RELAXED, GATEWAY_SOURCE) sources, the nanoseconds\n"
+"of a minute and\n"
 "histogram's _LOG_GAMMA and ZERO_BUCKET. Called once, when rollups is imported.");
 
 /* A str class attribute of ``owner`` (NodeKind, ConnectionType), or NULL with an error. */
@@ -1403,25 +1698,27 @@ configure(PyObject *Py_UNUSED(module), PyObject *args, PyObject *kwargs)
     }
     if (PyTuple_GET_SIZE(source_pair) != N_SOURCES ||
         !PyUnicode_CheckExact(PyTuple_GET_ITEM(source_pair, 0)) ||
-        !PyUnicode_CheckExact(PyTuple_GET_ITEM(source_pair, 1)) || minute <= 0 ||
+        !PyUnicode_CheckExact(PyTuple_GET_ITEM(source_pair, 1)) ||
+        !PyUnicode_CheckExact(PyTuple_GET_ITEM(source_pair, 2)) || minute <= 0 ||
         !(gamma > 0.0)) {
         PyErr_SetString(PyExc_ValueError,
-                        "sources must be two str, ns_per_minute and log_gamma positive");
+                        "sources must be three str, ns_per_minute and log_gamma positive");
         return NULL;
     }
-    static const char *const node_names[] = {"CLIENT", "DATABASE", "BROKER", "TOPIC", "EXTERNAL"};
+    static const char *const node_names[] = {"CLIENT",   "DATABASE", "BROKER", "TOPIC",
+                                             "EXTERNAL", "GATEWAY",  "SERVICE"};
     static const char *const connection_names[N_CONNECTIONS] = {"DIRECT", "MESSAGING",
                                                                 "DATABASE", "VIRTUAL"};
-    PyObject *kinds[5] = {NULL}, *types[N_CONNECTIONS] = {NULL};
+    PyObject *kinds[7] = {NULL}, *types[N_CONNECTIONS] = {NULL};
     int found = 1;
-    for (int i = 0; i < 5 && found; i++) {
+    for (int i = 0; i < 7 && found; i++) {
         found = (kinds[i] = text_attr(node_kinds, node_names[i])) != NULL;
     }
     for (int i = 0; i < N_CONNECTIONS && found; i++) {
         found = (types[i] = text_attr(connections, connection_names[i])) != NULL;
     }
     if (!found) {
-        for (int i = 0; i < 5; i++) {
+        for (int i = 0; i < 7; i++) {
             Py_XDECREF(kinds[i]);
         }
         for (int i = 0; i < N_CONNECTIONS; i++) {
@@ -1434,6 +1731,8 @@ configure(PyObject *Py_UNUSED(module), PyObject *args, PyObject *kwargs)
     Py_XSETREF(broker_node, kinds[2]);
     Py_XSETREF(topic_node, kinds[3]);
     Py_XSETREF(external_node, kinds[4]);
+    Py_XSETREF(gateway_node, kinds[5]);
+    Py_XSETREF(service_node, kinds[6]);
     for (int i = 0; i < N_CONNECTIONS; i++) {
         Py_XSETREF(connection_types[i], types[i]);
     }
@@ -1452,6 +1751,8 @@ configure(PyObject *Py_UNUSED(module), PyObject *args, PyObject *kwargs)
 
 static PyMethodDef methods[] = {
     {"add_by_id", (PyCFunction)(void (*)(void))add_by_id, METH_FASTCALL, add_by_id_doc},
+    {"add_gateway", (PyCFunction)(void (*)(void))add_gateway, METH_FASTCALL, add_gateway_doc},
+    {"template_of", (PyCFunction)template_of, METH_O, template_of_doc},
     {"configure", (PyCFunction)(void (*)(void))configure, METH_VARARGS | METH_KEYWORDS,
      configure_doc},
     {NULL, NULL, 0, NULL},
@@ -1460,7 +1761,7 @@ static PyMethodDef methods[] = {
 static struct PyModuleDef module_def = {
     PyModuleDef_HEAD_INIT,
     "clew.pipeline._contributions",
-    "Contributions.add_by_id of clew.pipeline.rollups, compiled.",
+    "Contributions.add_by_id and add_gateway of clew.pipeline.rollups, compiled.",
     -1,
     methods,
     NULL, /* no slots: single-phase initialisation */
@@ -1484,6 +1785,7 @@ PyInit__contributions(void)
     if (!intern(&default_broker, "broker") || !intern(&http_protocol, "http") ||
         !intern(&rpc_protocol, "rpc") || !intern(&messaging_protocol, "messaging") ||
         !intern(&process_method, "process") || !intern(&any_method, "ANY") ||
+        !intern(&slash, "/") ||
         !intern(&count_attr, "count") || !intern(&errors_attr, "errors") ||
         !intern(&client_errors_attr, "client_errors") ||
         !intern(&duration_sum_attr, "duration_sum") ||

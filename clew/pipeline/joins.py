@@ -46,8 +46,14 @@ _MAY_BE_ROOTS = frozenset((0, 2))  # SpanKind UNSPECIFIED, SERVER
 _R_START, _R_GATEWAY, _R_METHOD, _R_PATH, _R_DURATION, _R_TRACE = 0, 1, 4, 6, 9, 14
 
 _ANY_REQUEST = text("SELECT 1 FROM gateway_request_chunks LIMIT 1")
+_ANY_SPAN = text("SELECT 1 FROM span_chunks LIMIT 1")
 
 Names = dict[tuple[str, str], tuple[str, str]]
+
+
+def any_spans(conn: Connection) -> bool:
+    """Whether any span is stored (else no request has a root span to be joined to)."""
+    return conn.execute(_ANY_SPAN).first() is not None
 
 
 def any_requests(conn: Connection) -> bool:
@@ -148,6 +154,8 @@ def rename(
     """Before ``requests`` are stored: the stored traces whose root spans they name move their
     cells (and failing paths) from the callers the store knew to the gateways, in
     ``contributions``. Spans stored later are joined as they are written (``callers``)."""
+    if not any_spans(conn):
+        return  # a store of access logs alone: nothing to join
     traced = {r[_R_TRACE] for r in requests if r[_R_TRACE] is not None}
     untraced = [r for r in requests if r[_R_TRACE] is None and r[_R_METHOD] and r[_R_PATH]]
     affected = set(traced)

@@ -127,7 +127,7 @@ def load_native() -> Any:
         root_caller=ROOT_CALLER,
         node_kinds=NodeKind,
         connection_types=ConnectionType,
-        sources=(TRACE_SOURCE, RELAXED),
+        sources=(TRACE_SOURCE, RELAXED, GATEWAY_SOURCE),
         ns_per_minute=_NS_PER_MINUTE,
         log_gamma=histogram._LOG_GAMMA,
         zero_bucket=histogram.ZERO_BUCKET,
@@ -440,6 +440,18 @@ class Contributions:
         A request's route is the template the gateway names, else its path's (``clew.routes``).
         A consumer the log does not name is the virtual caller ``client``.
         """
+        if (
+            _native is not None
+            and type(requests) is list
+            and _native.add_gateway(
+                requests, sign, self.cells, self.nodes, self.endpoints, routes.template_of
+            )
+        ):
+            return
+        self._add_gateway_python(requests, sign)
+
+    def _add_gateway_python(self, requests: Iterable[Sequence], sign: int = 1) -> None:
+        """``add_gateway`` in Python: the reference the compiled twin is tested against."""
         for request in requests:
             method, status = request[G_METHOD], request[G_STATUS] or 0
             route = request[G_ROUTE] or routes.template_of(request[G_PATH] or "/")

@@ -48,11 +48,14 @@ _BY_TRACE = text(
 _START, _GATEWAY, _CONSUMER, _METHOD, _PATH, _STATUS, _TRACE_ID = 0, 1, 2, 4, 6, 8, 14
 
 
-def write(conn: Connection, requests: Sequence[Sequence]) -> int:
-    """Store request rows (``GatewayRequest`` or the same columns), one chunk per gateway;
-    returns how many. The caller stores each request once (its source's checkpoint)."""
-    if not requests:
-        return 0
+#: Requests ready to store (``pack``): one chunk per gateway, (gateway, earliest start, latest
+#: start, count, the rows as MessagePack), and the index rows of those that carry a trace id.
+Packed = tuple[list[tuple[str, int, int, int, bytes]], list[tuple]]
+
+
+def pack(requests: Sequence[Sequence]) -> Packed:
+    """Request rows (``GatewayRequest`` or the same columns) in the form ``write_packed`` stores:
+    made where they are parsed, so that the writer stores them as they come."""
     by_gateway: dict[str, list] = {}
     for row in requests:
         rows = by_gateway.get(row[_GATEWAY])
@@ -64,7 +67,6 @@ def write(conn: Connection, requests: Sequence[Sequence]) -> int:
     for gateway, rows in by_gateway.items():
         starts = [row[_START] for row in rows]
         chunks.append((gateway, min(starts), max(starts), len(rows), _ENCODER.encode(rows)))
-    executemany(conn, _INSERT_CHUNK, chunks)
     traced = [
         (
             row[_TRACE_ID],
@@ -78,9 +80,31 @@ def write(conn: Connection, requests: Sequence[Sequence]) -> int:
         for row in requests
         if row[_TRACE_ID] is not None
     ]
+    return chunks, traced
+
+
+def unpack(packed: Packed) -> list[tuple]:
+    """The request rows of packed chunks, as tuples, gateway by gateway."""
+    return [row for chunk in packed[0] for row in _DECODER.decode(chunk[4])]
+
+
+def write(conn: Connection, requests: Sequence[Sequence]) -> int:
+    """Store request rows (``GatewayRequest`` or the same columns), one chunk per gateway;
+    returns how many. The caller stores each request once (its source's checkpoint)."""
+    if not requests:
+        return 0
+    return write_packed(conn, pack(requests))
+
+
+def write_packed(conn: Connection, packed: Packed) -> int:
+    """Store requests ``pack`` made; returns how many."""
+    chunks, traced = packed
+    if not chunks:
+        return 0
+    executemany(conn, _INSERT_CHUNK, chunks)
     if traced:
         executemany(conn, _INSERT_TRACE, traced)
-    return len(requests)
+    return sum(chunk[3] for chunk in chunks)
 
 
 def in_window(conn: Connection, since: int, until: int) -> Iterator[GatewayRequest]:

@@ -50,10 +50,16 @@ class Recording:
     def __init__(self, module: Any):
         self.module = module
         self.answers: list[bool] = []
+        self.gateway_answers: list[bool] = []
 
     def add_by_id(self, *args: Any) -> bool:
         answer = self.module.add_by_id(*args)
         self.answers.append(answer)
+        return answer
+
+    def add_gateway(self, *args: Any) -> bool:
+        answer = self.module.add_gateway(*args)
+        self.gateway_answers.append(answer)
         return answer
 
 
