@@ -119,7 +119,7 @@ def test_the_route_examples_give_the_python_templates():
         for mark in getattr(test, "pytestmark", [])
         if mark.name == "parametrize" and mark.args[0][:2] in (("path", "template"), "path")
         for case in mark.args[1]
-        if isinstance(case, tuple) or isinstance(case, str)
+        if isinstance(case, (tuple, str))
     ]
     examples = [case if isinstance(case, str) else case[0] for case in examples]
     assert len(examples) > 30
@@ -206,10 +206,10 @@ def test_later_calls_and_corrections_add_to_what_earlier_ones_left():
 
 def test_rows_it_does_not_read_exactly_are_handed_back_with_nothing_changed():
     good = (MINUTE, "edge", "p", None, "GET", None, "/a/1", None, 200, 5, 3, "orders") + (None,) * 4
-    beyond = good[:9] + (2**64,) + good[10:]
-    overhead_overflow = good[:9] + (INT64_MAX, -2) + good[11:]
+    beyond = (*good[:9], 2**64, *good[10:])
+    overhead_overflow = (*good[:9], INT64_MAX, -2, *good[11:])
     short = good[:15]
-    for bad in (beyond, overhead_overflow, short, list(good), good[:1] + (b"edge",) + good[2:]):
+    for bad in (beyond, overhead_overflow, short, list(good), (*good[:1], b"edge", *good[2:])):
         python, native, answers = run_both(add_rows([good, bad], 1))
         assert native == python
         assert answers == [False], bad
