@@ -15,7 +15,8 @@ JSON parser's reason. The fields read:
 - ``request.method``; ``request.uri`` (the path, its query string dropped); the ``host`` request
   header, else the host of ``request.url``; ``request.size`` / ``response.size``: bytes received
   and sent, headers included (numbers, or text in Kong 1.x); ``response.status``.
-- ``service.name``, else ``service.host`` for an unnamed service: the ``upstream``.
+- ``service.name``, else ``service.host`` for an unnamed service: the ``upstream``, unless Kong
+  answered the request itself (no proxy latency, or ``source`` kong): then none.
 - ``route``: None. Kong routes match by path prefixes or regexes (``route.paths``), not
   templates; the route's name (else its id) goes to the attributes.
 - ``client_ip``: the ``client``, as Kong resolved it (its ``real_ip`` settings apply).
@@ -83,6 +84,10 @@ def parse(line: str, settings: Settings) -> GatewayRequest:
     client = _text(record, "client_ip")
     identity = _consumer_identity(record)
     captured = _header_values(headers) if settings.consumer.startswith("header:") else None
+    upstream_duration = _milliseconds("latencies.proxy", latencies.get("proxy"), unknown=-1)
+    # Kong names the route's service on requests it answers itself (a plugin's 401 or 429):
+    # those never reached it (no upstream time, 3.6 on: ``source`` kong).
+    answered_by_kong = upstream_duration is None or record.get("source") == "kong"
     return GatewayRequest(
         start_ns=started_at,
         gateway="kong",
@@ -94,8 +99,8 @@ def parse(line: str, settings: Settings) -> GatewayRequest:
         route=None,
         status=_count("response.status", response.get("status")),
         duration_ns=_milliseconds("latencies.request", latencies.get("request")),
-        upstream_duration_ns=_milliseconds("latencies.proxy", latencies.get("proxy"), unknown=-1),
-        upstream=_text(service, "name") or _text(service, "host"),
+        upstream_duration_ns=upstream_duration,
+        upstream=None if answered_by_kong else _text(service, "name") or _text(service, "host"),
         bytes_sent=_count("response.size", response.get("size")),
         bytes_received=_count("request.size", request.get("size")),
         trace_id=_trace_id(headers),

@@ -226,6 +226,11 @@ def test_no_upstream_contacted_and_fractional_latencies(tmp_path):
     assert (request.duration_ns, request.upstream_duration_ns) == (500_000, None)
     assert attributes(request)["kong_latency_ms"] == 0.25
     assert attributes(request)["source"] == "kong"
+    # Kong answered it (a plugin's 401 or 429): the route's service never saw it.
+    assert request.upstream is None
+    assert read_one(tmp_path, kong_record()).upstream is not None
+    told_by_source = kong_record(latencies={"request": 3, "kong": 3, "proxy": 0}, source="kong")
+    assert read_one(tmp_path, told_by_source).upstream is None
 
 
 def test_retries_keep_every_status_and_try(tmp_path):
