@@ -397,6 +397,10 @@ class Cardinality:
         self._values[position] = values
         return False
 
+    def decisions(self) -> frozenset[tuple[str, str | None, str]]:
+        """The positions decided to be parameters: (service, method or None, prefix)."""
+        return frozenset(self._parameters)
+
     def state(self) -> dict[str, list[list[str | None]]]:
         """The decisions, JSON-serialisable and sorted: ``[service, method, prefix]`` each, the
         position after ``prefix`` being a parameter."""

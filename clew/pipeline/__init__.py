@@ -37,6 +37,7 @@ from sqlalchemy import Engine, bindparam, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
+from clew import routes
 from clew.pipeline import joins, rollups
 from clew.records import (
     UNKNOWN_SERVICE,
@@ -48,7 +49,7 @@ from clew.records import (
     Span,
     SpanLink,
 )
-from clew.store import gateway_requests, insert_ignoring_duplicates, utcnow
+from clew.store import gateway_requests, insert_ignoring_duplicates, route_parameters, utcnow
 from clew.store import spans as stored_spans
 from collectors import Collector, CollectorError, Registry, Source, is_compressed, open_file
 
@@ -354,7 +355,11 @@ class Batch:
         return self.rows
 
     def write(
-        self, conn: Connection, source: str, root_callers: RootCallers | None = None
+        self,
+        conn: Connection,
+        source: str,
+        root_callers: RootCallers | None = None,
+        cardinality: Routes | None = None,
     ) -> tuple[int, int]:
         """Write the batch; returns (spans inserted, rollup cells written).
 
@@ -363,7 +368,8 @@ class Batch:
         again. Root spans whose requests a gateway logged get the gateway as their caller instead
         of ``client`` (``clew.pipeline.joins``; ``root_callers`` replaces that join), and the
         batch's rollups are then computed here with them; stored traces whose requests this
-        batch's gateway requests are move their cells to the gateway.
+        batch's gateway requests are move their cells to the gateway. With ``cardinality``, the
+        routes of gateway requests are templated further by it (and its decisions kept).
         """
         # One writer at a time: the lookups below and the writes must see the same spans.
         if conn.dialect.name == "postgresql":
@@ -415,6 +421,9 @@ class Batch:
             inserted = stored_spans.write_chunks(conn, fresh)
             inserted += stored_spans.write(conn, joining_new)
         if self.request_count:
+            if cardinality is not None:
+                contributions.collapse_gateway_routes(cardinality.learner)
+                cardinality.save(conn)
             # Requests stored before are joined with the spans stored already, if any.
             if root_callers is None and joins.any_spans(conn):
                 joins.rename(conn, contributions, self.request_rows())
@@ -454,6 +463,23 @@ def _restored_batch(state: dict) -> Batch:
     batch.__dict__.update(state)
     batch.chunks = stored_spans.unpack(index, data)
     return batch
+
+
+class Routes:
+    """What an ingest learns about gateway routes (``clew.routes.Cardinality``), read from the
+    store when it starts and kept there with each batch that decides something new."""
+
+    def __init__(self, conn: Connection) -> None:
+        kept = route_parameters.load(conn)
+        self.learner = routes.Cardinality.from_state({"decisions": [list(p) for p in kept]})
+        self._saved = set(self.learner.decisions())
+
+    def save(self, conn: Connection) -> None:
+        """Keep the decisions made since the last save (in the caller's transaction)."""
+        new = self.learner.decisions() - self._saved
+        if new:
+            route_parameters.save(conn, sorted(new, key=lambda p: (p[0], p[1] or "", p[2])))
+            self._saved |= new
 
 
 #: Names the callers of root spans from other evidence: given the stored and new spans that may
@@ -1100,6 +1126,10 @@ def ingest(
         parser = started or ParseWorker()
     elif started is not None:
         started.close()  # not needed after all
+    learned: Routes | None = None
+    if jobs:
+        with engine.connect() as conn:
+            learned = Routes(conn)
     with (
         _stream(jobs, parser) as items,
         _collecting_per_batches() as batch_done,
@@ -1123,7 +1153,7 @@ def ingest(
                         item.checkpoint,
                         state.run.add(item.records),
                     )
-                    inserted, cells = item.write(conn, str(job.path), root_callers)
+                    inserted, cells = item.write(conn, str(job.path), root_callers, learned)
                 committed()
                 report.records += item.records
                 report.inserted += inserted

@@ -484,6 +484,47 @@ class Contributions:
                 else:
                     seen[0], seen[1] = min(seen[0], start), max(seen[1], start)
 
+    def collapse_gateway_routes(self, cardinality: routes.Cardinality) -> None:
+        """Gateway cells and endpoints templated further by ``cardinality`` (which learns from
+        them): a segment position under one gateway and method with too many distinct literal
+        values becomes ``{param}``. Distinct values are all cardinality counts, so each cell's
+        route is shown to it once, not each request's; cells that come to share a key merge.
+
+        The position is the gateway's for both of a request's edges (it is the server of the
+        consumer's and the client of the upstream's), so both are templated alike.
+        """
+        changed: dict[tuple[str, str], str] = {}  # (method, route) → template, for endpoints
+        templated: dict[tuple[str, str], str] = {}
+        cells: dict[CellKey, Cell] = {}
+        for key, cell in self.cells.items():
+            if key[5] != GATEWAY_SOURCE:
+                cells[key] = cell
+                continue
+            gateway = key[2] if key[3] == ConnectionType.VIRTUAL else key[1]
+            endpoint = templated.get((gateway, key[4]))
+            if endpoint is None:
+                method, _, route = key[4].partition(" ") if " " in key[4] else ("", "", key[4])
+                collapsed = cardinality.template(gateway, method or None, route)
+                endpoint = key[4]
+                if collapsed != route:
+                    endpoint = key[4][: len(key[4]) - len(route)] + collapsed
+                    changed[(method or "ANY", route)] = collapsed
+                templated[(gateway, key[4])] = endpoint
+            new_key = key if endpoint == key[4] else (*key[:4], endpoint, key[5])
+            into = cells.get(new_key)
+            if into is None:
+                cells[new_key] = cell
+            else:
+                into.add(cell)
+        self.cells = cells
+        if changed:
+            endpoints: dict[tuple[str, str, str, str], list[int]] = {}
+            for (service, protocol, method, route), (first, last) in self.endpoints.items():
+                route = changed.get((method, route), route) if protocol == "http" else route
+                seen = endpoints.setdefault((service, protocol, method, route), [first, last])
+                seen[0], seen[1] = min(seen[0], first), max(seen[1], last)
+            self.endpoints = endpoints
+
     def _endpoint(self, row: tuple) -> None:
         """Endpoints seen serving: HTTP by route, RPC by service and method, messaging by topic."""
         kind = row[KIND]

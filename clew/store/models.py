@@ -238,6 +238,21 @@ class Endpoint(Base):
     __table_args__ = (UniqueConstraint("service", "protocol", "method", "route"),)
 
 
+class RouteParameter(Base):
+    """A segment position that cardinality decided is a parameter (``clew.routes.Cardinality``):
+    the segment after ``prefix`` in the paths one gateway is sent with one method ('' for any).
+    Kept so that every later ingest templates those paths the same way."""
+
+    __tablename__ = "route_parameters"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    service: Mapped[str] = mapped_column(String(255))
+    method: Mapped[str] = mapped_column(String(255))
+    prefix: Mapped[str] = mapped_column(Text)
+
+    __table_args__ = (UniqueConstraint("service", "method", "prefix"),)
+
+
 class IngestCheckpoint(Base):
     """How far a source has been read: file identity and offset, committed with the rows."""
 

@@ -6,11 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from clew import metrics, store
 from clew.pipeline import ingest, joins, rollups
 from clew.records import GatewayRequest
-from clew.store import queries
+from clew.store import queries, route_parameters
 from collectors import Registry, load_registry
 from tests import otlp
 from tests.clew.test_gateway_ingest import LinesOfRequests, request
@@ -267,3 +268,45 @@ def test_requests_carrying_other_traces_ids_name_nothing(engine, tmp_path: Path)
     assert not [key for key in cells if key[1] == "edge" and key[5] == "trace"]
     minute = otlp.BASE_NS // MINUTE
     assert cells[(minute, "client", "payments-api", "virtual_node", GET, "trace")]["sums"][0] == 6
+
+
+def test_paths_with_many_values_at_one_position_collapse_and_stay_collapsed(engine, tmp_path):
+    """Names in paths (no heuristic knows them) become ``{param}`` once cardinality has seen 50 at
+    one position under a gateway; the decision is kept, so a later file's paths are templated
+    with it from their first line."""
+    names = [f"user{chr(97 + n % 26)}{chr(97 + n // 26)}" for n in range(80)]
+    made = {
+        n: request(n, path=f"/users/{name}/profile", trace_id=None) for n, name in enumerate(names)
+    }
+    registry = Registry([LinesOfRequests(made)])
+    first = tmp_path / "first.log"
+    first.write_text("".join(f"{n}\n" for n in range(60)))
+    ingest(engine, [first], registry, batch_spans=10, worker=False)
+    cells = rollup_table(engine)
+    upstream = {
+        k[4]: v["sums"][0] for k, v in cells.items() if k[1] == "edge" and k[5] == "gateway"
+    }
+    collapsed = "GET /users/{param}/profile"
+    # The 50th distinct name tips the position; it and the ten after it are templated with it.
+    assert upstream[collapsed] == 11
+    assert sum(1 for endpoint in upstream if endpoint != collapsed) == 49
+    with engine.connect() as conn:
+        kept = route_parameters.load(conn)
+    assert kept == [("edge", "GET", "/users")]
+
+    later = tmp_path / "later.log"
+    later.write_text("".join(f"{n}\n" for n in range(60, 80)))
+    ingest(engine, [later], registry, worker=False)
+    cells = rollup_table(engine)
+    upstream = {
+        k[4]: v["sums"][0] for k, v in cells.items() if k[1] == "edge" and k[5] == "gateway"
+    }
+    assert upstream[collapsed] == 31
+    with engine.connect() as conn:
+        endpoints = {
+            route
+            for (route,) in conn.execute(
+                text("SELECT route FROM endpoints WHERE service = 'payments-api'")
+            )
+        }
+    assert "/users/{param}/profile" in endpoints

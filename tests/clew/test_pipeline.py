@@ -101,11 +101,11 @@ def test_a_crash_between_batches_loses_nothing_and_duplicates_nothing(
     real_write = pipeline.Batch.write
     calls = {"n": 0}
 
-    def crash_on_third_batch(self, conn, source, root_callers=None):
+    def crash_on_third_batch(self, conn, source, *hooks):
         calls["n"] += 1
         if calls["n"] == 3:
             raise KeyboardInterrupt("simulated crash inside the transaction")
-        return real_write(self, conn, source, root_callers)
+        return real_write(self, conn, source, *hooks)
 
     monkeypatch.setattr(pipeline.Batch, "write", crash_on_third_batch)
     with pytest.raises(KeyboardInterrupt):
