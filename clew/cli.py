@@ -188,6 +188,21 @@ def _access_log_settings(
     default=None,
     help="Access logs: the UTC offset of times logged without one (HAProxy), e.g. +01:00.",
 )
+@click.option(
+    "--follow",
+    is_flag=True,
+    help="Keep reading until interrupted (Ctrl-C, SIGTERM): every --interval seconds, what the"
+    " files gained, rotated files and new files in the folders included; a half-written last"
+    " line waits for the next read. Prints a line (with --json, a JSON object) per read that"
+    " found records.",
+)
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0.05),
+    default=2.0,
+    show_default=True,
+    help="With --follow: seconds between two reads.",
+)
 @db_option
 @json_option
 def ingest(
@@ -198,6 +213,8 @@ def ingest(
     consumer: str,
     hash_clients: bool,
     timezone: str | None,
+    follow: bool,
+    interval: float,
     db: str | None,
     as_json: bool,
 ) -> None:
@@ -221,6 +238,9 @@ def ingest(
             for collector in registry.values()
         ]
     )
+    if follow:
+        _follow(_open(db), paths, registry, format_name, interval, as_json)
+        return
     # Large input is parsed in a worker process, forked now (with the collectors imported, and
     # nothing opened yet): it is ready at once, while this one opens the store.
     files = pipeline.expand(Path(p) for p in paths)
@@ -263,6 +283,103 @@ def ingest(
         click.echo(f"error: {problem}", err=True)
     if result.problems:
         sys.exit(1)
+
+
+def _follow(
+    engine, paths: tuple[Path, ...], registry, format_name: str | None, interval: float, as_json
+) -> None:
+    """``clew ingest --follow``: read the paths again and again, each read resuming from the
+    checkpoints the one before left (rotated files under their new names, by their identity),
+    until SIGINT or SIGTERM; the read under way then finishes first (a second signal stops it
+    at once: its batch is rolled back, so nothing is lost or stored twice)."""
+    import signal
+    import threading
+
+    from clew import pipeline
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    totals = {"reads": 0, "records": 0, "inserted": 0, "duplicates": 0, "quarantined": 0}
+    missing = [p for p in paths if not Path(p).exists()]
+    for path in missing:
+        if not as_json:
+            click.echo(f"waiting for {path}", err=True)
+    _tune_gc_for_bulk_work()
+    started = time.time()
+    try:
+        while not stop.is_set():
+            files = _followed_files(paths, since=started - interval)
+            result = pipeline.ingest(engine, files, registry, format_name=format_name, growing=True)
+            totals["reads"] += 1
+            for key in ("records", "inserted", "duplicates", "quarantined"):
+                totals[key] += getattr(result, key)
+            if result.records:
+                _report_read(result, as_json)
+            for problem in result.problems:
+                click.echo(f"error: {problem}", err=True)
+            stop.wait(interval)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if as_json:
+        sys.stdout.write(orjson.dumps({"stopped": True} | totals).decode() + "\n")
+    else:
+        click.echo(
+            f"stopped after {totals['reads']} reads: {totals['records']} records,"
+            f" {totals['inserted']} inserted, {totals['quarantined']} quarantined"
+        )
+
+
+def _followed_files(paths: tuple[Path, ...], since: float) -> list[Path]:
+    """The files a read of ``--follow`` takes: those in the folders named, and each file named
+    after the files it was rotated to since ``since`` (``access.log.1``, ``access.log-20261206``,
+    ``….gz``): a rotated file's last lines are read, from its checkpoint, before the new file."""
+    import glob
+
+    from clew import pipeline
+
+    files: list[Path] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            files.extend(pipeline.expand([path]))
+            continue
+        pattern = glob.escape(path.name) + "[.-]*"
+        rotated = [
+            p for p in sorted(path.parent.glob(pattern)) if p.is_file() and _mtime(p) >= since
+        ]
+        files.extend(sorted(rotated, key=_mtime))
+        if path.is_file():
+            files.append(path)
+    return list(dict.fromkeys(files))
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def _report_read(result, as_json: bool) -> None:
+    """One read of ``--follow`` that found records: a line, or a JSON object on one line."""
+    from datetime import UTC, datetime
+
+    at = datetime.now(UTC).isoformat(timespec="seconds")
+    counts = {k: getattr(result, k) for k in ("records", "inserted", "duplicates", "quarantined")}
+    if as_json:
+        sys.stdout.write(orjson.dumps({"at": at} | counts).decode() + "\n")
+        sys.stdout.flush()
+        return
+    click.echo(
+        f"{at}  {counts['records']} records: {counts['inserted']} inserted,"
+        f" {counts['duplicates']} duplicates, {counts['quarantined']} quarantined"
+    )
 
 
 def _custom_format(registry, path: Path, format_name: str | None) -> str:

@@ -7,6 +7,7 @@ third-party package would register its own; tests hand an explicit ``Registry`` 
 from __future__ import annotations
 
 import gzip
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from importlib.metadata import entry_points
@@ -33,6 +34,10 @@ def open_file(path: Path) -> BinaryIO:
     return path.open("rb")
 
 
+#: Seconds a file still being written must be left unchanged before it is taken as whole.
+SETTLE_S = 2.0
+
+
 @dataclass(frozen=True)
 class Source:
     """One input to read: a file, where reading resumes, and whether it may still be written
@@ -46,6 +51,13 @@ class Source:
     @property
     def name(self) -> str:
         return str(self.path)
+
+    def settling(self) -> bool:
+        """Whether the file changed in the last ``SETTLE_S`` seconds (it may be mid-write)."""
+        try:
+            return time.time() - self.path.stat().st_mtime < SETTLE_S
+        except OSError:
+            return False
 
     def open(self) -> BinaryIO:
         """The file, opened for reading bytes (``open_file``)."""

@@ -542,6 +542,9 @@ class OtlpJsonCollector:
 
     name = "otlp_json"
     description = "OTLP/JSON trace exports (a document per file, or the Collector's one per line)"
+    #: Reads a file still being written (``Source.growing``) a line at a time, as the
+    #: Collector's file exporter writes it: a half-written last line waits for the next read.
+    reads_growing = True
 
     def detect(self, head: bytes) -> bool:
         return head.lstrip()[:1] == b"{" and b'"resourceSpans"' in head
@@ -556,13 +559,13 @@ class OtlpJsonCollector:
             second_line = handle.readline()
             handle.seek(0)
             if not second_line.strip() or _looks_like_one_request(first_line):
-                yield from self._lines(handle, source.offset)
+                yield from self._lines(handle, source.offset, source.growing)
             else:
                 # A pretty-printed document is one unit: a grown file is read again from the
                 # start and the spans already stored are skipped by their unique key.
-                yield from self._document(handle.read())
+                yield from self._document(handle.read(), source.growing and source.settling())
 
-    def _document(self, data: bytes) -> Iterator[Record]:
+    def _document(self, data: bytes, growing: bool = False) -> Iterator[Record]:
         fast = fast_records(data)
         if fast is not None:
             yield from fast
@@ -571,13 +574,15 @@ class OtlpJsonCollector:
         try:
             request = orjson.loads(data)
         except orjson.JSONDecodeError as error:
+            if growing:
+                return  # changed a moment ago, maybe half written: read again, whole, later
             position = f"line {error.lineno} column {error.colno}"
             yield Quarantined(position, f"invalid JSON: {error.msg}", excerpt(data[:200]))
         else:
             yield from _guarded(request, "")
         yield Checkpoint(len(data))
 
-    def _lines(self, handle: BinaryIO, offset: int) -> Iterator[Record]:
+    def _lines(self, handle: BinaryIO, offset: int, growing: bool = False) -> Iterator[Record]:
         # Count the lines before the checkpoint so positions stay true on a resumed read.
         line_number = 0
         remaining = offset
@@ -590,6 +595,8 @@ class OtlpJsonCollector:
         handle.seek(offset)
         position = offset
         for line in split_lines(handle):
+            if growing and line[-1:] != b"\n":
+                return  # still being written: read with the rest of it next time
             line_number += 1
             position += len(line)
             # A blank line is no request either: the compiled reader declines it as cheaply.

@@ -24,6 +24,7 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
@@ -51,7 +52,15 @@ from clew.records import (
 )
 from clew.store import gateway_requests, insert_ignoring_duplicates, route_parameters, utcnow
 from clew.store import spans as stored_spans
-from collectors import Collector, CollectorError, Registry, Source, is_compressed, open_file
+from collectors import (
+    SETTLE_S,
+    Collector,
+    CollectorError,
+    Registry,
+    Source,
+    is_compressed,
+    open_file,
+)
 
 #: Spans per transaction.
 BATCH_SPANS = 25_000
@@ -638,12 +647,14 @@ def write(
 
 
 class _Job(NamedTuple):
-    """One file to read: from ``offset``, with ``collector``, in batches of ``batch_spans``."""
+    """One file to read: from ``offset``, with ``collector``, in batches of ``batch_spans``;
+    ``growing`` when it may still be written (``Source.growing``)."""
 
     path: Path
     collector: Collector
     offset: int
     batch_spans: int
+    growing: bool = False
 
 
 class _End(NamedTuple):
@@ -660,7 +671,7 @@ def _produce(
     """Every job's batches and progress reports, tagged with the job's index, then its end."""
     for index, job in enumerate(jobs):
         try:
-            source = Source(job.path, job.offset)
+            source = Source(job.path, job.offset, job.growing)
             for item in batches(job.collector, source, job.batch_spans, defer, size):
                 yield index, item
                 del item  # let the batch go before the next one is gathered
@@ -1021,6 +1032,17 @@ def _checkpointing(engine: Engine, enabled: bool = True) -> Iterator[Callable[[]
         thread.join()
 
 
+def _still_settling(path: Path, collector: Collector | None) -> bool:
+    """Whether a growing read leaves ``path`` for later: empty, or not read line by line (or
+    not recognised yet) and changed in the last ``SETTLE_S`` seconds."""
+    stat = path.stat()
+    if stat.st_size == 0:
+        return True
+    if collector is not None and getattr(collector, "reads_growing", False):
+        return False
+    return time.time() - stat.st_mtime < SETTLE_S
+
+
 def _quarantine_file(engine: Engine, path: Path, reason: str) -> FileReport:
     """A file no collector can read: quarantined whole, checkpointed so it is reported once."""
     stat = path.stat()
@@ -1068,8 +1090,14 @@ def ingest(
     progress: Callable[[str, int, int], None] | None = None,
     worker: bool | ParseWorker | None = None,
     root_callers: RootCallers | None = None,
+    growing: bool = False,
 ) -> IngestResult:
     """Ingest files and folders; every batch commits with its rollups and its checkpoint.
+
+    ``growing`` reads files that may still be written (``clew ingest --follow``): a collector
+    that reads such files (``reads_growing``) leaves a last line without its newline for the next
+    read; a file any other collector would read, or none could yet, is left for a later read
+    until it has not changed for ``SETTLE_S`` seconds; an empty file is left alone.
 
     Files are parsed in a worker process while this one writes (``worker=True``, or a
     ``ParseWorker`` started earlier), or here (``False``); by default, and with a started
@@ -1097,6 +1125,9 @@ def ingest(
             result.reports.append(FileReport(str(path), None, error="no such file"))
             continue
         collector = registry[format_name] if format_name else registry.detect(path)
+        if growing and _still_settling(path, collector):
+            result.reports.append(FileReport(str(path), None, skipped=True))
+            continue
         if collector is None:
             names = ", ".join(sorted(registry))
             report = _quarantine_file(engine, path, f"not in any known format (tried {names})")
@@ -1112,7 +1143,7 @@ def ingest(
                 advance(identity.size)
             else:
                 advance(offset)
-                jobs.append(_Job(path, collector, offset, batch_spans))
+                jobs.append(_Job(path, collector, offset, batch_spans, growing))
                 reading.append(_Reading(report, identity, _fingerprint(path, identity.size)))
         result.reports.append(report)
 

@@ -313,6 +313,9 @@ class AccessLogCollector:
     given a file's first non-blank line, it returns why the file is refused, or None.
     """
 
+    #: Reads a file still being written (``Source.growing``): its half-written last line waits.
+    reads_growing = True
+
     def __init__(
         self,
         name: str,
