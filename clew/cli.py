@@ -648,7 +648,7 @@ def demo(host: str, port: int, no_serve: bool, db: str | None, as_json: bool) ->
     if as_json:
         _print_json(loaded)
     elif loaded["loaded"]:
-        click.echo(f"sample landscape loaded: {loaded['inserted']} spans")
+        click.echo(f"sample landscape loaded: {loaded['inserted']} spans and gateway requests")
     else:
         click.echo("sample landscape already loaded")
     if no_serve:

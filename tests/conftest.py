@@ -108,6 +108,25 @@ def sample_db(tmp_path_factory: pytest.TempPathFactory) -> str:
     return str(path)
 
 
+@pytest.fixture(scope="session")
+def sample_folder(sample_db) -> Path:
+    """The generated files the sample database was loaded from."""
+    from clew import demo
+
+    engine = store.open_engine(sample_db)
+    (folder,) = demo.sample_dir(engine).glob("sample-*")
+    engine.dispose()
+    return folder
+
+
+@pytest.fixture(scope="session")
+def manifest(sample_folder) -> dict:
+    """The sample's manifest: what it plants, and what its gateway logs hold."""
+    import orjson
+
+    return orjson.loads((sample_folder / "manifest.json").read_bytes())
+
+
 def require_built(module: Any, name: str) -> Any:
     """A compiled module that a test needs: skips the test when it is not built (installing
     Clew without a C compiler), and fails it in CI, where it must be."""

@@ -4,7 +4,6 @@ percentile accuracy."""
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from pathlib import Path
 
 import numpy as np
 import orjson
@@ -22,20 +21,6 @@ from tests.clew.test_rollups import assert_same_rollups, rollup_table
 from tests.conftest import SAMPLE_END_NS
 
 SERVER, CLIENT, PRODUCER, CONSUMER = 2, 3, 4, 5
-
-
-@pytest.fixture(scope="module")
-def sample_folder(sample_db) -> Path:
-    """The generated files the sample database was loaded from."""
-    engine = store.open_engine(sample_db)
-    (folder,) = demo.sample_dir(engine).glob("sample-*")
-    engine.dispose()
-    return folder
-
-
-@pytest.fixture(scope="module")
-def manifest(sample_folder) -> dict:
-    return orjson.loads((sample_folder / "manifest.json").read_bytes())
 
 
 @pytest.fixture(scope="module")

@@ -164,6 +164,44 @@ def test_the_map_draws_every_sample_service(browser, sample_url):
     assert severe_console_errors(browser) == []
 
 
+def test_gateways_and_their_consumers_are_on_the_map(browser, sample_url, manifest):
+    """The sample's Kong and NGINX logs: partners → api-gateway → payments-api and the web's
+    client → shop-edge → storefront-web, the gateways drawn as gateways and partners as
+    clients; the edge both the traces and the log saw shows both and the gateway's overhead."""
+    browser.get(sample_url + "/map?window=all")
+    wait(browser, MAP_DRAWN)
+    kinds = browser.execute_script(
+        "const out = {}; window.cy.nodes().forEach(n => { out[n.id()] = n.data('kind'); });"
+        " return out;"
+    )
+    partners = set(manifest["gateway_logs"]["kong-access.log"]["consumers"])
+    assert {kinds[name] for name in partners} == {"client"}
+    assert kinds["api-gateway"] == kinds["shop-edge"] == "gateway"
+    assert (
+        browser.execute_script("return window.cy.getElementById('api-gateway').style('shape')")
+        == "rhomboid"
+    )
+    edges = set(
+        map(
+            tuple,
+            browser.execute_script(
+                "return window.cy.edges().map(e => [e.data('source'), e.data('target')])"
+            ),
+        )
+    )
+    assert {(partner, "api-gateway") for partner in partners} <= edges
+    assert {("api-gateway", "payments-api"), ("shop-edge", "storefront-web")} <= edges
+    browser.execute_script(
+        "window.cy.edges().filter(e => e.data('source') === 'api-gateway'"
+        " && e.data('target') === 'payments-api').emit('tap')"
+    )
+    wait(browser, lambda d: query(d).get("server") == ["payments-api"])
+    wait(browser, lambda d: "Gateway overhead p50 / p95" in text_of(d, "map-panel"))
+    panel = text_of(browser, "map-panel")
+    assert "gateway, trace" in panel  # the evidence: both, counted once
+    assert severe_console_errors(browser) == []
+
+
 def test_tapping_a_node_then_an_edge_fills_the_panel_and_the_url(browser, sample_url):
     browser.get(sample_url + "/map?window=all")
     wait(browser, MAP_DRAWN)
