@@ -27,9 +27,10 @@ from collections.abc import Iterable, Sequence
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
+from clew import routes
 from clew.pipeline import rollups
 from clew.records import NodeKind
-from clew.store import gateway_requests
+from clew.store import gateway_requests, route_aliases
 from clew.store import spans as stored_spans
 
 #: How far apart a gateway's clock and a service's may be for a time match.
@@ -39,7 +40,7 @@ LOOKBACK_NS = 60_000_000_000
 
 # Positions in a span row (``Span`` column order).
 _TRACE, _SPAN, _PARENT, _KIND, _START = 0, 1, 2, 5, 6
-_METHOD, _URL_PATH = 10, 13
+_METHOD, _ROUTE, _URL_PATH = 10, 11, 13
 _MAY_BE_ROOTS = frozenset((0, 2))  # SpanKind UNSPECIFIED, SERVER
 
 # Positions in a request row (``GatewayRequest`` column order).
@@ -66,22 +67,55 @@ def callers(conn: Connection, candidates: Sequence[tuple], extra: Sequence = ())
     (trace id, span id) → (gateway, ``gateway``). ``candidates`` are span rows that may be roots
     (SERVER or kind-less); ``extra`` are requests not stored yet, taken as if they were.
 
+    The pairs teach what the gateway's route templates are in the upstream's words: a span's
+    ``http.route`` for the template of its request's path, kept in ``route_aliases``.
+
     Costs one query when no request is stored and ``extra`` is empty.
     """
     if not candidates or (not extra and not any_requests(conn)):
         return {}
     names: Names = {}
+    aliases: set[route_aliases.Alias] = set()
     by_trace = _requests_by_trace(conn, {row[_TRACE] for row in candidates}, extra)
     untraced: list[tuple] = []
     for row in candidates:
         requests = by_trace.get(row[_TRACE])
         if requests:
-            names[(row[_TRACE], row[_SPAN])] = (_nearest(row, requests), NodeKind.GATEWAY)
+            gateway, method, path = _nearest(row, requests)[1:]
+            names[(row[_TRACE], row[_SPAN])] = (gateway, NodeKind.GATEWAY)
+            _learn(aliases, row, gateway, method, path)
         elif row[_PARENT] is None and row[_METHOD] is not None and row[_URL_PATH] is not None:
             untraced.append(row)
     if untraced:
-        names.update(_timed(conn, untraced, extra))
+        timed = _timed(conn, untraced, extra)
+        for row in untraced:
+            request = timed.get((row[_TRACE], row[_SPAN]))
+            if request is not None:
+                names[(row[_TRACE], row[_SPAN])] = (request[_R_GATEWAY], NodeKind.GATEWAY)
+                _learn(aliases, row, request[_R_GATEWAY], request[_R_METHOD], request[_R_PATH])
+    if aliases:
+        route_aliases.save(conn, aliases)
     return names
+
+
+def _learn(
+    aliases: set[route_aliases.Alias],
+    span: tuple,
+    gateway: str,
+    method: str | None,
+    path: str | None,
+) -> None:
+    """The alias a request and the span that served it teach, if the span knows its route and
+    the gateway's template of the path differs from it. Only a span of the request itself (its
+    method and path) teaches one: a trace's other server spans serve other requests."""
+    route = span[_ROUTE]
+    if not route or not method or path is None:
+        return
+    if span[_METHOD] != method or span[_URL_PATH] != path:
+        return
+    template = routes.template_of(path or "/")
+    if template != route:
+        aliases.add((gateway, method, template, route))
 
 
 def _requests_by_trace(
@@ -99,19 +133,20 @@ def _requests_by_trace(
     return found
 
 
-def _nearest(span: tuple, requests: list[tuple]) -> str:
-    """The gateway of the request of a trace that is this span's: the same method and path first,
-    then the nearest start."""
+def _nearest(span: tuple, requests: list[tuple]) -> tuple:
+    """The request of a trace that is this span's, (start, gateway, method, path): the same
+    method and path first, then the nearest start."""
 
     def distance(request: tuple) -> tuple[bool, int, str]:
         same = request[2] == span[_METHOD] and request[3] == span[_URL_PATH]
         return not same, abs(span[_START] - request[0]), request[1]
 
-    return min(requests, key=distance)[1]
+    return min(requests, key=distance)
 
 
-def _timed(conn: Connection, spans: list[tuple], extra: Sequence) -> Names:
-    """Parentless spans joined by method, path and time to requests that carried no trace id."""
+def _timed(conn: Connection, spans: list[tuple], extra: Sequence) -> dict[tuple[str, str], tuple]:
+    """Parentless spans joined by method, path and time to requests that carried no trace id:
+    (trace id, span id) → the request."""
     since = min(row[_START] for row in spans) - LOOKBACK_NS
     until = max(row[_START] for row in spans) + SKEW_NS + 1
     wanted = {(row[_METHOD], row[_URL_PATH]) for row in spans}
@@ -125,10 +160,13 @@ def _timed(conn: Connection, spans: list[tuple], extra: Sequence) -> Names:
     return _pair_by_time(spans, by_key)
 
 
-def _pair_by_time(spans: Iterable[tuple], by_key: dict[tuple[str, str], list]) -> Names:
+def _pair_by_time(
+    spans: Iterable[tuple], by_key: dict[tuple[str, str], list]
+) -> dict[tuple[str, str], tuple]:
     """One request per span and one span per request, nearest starts first, each span within its
-    request's time (its start to its end, ``SKEW_NS`` either side)."""
-    pairs: list[tuple[int, tuple[str, str], int, str]] = []
+    request's time (its start to its end, ``SKEW_NS`` either side): (trace id, span id) → the
+    request."""
+    pairs: list[tuple[int, tuple[str, str], int, tuple]] = []
     for row in spans:
         requests = by_key.get((row[_METHOD], row[_URL_PATH]))
         if not requests:
@@ -137,15 +175,15 @@ def _pair_by_time(spans: Iterable[tuple], by_key: dict[tuple[str, str], list]) -
         for r in requests:
             begun = r[_R_START]
             if begun - SKEW_NS <= start <= begun + (r[_R_DURATION] or 0) + SKEW_NS:
-                pairs.append((abs(start - begun), (row[_TRACE], row[_SPAN]), id(r), r[_R_GATEWAY]))
-    pairs.sort()
-    names: Names = {}
+                pairs.append((abs(start - begun), (row[_TRACE], row[_SPAN]), id(r), r))
+    pairs.sort(key=lambda pair: pair[:3])
+    found: dict[tuple[str, str], tuple] = {}
     taken: set[int] = set()
-    for _, key, request, gateway in pairs:
-        if key not in names and request not in taken:
-            names[key] = (gateway, NodeKind.GATEWAY)
+    for _, key, request, row in pairs:
+        if key not in found and request not in taken:
+            found[key] = row
             taken.add(request)
-    return names
+    return found
 
 
 def rename(

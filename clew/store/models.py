@@ -253,6 +253,23 @@ class RouteParameter(Base):
     __table_args__ = (UniqueConstraint("service", "method", "prefix"),)
 
 
+class RouteAlias(Base):
+    """What a gateway's route template is in its upstream's own words: a request a gateway logged
+    and the root span that served it (``clew.pipeline.joins``) name the same route, one by the
+    path's form (``/payments/{id}``), the other by the span's ``http.route``
+    (``/payments/{payment_id}``). The endpoint figures read gateway cells by the span's name."""
+
+    __tablename__ = "route_aliases"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    gateway: Mapped[str] = mapped_column(String(255))
+    method: Mapped[str] = mapped_column(String(255))
+    template: Mapped[str] = mapped_column(Text)
+    route: Mapped[str] = mapped_column(Text)
+
+    __table_args__ = (UniqueConstraint("gateway", "method", "template"),)
+
+
 class IngestCheckpoint(Base):
     """How far a source has been read: file identity and offset, committed with the rows."""
 

@@ -13,7 +13,7 @@ import orjson
 from sqlalchemy import DateTime, bindparam, text
 from sqlalchemy.engine import Connection
 
-from clew.store import blocks, histogram, spans
+from clew.store import blocks, histogram, route_aliases, spans
 
 
 @dataclass(frozen=True)
@@ -309,8 +309,9 @@ def endpoint_totals(
 ) -> list[tuple[str, EdgeTotals]]:
     """Per endpoint of the edges into ``server`` (from ``client``, or any of ``clients``, when
     given; of ``sources`` only, when given), in ``window``: (endpoint, its totals on one edge and
-    connection type), sorted. An endpoint both families saw on one edge is counted once
-    (``one_family``)."""
+    connection type), sorted. A gateway's endpoint is named by its upstream's ``http.route``
+    where a joined span taught it (``route_aliases``), and an endpoint both families saw on one
+    edge is counted once (``one_family``)."""
     where, params = _edge_clause(window, client, server)
     if clients is not None:
         where += " AND client IN :clients"
@@ -328,9 +329,14 @@ def endpoint_totals(
     if sources is not None:
         statement = statement.bindparams(bindparam("sources", expanding=True))
     found: dict[tuple[str, str, str, str, str], EdgeTotals] = {}
+    aliases: dict[tuple[str, str, str], str] | None = None
     for c, s, ctype, endpoint, source, n, err, cerr, dsum, dmax, hist in conn.execute(
         statement, params
     ):
+        if source == GATEWAY_SOURCE:
+            if aliases is None:
+                aliases = route_aliases.load(conn)
+            endpoint = _aliased(aliases, s if ctype == "virtual_node" else c, endpoint)
         key = (c, s, ctype, endpoint, family(source))
         totals = found.get(key)
         if totals is None:
@@ -347,6 +353,17 @@ def endpoint_totals(
     for key, totals in found.items():
         by_endpoint.setdefault(key[:4], {})[key[4]] = totals
     return [(key[3], one_family(by_endpoint[key])) for key in sorted(by_endpoint)]
+
+
+def _aliased(aliases: dict[tuple[str, str, str], str], gateway: str, endpoint: str) -> str:
+    """A gateway cell's endpoint named by the upstream's own route, where a joined span taught it
+    (``route_aliases``); the gateway is the server of a consumer's cell, the client of an
+    upstream's."""
+    if not aliases or " " not in endpoint:
+        return endpoint
+    method, route = endpoint.split(" ", 1)
+    known = aliases.get((gateway, method, route))
+    return endpoint if known is None else f"{method} {known}"
 
 
 @dataclass

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import orjson
 import pytest
 from sqlalchemy import text
 
 from clew import metrics, store
 from clew.pipeline import ingest, joins, rollups
 from clew.records import GatewayRequest
-from clew.store import queries, route_parameters
+from clew.store import queries, route_aliases, route_parameters
 from collectors import Registry, load_registry
 from tests import otlp
 from tests.clew.test_gateway_ingest import LinesOfRequests, request
@@ -197,11 +198,8 @@ def test_time_matches_pair_nearest_first_and_one_to_one():
         root(3, base + 40 * MS + joins.SKEW_NS + 1),  # after both ended, beyond the skew
     ]
     by_key = {("GET", "/v1/payments/1"): [a, b]}
-    names = joins._pair_by_time(spans, by_key)
-    assert names == {
-        (f"{1:032x}", "1" * 16): ("gw-b", "gateway"),
-        (f"{2:032x}", "1" * 16): ("gw-a", "gateway"),
-    }
+    found = joins._pair_by_time(spans, by_key)
+    assert found == {(f"{1:032x}", "1" * 16): b, (f"{2:032x}", "1" * 16): a}
 
 
 def test_an_edge_both_evidences_saw_is_counted_once(engine, tmp_path: Path):
@@ -310,3 +308,28 @@ def test_paths_with_many_values_at_one_position_collapse_and_stay_collapsed(engi
             )
         }
     assert "/users/{param}/profile" in endpoints
+
+
+def test_a_gateway_s_endpoints_take_the_route_its_upstream_names(engine, tmp_path: Path):
+    """The gateway templates ``/v1/payments/8801`` as ``/v1/payments/{id}``; the span that served
+    it says ``/v1/payments/{payment_id}``: the endpoint is one, by the span's name, whichever was
+    read first."""
+    for order in ("logs-first", "traces-first"):
+        traces, requests = landscape(tmp_path)
+        renamed = orjson.loads(orjson.dumps(traces).replace(b"{id}", b"{payment_id}"))
+        spans, log = write_files(tmp_path, renamed, requests)
+        other = store.open_engine(str(tmp_path / f"{order}.db"))
+        store.upgrade(other)
+        ingest_in_turn(
+            other, registry_with(requests), [log, spans] if order == "logs-first" else [spans, log]
+        )
+        with other.connect() as conn:
+            endpoints = queries.endpoint_totals(conn, queries.Window(), server="payments-api")
+            taught = route_aliases.load(conn)
+        other.dispose()
+        assert taught == {("edge", "GET", "/v1/payments/{id}"): "/v1/payments/{payment_id}"}
+        by_client = {(t.client, endpoint): (t.count, t.sources) for endpoint, t in endpoints}
+        assert by_client == {
+            ("edge", "GET /v1/payments/{payment_id}"): (5, {"gateway", "trace"}),
+            ("client", "GET /v1/payments/{payment_id}"): (1, {"trace"}),
+        }, order
