@@ -934,6 +934,28 @@ same_endpoint(const void *entries, Py_ssize_t at, const void *key)
            same_text(a->service, b->service) && same_text(a->method, b->method);
 }
 
+/* An endpoint seen serving from ``seen.first`` to ``seen.last``, added to what the call knows. */
+static int
+record_endpoint(Work *w, EndpointSeen seen)
+{
+    uint64_t hash = mix(mix(mix(text_hash(seen.service), (uintptr_t)seen.protocol),
+                            text_hash(seen.method)),
+                        text_hash(seen.route));
+    Slot *slot = table_find(&w->endpoint_index, hash, same_endpoint, w->endpoints, &seen);
+    if (slot->at >= 0) {
+        EndpointSeen *known = &w->endpoints[slot->at];
+        known->first = seen.first < known->first ? seen.first : known->first;
+        known->last = seen.last > known->last ? seen.last : known->last;
+        return OK;
+    }
+    if (reserve((void **)&w->endpoints, &w->endpoints_size, w->n_endpoints,
+                sizeof(EndpointSeen)) < 0) {
+        return FAIL;
+    }
+    w->endpoints[w->n_endpoints] = seen;
+    return table_claim(&w->endpoint_index, slot, hash, w->n_endpoints++);
+}
+
 /* Contributions._endpoint */
 static int
 see_endpoint(Work *w, const Row *r)
@@ -962,22 +984,7 @@ see_endpoint(Work *w, const Row *r)
     else {
         return OK;
     }
-    uint64_t hash = mix(mix(mix(text_hash(seen.service), (uintptr_t)seen.protocol),
-                            text_hash(seen.method)),
-                        text_hash(seen.route));
-    Slot *slot = table_find(&w->endpoint_index, hash, same_endpoint, w->endpoints, &seen);
-    if (slot->at >= 0) {
-        EndpointSeen *known = &w->endpoints[slot->at];
-        known->first = r->start < known->first ? r->start : known->first;
-        known->last = r->start > known->last ? r->start : known->last;
-        return OK;
-    }
-    if (reserve((void **)&w->endpoints, &w->endpoints_size, w->n_endpoints,
-                sizeof(EndpointSeen)) < 0) {
-        return FAIL;
-    }
-    w->endpoints[w->n_endpoints] = seen;
-    return table_claim(&w->endpoint_index, slot, hash, w->n_endpoints++);
+    return record_endpoint(w, seen);
 }
 
 /* The loop of Contributions.add_by_id after the failing paths. */
@@ -1399,28 +1406,6 @@ optional_int(PyObject *value, int64_t *out, int *has)
     return *has ? int_column(value, 0, out) : OK;
 }
 
-/* Contributions._endpoint's update for a gateway's upstream, with ``seen`` filled in. */
-static int
-see_upstream_endpoint(Work *w, EndpointSeen seen)
-{
-    uint64_t hash = mix(mix(mix(text_hash(seen.service), (uintptr_t)seen.protocol),
-                            text_hash(seen.method)),
-                        text_hash(seen.route));
-    Slot *slot = table_find(&w->endpoint_index, hash, same_endpoint, w->endpoints, &seen);
-    if (slot->at >= 0) {
-        EndpointSeen *known = &w->endpoints[slot->at];
-        known->first = seen.first < known->first ? seen.first : known->first;
-        known->last = seen.last > known->last ? seen.last : known->last;
-        return OK;
-    }
-    if (reserve((void **)&w->endpoints, &w->endpoints_size, w->n_endpoints,
-                sizeof(EndpointSeen)) < 0) {
-        return FAIL;
-    }
-    w->endpoints[w->n_endpoints] = seen;
-    return table_claim(&w->endpoint_index, slot, hash, w->n_endpoints++);
-}
-
 /* One request of Contributions.add_gateway. */
 static int
 gateway_request(Work *w, PyObject *request, PyObject *template)
@@ -1494,10 +1479,23 @@ gateway_request(Work *w, PyObject *request, PyObject *template)
     }
     EndpointSeen seen = {upstream, http_protocol, truthy(method) ? method : any_method,
                          template_text, start, start};
-    return see_upstream_endpoint(w, seen);
+    return record_endpoint(w, seen);
 }
 
 /* ---- the module ---- */
+
+/* ``sign`` (an exact int) in 32 bits; 0 when it is beyond them (the Python path takes it). */
+static int
+small_sign(PyObject *sign, int *out)
+{
+    int overflow;
+    long long value = PyLong_AsLongLongAndOverflow(sign, &overflow);
+    if (overflow || value < INT32_MIN || value > INT32_MAX) {
+        return 0;
+    }
+    *out = (int)value;
+    return 1;
+}
 
 PyDoc_STRVAR(add_by_id_doc,
 "add_by_id(by_id, sign, root_callers, cells, nodes, endpoints, add_chains) -> bool\n\n"
@@ -1523,9 +1521,8 @@ add_by_id(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
         !PyDict_CheckExact(cells) || !PyDict_CheckExact(nodes) || !PyDict_CheckExact(endpoints)) {
         Py_RETURN_FALSE;
     }
-    int overflow;
-    long long sign_value = PyLong_AsLongLongAndOverflow(sign, &overflow);
-    if (overflow || sign_value < INT32_MIN || sign_value > INT32_MAX) {
+    int sign_value;
+    if (!small_sign(sign, &sign_value)) {
         Py_RETURN_FALSE;
     }
     if (PyDict_GET_SIZE(by_id) == 0) {
@@ -1533,7 +1530,7 @@ add_by_id(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
     }
     Work w;
     memset(&w, 0, sizeof(w));
-    w.sign = (int)sign_value;
+    w.sign = sign_value;
     w.root_callers = root_callers;
     int status = read_rows(&w, by_id);
     if (status == OK && (table_init(&w.cell_index, w.n_rows) < 0 ||
@@ -1592,9 +1589,8 @@ add_gateway(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs
         !PyDict_CheckExact(nodes) || !PyDict_CheckExact(endpoints)) {
         Py_RETURN_FALSE;
     }
-    int overflow;
-    long long sign_value = PyLong_AsLongLongAndOverflow(sign, &overflow);
-    if (overflow || sign_value < INT32_MIN || sign_value > INT32_MAX) {
+    int sign_value;
+    if (!small_sign(sign, &sign_value)) {
         Py_RETURN_FALSE;
     }
     Py_ssize_t n = PyList_GET_SIZE(requests);
@@ -1603,7 +1599,7 @@ add_gateway(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs
     }
     Work w;
     memset(&w, 0, sizeof(w));
-    w.sign = (int)sign_value;
+    w.sign = sign_value;
     int status = OK;
     if (table_init(&w.cell_index, 1024) < 0 || table_init(&w.bucket_index, 4096) < 0 ||
         table_init(&w.node_index, 64) < 0 || table_init(&w.endpoint_index, 64) < 0 ||

@@ -27,6 +27,21 @@ EDGE_KEYS = {
 }
 
 
+def record_forks(monkeypatch) -> list:
+    """Every input from now on is large enough for the parse worker; the forked workers made are
+    listed (each with its exit status once done)."""
+    forked: list = []
+    original = pipeline._Forked
+
+    def recording(*args):
+        forked.append(original(*args))
+        return forked[-1]
+
+    monkeypatch.setattr(pipeline, "WORKER_BYTES", 0)
+    monkeypatch.setattr(pipeline, "_Forked", recording)
+    return forked
+
+
 def run(*args: str) -> tuple[int, dict | str]:
     result = CliRunner().invoke(main, list(args), catch_exceptions=False)
     try:
@@ -50,15 +65,7 @@ def test_ingest_of_large_input_forks_a_parse_worker_with_the_same_result(tmp_pat
     here = str(tmp_path / "here.db")
     code, alone = run("ingest", str(corpus("otlp_json")), "--db", here, "--json")
     assert code == 0
-    forked = []
-    original = pipeline._Forked
-
-    def recording(*args):
-        forked.append(original(*args))
-        return forked[-1]
-
-    monkeypatch.setattr(pipeline, "WORKER_BYTES", 0)
-    monkeypatch.setattr(pipeline, "_Forked", recording)
+    forked = record_forks(monkeypatch)
     there = str(tmp_path / "there.db")
     code, with_worker = run("ingest", str(corpus("otlp_json")), "--db", there, "--json")
     assert code == 0 and len(forked) == 1 and forked[0].returncode == 0

@@ -7,10 +7,10 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from clew import pipeline, store
+from clew import store
 from clew.cli import main
 from clew.store import gateway_requests
-from tests.clew.test_cli import run
+from tests.clew.test_cli import record_forks, run
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 MAPPING = """\
@@ -116,15 +116,7 @@ def test_a_log_format_is_read_the_same_in_a_forked_parse_worker(tmp_path, monkey
     mapping, log = files(tmp_path)
     here = str(tmp_path / "here.db")
     assert run("ingest", log, "--log-format", mapping, "--db", here, "--json")[0] == 0
-    forked = []
-    original = pipeline._Forked
-
-    def recording(*args):
-        forked.append(original(*args))
-        return forked[-1]
-
-    monkeypatch.setattr(pipeline, "WORKER_BYTES", 0)
-    monkeypatch.setattr(pipeline, "_Forked", recording)
+    forked = record_forks(monkeypatch)
     there = str(tmp_path / "there.db")
     code, result = run("ingest", log, "--log-format", mapping, "--db", there, "--json")
     assert code == 0 and len(forked) == 1 and forked[0].returncode == 0
