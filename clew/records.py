@@ -131,6 +131,34 @@ class GatewayRequest(NamedTuple):
     attributes: str | None  # what else the line says, as a JSON object
 
 
+class Contract(NamedTuple):
+    """One version of an API contract (OpenAPI, AsyncAPI) as its document states it."""
+
+    kind: str  # "openapi" or "asyncapi"
+    spec_version: str  # the document's own: "2.0", "3.0.3", "3.1.0", "2.6.0", "3.0.0"
+    title: str  # info.title
+    version: str | None  # info.version: the document's version, not one clients pin
+    content_hash: str  # sha256 (hex) of the document as read: one version, however often read
+    servers: tuple[str, ...]  # server URLs (OpenAPI 2: scheme://host/basePath); hosts for brokers
+    document: bytes  # the document as JSON (orjson), references as written, for diffs
+    problems: tuple[str, ...]  # what could not be followed: a remote $ref not fetched, ...
+
+
+class Operation(NamedTuple):
+    """One operation of a contract version: an HTTP method on a path template, a webhook or
+    callback, or a message sent or received on a channel."""
+
+    content_hash: str  # its contract version's
+    protocol: str  # "http" or "messaging"
+    role: str  # OpenAPI: "server", "webhook", "callback"; AsyncAPI: "send", "receive"
+    method: str | None  # HTTP method, upper case; None for messaging
+    path: str  # the path template (OpenAPI, as written under ``paths``) or the channel address
+    operation_id: str | None
+    deprecated: bool
+    sunset: str | None  # ``x-sunset``, as written
+    details: str | None  # JSON: summary, tags, parameters, bodies, responses, security, ...
+
+
 class Quarantined(NamedTuple):
     """Input that could not be turned into records: where it was and why."""
 
@@ -145,7 +173,9 @@ class Checkpoint(NamedTuple):
     offset: int
 
 
-Record = Span | SpanLink | Resource | GatewayRequest | Quarantined | Checkpoint
+Record = (
+    Span | SpanLink | Resource | GatewayRequest | Contract | Operation | Quarantined | Checkpoint
+)
 
 #: The longest excerpt of bad input kept in quarantine.
 EXCERPT_LIMIT = 512

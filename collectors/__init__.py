@@ -123,6 +123,12 @@ class Registry(Mapping[str, Collector]):
         for name in sorted(self._by_name):
             if self._by_name[name].detect(head):
                 return self._by_name[name]
+        # A format whose marks may lie past the head (a JSON contract with its keys sorted puts
+        # "openapi" after megabytes of "components") looks at the whole file, last of all.
+        for name in sorted(self._by_name):
+            detect_file = getattr(self._by_name[name], "detect_file", None)
+            if detect_file is not None and detect_file(path, head):
+                return self._by_name[name]
         return None
 
 
