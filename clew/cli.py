@@ -413,6 +413,40 @@ def _window(since: str | None, until: str | None, hint: str = "--since/--until")
         raise click.BadParameter(str(error), param_hint=hint) from None
 
 
+@main.command()
+@db_option
+@json_option
+def contracts(db: str | None, as_json: bool) -> None:
+    """The API contracts read (OpenAPI, AsyncAPI), each with its versions in the order they were
+    first read: version, spec version, operations (deprecated among them), servers, and the
+    references that could not be followed."""
+    from dataclasses import asdict
+
+    from clew.store import contracts as stored
+
+    with _open(db).connect() as conn:
+        found = stored.versions(conn)
+    if as_json:
+        _print_json([asdict(version) for version in found])
+        return
+    if not found:
+        click.echo("no contracts read yet: clew ingest a contract file or folder")
+        return
+    title = None
+    for version in found:
+        if (version.kind, version.title) != title:
+            title = (version.kind, version.title)
+            click.echo(f"{version.title} ({version.kind})")
+        deprecated = f", {version.deprecated} deprecated" if version.deprecated else ""
+        click.echo(
+            f"  {version.version or '(no version)'}  {version.spec_version}"
+            f"  {version.operations} operations{deprecated}  {version.content_hash[:12]}"
+            f"  {version.source}"
+        )
+        for problem in version.problems:
+            click.echo(f"    ! {problem}")
+
+
 since_option = click.option(
     "--since", default=None, help="Start: 3h, 90m, 2d (before now), ISO 8601, epoch s."
 )

@@ -43,13 +43,16 @@ from clew.pipeline import joins, rollups
 from clew.records import (
     UNKNOWN_SERVICE,
     Checkpoint,
+    Contract,
     GatewayRequest,
+    Operation,
     Quarantined,
     Record,
     Resource,
     Span,
     SpanLink,
 )
+from clew.store import contracts as stored_contracts
 from clew.store import gateway_requests, insert_ignoring_duplicates, route_parameters, utcnow
 from clew.store import spans as stored_spans
 from collectors import (
@@ -312,6 +315,9 @@ class Batch:
     #: decodes them only to join them with stored spans (``request_rows``).
     requests: list[tuple] = field(default_factory=list)
     packed_requests: gateway_requests.Packed | None = None
+    #: Contract versions read, and their operations (stored by content: once).
+    contracts: list[Contract] = field(default_factory=list)
+    operations: list[Operation] = field(default_factory=list)
 
     def __reduce_ex__(self, protocol: SupportsIndex) -> tuple:
         # The chunks are packed into one buffer, which pickle protocol 5 can hand over out of
@@ -429,6 +435,8 @@ class Batch:
             rollups.add_link_lags(conn, contributions, lag_rows, self.links)
             inserted = stored_spans.write_chunks(conn, fresh)
             inserted += stored_spans.write(conn, joining_new)
+        if self.contracts:
+            inserted += stored_contracts.write(conn, self.contracts, self.operations, source)
         if self.request_count:
             if cardinality is not None:
                 contributions.collapse_gateway_routes(cardinality.learner)
@@ -557,7 +565,7 @@ def batches(
 
     def finish(batch: Batch) -> Batch:
         batch.rows = list(by_id.values())
-        batch.records += spans + len(batch.requests)
+        batch.records += spans + len(batch.requests) + len(batch.contracts) + len(batch.operations)
         batch.unknown_service += unknown
         if batch.requests:  # templated and rolled up where they are parsed, compiled
             batch.contributions.add_gateway(batch.requests)
@@ -596,6 +604,10 @@ def batches(
                 limit = size(batch_spans) if size is not None else batch_spans
         elif kind is GatewayRequest:
             batch.requests.append(record)
+        elif kind is Operation:
+            batch.operations.append(record)
+        elif kind is Contract:
+            batch.contracts.append(record)
         elif kind is SpanLink:
             batch.links.append(record)
         elif kind is Resource:

@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import (
     BigInteger,
     DateTime,
+    ForeignKey,
     Index,
     Integer,
     LargeBinary,
@@ -268,6 +269,55 @@ class RouteAlias(Base):
     route: Mapped[str] = mapped_column(Text)
 
     __table_args__ = (UniqueConstraint("gateway", "method", "template"),)
+
+
+class ContractRow(Base):
+    """An API contract across its versions: named by its kind and title (``info.title``)."""
+
+    __tablename__ = "contracts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # openapi, asyncapi
+    title: Mapped[str] = mapped_column(String(512))
+
+    __table_args__ = (UniqueConstraint("kind", "title"),)
+
+
+class ContractVersion(Base):
+    """One version of a contract: the document as read, kept whole (by its content hash, so the
+    same text is one version however often and wherever it is read)."""
+
+    __tablename__ = "contract_versions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    contract_id: Mapped[int] = mapped_column(ForeignKey("contracts.id"), index=True)
+    content_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    version: Mapped[str | None] = mapped_column(String(255))  # info.version
+    spec_version: Mapped[str] = mapped_column(String(32))
+    servers: Mapped[str] = mapped_column(Text)  # JSON list
+    problems: Mapped[str] = mapped_column(Text)  # JSON list
+    document: Mapped[bytes] = mapped_column(LargeBinary)  # JSON
+    source: Mapped[str] = mapped_column(String(1024))  # where it was first read
+    operation_count: Mapped[int] = mapped_column(Integer)
+    #: Versions of a contract are consecutive in the order they were first read.
+    first_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class OperationRow(Base):
+    """An operation of a contract version (``clew.records.Operation``)."""
+
+    __tablename__ = "operations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("contract_versions.id"), index=True)
+    protocol: Mapped[str] = mapped_column(String(16))
+    role: Mapped[str] = mapped_column(String(16))
+    method: Mapped[str | None] = mapped_column(String(16))
+    path: Mapped[str] = mapped_column(Text)
+    operation_id: Mapped[str | None] = mapped_column(String(512))
+    deprecated: Mapped[bool] = mapped_column(default=False)
+    sunset: Mapped[str | None] = mapped_column(String(64))
+    details: Mapped[str | None] = mapped_column(Text)  # JSON
 
 
 class IngestCheckpoint(Base):

@@ -1,0 +1,150 @@
+"""Contracts at rest: each API (by kind and title) and its versions, each version with its document
+and its operations. A version is its content: the same text read twice, or from two places, is
+stored once (its hash is unique), so re-reading a folder of contracts adds nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import PurePath
+
+import orjson
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+
+from clew.records import Contract, Operation
+from clew.store import executemany, utcnow
+
+_CONTRACT_ID = text("SELECT id FROM contracts WHERE kind = :kind AND title = :title")
+_INSERT_CONTRACT = text("INSERT INTO contracts (kind, title) VALUES (:kind, :title)")
+_KNOWN = text("SELECT 1 FROM contract_versions WHERE content_hash = :hash")
+_INSERT_VERSION = text(
+    "INSERT INTO contract_versions (contract_id, content_hash, version, spec_version, servers,"
+    " problems, document, source, operation_count, first_seen_at)"
+    " VALUES (:contract_id, :hash, :version, :spec_version, :servers, :problems, :document,"
+    " :source, :operation_count, :first_seen_at)"
+)
+_VERSION_ID = text("SELECT id FROM contract_versions WHERE content_hash = :hash")
+_INSERT_OPERATION = (
+    "INSERT INTO operations (version_id, protocol, role, method, path, operation_id, deprecated,"
+    " sunset, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def write(
+    conn: Connection, contracts: Sequence[Contract], operations: Sequence[Operation], source: str
+) -> int:
+    """Store the versions not stored yet, with their operations; returns the records stored
+    (versions and operations)."""
+    stored = 0
+    by_hash: dict[str, list[Operation]] = {}
+    for operation in operations:
+        by_hash.setdefault(operation.content_hash, []).append(operation)
+    for contract in contracts:
+        if conn.execute(_KNOWN, {"hash": contract.content_hash}).first() is not None:
+            continue
+        ops = by_hash.get(contract.content_hash, [])
+        conn.execute(
+            _INSERT_VERSION,
+            {
+                "contract_id": _contract_id(conn, contract, source),
+                "hash": contract.content_hash,
+                "version": contract.version,
+                "spec_version": contract.spec_version,
+                "servers": orjson.dumps(list(contract.servers)).decode(),
+                "problems": orjson.dumps(list(contract.problems)).decode(),
+                "document": contract.document,
+                "source": source,
+                "operation_count": len(ops),
+                "first_seen_at": utcnow(),
+            },
+        )
+        version_id = conn.execute(_VERSION_ID, {"hash": contract.content_hash}).scalar_one()
+        executemany(
+            conn,
+            _INSERT_OPERATION,
+            [
+                (
+                    version_id,
+                    op.protocol,
+                    op.role,
+                    op.method,
+                    op.path,
+                    op.operation_id,
+                    op.deprecated,
+                    op.sunset,
+                    op.details,
+                )
+                for op in ops
+            ],
+        )
+        stored += 1 + len(ops)
+    return stored
+
+
+def _contract_id(conn: Connection, contract: Contract, source: str) -> int:
+    """The contract's id, made when new; one without a title is named after its file."""
+    key = {"kind": contract.kind, "title": contract.title or PurePath(source).stem}
+    found = conn.execute(_CONTRACT_ID, key).scalar()
+    if found is None:
+        conn.execute(_INSERT_CONTRACT, key)
+        found = conn.execute(_CONTRACT_ID, key).scalar_one()
+    return found
+
+
+@dataclass(frozen=True)
+class VersionSummary:
+    """One version of a contract, as ``clew contracts`` lists it."""
+
+    kind: str
+    title: str
+    version: str | None
+    spec_version: str
+    content_hash: str
+    operations: int
+    deprecated: int
+    servers: list[str]
+    problems: list[str]
+    source: str
+    first_seen_at: str
+
+
+def versions(conn: Connection) -> list[VersionSummary]:
+    """Every stored version, by contract, oldest version first."""
+    rows = conn.execute(
+        text(
+            "SELECT c.kind, c.title, v.version, v.spec_version, v.content_hash,"
+            " v.operation_count, v.servers, v.problems, v.source, v.first_seen_at,"
+            " (SELECT count(*) FROM operations o WHERE o.version_id = v.id AND o.deprecated)"
+            " FROM contract_versions v JOIN contracts c ON c.id = v.contract_id"
+            " ORDER BY c.kind, c.title, v.first_seen_at, v.id"
+        )
+    )
+    return [
+        VersionSummary(
+            kind=kind,
+            title=title,
+            version=version,
+            spec_version=spec_version,
+            content_hash=content_hash,
+            operations=operations,
+            deprecated=deprecated,
+            servers=orjson.loads(servers),
+            problems=orjson.loads(problems),
+            source=source,
+            first_seen_at=str(first_seen),
+        )
+        for (
+            kind,
+            title,
+            version,
+            spec_version,
+            content_hash,
+            operations,
+            servers,
+            problems,
+            source,
+            first_seen,
+            deprecated,
+        ) in rows
+    ]
