@@ -135,7 +135,7 @@ def not_openapi(document: Any) -> str | None:
 
 def read(document: dict, content_hash: str) -> Iterator[Contract | Operation]:
     """The contract and operations of a parsed OpenAPI document."""
-    refs = _Refs(document)
+    refs = Refs(document)
     spec_version = str(document.get("openapi") or document.get("swagger"))
     info = document.get("info") if isinstance(document.get("info"), dict) else {}
     operations = list(_operations(document, refs, content_hash))
@@ -152,12 +152,13 @@ def read(document: dict, content_hash: str) -> Iterator[Contract | Operation]:
     yield from operations
 
 
-class _Refs:
+class Refs:
     """Local references of one document, followed; what could not be, noted."""
 
     def __init__(self, document: dict) -> None:
         self.document = document
         self.problems: set[str] = set()
+        self._pointed: dict[str, Any] = {}  # each pointer resolved once
 
     def follow(self, node: Any, where: str) -> Any:
         """``node``, or what its ``$ref`` chain leads to; None (a problem noted) when the chain
@@ -182,7 +183,15 @@ class _Refs:
         return node
 
     def pointer(self, ref: str) -> Any:
-        """The node a local JSON pointer (``#/a/b~1c``) names, or None."""
+        """The node a local JSON pointer (``#/a/b~1c``) names, or None. A ``$ref`` met on the
+        way is followed (AsyncAPI's ``#/channels/a/messages/b`` where channel ``a`` is itself a
+        reference); a pointer that leads through itself names nothing."""
+        if ref not in self._pointed:
+            self._pointed[ref] = None  # while it is being resolved
+            self._pointed[ref] = self._resolve(ref)
+        return self._pointed[ref]
+
+    def _resolve(self, ref: str) -> Any:
         node: Any = self.document
         fragment = unquote(ref[1:])
         if not fragment:
@@ -191,6 +200,8 @@ class _Refs:
             return None
         for token in fragment[1:].split("/"):
             token = token.replace("~1", "/").replace("~0", "~")
+            if isinstance(node, dict) and token not in node:
+                node = self.follow(node, f"$ref {ref!r}")
             if isinstance(node, dict):
                 node = node.get(token, _MISSING)
                 if node is _MISSING:
@@ -205,7 +216,7 @@ class _Refs:
 _MISSING = object()
 
 
-def _operations(document: dict, refs: _Refs, content_hash: str) -> Iterator[Operation]:
+def _operations(document: dict, refs: Refs, content_hash: str) -> Iterator[Operation]:
     two = str(document.get("swagger")) == "2.0"
     paths = document.get("paths")
     if isinstance(paths, dict):
@@ -219,7 +230,7 @@ def _operations(document: dict, refs: _Refs, content_hash: str) -> Iterator[Oper
 
 def _path_item(
     document: dict,
-    refs: _Refs,
+    refs: Refs,
     content_hash: str,
     role: str,
     path: str,
@@ -271,7 +282,7 @@ def _path_item(
 
 
 def _details(
-    document: dict, refs: _Refs, operation: dict, shared: list, where: str, two: bool
+    document: dict, refs: Refs, operation: dict, shared: list, where: str, two: bool
 ) -> dict:
     """What the breaking-change checks compare of one operation."""
     parameters: dict[tuple[str, str], dict] = {}
