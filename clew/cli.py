@@ -447,6 +447,97 @@ def contracts(db: str | None, as_json: bool) -> None:
             click.echo(f"    ! {problem}")
 
 
+def _contract_version(engine, reference: str) -> tuple[str, dict, list, tuple[str, ...]]:
+    """A contract version named on the command line: a file (read as ``clew ingest`` would),
+    else a stored version by its content hash (12 characters or more of it) or ``TITLE@VERSION``
+    (the latest stored with that version). (label, document, operations, servers)."""
+    from clew.records import Contract, Operation
+    from clew.store import contracts as stored
+    from collectors import Source
+    from collectors.openapi import OpenApiCollector, ParseError, not_openapi, parse
+
+    path = Path(reference)
+    if path.is_file():
+        try:
+            document = parse(path.read_bytes(), str(path))
+        except ParseError as error:
+            raise click.BadParameter(f"{path}: {error}", param_hint="OLD/NEW") from None
+        reason = not_openapi(document)
+        if reason is not None:
+            raise click.BadParameter(f"{path}: {reason}", param_hint="OLD/NEW")
+        records = list(OpenApiCollector().collect(Source(path)))
+        contract = next(r for r in records if type(r) is Contract)
+        operations = [r for r in records if type(r) is Operation]
+        return str(path), document, operations, contract.servers
+    with engine.connect() as conn:
+        found = stored.version(conn, reference)
+    if found is None:
+        raise click.BadParameter(
+            f"{reference!r} is no file, and no stored version has that content hash or"
+            " TITLE@VERSION (clew contracts lists them)",
+            param_hint="OLD/NEW",
+        )
+    label, document, operations, servers = found
+    return label, document, operations, servers
+
+
+@main.command()
+@click.argument("old")
+@click.argument("new")
+@click.option(
+    "--since", default="7d", show_default=True, help="Consumers seen since: 3h, 7d, ISO 8601."
+)
+@click.option("--until", default=None, help="…and until (default: now).")
+@click.option("--fail-on-breaking", is_flag=True, help="Exit 1 when a change is breaking (for CI).")
+@db_option
+@json_option
+def diff(
+    old: str,
+    new: str,
+    since: str | None,
+    until: str | None,
+    fail_on_breaking: bool,
+    db: str | None,
+    as_json: bool,
+) -> None:
+    """The changes from one version of an OpenAPI contract to another, breaking ones first, each
+    with the consumers seen calling what it breaks. OLD and NEW are files, or stored versions
+    by content hash or TITLE@VERSION."""
+    from dataclasses import asdict
+
+    from clew import diff as contract_diff
+
+    engine = _open(db)
+    old_label, old_document, old_operations, old_servers = _contract_version(engine, old)
+    new_label, new_document, _, _ = _contract_version(engine, new)
+    window = _window(since, until)
+    found = contract_diff.changes(old_document, new_document)
+    with engine.connect() as conn:
+        served = contract_diff.observed(conn, window, old_operations, old_servers)
+    found = contract_diff.with_consumers(found, served)
+    breaking = sum(change.breaking for change in found)
+    if as_json:
+        _print_json(
+            {
+                "old": old_label,
+                "new": new_label,
+                "service": served.service,
+                "gateways": served.gateways,
+                "breaking": breaking,
+                "changes": [asdict(change) for change in found],
+            }
+        )
+    else:
+        click.echo(f"{old_label} -> {new_label}: {len(found)} changes, {breaking} breaking")
+        if served.service:
+            via = f" (through {', '.join(served.gateways)})" if served.gateways else ""
+            click.echo(f"served by {served.service}{via}")
+        for line in contract_diff.summary(found):
+            click.echo(line)
+    if fail_on_breaking and breaking:
+        sys.exit(1)
+
+
 since_option = click.option(
     "--since", default=None, help="Start: 3h, 90m, 2d (before now), ISO 8601, epoch s."
 )

@@ -30,6 +30,7 @@ rest of the file read.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,15 +39,20 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from clew.records import Checkpoint, Quarantined, Record, excerpt
-from collectors import CollectorError, Source, safe_yaml
-from collectors.catalog_records import (
+from clew.records import (
     ApiDefinition,
     CatalogEntity,
     CatalogRecord,
+    Checkpoint,
+    Contract,
     DeclaredDependency,
+    Operation,
+    Quarantined,
+    Record,
     Relation,
+    excerpt,
 )
+from collectors import CollectorError, Source, asyncapi, openapi, safe_yaml
 
 #: A head with a Backstage ``apiVersion`` near its top, in YAML (or JSON).
 _HEAD = re.compile(
@@ -108,8 +114,31 @@ class BackstageCollector:
             )
             yield Quarantined(position, f"invalid YAML: {error.reason}", excerpt(data[:200]))
         else:
-            yield from read(documents, source.path.parent)
+            for record in read(documents, source.path.parent):
+                yield record
+                if type(record) is ApiDefinition and record.text is not None:
+                    yield from contracts_of(record, source.name)
         yield Checkpoint(len(data))
+
+
+def contracts_of(definition: ApiDefinition, source: str) -> Iterator[Contract | Operation]:
+    """The contract version an API's definition is, when it is one Clew reads (OpenAPI,
+    AsyncAPI), with
+    its operations; its content hash is the definition text's, as ``api_definitions`` keeps it.
+    A definition that cannot be read as one adds nothing here: its API entity is still kept."""
+    kind = (definition.spec_type or "").lower()
+    if kind not in ("openapi", "asyncapi"):
+        return
+    data = definition.text.encode()
+    try:
+        document = openapi.parse(data, f"{source} ({definition.api_ref})")
+    except openapi.ParseError:
+        return
+    content_hash = hashlib.sha256(data).hexdigest()
+    if kind == "openapi" and openapi.not_openapi(document) is None:
+        yield from openapi.read(document, content_hash)
+    elif kind == "asyncapi" and asyncapi.not_asyncapi(document) is None:
+        yield from asyncapi.read(document, content_hash)
 
 
 def read(documents: list[Any], folder: Path | None) -> Iterator[CatalogRecord | Quarantined]:

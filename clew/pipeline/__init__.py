@@ -42,8 +42,12 @@ from clew import routes
 from clew.pipeline import joins, rollups
 from clew.records import (
     UNKNOWN_SERVICE,
+    ApiDefinition,
+    CatalogEntity,
+    CatalogRecord,
     Checkpoint,
     Contract,
+    DeclaredDependency,
     GatewayRequest,
     Operation,
     Quarantined,
@@ -52,6 +56,7 @@ from clew.records import (
     Span,
     SpanLink,
 )
+from clew.store import catalog as stored_catalog
 from clew.store import contracts as stored_contracts
 from clew.store import gateway_requests, insert_ignoring_duplicates, route_parameters, utcnow
 from clew.store import spans as stored_spans
@@ -64,6 +69,9 @@ from collectors import (
     is_compressed,
     open_file,
 )
+
+#: The record types of a service catalog.
+_CATALOG = frozenset((CatalogEntity, DeclaredDependency, ApiDefinition))
 
 #: Spans per transaction.
 BATCH_SPANS = 25_000
@@ -318,6 +326,9 @@ class Batch:
     #: Contract versions read, and their operations (stored by content: once).
     contracts: list[Contract] = field(default_factory=list)
     operations: list[Operation] = field(default_factory=list)
+    #: Catalog records read (entities, declared relations, API definitions): a catalog file's
+    #: records replace what it declared before.
+    catalog: list[CatalogRecord] | None = None
 
     def __reduce_ex__(self, protocol: SupportsIndex) -> tuple:
         # The chunks are packed into one buffer, which pickle protocol 5 can hand over out of
@@ -437,6 +448,14 @@ class Batch:
             inserted += stored_spans.write(conn, joining_new)
         if self.contracts:
             inserted += stored_contracts.write(conn, self.contracts, self.operations, source)
+        if self.catalog is not None:
+            inserted += stored_catalog.write(
+                conn,
+                source,
+                [r for r in self.catalog if type(r) is CatalogEntity],
+                [r for r in self.catalog if type(r) is DeclaredDependency],
+                [r for r in self.catalog if type(r) is ApiDefinition],
+            )
         if self.request_count:
             if cardinality is not None:
                 contributions.collapse_gateway_routes(cardinality.learner)
@@ -566,6 +585,7 @@ def batches(
     def finish(batch: Batch) -> Batch:
         batch.rows = list(by_id.values())
         batch.records += spans + len(batch.requests) + len(batch.contracts) + len(batch.operations)
+        batch.records += len(batch.catalog or ())
         batch.unknown_service += unknown
         if batch.requests:  # templated and rolled up where they are parsed, compiled
             batch.contributions.add_gateway(batch.requests)
@@ -608,6 +628,10 @@ def batches(
             batch.operations.append(record)
         elif kind is Contract:
             batch.contracts.append(record)
+        elif kind in _CATALOG:
+            if batch.catalog is None:
+                batch.catalog = []
+            batch.catalog.append(record)
         elif kind is SpanLink:
             batch.links.append(record)
         elif kind is Resource:

@@ -148,3 +148,44 @@ def versions(conn: Connection) -> list[VersionSummary]:
             deprecated,
         ) in rows
     ]
+
+
+def version(conn: Connection, reference: str) -> tuple[str, dict, list[Operation], tuple] | None:
+    """A stored version by content hash (12 characters of it or more) or ``TITLE@VERSION`` (the
+    latest with that version): (label, document, operations, servers); None when there is none."""
+    if "@" in reference:
+        title, _, wanted = reference.rpartition("@")
+        row = conn.execute(
+            text(
+                "SELECT v.id, c.title, v.version, v.content_hash, v.document, v.servers"
+                " FROM contract_versions v JOIN contracts c ON c.id = v.contract_id"
+                " WHERE c.title = :title AND v.version = :version ORDER BY v.id DESC LIMIT 1"
+            ),
+            {"title": title, "version": wanted},
+        ).first()
+    elif len(reference) >= 12 and all(ch in "0123456789abcdef" for ch in reference.lower()):
+        row = conn.execute(
+            text(
+                "SELECT v.id, c.title, v.version, v.content_hash, v.document, v.servers"
+                " FROM contract_versions v JOIN contracts c ON c.id = v.contract_id"
+                " WHERE v.content_hash LIKE :prefix ORDER BY v.id DESC LIMIT 1"
+            ),
+            {"prefix": reference.lower() + "%"},
+        ).first()
+    else:
+        return None
+    if row is None:
+        return None
+    version_id, title, version_text, content_hash, document, servers = row
+    operations = [
+        Operation(content_hash, *op)
+        for op in conn.execute(
+            text(
+                "SELECT protocol, role, method, path, operation_id, deprecated, sunset, details"
+                " FROM operations WHERE version_id = :id ORDER BY id"
+            ),
+            {"id": version_id},
+        )
+    ]
+    label = f"{title}@{version_text or '?'} ({content_hash[:12]})"
+    return label, orjson.loads(document), operations, tuple(orjson.loads(servers))

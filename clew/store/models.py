@@ -320,6 +320,61 @@ class OperationRow(Base):
     details: Mapped[str | None] = mapped_column(Text)  # JSON
 
 
+class CatalogEntityRow(Base):
+    """An entity of a service catalog (Backstage), by its ref; replaced whenever the file that
+    declares it is read again."""
+
+    __tablename__ = "catalog_entities"
+
+    ref: Mapped[str] = mapped_column(String(512), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    namespace: Mapped[str] = mapped_column(String(255))
+    name: Mapped[str] = mapped_column(String(255))
+    title: Mapped[str | None] = mapped_column(String(512))
+    description: Mapped[str | None] = mapped_column(Text)
+    type: Mapped[str | None] = mapped_column(String(255))
+    lifecycle: Mapped[str | None] = mapped_column(String(255))
+    owner: Mapped[str | None] = mapped_column(String(512))
+    system: Mapped[str | None] = mapped_column(String(512))
+    domain: Mapped[str | None] = mapped_column(String(512))
+    tags: Mapped[str] = mapped_column(Text)  # JSON list
+    annotations: Mapped[str | None] = mapped_column(Text)  # JSON object
+    links: Mapped[str | None] = mapped_column(Text)  # JSON list
+    problems: Mapped[str] = mapped_column(Text)  # JSON list
+    source: Mapped[str] = mapped_column(String(1024), index=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class DeclaredDependencyRow(Base):
+    """A relation a catalog entity declares (``clew.records.DeclaredDependency``)."""
+
+    __tablename__ = "declared_dependencies"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    from_ref: Mapped[str] = mapped_column(String(512), index=True)
+    to_ref: Mapped[str] = mapped_column(String(512), index=True)
+    relation: Mapped[str] = mapped_column(String(32))
+    declared_by: Mapped[str] = mapped_column(String(512))
+    field: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(1024), index=True)
+
+    __table_args__ = (UniqueConstraint("from_ref", "to_ref", "relation", "declared_by"),)
+
+
+class ApiDefinitionRow(Base):
+    """The definition a catalog API entity carries; ``content_hash`` names the contract version
+    read from it (``contract_versions.content_hash``) when it is one Clew reads."""
+
+    __tablename__ = "api_definitions"
+
+    api_ref: Mapped[str] = mapped_column(String(512), primary_key=True)
+    spec_type: Mapped[str | None] = mapped_column(String(64))
+    location: Mapped[str | None] = mapped_column(String(1024))
+    content_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    problems: Mapped[str] = mapped_column(Text)  # JSON list
+    source: Mapped[str] = mapped_column(String(1024), index=True)
+
+
 class IngestCheckpoint(Base):
     """How far a source has been read: file identity and offset, committed with the rows."""
 

@@ -14,10 +14,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
-from clew.records import Checkpoint, Quarantined
+from clew.records import ApiDefinition, CatalogEntity, Checkpoint, DeclaredDependency, Quarantined
 from collectors import Registry, Source, safe_yaml
 from collectors.backstage import BackstageCollector, entity_ref, split_ref
-from collectors.catalog_records import ApiDefinition, CatalogEntity, DeclaredDependency
 from collectors.openapi import OpenApiCollector
 from collectors.openapi import parse as parse_openapi
 from collectors.openapi import read as read_openapi
