@@ -538,6 +538,72 @@ def diff(
         sys.exit(1)
 
 
+@main.command()
+@click.option(
+    "--status",
+    "statuses",
+    multiple=True,
+    type=click.Choice(["documented", "shadow", "zombie", "orphan", "unversioned"]),
+    help="Only endpoints with this status (repeatable); unversioned is a flag beside the status.",
+)
+@click.option("--service", default=None, help="Only this service's endpoints.")
+@click.option(
+    "--since", default="7d", show_default=True, help="The window's start: 3h, 7d, ISO 8601."
+)
+@click.option("--until", default=None, help="…and its end (default: now).")
+@click.option(
+    "--schemes",
+    default="path,server,header,media,query",
+    show_default=True,
+    help="The ways a client may pin a version that count (comma-separated).",
+)
+@db_option
+@json_option
+def endpoints(
+    statuses: tuple[str, ...],
+    service: str | None,
+    since: str | None,
+    until: str | None,
+    schemes: str,
+    db: str | None,
+    as_json: bool,
+) -> None:
+    """The endpoint inventory: every endpoint from traffic and contracts with its status
+    (documented, shadow, zombie, orphan; unversioned beside it), calls and errors in the window,
+    callers, contract and owner."""
+    from clew import inventory
+
+    window = _window(since, until)
+    wanted = [scheme.strip() for scheme in schemes.split(",") if scheme.strip()]
+    with _open(db).connect() as conn:
+        try:
+            found = inventory.inventory(conn, window, schemes=wanted)
+        except ValueError as error:
+            raise click.BadParameter(str(error), param_hint="--schemes") from None
+    if service is not None:
+        found = [e for e in found if e.service == service]
+    if statuses:
+        found = [
+            e
+            for e in found
+            if e.status in statuses or ("unversioned" in statuses and e.unversioned)
+        ]
+    if as_json:
+        _print_json(inventory.as_json(found))
+        return
+    if not found:
+        click.echo("no endpoints: ingest traffic and contracts, or widen --since")
+        return
+    counts = {s: sum(1 for e in found if e.status == s) for s in inventory.STATUSES}
+    summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+    unversioned = sum(e.unversioned for e in found)
+    click.echo(f"{len(found)} endpoints: {summary}; {unversioned} unversioned")
+    for e in found:
+        flag = " unversioned" if e.unversioned else ""
+        calls = f"{e.calls:,} calls, {e.errors:,} errors" if e.calls else "no calls"
+        click.echo(f"  {e.status:<10} {e.service}  {e.method} {e.route}{flag}  ({calls})  {e.why}")
+
+
 since_option = click.option(
     "--since", default=None, help="Start: 3h, 90m, 2d (before now), ISO 8601, epoch s."
 )

@@ -45,7 +45,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from clew.records import Operation
-from clew.routes import Templates
+from clew.routes import Templates, match_under, server_path
 from clew.store import queries
 from collectors.openapi import HTTP_METHODS, Refs
 
@@ -480,17 +480,15 @@ def observed(
     http = [op for op in operations if op.protocol == "http" and op.role == "server"]
     templates = Templates((op.method, op.path) for op in http)
     labels = {(op.method, op.path): f"{op.method} {op.path}" for op in http}
-    prefixes = sorted({_path_of(url) for url in servers if _path_of(url)}, key=len, reverse=True)
+    paths = {server_path(url) for url in servers}
+    prefixes = sorted((p for p in paths if p), key=len, reverse=True)
 
     def operation_of(endpoint: str) -> str | None:
         if " " not in endpoint:
             return None
         method, route = endpoint.split(" ", 1)
-        for candidate in (*(route[len(p) :] for p in prefixes if route.startswith(p + "/")), route):
-            template = templates.match(method, candidate)
-            if template is not None:
-                return labels.get((method.upper(), template))
-        return None
+        template = match_under(templates, prefixes, method, route)
+        return None if template is None else labels.get((method.upper(), template))
 
     cells = [
         (endpoint, totals, operation_of(endpoint))
@@ -530,14 +528,6 @@ def observed(
             for label, callers in consumers.items()
         },
     )
-
-
-def _path_of(url: str) -> str:
-    """The path of a server URL (``https://api.example.com/v1`` → ``/v1``), without a trailing
-    slash."""
-    match = re.match(r"^(?:[a-zA-Z][a-zA-Z0-9+.-]*:)?//[^/]*(/.*)?$", url)
-    path = (match.group(1) or "") if match else url
-    return path.rstrip("/")
 
 
 def with_consumers(found: list[Change], served: Served) -> list[Change]:

@@ -53,7 +53,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from urllib.parse import unquote
 
 #: The parameter ``Cardinality`` puts where a position has too many distinct values.
@@ -306,6 +306,43 @@ class Templates:
         if found is None and len(segments) > 2 and segments[-1] == "":
             found = _find(self._root, segments[:-1], 0, method)
         return found
+
+
+def server_path(url: str) -> str:
+    """The path of a server URL (``https://api.example.com/v1/`` → ``/v1``; a bare path as it
+    is), without a trailing slash."""
+    match = re.match(r"^(?:[a-zA-Z][a-zA-Z0-9+.-]*:)?//[^/]*(/.*)?$", url)
+    path = (match.group(1) or "") if match else url
+    return path.rstrip("/")
+
+
+def match_under(
+    templates: Templates, prefixes: Sequence[str], method: str | None, route: str
+) -> str | None:
+    """``templates.match`` of a route that may carry one of the servers' path ``prefixes``
+    (``/api/v1``, longest first) before the contract's paths; the route as it is last."""
+    for prefix in prefixes:
+        if route.startswith(prefix + "/"):
+            found = templates.match(method, route[len(prefix) :])
+            if found is not None:
+                return found
+    return templates.match(method, route)
+
+
+def versioned_path(path: str) -> bool:
+    """Whether a path (or route template) pins a version: a version marker anywhere (``v1``,
+    ``v2beta1``, ``2.0``), or at a version position (the first segment, the one after ``api``) a
+    date (``/2010-04-01/``) or a single digit (``/2/tweets``), as the heuristics read them."""
+    segments = [segment for segment in _without_query(path).split("/") if segment]
+    for index, segment in enumerate(segments):
+        if _VERSION.fullmatch(segment):
+            return True
+        at_version_position = index == 0 or segments[index - 1].lower() == "api"
+        if at_version_position and (
+            _DATE.fullmatch(segment) or (len(segment) == 1 and segment.isdigit())
+        ):
+            return True
+    return False
 
 
 def _is_marker(segment: str) -> bool:

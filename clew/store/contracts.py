@@ -189,3 +189,44 @@ def version(conn: Connection, reference: str) -> tuple[str, dict, list[Operation
     ]
     label = f"{title}@{version_text or '?'} ({content_hash[:12]})"
     return label, orjson.loads(document), operations, tuple(orjson.loads(servers))
+
+
+@dataclass(frozen=True)
+class StoredVersion:
+    """A contract version with its operations, for the inventory."""
+
+    kind: str
+    title: str
+    version: str | None
+    content_hash: str
+    servers: tuple[str, ...]
+    operations: list[Operation]
+
+
+def every_version(conn: Connection) -> dict[tuple[str, str], list[StoredVersion]]:
+    """Every stored version with its operations, by contract (kind, title), oldest first."""
+    versions: dict[int, StoredVersion] = {}
+    by_contract: dict[tuple[str, str], list[StoredVersion]] = {}
+    rows = conn.execute(
+        text(
+            "SELECT v.id, c.kind, c.title, v.version, v.content_hash, v.servers"
+            " FROM contract_versions v JOIN contracts c ON c.id = v.contract_id"
+            " ORDER BY c.kind, c.title, v.first_seen_at, v.id"
+        )
+    )
+    for version_id, kind, title, version_text, content_hash, servers in rows:
+        stored = StoredVersion(
+            kind, title, version_text, content_hash, tuple(orjson.loads(servers)), []
+        )
+        versions[version_id] = stored
+        by_contract.setdefault((kind, title), []).append(stored)
+    operations = conn.execute(
+        text(
+            "SELECT version_id, protocol, role, method, path, operation_id, deprecated, sunset,"
+            " details FROM operations ORDER BY id"
+        )
+    )
+    for version_id, *columns in operations:
+        stored = versions[version_id]
+        stored.operations.append(Operation(stored.content_hash, *columns))
+    return by_contract

@@ -1,0 +1,186 @@
+"""The endpoint inventory: endpoints from traffic and contracts with their statuses (documented,
+shadow, zombie, orphan) and the unversioned flag, by every versioning scheme."""
+
+from __future__ import annotations
+
+import copy
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+import pytest
+from click.testing import CliRunner
+
+from clew import inventory
+from clew.cli import main
+from clew.pipeline import ingest
+from clew.store import queries
+from collectors import Registry, load_registry
+from tests.clew.test_gateway_ingest import LinesOfRequests, request
+
+NOW = datetime(2026, 12, 6, tzinfo=UTC)
+
+PETS_1 = {
+    "openapi": "3.0.3",
+    "info": {"title": "Pets", "version": "1.0.0"},
+    "servers": [{"url": "https://pets.example.com/v1"}],
+    "paths": {
+        "/pets": {
+            "get": {"operationId": "listPets", "responses": {"200": {"description": "ok"}}},
+            "post": {"operationId": "addPet", "responses": {"201": {"description": "made"}}},
+        },
+        "/pets/{id}": {
+            "get": {"operationId": "getPet", "responses": {"200": {"description": "ok"}}},
+            "delete": {"operationId": "deletePet", "responses": {"204": {"description": "gone"}}},
+        },
+    },
+}
+
+
+def pets_2() -> dict:
+    document = copy.deepcopy(PETS_1)
+    document["info"]["version"] = "2.0.0"
+    listing = document["paths"]["/pets"]["get"]
+    listing["deprecated"] = True
+    listing["x-sunset"] = "2026-06-30"
+    del document["paths"]["/pets/{id}"]["delete"]
+    return document
+
+
+STOCK = {
+    "openapi": "3.1.0",
+    "info": {"title": "Stock", "version": "3"},
+    "servers": [{"url": "http://stock-service"}],
+    "paths": {
+        "/stock/{sku}": {
+            "get": {
+                "parameters": [
+                    {"name": "sku", "in": "path", "required": True},
+                    {"name": "Api-Version", "in": "header"},
+                ],
+                "responses": {"200": {"description": "ok"}},
+            },
+            "put": {
+                "requestBody": {"content": {"application/vnd.acme.stock.v2+json": {}}},
+                "responses": {"200": {"description": "ok"}},
+            },
+        },
+        "/reservations": {
+            "post": {
+                "parameters": [{"name": "api-version", "in": "query"}],
+                "responses": {"201": {"description": "ok"}},
+            },
+            "get": {"responses": {"200": {"description": "ok"}}},
+        },
+    },
+}
+
+
+def landscape(engine, tmp_path: Path) -> None:
+    """Partners call pets-api through the gateway; the shop calls stock-service."""
+    calls = [
+        ("pets-api", "GET", "/v1/pets/101"),
+        ("pets-api", "GET", "/v1/pets/102"),
+        ("pets-api", "DELETE", "/v1/pets/103"),
+        ("pets-api", "GET", "/v1/pets"),
+        ("pets-api", "GET", "/v1/internal/stats"),
+        ("stock-service", "GET", "/stock/9001"),
+        ("stock-service", "PUT", "/stock/9002"),
+        ("stock-service", "POST", "/reservations"),
+        ("stock-service", "GET", "/reservations"),
+        ("stock-service", "GET", "/debug/vars"),
+    ]
+    made = {
+        n: request(n, upstream=upstream, method=method, path=path, trace_id=None)
+        for n, (upstream, method, path) in enumerate(calls, 1)
+    }
+    log = tmp_path / "access.log"
+    log.write_text("".join(f"{n}\n" for n in made))
+    contracts = []
+    for name, document in (("pets-1", PETS_1), ("pets-2", pets_2()), ("stock", STOCK)):
+        path = tmp_path / f"{name}.json"
+        path.write_bytes(orjson.dumps(document))
+        contracts.append(path)
+    registry = Registry([*load_registry().values(), LinesOfRequests(made)])
+    ingest(engine, [log], registry, format_name="test_gateway", worker=False)
+    ingest(engine, contracts, registry, worker=False)
+
+
+def statuses(engine, **options) -> dict[tuple[str, str, str], tuple[str, bool]]:
+    with engine.connect() as conn:
+        found = inventory.inventory(conn, queries.Window(), now=NOW, **options)
+    return {(e.service, e.method, e.route): (e.status, e.unversioned) for e in found}
+
+
+def test_every_endpoint_gets_its_status(engine, tmp_path: Path):
+    landscape(engine, tmp_path)
+    assert statuses(engine) == {
+        # documented in Pets 2.0.0 (the server's /v1 prefix taken off the route)
+        ("pets-api", "GET", "/v1/pets/{id}"): ("documented", False),
+        # deprecated with its sunset passed, still called
+        ("pets-api", "GET", "/v1/pets"): ("zombie", False),
+        # removed after 1.0.0, still called
+        ("pets-api", "DELETE", "/v1/pets/{id}"): ("zombie", False),
+        # called, in no contract
+        ("pets-api", "GET", "/v1/internal/stats"): ("shadow", False),
+        # documented, never called (versioned by its server URL's path)
+        ("pets-api", "POST", "/pets"): ("orphan", False),
+        # pinned by a header, a media type, a query parameter; one not at all
+        ("stock-service", "GET", "/stock/{id}"): ("documented", False),
+        ("stock-service", "PUT", "/stock/{id}"): ("documented", False),
+        ("stock-service", "POST", "/reservations"): ("documented", False),
+        ("stock-service", "GET", "/reservations"): ("documented", True),
+        ("stock-service", "GET", "/debug/vars"): ("shadow", True),
+    }
+
+
+def test_versioning_schemes_are_configurable(engine, tmp_path: Path):
+    landscape(engine, tmp_path)
+    by_path_only = statuses(engine, schemes=["path"])
+    unversioned = sorted(key for key, (_, flag) in by_path_only.items() if flag)
+    assert unversioned == [
+        ("pets-api", "POST", "/pets"),  # its /v1 is only in the server URL
+        ("stock-service", "GET", "/debug/vars"),
+        ("stock-service", "GET", "/reservations"),
+        ("stock-service", "GET", "/stock/{id}"),
+        ("stock-service", "POST", "/reservations"),
+        ("stock-service", "PUT", "/stock/{id}"),
+    ]
+    with pytest.raises(ValueError, match="unknown versioning schemes"):
+        statuses(engine, schemes=["path", "cookie"])
+
+
+def test_an_unserved_contract_is_all_orphans(engine, tmp_path: Path):
+    path = tmp_path / "pets.json"
+    path.write_bytes(orjson.dumps(PETS_1))
+    ingest(engine, [path], load_registry(), worker=False)
+    found = statuses(engine)
+    assert set(found.values()) == {("orphan", False)} and len(found) == 4
+    assert {service for service, _, _ in found} == {"[Pets]"}
+
+
+def test_clew_endpoints_filters_and_prints(tmp_path: Path):
+    db = str(tmp_path / "clew.db")
+    from clew import store
+
+    engine = store.open_engine(db)
+    store.upgrade(engine)
+    landscape(engine, tmp_path)
+    engine.dispose()
+    runner = CliRunner()
+    result = runner.invoke(
+        main, ["endpoints", "--since", "3000d", "--status", "zombie", "--db", db, "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    rows = orjson.loads(result.stdout)
+    assert [(r["method"], r["route"], r["why"]) for r in rows] == [
+        ("GET", "/v1/pets", "deprecated, sunset 2026-06-30 (passed) in Pets@2.0.0, still called"),
+        ("DELETE", "/v1/pets/{id}", "removed after Pets@1.0.0, still called"),
+    ]
+    assert rows[0]["callers"] == ["edge"] and rows[0]["calls"] == 1
+    text = runner.invoke(main, ["endpoints", "--since", "3000d", "--db", db]).output
+    assert text.startswith(
+        "10 endpoints: 5 documented, 2 shadow, 2 zombie, 1 orphan; 2 unversioned"
+    )
+    bad = runner.invoke(main, ["endpoints", "--schemes", "path,cookie", "--db", db])
+    assert bad.exit_code == 2 and "unknown versioning schemes" in bad.output
