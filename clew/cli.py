@@ -604,6 +604,34 @@ def endpoints(
         click.echo(f"  {e.status:<10} {e.service}  {e.method} {e.route}{flag}  ({calls})  {e.why}")
 
 
+@main.command()
+@click.option(
+    "--since", default="7d", show_default=True, help="The window's start: 3h, 7d, ISO 8601."
+)
+@click.option("--until", default=None, help="…and its end (default: now).")
+@db_option
+@json_option
+def dependencies(since: str | None, until: str | None, db: str | None, as_json: bool) -> None:
+    """The catalog's declared dependencies against the edges traffic shows: undeclared ones
+    (observed, not declared) first, then unused ones (declared, not observed in the window)."""
+    from dataclasses import asdict
+
+    from clew import inventory
+
+    with _open(db).connect() as conn:
+        found = inventory.dependencies(conn, _window(since, until))
+    if as_json:
+        _print_json([asdict(d) for d in found])
+        return
+    if not found:
+        click.echo("no declared dependencies and no traffic from catalog components")
+        return
+    for d in found:
+        how = f"{d.calls:,} calls" if d.calls else "no calls"
+        by = f"  ({'; '.join(d.declared_by)})" if d.declared_by else ""
+        click.echo(f"  {d.status:<10} {d.client} -> {d.server}  {how}{by}")
+
+
 since_option = click.option(
     "--since", default=None, help="Start: 3h, 90m, 2d (before now), ISO 8601, epoch s."
 )

@@ -341,3 +341,72 @@ def as_json(endpoints: list[Endpoint]) -> list[dict]:
         row["error_ratio"] = round(e.errors / e.calls, 6) if e.calls else 0.0
         rows.append(row)
     return rows
+
+
+@dataclass
+class Dependency:
+    """A dependency between two nodes, as the catalog declares it and traffic shows it."""
+
+    client: str
+    server: str
+    status: str  # "declared" (and observed), "undeclared" (observed only), "unused" (declared only)
+    calls: int  # in the window
+    declared_by: list[str]  # the catalog relations that declare it: "consumesApi api:default/x"
+
+
+def dependencies(conn: Connection, window: queries.Window) -> list[Dependency]:
+    """The catalog's declared dependencies against the edges traffic shows in ``window``.
+
+    Declared: a component's ``dependsOn`` (a component or resource, by name), and its
+    ``consumesApis`` through the components that provide those APIs. Observed: the edges from a
+    service to a service, database or external peer (messaging through topics is left out).
+    Only services the catalog knows are judged: one it does not list has no declarations to
+    compare, which is a finding of its own.
+    """
+    known = {e["name"] for e in catalog.entities(conn) if e["kind"].lower() == "component"}
+    relations = catalog.dependencies(conn)
+    providers: dict[str, set[str]] = {}
+    for from_ref, to_ref, relation in relations:
+        if relation == "providesApi":
+            providers.setdefault(to_ref, set()).add(_name(from_ref))
+    declared: dict[tuple[str, str], list[str]] = {}
+    for from_ref, to_ref, relation in relations:
+        if not from_ref.startswith("component:"):
+            continue
+        client = _name(from_ref)
+        if relation == "dependsOn":
+            declared.setdefault((client, _name(to_ref)), []).append(f"dependsOn {to_ref}")
+        elif relation == "consumesApi":
+            for server in providers.get(to_ref, ()):
+                declared.setdefault((client, server), []).append(f"consumesApi {to_ref}")
+    nodes = queries.nodes(conn)
+    observed: dict[tuple[str, str], int] = {}
+    for edge in queries.edge_totals(conn, window):
+        if edge.connection_type == "messaging_system" or edge.client not in known:
+            continue
+        kind = nodes[edge.server].kind if edge.server in nodes else "service"
+        if kind in ("service", "database", "external", "broker"):
+            key = (edge.client, edge.server)
+            observed[key] = observed.get(key, 0) + edge.count
+    found = [
+        Dependency(
+            client,
+            server,
+            "declared" if (client, server) in observed else "unused",
+            observed.get((client, server), 0),
+            sorted(by),
+        )
+        for (client, server), by in declared.items()
+    ]
+    found += [
+        Dependency(client, server, "undeclared", calls, [])
+        for (client, server), calls in observed.items()
+        if (client, server) not in declared
+    ]
+    found.sort(key=lambda d: (d.status != "undeclared", d.status, d.client, d.server))
+    return found
+
+
+def _name(ref: str) -> str:
+    """An entity ref's name (``component:default/orders`` → ``orders``)."""
+    return ref.rsplit("/", 1)[-1].split(":", 1)[-1]

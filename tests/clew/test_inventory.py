@@ -184,3 +184,57 @@ def test_clew_endpoints_filters_and_prints(tmp_path: Path):
     )
     bad = runner.invoke(main, ["endpoints", "--schemes", "path,cookie", "--db", db])
     assert bad.exit_code == 2 and "unknown versioning schemes" in bad.output
+
+
+CATALOG = """\
+apiVersion: backstage.io/v1alpha1
+kind: Component
+metadata: {name: shop}
+spec:
+  type: service
+  owner: team-a
+  lifecycle: production
+  consumesApis: [stock-api]
+  dependsOn: ['resource:orders-db', 'component:mailer']
+---
+apiVersion: backstage.io/v1alpha1
+kind: Component
+metadata: {name: stock-service}
+spec: {type: service, owner: team-b, lifecycle: production, providesApis: [stock-api]}
+---
+apiVersion: backstage.io/v1alpha1
+kind: API
+metadata: {name: stock-api}
+spec: {type: openapi, owner: team-b, lifecycle: production, definition: 'openapi: 3.0.0'}
+"""
+
+
+def test_declared_dependencies_against_observed_edges(engine, registry, tmp_path: Path):
+    """shop declares stock (through its API), orders-db and mailer; traffic shows shop calling
+    stock and orders-db, and pricing, which it does not declare; mailer is never called."""
+    from tests import otlp
+    from tests.clew.test_rollups import CLIENT, SERVER
+
+    spans = []
+    database = {"db.system": "postgresql", "server.address": "orders-db"}
+    for t in (1, 2):
+        shop = [otlp.span(t, 1, kind=SERVER, name="GET /")]
+        stock, pricing = [], []
+        for n, called in enumerate((stock, pricing), 2):
+            shop.append(otlp.span(t, n, 1, kind=CLIENT, name="GET"))
+            called.append(otlp.span(t, 10 + n, n, kind=SERVER, name="GET /x", http__route="/x"))
+        shop.append(otlp.span(t, 9, 1, kind=CLIENT, name="SELECT", **database))
+        spans.append(otlp.request({"shop": shop, "stock-service": stock, "pricing": pricing}))
+    traces = otlp.write_lines(tmp_path / "t.jsonl", spans)
+    catalog_file = tmp_path / "catalog-info.yaml"
+    catalog_file.write_text(CATALOG)
+    ingest(engine, [traces, catalog_file], registry, worker=False)
+    with engine.connect() as conn:
+        found = inventory.dependencies(conn, queries.Window())
+    assert [(d.status, d.client, d.server, d.calls) for d in found] == [
+        ("undeclared", "shop", "pricing", 2),
+        ("declared", "shop", "orders-db", 2),
+        ("declared", "shop", "stock-service", 2),
+        ("unused", "shop", "mailer", 0),
+    ]
+    assert found[2].declared_by == ["consumesApi api:default/stock-api"]
