@@ -91,3 +91,15 @@ class Sources:
     MESSAGE = "sources-message"
     SOURCES = "sources-grid"
     QUARANTINE = "sources-quarantine"
+
+
+class Endpoints:
+    TOOLBAR = Toolbar("endpoints")
+    STATE = "endpoints-state"
+    WINDOW_LABEL = "endpoints-window-label"
+    MESSAGE = "endpoints-message"
+    CARDS = "endpoints-cards"
+    STATUS = "endpoints-status"
+    GRID = "endpoints-grid"
+    EXPORT = "endpoints-export"
+    DEPENDENCIES = "endpoints-dependencies"

@@ -166,3 +166,15 @@ def sources(engine: Engine) -> dict:
             "sources": store_queries.sources(conn),
             "quarantine": store_queries.quarantine(conn),
         }
+
+
+def endpoints(engine: Engine, window: Window) -> dict:
+    """What the Endpoints page shows: the inventory, and declared against observed dependencies."""
+    from clew import inventory
+
+    with engine.connect() as conn:
+        return {
+            "endpoints": inventory.as_json(inventory.inventory(conn, window)),
+            "dependencies": [asdict(d) for d in inventory.dependencies(conn, window)],
+            "data_range": store_queries.data_range(conn),
+        }

@@ -268,6 +268,9 @@ def test_hostile_names_render_as_inert_text(browser, hostile_db):
         wait(browser, "return document.querySelectorAll('#paths-waterfall .wf-row').length > 0")
         assert HOSTILE in text_of(browser, "paths-list")
         assert HOSTILE in text_of(browser, "paths-failing-span")
+        browser.get(f"{url}/endpoints?window=all")
+        wait(browser, "return document.querySelectorAll('#endpoints-grid .ag-row').length > 0")
+        assert HOSTILE in text_of(browser, "endpoints-grid")
         images = "return document.querySelectorAll('img[src=\"x\"]').length"
         assert browser.execute_script(images) == 0
         assert browser.execute_script("return window.__clew_xss === undefined")
@@ -371,7 +374,38 @@ def test_the_sources_page_lists_what_was_read_and_what_was_quarantined(browser, 
         wait(browser, lambda d: HOSTILE in text_of(d, "sources-quarantine"))
         quarantined = text_of(browser, "sources-quarantine")
         assert "line 3" in quarantined and "a proxy event" in quarantined
+        browser.get(f"{url}/endpoints?window=all")
+        wait(browser, "return document.querySelectorAll('#endpoints-grid .ag-row').length > 0")
+        assert HOSTILE in text_of(browser, "endpoints-grid")
         images = "return document.querySelectorAll('img[src=\"x\"]').length"
         assert browser.execute_script(images) == 0
         assert browser.execute_script("return window.__clew_xss === undefined")
         assert severe_console_errors(browser) == []
+
+
+ENDPOINT_ROWS = (
+    "return document.querySelectorAll('#endpoints-grid .ag-center-cols-container .ag-row').length"
+)
+
+
+def test_the_endpoints_page_lists_the_inventory_and_filters_it(browser, sample_url):
+    browser.get(sample_url + "/endpoints?window=all")
+    wait(browser, ENDPOINT_ROWS + " > 0")
+    cards = text_of(browser, "endpoints-cards").upper()
+    assert "SHADOW" in cards and "UNVERSIONED" in cards
+    grid = text_of(browser, "endpoints-grid")
+    assert "payments-api" in grid and "/v2/payments" in grid
+    everything = browser.execute_script(ENDPOINT_ROWS)
+    browser.find_element(
+        "xpath", "//*[@id='endpoints-status']//label[normalize-space()='unversioned']"
+    ).click()
+    wait(browser, lambda d: d.execute_script(ENDPOINT_ROWS) < everything)
+    shown = text_of(browser, "endpoints-grid")
+    assert "/v2/payments" not in shown  # versioned by its path
+    browser.find_element(
+        "xpath", "//*[@id='endpoints-window']//label[normalize-space()='24h']"
+    ).click()
+    wait(browser, lambda d: query(d).get("window") == ["24h"])
+    # the sample ended days ago: nothing in the last day, and the page says so
+    wait(browser, lambda d: "No data in this window" in text_of(d, "endpoints-message"))
+    assert severe_console_errors(browser) == []

@@ -230,7 +230,7 @@ def test_layouts_show_url_problems_and_keep_the_query_for_the_view():
 
 
 def test_the_router_renders_registered_pages_and_a_not_found_page():
-    assert list(shell.PAGES) == ["/", "/map", "/paths", "/sources"]
+    assert list(shell.PAGES) == ["/", "/map", "/paths", "/endpoints", "/sources"]
     rendered = shell.render("/map", "?window=all&node=pay")
     found = by_id(rendered)
     assert found[ids.ServiceMap.STATE].data == {"window": "all", "node": "pay"}
@@ -242,8 +242,14 @@ def test_the_router_renders_registered_pages_and_a_not_found_page():
 
 def test_navigation_carries_the_window_but_not_the_filters():
     hrefs, classes = shell.nav_links("/map", "?window=all&namespace=retail&node=x")
-    assert hrefs == ["/?window=all", "/map?window=all", "/paths?window=all", "/sources?window=all"]
-    assert classes == ["nav-link", "nav-link active", "nav-link", "nav-link"]
+    assert hrefs == [
+        "/?window=all",
+        "/map?window=all",
+        "/paths?window=all",
+        "/endpoints?window=all",
+        "/sources?window=all",
+    ]
+    assert classes == ["nav-link", "nav-link active", "nav-link", "nav-link", "nav-link"]
 
 
 def test_an_open_window_is_charted_up_to_now():
