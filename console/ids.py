@@ -103,3 +103,15 @@ class Endpoints:
     GRID = "endpoints-grid"
     EXPORT = "endpoints-export"
     DEPENDENCIES = "endpoints-dependencies"
+
+
+class Contracts:
+    TOOLBAR = Toolbar("contracts")
+    STATE = "contracts-state"
+    WINDOW_LABEL = "contracts-window-label"
+    MESSAGE = "contracts-message"
+    VERSIONS = "contracts-versions"
+    OLD = "contracts-old"
+    NEW = "contracts-new"
+    SUMMARY = "contracts-summary"
+    CHANGES = "contracts-changes"

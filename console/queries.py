@@ -178,3 +178,34 @@ def endpoints(engine: Engine, window: Window) -> dict:
             "dependencies": [asdict(d) for d in inventory.dependencies(conn, window)],
             "data_range": store_queries.data_range(conn),
         }
+
+
+def contract_versions(engine: Engine) -> list[dict]:
+    """Every stored contract version, by contract, oldest first (the Contracts page)."""
+    from clew.store import contracts
+
+    with engine.connect() as conn:
+        return [asdict(version) for version in contracts.versions(conn)]
+
+
+def contract_diff(engine: Engine, window: Window, old_hash: str, new_hash: str) -> dict | None:
+    """The changes between two stored versions, breaking ones with the consumers seen in
+    ``window``; None when either version is not stored."""
+    from clew import diff
+    from clew.store import contracts
+
+    with engine.connect() as conn:
+        old = contracts.version(conn, old_hash)
+        new = contracts.version(conn, new_hash)
+        if old is None or new is None:
+            return None
+        found = diff.changes(old[1], new[1])
+        served = diff.observed(conn, window, old[2], old[3])
+    found = diff.with_consumers(found, served)
+    return {
+        "old": old[0],
+        "new": new[0],
+        "service": served.service,
+        "gateways": served.gateways,
+        "changes": [asdict(change) for change in found],
+    }

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+import orjson
 import pytest
 
 from clew import store
@@ -409,3 +410,34 @@ def test_the_endpoints_page_lists_the_inventory_and_filters_it(browser, sample_u
     # the sample ended days ago: nothing in the last day, and the page says so
     wait(browser, lambda d: "No data in this window" in text_of(d, "endpoints-message"))
     assert severe_console_errors(browser) == []
+
+
+def test_the_contracts_page_shows_versions_and_what_a_change_breaks(browser, tmp_path):
+    """Two versions of a contract whose service partners call through a gateway: the page picks
+    them, lists the changes breaking first, with the partners each breaking one would break."""
+    from click.testing import CliRunner
+
+    from clew.cli import main
+    from tests.clew.test_diff import OLD, PLANTED, new_version, traffic
+
+    db = tmp_path / "clew.db"
+    engine = store.open_engine(str(db))
+    store.upgrade(engine)
+    traffic(engine, tmp_path)
+    engine.dispose()
+    for version, document in (("1", OLD), ("2", new_version())):
+        path = tmp_path / f"pets-{version}.json"
+        path.write_bytes(orjson.dumps(document))
+        assert CliRunner().invoke(main, ["ingest", str(path), "--db", str(db)]).exit_code == 0
+    with serving(str(db)) as url:
+        browser.get(url + "/contracts?window=all")
+        wait(browser, "return document.querySelectorAll('#contracts-versions .ag-row').length == 2")
+        wait(browser, lambda d: "breaking" in text_of(d, "contracts-summary"))
+        summary = text_of(browser, "contracts-summary")
+        breaking = sum(1 for planted in PLANTED if planted[1])
+        assert summary.startswith("Pets@1.0.0")
+        assert f"{len(PLANTED)} changes, {breaking} breaking" in summary
+        assert "served by pets-api through edge" in summary
+        changes = text_of(browser, "contracts-changes")
+        assert "operation-removed" in changes and "partner-a (4), partner-b (2)" in changes
+        assert severe_console_errors(browser) == []

@@ -84,7 +84,14 @@ def test_component_ids_are_unique_within_and_across_pages():
 
 def test_every_id_is_declared_in_the_ids_module():
     declared = {v for v in vars(ids).values() if isinstance(v, str)}
-    for page in (ids.Overview, ids.ServiceMap, ids.Paths, ids.Endpoints, ids.Sources):
+    for page in (
+        ids.Overview,
+        ids.ServiceMap,
+        ids.Paths,
+        ids.Endpoints,
+        ids.Contracts,
+        ids.Sources,
+    ):
         declared |= {v for k, v in vars(page).items() if k.isupper() and isinstance(v, str)}
         if hasattr(page, "TOOLBAR"):  # the Sources page has no window or filters
             declared |= {v for k, v in vars(page.TOOLBAR).items() if k.isupper()}
@@ -112,7 +119,7 @@ def test_each_page_registers_its_callbacks_once(dash_app):
     assert outputs.count(ids.PAGE) == 1
     assert outputs.count(ids.ServiceMap.GRAPH) == 2  # elements, and the stylesheet
     assert outputs.count(ids.Paths.DETAIL) == 1
-    assert len(dash_app.callback_map) == 16
+    assert len(dash_app.callback_map) == 19
 
 
 def test_create_app_twice_gives_two_independent_consoles(tmp_path):
@@ -121,6 +128,6 @@ def test_create_app_twice_gives_two_independent_consoles(tmp_path):
     one, two = first.extensions["clew.console"], second.extensions["clew.console"]
     assert one is not two and one.server is first and two.server is second
     assert one.callback_map.keys() == two.callback_map.keys()
-    assert len(one.callback_map) == len(two.callback_map) == 16
+    assert len(one.callback_map) == len(two.callback_map) == 19
     banner = [c for c in walk(two.layout) if getattr(c, "id", None) == ids.BANNER]
     assert banner and not [c for c in walk(one.layout) if getattr(c, "id", None) == ids.BANNER]
