@@ -33,6 +33,8 @@ ADDED = "#2563eb"
 CHANGED = "#7c3aed"
 REMOVED = "#9ca3af"
 BLAST = "#c2410c"
+#: An observed edge the catalog does not declare.
+UNDECLARED = "#db2777"
 SLOW = "#9a3412"
 
 #: Error ratio thresholds: below WARN_AT is healthy, below BAD_AT needs a look, above is failing.
@@ -180,6 +182,8 @@ def map_elements(
             classes.append("match" if matches(node["id"], query) else "dim")
         if node.get("diff"):
             classes.append("diff-" + node["diff"])
+        if node.get("declared"):
+            classes.append("declared-" + node["declared"])
         if blast:
             in_radius = node["id"] in radius
             classes.append(
@@ -212,6 +216,9 @@ def map_elements(
         mark = edge.get("diff")
         if mark:
             classes.append("diff-" + mark)
+        declared = edge.get("declared")
+        if declared:
+            classes.append("declared-" + declared)
         if blast:
             inside = edge["client"] in radius and edge["server"] in radius
             classes.append("blast" if inside else "outside")
@@ -223,11 +230,18 @@ def map_elements(
                     "source": edge["client"],
                     "target": edge["server"],
                     "connection_type": edge["connection_type"],
-                    "colour": REMOVED if mark == "removed" else edge_colour(edge["error_ratio"]),
+                    "colour": REMOVED
+                    if mark == "removed" or declared == "unused"
+                    else edge_colour(edge["error_ratio"]),
                     "width": edge_width(edge["rps"], max_rps),
                     "label": edge_label(edge),
                     "slow_label": f"p95 {formatting.ms(edge.get('p95_ms'))}",
                     **({"diff_label": diff_label(edge)} if mark else {}),
+                    **(
+                        {"declared_label": "undeclared" if declared == "undeclared" else "unused"}
+                        if declared
+                        else {}
+                    ),
                 },
                 "classes": " ".join(classes),
                 "selected": selected_edge == (edge["client"], edge["server"]),
@@ -413,6 +427,26 @@ def overlay_stylesheet() -> list[dict]:
             },
         },
         {"selector": "edge.blast", "style": {"line-opacity": 1, "z-index": 15}},
+        {
+            "selector": "edge.declared-undeclared",
+            "style": {
+                "underlay-color": UNDECLARED,
+                "underlay-opacity": 0.35,
+                "underlay-padding": 5,
+            },
+        },
+        {
+            "selector": "edge.declared-unused",
+            "style": {
+                "line-style": "dotted",
+                "target-arrow-shape": "triangle-backcurve",
+                "line-opacity": 0.9,
+            },
+        },
+        {
+            "selector": "node.declared-unused",
+            "style": {"border-style": "dotted", "border-color": REMOVED, "opacity": 0.75},
+        },
     ]
 
 
@@ -436,6 +470,21 @@ def overlay_labels() -> list[dict]:
         {"selector": "edge.diff-added", "style": {"color": ADDED}},
         {"selector": "edge.diff-changed", "style": {"color": CHANGED}},
         {"selector": "edge.diff-removed", "style": {"color": MUTED}},
+        {
+            "selector": "edge.declared-undeclared, edge.declared-unused",
+            "style": {
+                "label": "data(declared_label)",
+                "font-family": FONT,
+                "font-size": 10,
+                "font-weight": "bold",
+                "text-rotation": "autorotate",
+                "text-background-color": "#ffffff",
+                "text-background-opacity": 0.9,
+                "text-background-padding": 2,
+            },
+        },
+        {"selector": "edge.declared-undeclared", "style": {"color": UNDECLARED}},
+        {"selector": "edge.declared-unused", "style": {"color": MUTED}},
     ]
 
 

@@ -67,6 +67,8 @@ class ServiceMap:
     LEGEND = "map-legend"
     #: The overlay switch (compare with the previous window) and the legend of the overlays.
     DIFF = "map-diff"
+    #: The declared-dependencies overlay switch.
+    DECLARED = "map-declared"
     OVERLAY_LEGEND = "map-overlay-legend"
     #: The node whose blast radius is shown ("" for none), and the panel's button toggling it.
     BLAST = "map-blast"

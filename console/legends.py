@@ -68,9 +68,34 @@ def overlay_legend(
     thresholds: Mapping | None,
     blast: tuple[str, list[str]] | None,
     diff_problem: str | None = None,
+    *,
+    declared: dict[str, int] | None = None,
 ) -> list:
-    """The legend of the overlays that are on: the window diff and the blast radius."""
+    """The legend of the overlays that are on: the window diff, the blast radius, and the
+    catalog's declared dependencies."""
     rows = []
+    if declared is not None:
+        rows.append(
+            html.Div(
+                [
+                    html.Span("Against the catalog:", className="legend-item strong"),
+                    html.Span(
+                        [
+                            html.Span(className="legend-glow glow-undeclared"),
+                            f"{declared['undeclared']} undeclared",
+                        ],
+                        className="legend-item",
+                        title="Observed in the window, declared by no catalog entity",
+                    ),
+                    html.Span(
+                        [html.Span(className="legend-line unused"), f"{declared['unused']} unused"],
+                        className="legend-item",
+                        title="Declared in the catalog, not observed in the window",
+                    ),
+                ],
+                className="legend-row",
+            )
+        )
     if diff_problem:
         rows.append(html.Div(diff_problem, className="legend-row muted"))
     elif counts is not None:

@@ -6,7 +6,7 @@ Pure data in, data out: ``clew.metrics.graph_diff`` decides what changed; this o
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 #: A metric named in a diff's ``changes`` → the edge key holding its value.
 _METRIC_KEYS = {"error_ratio": "error_ratio", "p50": "p50_ms", "p95": "p95_ms", "p99": "p99_ms"}
@@ -106,3 +106,66 @@ def thresholds_text(thresholds: Mapping[str, float]) -> str:
         out += f", on edges with {known.pop('min_count'):g} calls in each window"
     extra = ", ".join(f"{k.replace('_', ' ')} {v:g}" for k, v in known.items())
     return "; ".join(p for p in (out, extra) if p)
+
+
+def with_declared(
+    view: dict, dependencies: Sequence[Mapping], known: Mapping[str, Mapping] | None = None
+) -> dict:
+    """``view`` with the catalog's declarations over it: each observed edge no declaration covers
+    marked ``declared: undeclared``, and each declared dependency not observed in the window
+    added as an edge marked ``declared: unused`` (its nodes added when the window has none,
+    marked the same), so both can be drawn (``clew.inventory.dependencies`` decides)."""
+    known = known or {}
+    undeclared = {(d["client"], d["server"]) for d in dependencies if d["status"] == "undeclared"}
+    edges = []
+    for edge in view["edges"]:
+        if (edge["client"], edge["server"]) in undeclared:
+            edge = {**edge, "declared": "undeclared"}
+        edges.append(edge)
+    nodes = list(view["nodes"])
+    present = {n["id"] for n in nodes}
+    for dependency in dependencies:
+        if dependency["status"] != "unused":
+            continue
+        client, server = dependency["client"], dependency["server"]
+        edges.append(
+            {
+                "client": client,
+                "server": server,
+                "connection_type": "direct",
+                "count": 0,
+                "errors": 0,
+                "error_ratio": 0.0,
+                "rps": 0.0,
+                "p95_ms": None,
+                "declared": "unused",
+            }
+        )
+        for name in (client, server):
+            if name in present:
+                continue
+            present.add(name)
+            info = known.get(name) or {}
+            nodes.append(
+                {
+                    "id": name,
+                    "kind": info.get("kind") or "service",
+                    "namespace": info.get("namespace"),
+                    "environment": info.get("environment"),
+                    "parent": info.get("parent"),
+                    "requests": 0,
+                    "errors": 0,
+                    "error_ratio": 0.0,
+                    "declared": "unused",
+                }
+            )
+    return {**view, "nodes": nodes, "edges": edges}
+
+
+def declared_counts(edges: list[dict]) -> dict[str, int]:
+    """How many of ``edges`` are undeclared, and how many declared dependencies are unused."""
+    out = {"undeclared": 0, "unused": 0}
+    for edge in edges:
+        if edge.get("declared") in out:
+            out[edge["declared"]] += 1
+    return out

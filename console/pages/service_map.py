@@ -64,6 +64,7 @@ def map_search(
     *,
     blast: str | None = None,
     diff: bool = False,
+    declared: bool = False,
 ) -> str:
     """This page's query string: the view state, the selection, and the overlays."""
     return search(
@@ -72,6 +73,7 @@ def map_search(
         labels="1" if labels else None,
         blast=blast or None,
         diff="1" if diff else None,
+        declared="1" if declared else None,
     )
 
 
@@ -300,9 +302,12 @@ def view(
     diff: queries.GraphDiff | None = None,
     diff_problem: str | None = None,
     blast: tuple[str, list[str]] | None = None,
+    declared: list[dict] | None = None,
 ) -> dict:
     """Everything ``refresh`` outputs, from the graph view, the facets and the overlays (pure)."""
     shown = overlay.with_diff(graph, diff.diff, diff.nodes) if diff else graph
+    if declared is not None:
+        shown = overlay.with_declared(shown, declared, diff.nodes if diff else None)
     nodes, edges, context = filter_graph(shown, state)
     message = None
     if not graph["edges"] and not (diff and diff.diff["removed"]):
@@ -326,7 +331,12 @@ def view(
         "summary": text,
         "message": message,
         "overlay": legends.overlay_legend(
-            counts, compared, diff.diff.get("thresholds") if diff else None, blast, diff_problem
+            counts,
+            compared,
+            diff.diff.get("thresholds") if diff else None,
+            blast,
+            diff_problem,
+            declared=overlay.declared_counts(edges) if declared is not None else None,
         ),
     }
 
@@ -379,6 +389,12 @@ def layout(**query: str) -> html.Div:
                                             {"label": "Compare with previous window", "value": "on"}
                                         ],
                                         value=["on"] if query.get("diff") == "1" else [],
+                                        className="check",
+                                    ),
+                                    dcc.Checklist(
+                                        id=ID.DECLARED,
+                                        options=[{"label": "Declared dependencies", "value": "on"}],
+                                        value=["on"] if query.get("declared") == "1" else [],
                                         className="check",
                                     ),
                                     dcc.Checklist(
@@ -441,6 +457,7 @@ def register_callbacks(app: Dash) -> None:
         Input(TB.SEARCH, "value"),
         Input(ID.LABELS, "value"),
         Input(ID.DIFF, "value"),
+        Input(ID.DECLARED, "value"),
         Input(ID.BLAST, "data"),
         Input(ID.SELECTION, "data"),
         State(ID.STATE, "data"),
@@ -458,6 +475,7 @@ def register_callbacks(app: Dash) -> None:
         q,
         labels,
         diff,
+        declared,
         blast,
         selection,
         old,
@@ -474,9 +492,12 @@ def register_callbacks(app: Dash) -> None:
             "q": q,
             "blast": blast or None,
             "diff": "1" if diff else None,
+            "declared": "1" if declared else None,
         }
         state, _ = parse(raw)
-        query = map_search(state, selection, bool(labels), blast=blast, diff=bool(diff))
+        query = map_search(
+            state, selection, bool(labels), blast=blast, diff=bool(diff), declared=bool(declared)
+        )
         # A new selection or the labels alone leave the data as it is: do not fetch it again.
         return query, query, no_update if raw == old else raw
 
@@ -508,6 +529,9 @@ def register_callbacks(app: Dash) -> None:
         blast = None
         if raw.get("blast"):
             blast = (raw["blast"], queries.blast_radius(engine(), window, raw["blast"]))
+        declared = None
+        if raw.get("declared") == "1":
+            declared = queries.endpoints(engine(), window)["dependencies"]
         out = view(
             queries.graph(engine(), window),
             queries.facets(engine()),
@@ -516,6 +540,7 @@ def register_callbacks(app: Dash) -> None:
             diff=diff,
             diff_problem=diff_problem,
             blast=blast,
+            declared=declared,
         )
         return (
             out["elements"],

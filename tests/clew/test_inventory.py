@@ -209,7 +209,7 @@ spec: {type: openapi, owner: team-b, lifecycle: production, definition: 'openapi
 """
 
 
-def test_declared_dependencies_against_observed_edges(engine, registry, tmp_path: Path):
+def declared_landscape(engine, registry, tmp_path: Path) -> None:
     """shop declares stock (through its API), orders-db and mailer; traffic shows shop calling
     stock and orders-db, and pricing, which it does not declare; mailer is never called."""
     from tests import otlp
@@ -229,6 +229,10 @@ def test_declared_dependencies_against_observed_edges(engine, registry, tmp_path
     catalog_file = tmp_path / "catalog-info.yaml"
     catalog_file.write_text(CATALOG)
     ingest(engine, [traces, catalog_file], registry, worker=False)
+
+
+def test_declared_dependencies_against_observed_edges(engine, registry, tmp_path: Path):
+    declared_landscape(engine, registry, tmp_path)
     with engine.connect() as conn:
         found = inventory.dependencies(conn, queries.Window())
     assert [(d.status, d.client, d.server, d.calls) for d in found] == [

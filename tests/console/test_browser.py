@@ -441,3 +441,37 @@ def test_the_contracts_page_shows_versions_and_what_a_change_breaks(browser, tmp
         changes = text_of(browser, "contracts-changes")
         assert "operation-removed" in changes and "partner-a (4), partner-b (2)" in changes
         assert severe_console_errors(browser) == []
+
+
+def test_the_map_shows_undeclared_and_unused_dependencies(browser, tmp_path):
+    """The declared-dependencies overlay: shop → pricing is observed but undeclared, shop →
+    mailer declared but never called (drawn with its node, though the window has neither)."""
+    from collectors import load_registry
+    from tests.clew.test_inventory import declared_landscape
+
+    db = tmp_path / "clew.db"
+    engine = store.open_engine(str(db))
+    store.upgrade(engine)
+    declared_landscape(engine, load_registry(), tmp_path)
+    engine.dispose()
+    marks = (
+        "const out = {}; window.cy.edges().forEach(e => {"
+        " out[e.data('source') + '>' + e.data('target')] = e.classes().filter("
+        " c => c.startsWith('declared-')).join(' '); }); return out;"
+    )
+    with serving(str(db)) as url:
+        browser.get(url + "/map?window=all")
+        wait(browser, MAP_DRAWN)
+        browser.find_element(
+            "xpath", "//*[@id='map-declared']//label[normalize-space()='Declared dependencies']"
+        ).click()
+        wait(browser, lambda d: query(d).get("declared") == ["1"])
+        wait(browser, lambda d: "shop>mailer" in d.execute_script(marks))
+        wait(browser, MAP_DRAWN)
+        found = browser.execute_script(marks)
+        assert found["shop>pricing"] == "declared-undeclared"
+        assert found["shop>mailer"] == "declared-unused"
+        assert found["shop>stock-service"] == "" and found["shop>orders-db"] == ""
+        legend = text_of(browser, "map-overlay-legend")
+        assert "1 undeclared" in legend and "1 unused" in legend
+        assert severe_console_errors(browser) == []
