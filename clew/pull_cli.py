@@ -1,0 +1,324 @@
+"""``clew pull`` (one registry or catalog, once) and ``clew worker`` (the pulls a TOML file
+configures, each on its interval, until SIGINT or SIGTERM).
+
+The commands are added to ``clew.cli``'s group there; this module does not import ``clew.cli``
+(which imports it), so its ``--db`` and ``--json`` options are declared here alike.
+
+A worker's file::
+
+    [[pull]]
+    url = "http://registry:8080"      # Apicurio: v3 where served, else v2
+    kind = "apicurio"                 # apicurio | ccompat | backstage
+    every = "15m"                     # s, m, h or d; a number is seconds
+    group = "payments"                # optional, apicurio only
+    token_env = "APICURIO_TOKEN"      # optional: the variable holding its bearer token
+    timeout = 30                      # optional: seconds per request
+
+Every pull runs once when the worker starts, then every ``every``; one at a time, in the
+scheduler's own thread (APScheduler's ``DebugExecutor``), so a late pull runs late, once.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import sys
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+import orjson
+from apscheduler.executors.debug import DebugExecutor
+from apscheduler.schedulers.base import BaseScheduler
+from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy import Engine
+
+from clew import registries, store
+
+db_option = click.option(
+    "--db",
+    "db",
+    envvar="CLEW_DATABASE_URL",
+    default=None,
+    metavar="URL",
+    help="Database URL or SQLite file path (default: CLEW_DATABASE_URL, else ./clew.db).",
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+token_env_option = click.option(
+    "--token-env",
+    default=registries.DEFAULT_TOKEN_ENV,
+    show_default=True,
+    metavar="NAME",
+    help="The environment variable holding a bearer token for the registry (never printed).",
+)
+
+#: The shortest interval a worker's pull may have.
+MIN_EVERY_S = 1.0
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd]?)")
+_UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+_PULL_KEYS = frozenset({"url", "kind", "every", "group", "token_env", "timeout"})
+
+
+@click.command()
+@click.argument("url")
+@click.option("--kind", type=click.Choice(registries.KINDS), required=True, help="The API.")
+@click.option("--group", default=None, help="Apicurio: this group's artifacts only.")
+@token_env_option
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.1),
+    default=registries.TIMEOUT_S,
+    show_default=True,
+    help="Seconds each request may take.",
+)
+@db_option
+@json_option
+def pull(
+    url: str,
+    kind: str,
+    group: str | None,
+    token_env: str,
+    timeout: float,
+    db: str | None,
+    as_json: bool,
+) -> None:
+    """Pull API contracts from a registry (Apicurio, or its Confluent-compatible API) or the
+    catalog from Backstage, once: new and changed versions stored, each with its checkpoint."""
+    if group is not None and kind != "apicurio":
+        raise click.UsageError("--group names Apicurio artifacts: it applies to --kind apicurio")
+    engine = _open(db)
+    http = registries.Http.from_environment(token_env, timeout=timeout)
+    report = registries.pull(
+        engine, url, kind, http=http, group=group, log=lambda line: click.echo(line, err=True)
+    )
+    if as_json:
+        sys.stdout.write(orjson.dumps(report.as_json(), option=orjson.OPT_INDENT_2).decode())
+        sys.stdout.write("\n")
+    else:
+        click.echo(summary(report))
+    for problem in report.problems:
+        click.echo(f"error: {problem}", err=True)
+    if report.problems:
+        sys.exit(1)
+
+
+@click.command()
+@click.option(
+    "--config",
+    "config_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="TOML file of [[pull]] tables: url, kind, every (and group, token_env, timeout).",
+)
+@db_option
+@json_option
+def worker(config_path: Path, db: str | None, as_json: bool) -> None:
+    """Run the pulls a TOML file configures, each on its interval, until SIGINT or SIGTERM (the
+    pull under way finishes; a second signal abandons it, its transaction rolled back)."""
+    try:
+        jobs = load_config(config_path)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--config") from None
+    engine = _open(db)
+    scheduler = build_scheduler(engine, jobs, _StoppingScheduler, _printer(as_json))
+
+    def on_signal(signum: int, _frame: object) -> None:
+        if scheduler.stopping:
+            raise KeyboardInterrupt  # inside a pull: its transaction rolls back
+        scheduler.stop()  # the pull under way, if any, finishes first
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    pulls = f"{len(jobs)} pull{'s' if len(jobs) > 1 else ''}"
+    click.echo(f"clew worker: {pulls} scheduled; SIGINT or SIGTERM stops it", err=True)
+    try:
+        scheduler.start()  # blocks until shut down
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    click.echo("clew worker stopped", err=True)
+
+
+class _StoppingScheduler(BlockingScheduler):
+    """A ``BlockingScheduler`` that stops between two rounds of jobs when asked. Its own
+    ``shutdown``, called while a job runs (a signal's handler interrupts the pull it runs),
+    empties the job store that the job is then updated in."""
+
+    stopping = False
+
+    def stop(self) -> None:
+        """Stop once the job under way, if any, is done."""
+        self.stopping = True
+        self.wakeup()
+
+    def _process_jobs(self) -> float | None:
+        wait_seconds = None if self.stopping else super()._process_jobs()
+        if self.stopping:
+            self.shutdown(wait=False)
+            return None
+        return wait_seconds
+
+
+@dataclass(frozen=True)
+class PullJob:
+    """One ``[[pull]]`` of a worker's file."""
+
+    url: str
+    kind: str
+    every_s: float
+    group: str | None = None
+    token_env: str = registries.DEFAULT_TOKEN_ENV
+    timeout_s: float = registries.TIMEOUT_S
+
+
+def load_config(path: Path) -> list[PullJob]:
+    """The pulls a worker's TOML file configures; a ValueError naming the file and the fault."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+        raise ValueError(f"{path}: {error}") from None
+    unknown = sorted(set(data) - {"pull"})
+    if unknown:
+        raise ValueError(f"{path}: unknown keys {unknown} (a worker's file holds [[pull]] tables)")
+    tables = data.get("pull")
+    if not isinstance(tables, list) or not tables:
+        raise ValueError(f"{path}: no [[pull]] tables")
+    return [_job(table, f"{path}: pull {number}") for number, table in enumerate(tables, 1)]
+
+
+def _job(table: dict, where: str) -> PullJob:
+    unknown = sorted(set(table) - _PULL_KEYS)
+    if unknown:
+        raise ValueError(f"{where}: unknown keys {unknown} (known: {sorted(_PULL_KEYS)})")
+    for key in ("url", "kind", "every"):
+        if key not in table:
+            raise ValueError(f"{where}: no {key}")
+    if not isinstance(table["url"], str) or not table["url"]:
+        raise ValueError(f"{where}: url is not text")
+    if table["kind"] not in registries.KINDS:
+        raise ValueError(f"{where}: kind {table['kind']!r} (known: {', '.join(registries.KINDS)})")
+    group = table.get("group")
+    if group is not None and (table["kind"] != "apicurio" or not isinstance(group, str)):
+        raise ValueError(f"{where}: group names Apicurio artifacts (kind apicurio, a name)")
+    timeout = table.get("timeout", registries.TIMEOUT_S)
+    if type(timeout) not in (int, float) or timeout <= 0:
+        raise ValueError(f"{where}: timeout {timeout!r} is not a number of seconds")
+    token_env = table.get("token_env", registries.DEFAULT_TOKEN_ENV)
+    if not isinstance(token_env, str) or not token_env:
+        raise ValueError(f"{where}: token_env is not a variable's name")
+    return PullJob(
+        url=table["url"],
+        kind=table["kind"],
+        every_s=_seconds(table["every"], where),
+        group=group,
+        token_env=token_env,
+        timeout_s=float(timeout),
+    )
+
+
+def _seconds(every: object, where: str) -> float:
+    """``every`` in seconds: ``"15m"``, ``"90s"``, ``"1h"``, ``"2d"``, or a number of seconds."""
+    if isinstance(every, int | float) and not isinstance(every, bool):
+        seconds = float(every)
+    else:
+        match = _DURATION.fullmatch(str(every).strip())
+        if match is None:
+            raise ValueError(f"{where}: every {every!r} is not a duration (15m, 90s, 1h, 2d)")
+        seconds = float(match[1]) * _UNIT_S[match[2]]
+    if seconds < MIN_EVERY_S:
+        raise ValueError(f"{where}: every {every!r} is shorter than {MIN_EVERY_S:g} s")
+    return seconds
+
+
+def build_scheduler(
+    engine: Engine,
+    jobs: list[PullJob],
+    scheduler_class: type[BaseScheduler],
+    emit: Callable[[PullJob, registries.PullReport], None],
+) -> BaseScheduler:
+    """A scheduler (not started) running each job now and then every ``every_s``, one pull at a
+    time in its own thread; ``emit`` is given each pull's report."""
+    scheduler = scheduler_class(
+        executors={"default": DebugExecutor()},
+        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+        timezone=UTC,
+    )
+    for number, job in enumerate(jobs, 1):
+        scheduler.add_job(
+            run_pull,
+            IntervalTrigger(seconds=job.every_s, timezone=UTC),
+            args=(engine, job, emit),
+            id=f"pull-{number}",
+            name=f"pull {job.kind} {job.url}",
+            next_run_time=datetime.now(UTC),
+        )
+    return scheduler
+
+
+def run_pull(
+    engine: Engine, job: PullJob, emit: Callable[[PullJob, registries.PullReport], None]
+) -> registries.PullReport:
+    """One scheduled pull; whatever goes wrong is a problem in its report, and the worker goes
+    on (a pull abandoned by a second signal rolls back and is reported so)."""
+    http = registries.Http.from_environment(job.token_env, timeout=job.timeout_s)
+    try:
+        report = registries.pull(engine, job.url, job.kind, http=http, group=job.group)
+    except KeyboardInterrupt:
+        report = registries.PullReport(job.url, job.kind)
+        report.problems.append("abandoned on a second signal: its last transaction rolled back")
+    except Exception as error:  # a store that is down, …: reported; the next run tries again
+        report = registries.PullReport(job.url, job.kind)
+        report.problems.append(f"{type(error).__name__}: {error}")
+    emit(job, report)
+    return report
+
+
+def summary(report: registries.PullReport) -> str:
+    """A pull's report in one line."""
+    found = (
+        f"{report.entities} entities"
+        if report.kind == "backstage"
+        else f"{report.artifacts} artifacts"
+    )
+    parts = [
+        f"{report.api or report.kind} {report.url}: {found}",
+        f"{report.versions} read",
+        f"{report.stored} stored",
+        f"{report.unchanged} unchanged",
+    ]
+    for count, what in (
+        (report.not_api, "not API contracts"),
+        (report.disabled, "disabled"),
+        (len(report.deprecated), "deprecated"),
+        (report.other_entities, "of other API groups"),
+        (report.quarantined, "quarantined"),
+        (len(report.problems), "problems"),
+    ):
+        if count:
+            parts.append(f"{count} {what}")
+    return ", ".join(parts)
+
+
+def _printer(as_json: bool) -> Callable[[PullJob, registries.PullReport], None]:
+    """What a worker prints after each pull: a line, or a JSON object on a line."""
+
+    def emit(job: PullJob, report: registries.PullReport) -> None:
+        at = datetime.now(UTC).isoformat(timespec="seconds")
+        if as_json:
+            sys.stdout.write(orjson.dumps({"at": at} | report.as_json()).decode() + "\n")
+            sys.stdout.flush()
+        else:
+            click.echo(f"{at}  {summary(report)}")
+        for problem in report.problems:
+            click.echo(f"error: {problem}", err=True)
+
+    return emit
+
+
+def _open(db: str | None) -> Engine:
+    engine = store.open_engine(db)
+    store.ensure_schema(engine)
+    return engine
