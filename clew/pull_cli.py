@@ -65,7 +65,9 @@ _PULL_KEYS = frozenset({"url", "kind", "every", "group", "token_env", "timeout"}
 
 @click.command()
 @click.argument("url")
-@click.option("--kind", type=click.Choice(registries.KINDS), required=True, help="The API.")
+@click.option(
+    "--kind", type=click.Choice(registries.KINDS), required=True, help="The API the URL serves."
+)
 @click.option("--group", default=None, help="Apicurio: this group's artifacts only.")
 @token_env_option
 @click.option(
