@@ -877,3 +877,10 @@ def demo(host: str, port: int, no_serve: bool, db: str | None, as_json: bool) ->
     )
     click.echo(f"Clew console on http://{host}:{port}/")
     _serve(app, host, port)
+
+
+# Contract registries and catalog APIs over HTTP, and the worker that pulls them on a schedule.
+from clew.pull_cli import pull, worker  # noqa: E402
+
+main.add_command(pull)
+main.add_command(worker)
