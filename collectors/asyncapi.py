@@ -41,7 +41,6 @@ with the reason and, for bad JSON or YAML, the line.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -49,9 +48,9 @@ from urllib.parse import unquote
 
 import orjson
 
-from clew.records import Checkpoint, Contract, Operation, Quarantined, Record, excerpt
-from collectors import CollectorError, Source
-from collectors.openapi import ParseError, Refs, parse
+from clew.records import Contract, Operation, Record
+from collectors import Source
+from collectors.openapi import Refs, collect_document
 
 #: An ``asyncapi`` key at the start of a line: YAML's top level, anywhere in the head.
 _YAML_HEAD = re.compile(rb"""(?m)^["']?asyncapi["']?[ \t]*:""")
@@ -78,23 +77,7 @@ class AsyncApiCollector:
         return _YAML_HEAD.search(head) is not None
 
     def collect(self, source: Source) -> Iterator[Record]:
-        try:
-            with source.open() as handle:
-                data = handle.read()
-        except OSError as error:
-            raise CollectorError(f"{source.name}: cannot read: {error.strerror}") from error
-        try:
-            document = parse(data, source.name)
-        except ParseError as error:
-            yield Quarantined(error.position, error.reason, excerpt(data[:200]))
-            yield Checkpoint(len(data))
-            return
-        reason = not_asyncapi(document)
-        if reason is not None:
-            yield Quarantined("document", reason, excerpt(data[:200]))
-        else:
-            yield from read(document, hashlib.sha256(data).hexdigest())
-        yield Checkpoint(len(data))
+        return collect_document(source, not_asyncapi, read)
 
 
 def not_asyncapi(document: Any) -> str | None:

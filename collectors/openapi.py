@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -77,23 +77,35 @@ class OpenApiCollector:
             return False
 
     def collect(self, source: Source) -> Iterator[Record]:
-        try:
-            with source.open() as handle:
-                data = handle.read()
-        except OSError as error:
-            raise CollectorError(f"{source.name}: cannot read: {error.strerror}") from error
-        try:
-            document = parse(data, source.name)
-        except ParseError as error:
-            yield Quarantined(error.position, error.reason, excerpt(data[:200]))
-            yield Checkpoint(len(data))
-            return
-        reason = not_openapi(document)
-        if reason is not None:
-            yield Quarantined("document", reason, excerpt(data[:200]))
-        else:
-            yield from read(document, hashlib.sha256(data).hexdigest())
+        return collect_document(source, not_openapi, read)
+
+
+def collect_document(
+    source: Source,
+    refuse: Callable[[Any], str | None],
+    read_document: Callable[[dict, str], Iterator[Record]],
+) -> Iterator[Record]:
+    """The records of a file holding one contract document (OpenAPI, AsyncAPI): parsed (JSON or
+    YAML), refused with ``refuse``'s reason when it is not the collector's, else read by
+    ``read_document`` with its content hash; then one checkpoint at its end. Anything that
+    cannot be read is quarantined whole, with the line where parsing stopped."""
+    try:
+        with source.open() as handle:
+            data = handle.read()
+    except OSError as error:
+        raise CollectorError(f"{source.name}: cannot read: {error.strerror}") from error
+    try:
+        document = parse(data, source.name)
+    except ParseError as error:
+        yield Quarantined(error.position, error.reason, excerpt(data[:200]))
         yield Checkpoint(len(data))
+        return
+    reason = refuse(document)
+    if reason is not None:
+        yield Quarantined("document", reason, excerpt(data[:200]))
+    else:
+        yield from read_document(document, hashlib.sha256(data).hexdigest())
+    yield Checkpoint(len(data))
 
 
 class ParseError(ValueError):

@@ -6,14 +6,15 @@ children, so names render inert whatever characters they hold.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
-from dash import dcc, html
+import dash_ag_grid as dag
+from dash import Dash, Input, Output, dcc, html
 
 from clew.records import ConnectionType, NodeKind
 from console import formatting, ids
-from console.state import WINDOWS, ViewState, search
+from console.state import WINDOW_KEYS, WINDOWS, ViewState, parse, search
 
 
 def options(values: Sequence[str], current: str | None) -> list[dict]:
@@ -228,3 +229,65 @@ def table(header: Sequence[str], rows: Sequence[Sequence[object]], *, numeric_fr
         ]
     )
     return html.Table([head, body], className="mini-table")
+
+
+def grid(
+    grid_id: str,
+    columns: list[dict],
+    empty: str,
+    *,
+    filters: bool = False,
+    page_size: int | None = None,
+    csv_name: str | None = None,
+) -> dag.AgGrid:
+    """A read-only grid of ``columns``, sortable and resizable, sized to its rows; ``empty`` is
+    what it says with none. Column filters, pages and a CSV file name where a page wants them."""
+    options: dict = {
+        "domLayout": "autoHeight",
+        "suppressCellFocus": True,
+        "tooltipShowDelay": 300,
+        "localeText": {"noRowsToShow": empty},
+    }
+    if page_size:
+        options |= {"pagination": True, "paginationPageSize": page_size}
+    return dag.AgGrid(
+        id=grid_id,
+        columnDefs=columns,
+        rowData=[],
+        defaultColDef={
+            "sortable": True,
+            "resizable": True,
+            "suppressMovable": True,
+            **({"filter": True} if filters else {}),
+        },
+        dashGridOptions=options,
+        **({"csvExportParams": {"fileName": csv_name}} if csv_name else {}),
+        className="ag-theme-alpine clew-grid",
+        style={"width": "100%"},
+    )
+
+
+def register_window_sync(
+    app: Dash,
+    tb: ids.Toolbar,
+    state_id: str,
+    to_search: Callable[[ViewState], str] | None = None,
+) -> None:
+    """For a page whose only controls are the window's: a change writes the URL (``to_search``
+    of the new state, by default the window's keys) and the page's state store, which its view
+    is drawn from."""
+
+    @app.callback(
+        Output(ids.PAGE_URL, "search", allow_duplicate=True),
+        Output(ids.URL_WRITTEN, "data", allow_duplicate=True),
+        Output(state_id, "data"),
+        Input(tb.WINDOW, "value"),
+        Input(tb.SINCE, "value"),
+        Input(tb.UNTIL, "value"),
+        prevent_initial_call=True,
+    )
+    def sync_url(window, since, until):
+        raw = {"window": window, "since": since, "until": until}
+        state, _ = parse(raw)
+        query = to_search(state) if to_search else search(state, WINDOW_KEYS)
+        return query, query, raw

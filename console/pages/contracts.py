@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import time
 
-import dash_ag_grid as dag
 from dash import Dash, Input, Output, dcc, html
 
 from clew import store
 from console import components, ids, queries
-from console.state import WINDOW_KEYS, parse, search
+from console.state import parse
 
 PATH = "/contracts"
 TITLE = "Contracts"
@@ -39,7 +38,7 @@ def layout(**query: str) -> html.Div:
                         "Each contract's versions in the order they were first read.",
                         className="muted",
                     ),
-                    _grid(ID.VERSIONS, _VERSION_COLUMNS, "No contract has been read yet"),
+                    components.grid(ID.VERSIONS, _VERSION_COLUMNS, "No contract has been read yet"),
                 ],
                 className="panel",
             ),
@@ -56,7 +55,9 @@ def layout(**query: str) -> html.Div:
                         className="toolbar",
                     ),
                     html.P(id=ID.SUMMARY, className="muted"),
-                    _grid(ID.CHANGES, _CHANGE_COLUMNS, "No changes between these versions"),
+                    components.grid(
+                        ID.CHANGES, _CHANGE_COLUMNS, "No changes between these versions"
+                    ),
                 ],
                 className="panel",
             ),
@@ -89,23 +90,6 @@ _CHANGE_COLUMNS = [
     {"field": "where", "headerName": "Where", "flex": 2, "minWidth": 160, "tooltipField": "where"},
     {"field": "consumers", "headerName": "Consumers it breaks", "flex": 3, "minWidth": 200},
 ]
-
-
-def _grid(grid_id: str, columns: list[dict], empty: str) -> dag.AgGrid:
-    return dag.AgGrid(
-        id=grid_id,
-        columnDefs=columns,
-        rowData=[],
-        defaultColDef={"sortable": True, "resizable": True, "suppressMovable": True},
-        dashGridOptions={
-            "domLayout": "autoHeight",
-            "suppressCellFocus": True,
-            "tooltipShowDelay": 300,
-            "localeText": {"noRowsToShow": empty},
-        },
-        className="ag-theme-alpine clew-grid",
-        style={"width": "100%"},
-    )
 
 
 def version_options(versions: list[dict]) -> list[dict]:
@@ -149,20 +133,7 @@ def register_callbacks(app: Dash) -> None:
     """Wire this page's callbacks to ``app`` (per app: never at import time)."""
     flask_app = app.server
 
-    @app.callback(
-        Output(ids.PAGE_URL, "search", allow_duplicate=True),
-        Output(ids.URL_WRITTEN, "data", allow_duplicate=True),
-        Output(ID.STATE, "data"),
-        Input(TB.WINDOW, "value"),
-        Input(TB.SINCE, "value"),
-        Input(TB.UNTIL, "value"),
-        prevent_initial_call=True,
-    )
-    def sync_url(window, since, until):
-        raw = {"window": window, "since": since, "until": until}
-        state, _ = parse(raw)
-        query = search(state, WINDOW_KEYS)
-        return query, query, raw
+    components.register_window_sync(app, TB, ID.STATE)
 
     @app.callback(
         Output(ID.MESSAGE, "children"),

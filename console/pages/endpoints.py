@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import time
 
-import dash_ag_grid as dag
 from dash import Dash, Input, Output, dcc, html
 
 from clew import store
 from clew.inventory import STATUSES
 from console import components, formatting, ids, queries
-from console.state import WINDOW_KEYS, parse, search
+from console.state import parse
 
 PATH = "/endpoints"
 TITLE = "Endpoints"
@@ -54,7 +53,14 @@ def layout(**query: str) -> html.Div:
                         ],
                         className="toolbar",
                     ),
-                    _grid(ID.GRID, _ENDPOINT_COLUMNS, "No endpoint in this window"),
+                    components.grid(
+                        ID.GRID,
+                        _ENDPOINT_COLUMNS,
+                        "No endpoint in this window",
+                        filters=True,
+                        page_size=50,
+                        csv_name="clew-endpoints.csv",
+                    ),
                 ],
                 className="panel",
             ),
@@ -66,7 +72,12 @@ def layout(**query: str) -> html.Div:
                         " ones first, then unused ones.",
                         className="muted",
                     ),
-                    _grid(ID.DEPENDENCIES, _DEPENDENCY_COLUMNS, "No catalog dependencies"),
+                    components.grid(
+                        ID.DEPENDENCIES,
+                        _DEPENDENCY_COLUMNS,
+                        "No catalog dependencies",
+                        filters=True,
+                    ),
                 ],
                 className="panel",
             ),
@@ -146,31 +157,6 @@ _DEPENDENCY_COLUMNS = [
 ]
 
 
-def _grid(grid_id: str, columns: list[dict], empty: str) -> dag.AgGrid:
-    return dag.AgGrid(
-        id=grid_id,
-        columnDefs=columns,
-        rowData=[],
-        defaultColDef={
-            "sortable": True,
-            "resizable": True,
-            "suppressMovable": True,
-            "filter": True,
-        },
-        dashGridOptions={
-            "domLayout": "autoHeight",
-            "suppressCellFocus": True,
-            "tooltipShowDelay": 300,
-            "pagination": True,
-            "paginationPageSize": 50,
-            "localeText": {"noRowsToShow": empty},
-        },
-        csvExportParams={"fileName": "clew-endpoints.csv"},
-        className="ag-theme-alpine clew-grid",
-        style={"width": "100%"},
-    )
-
-
 def endpoint_rows(endpoints: list[dict], status: str) -> list[dict]:
     """Grid rows of the inventory with ``status`` (``all``, a status, or ``unversioned``); lists
     become text, so the grid shows and exports them alike."""
@@ -204,20 +190,7 @@ def register_callbacks(app: Dash) -> None:
     """Wire this page's callbacks to ``app`` (per app: never at import time)."""
     flask_app = app.server
 
-    @app.callback(
-        Output(ids.PAGE_URL, "search", allow_duplicate=True),
-        Output(ids.URL_WRITTEN, "data", allow_duplicate=True),
-        Output(ID.STATE, "data"),
-        Input(TB.WINDOW, "value"),
-        Input(TB.SINCE, "value"),
-        Input(TB.UNTIL, "value"),
-        prevent_initial_call=True,
-    )
-    def sync_url(window, since, until):
-        raw = {"window": window, "since": since, "until": until}
-        state, _ = parse(raw)
-        query = search(state, WINDOW_KEYS)
-        return query, query, raw
+    components.register_window_sync(app, TB, ID.STATE)
 
     @app.callback(
         Output(TB.PROBLEMS, "children"),
@@ -235,7 +208,7 @@ def register_callbacks(app: Dash) -> None:
         window = state.resolve(now)
         model = queries.endpoints(store.engine_of(flask_app), window)
         message = None
-        if not model["endpoints"]:
+        if not any(e["calls"] for e in model["endpoints"]):  # orphans alone: no traffic
             message = components.no_data(state, PATH, model["data_range"])
         dependencies = [
             d | {"declared_by": "; ".join(d["declared_by"])} for d in model["dependencies"]

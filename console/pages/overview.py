@@ -206,20 +206,7 @@ def register_callbacks(app: Dash) -> None:
     """
     flask_app = app.server
 
-    @app.callback(
-        Output(ids.PAGE_URL, "search", allow_duplicate=True),
-        Output(ids.URL_WRITTEN, "data", allow_duplicate=True),
-        Output(ID.STATE, "data"),
-        Input(TB.WINDOW, "value"),
-        Input(TB.SINCE, "value"),
-        Input(TB.UNTIL, "value"),
-        prevent_initial_call=True,
-    )
-    def sync_url(window, since, until):
-        raw = {"window": window, "since": since, "until": until}
-        state, _ = parse(raw)
-        query = search(state, WINDOW_KEYS)
-        return query, query, raw
+    components.register_window_sync(app, TB, ID.STATE)
 
     @app.callback(
         Output(TB.PROBLEMS, "children"),

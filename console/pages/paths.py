@@ -355,21 +355,8 @@ def register_callbacks(app: Dash) -> None:
     """Wire this page's callbacks to ``app`` (per app: never at import time)."""
     flask_app = app.server
 
-    @app.callback(
-        Output(ids.PAGE_URL, "search", allow_duplicate=True),
-        Output(ids.URL_WRITTEN, "data", allow_duplicate=True),
-        Output(ID.STATE, "data"),
-        Input(TB.WINDOW, "value"),
-        Input(TB.SINCE, "value"),
-        Input(TB.UNTIL, "value"),
-        prevent_initial_call=True,
-    )
-    def sync_url(window, since, until):
-        # A new window has other paths: the chosen one is dropped.
-        raw = {"window": window, "since": since, "until": until}
-        state, _ = parse(raw)
-        query = paths_search(state)
-        return query, query, raw
+    # A new window has other paths: the chosen one is dropped.
+    components.register_window_sync(app, TB, ID.STATE, paths_search)
 
     @app.callback(
         Output(TB.PROBLEMS, "children"),

@@ -11,11 +11,10 @@ import contextlib
 import os
 from datetime import UTC, datetime
 
-import dash_ag_grid as dag
 from dash import Dash, Input, Output, dcc, html
 
 from clew import store
-from console import formatting, ids, queries
+from console import components, formatting, ids, queries
 
 PATH = "/sources"
 TITLE = "Sources"
@@ -39,7 +38,7 @@ def layout(**_query: str) -> html.Div:
                         " run read and how fast, and how many of its records are in quarantine.",
                         className="muted",
                     ),
-                    _grid(ID.SOURCES, _SOURCE_COLUMNS, "No source has been read yet"),
+                    components.grid(ID.SOURCES, _SOURCE_COLUMNS, "No source has been read yet"),
                 ],
                 className="panel",
             ),
@@ -50,7 +49,7 @@ def layout(**_query: str) -> html.Div:
                         "Input that could not be read, newest first, with where it was and why.",
                         className="muted",
                     ),
-                    _grid(ID.QUARANTINE, _QUARANTINE_COLUMNS, "Nothing is in quarantine"),
+                    components.grid(ID.QUARANTINE, _QUARANTINE_COLUMNS, "Nothing is in quarantine"),
                 ],
                 className="panel",
             ),
@@ -123,23 +122,6 @@ _QUARANTINE_COLUMNS = [
     },
     {"field": "created_at", "headerName": "When (UTC)", "flex": 1, "minWidth": 160},
 ]
-
-
-def _grid(grid_id: str, columns: list[dict], empty: str) -> dag.AgGrid:
-    return dag.AgGrid(
-        id=grid_id,
-        columnDefs=columns,
-        rowData=[],
-        defaultColDef={"sortable": True, "resizable": True, "suppressMovable": True},
-        dashGridOptions={
-            "domLayout": "autoHeight",
-            "suppressCellFocus": True,
-            "tooltipShowDelay": 300,
-            "localeText": {"noRowsToShow": empty},
-        },
-        className="ag-theme-alpine clew-grid",
-        style={"width": "100%"},
-    )
 
 
 def _utc(moment: datetime | None) -> str | None:
