@@ -47,7 +47,8 @@ def _newest_sample_end(engine: Engine, folder: Path) -> int | None:
             text("SELECT source FROM ingest_checkpoints WHERE source LIKE :prefix"),
             {"prefix": f"{folder}/sample-%"},
         ).scalars()
-        ends = [int(Path(s).parent.name.removeprefix("sample-")) for s in sources]
+        # a sample's files are in its folder or below it (contracts/, catalog/)
+        ends = [int(Path(s).relative_to(folder).parts[0].removeprefix("sample-")) for s in sources]
     return max(ends, default=None)
 
 
@@ -89,30 +90,40 @@ def ingest_sample(
     progress: Callable[[str, int, int], None] | None = None,
     **options: Any,
 ) -> IngestResult:
-    """Ingest a generated sample: its gateway logs, each read with the settings its manifest
-    gives (the gateway's node name; consumers as the log names them), then its traces.
+    """Ingest a generated sample: what its owners declare first (its contracts, then its
+    catalog, whose API entities point at the same contract files), then its gateway logs, each
+    read with the settings its manifest gives (the gateway's node name; consumers as the log
+    names them), then its traces.
 
     ``options`` go to ``clew.pipeline.ingest`` (``batch_spans``, ``worker``); the result totals
     every file's.
     """
     registry = registry or load_registry()
     manifest = json.loads((folder / "manifest.json").read_text())
-    runs = [
-        (folder / name, _configured(registry, Settings(gateway=log["gateway"])))
+    declared = [
+        folder / name
+        for name in (
+            *(contract["file"] for contract in manifest.get("contracts", {}).get("files", ())),
+            *manifest.get("catalog", {}).get("files", ()),
+        )
+    ]
+    runs = [(declared, registry)] if declared else []
+    runs += [
+        ([folder / name], _configured(registry, Settings(gateway=log["gateway"])))
         for name, log in manifest.get("gateway_logs", {}).items()
     ]
-    runs.append((folder / "traces.otlp.jsonl", registry))
-    total = sum(path.stat().st_size for path, _ in runs)
+    runs.append(([folder / "traces.otlp.jsonl"], registry))
+    total = sum(path.stat().st_size for paths, _ in runs for path in paths)
     results, before = [], 0
-    for path, run_registry in runs:
+    for paths, run_registry in runs:
         report = None
         if progress is not None:
             # one bar over every file, not one per file that starts again at zero
             def report(stage: str, done: int, _: int, before: int = before) -> None:
                 progress(stage, before + done, total)
 
-        results.append(ingest(engine, [path], run_registry, progress=report, **options))
-        before += path.stat().st_size
+        results.append(ingest(engine, paths, run_registry, progress=report, **options))
+        before += sum(path.stat().st_size for path in paths)
     return _totals(results)
 
 

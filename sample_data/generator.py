@@ -7,7 +7,9 @@ arrives. `_Walker` walks that table once per trace, creating spans with explicit
 through one TracerProvider per service; `OtlpJsonLinesExporter` writes them the way the
 OpenTelemetry Collector's file exporter does: one ExportTraceServiceRequest per line, as OTLP/JSON.
 The requests that came through a gateway (`Arrival`s) are then written again as the gateway logs
-them: Kong's file-log JSON for the partners, NGINX's JSON log_format for the web shop.
+them: Kong's file-log JSON for the partners, NGINX's JSON log_format for the web shop. What the
+landscape's owners declare about it, its contracts and its Backstage catalog, is written by
+declarations.py (beside this module), from the table and from the traffic's counts.
 
 This module is loaded by path (importlib), not as a package, so it imports only the standard
 library, OpenTelemetry, protobuf and orjson. Run it directly for the CLI:
@@ -19,6 +21,7 @@ import argparse
 import base64
 import bisect
 import email.utils
+import importlib.util
 import itertools
 import json
 import math
@@ -28,8 +31,10 @@ import re
 import sys
 import time
 import zlib
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any, BinaryIO
 
 import orjson
@@ -610,6 +615,7 @@ BACKGROUND_ERRORS = (
     ("ConnectionResetError", "[Errno 104] Connection reset by peer"),
 )
 EXTERNAL_ERROR_RATE = 0.003
+KAFKA_PARTITIONS = 6  # of the shipment-events topic
 PORTS = {"postgresql": 5432, "redis": 6379}
 SQL = {
     "SELECT": "SELECT * FROM {t} WHERE id = $1",
@@ -816,6 +822,8 @@ class _Walker:
         self._incident_since = incident_since
         self._tracers: dict[tuple[str, str], trace.Tracer] = {}
         self._params: dict[str, str] = {}
+        #: (calling service, or None for a request from outside; service; operation) → requests
+        self.served: Counter[tuple[str | None, str, str]] = Counter()
         self._callers = {
             Http: self._http,
             External: self._external,
@@ -917,6 +925,7 @@ class _Walker:
         """Handles one HTTP request in service `name`; returns (end ns, HTTP status, and the
         server span's context)."""
         service, operation = SERVICES[name], SERVICES[name].operations[op_key]
+        self.served[(caller, name, op_key)] += 1
         method, route = op_key.split(" ", 1)
         attributes = {
             "http.request.method": method,
@@ -1122,7 +1131,8 @@ class _Walker:
     def _publish(self, name: str, call: Publish, context: Context, start: int) -> tuple[int, None]:
         service = SERVICES[name]
         key = self._fill("{orderId}")
-        partition = str(zlib.crc32(key.encode()) % 6)  # Kafka's default partitioner, roughly
+        # Kafka's default partitioner, roughly
+        partition = str(zlib.crc32(key.encode()) % KAFKA_PARTITIONS)
         attributes = {
             "messaging.system": "kafka",
             "messaging.destination.name": call.topic,
@@ -1319,6 +1329,8 @@ class _AccessLog:
         self._entries: dict[str, int] = {}
         self._entries_traced = 0
         self._leads: list[int] = []
+        #: (caller, "METHOD /route") → lines, for the lines that name the route they asked for
+        self.requests: Counter[tuple[str, str]] = Counter()
 
     def add(
         self,
@@ -1330,11 +1342,15 @@ class _AccessLog:
         status: int,
         arrival: Arrival | None = None,
         logged_start: int = 0,
+        operation: str | None = None,
     ) -> None:
         """One line, written at `written` (ns). A line with an `arrival` is that root span's
         request, proxied, and logged as starting at `logged_start`; any other was answered by
-        the gateway itself."""
+        the gateway itself. `operation` is the upstream's route the request asked for, if any
+        (a static file is none)."""
         self._lines.append((written, len(self._lines), line))
+        if operation is not None:
+            self.requests[(consumer or "client", operation)] += 1
         if consumer is None:
             self._anonymous += 1
         else:
@@ -1559,6 +1575,7 @@ class _KongLog:
             status=arrival.status,
             arrival=arrival,
             logged_start=_ms(began) * MS,
+            operation=arrival.entry.operation,
         )
         if (
             consumer.username == NOISY_CONSUMER
@@ -1591,6 +1608,7 @@ class _KongLog:
                 429,
                 consumer,
                 "API rate limit exceeded",
+                route="/v2/payments/{paymentId}",
             )
 
     def _bad_key(self, consumer: ApiConsumer) -> None:
@@ -1616,9 +1634,10 @@ class _KongLog:
         status: int,
         consumer: ApiConsumer | None,
         message: str,
+        route: str | None = None,
     ) -> None:
         """A request Kong answers itself: no upstream, no trace (the OpenTelemetry plugin runs
-        after key-auth and rate-limiting)."""
+        after key-auth and rate-limiting). `route` is the template of `path`, when not `path`."""
         rng = self._rng
         done = start + int(rng.uniform(0.3, 1.8) * MS)
         request_id = f"{rng.getrandbits(128):032x}"
@@ -1665,6 +1684,7 @@ class _KongLog:
             consumer=consumer.username if consumer else None,
             traced=False,
             status=status,
+            operation=f"{method} {route or path}",
         )
 
     def _request_headers(self, method: str, user_agent: str) -> dict[str, str]:
@@ -1769,6 +1789,7 @@ class _NginxLog:
             status=arrival.status,
             arrival=arrival,
             logged_start=_ms(began) * MS,  # $msec - $request_time, as a reader finds it
+            operation=op_key,
         )
         if page and arrival.status < 500:
             self._assets(arrival, done, f"https://{SHOP}{target}")
@@ -1857,6 +1878,54 @@ def _gateway_logs(
     return {KONG_LOG: (kong.log, "payments-api"), NGINX_LOG: (nginx.log, "storefront-web")}
 
 
+# --- what the owners declare: contracts and a catalog -------------------------------------------
+
+
+def _sibling(name: str) -> ModuleType:
+    """A module of this folder, loaded by path as this one is."""
+    path = pathlib.Path(__file__).with_name(f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"clew_sample_{name}", path)
+    if spec is None or spec.loader is None:
+        raise FileNotFoundError(f"{path}: missing beside the generator")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _table_calls() -> list[tuple[str, str, str, str]]:
+    """What the table lets each service do: (service, http | db | receive, target, operation)."""
+    found = []
+    for name, service in SERVICES.items():
+        for operation in service.operations.values():
+            for call in operation.calls:
+                if isinstance(call, Http):
+                    found.append((name, "http", call.service, call.operation))
+                elif isinstance(call, Db):
+                    found.append((name, "db", call.server, call.operation))
+                elif isinstance(call, Publish):
+                    found.extend((c, "receive", call.topic, "") for c in call.consumers)
+    return found
+
+
+def _traffic(
+    served: Counter, arrivals: Sequence[Arrival], logs: dict[str, tuple[_AccessLog, str]]
+) -> Counter:
+    """The requests into each node as Clew sees them: (caller, server, operation) → count.
+
+    A service's own callers from the walk; an entry request from the gateway that logged it,
+    else from `client`; and each gateway line from its consumer (`client` when none is named).
+    """
+    traffic = Counter({key: n for key, n in served.items() if key[0] is not None})
+    behind = {API: API_GATEWAY, SHOP: SHOP_EDGE}  # as _gateway_logs sorts the arrivals
+    for arrival in arrivals:
+        caller = behind.get(arrival.entry.host, "client")
+        traffic[(caller, arrival.entry.service, arrival.entry.operation)] += 1
+    for log, _ in logs.values():
+        for (caller, operation), n in log.requests.items():
+            traffic[(caller, log.gateway, operation)] += n
+    return traffic
+
+
 # --- the entry point ------------------------------------------------------------------------
 
 
@@ -1899,7 +1968,8 @@ def generate(
     traces: int = 4000,
 ) -> dict:
     """Writes out_dir/traces.otlp.jsonl, the gateways' access logs of the same requests
-    (kong-access.log, nginx-access.log) and out_dir/manifest.json; returns the manifest.
+    (kong-access.log, nginx-access.log), the contracts and the catalog (contracts/, catalog/)
+    and out_dir/manifest.json; returns the manifest.
 
     Traces start in [end_ns - hours, end_ns); `end_ns` defaults to now, floored to the minute.
     The same (seed, end_ns, hours, traces) always gives byte-identical files.
@@ -1940,9 +2010,22 @@ def generate(
             providers[name].shutdown()
 
     gateway_logs = {}
-    for file_name, (log, service) in _gateway_logs(arrivals, seed, start_ns, end_ns).items():
+    logs = _gateway_logs(arrivals, seed, start_ns, end_ns)
+    for file_name, (log, service) in logs.items():
         log.write(out_dir / file_name)
         gateway_logs[file_name] = log.manifest(service)
+    planted = _planted(incident_since)
+    declared = _sibling("declarations").write(
+        out_dir,
+        areas={name: service.area for name, service in SERVICES.items()},
+        frameworks={name: service.framework for name, service in SERVICES.items()},
+        calls=_table_calls(),
+        traffic=_traffic(walker.served, arrivals, logs),
+        gateways={log.gateway: log.upstream for log, _ in logs.values()},
+        topic=planted["broker"]["topic"],
+        partitions=KAFKA_PARTITIONS,
+        end_date=time.strftime("%Y-%m-%d", time.gmtime(end_ns // 1_000_000_000)),
+    )
 
     manifest = {
         "seed": seed,
@@ -1951,8 +2034,9 @@ def generate(
         "traces": traces,
         "spans": sum(exporter.spans_written for exporter in exporters.values()),
         "services": sorted(name for name, exporter in exporters.items() if exporter.spans_written),
-        **_planted(incident_since),
+        **planted,
         "gateway_logs": gateway_logs,
+        **declared,
     }
     (out_dir / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
@@ -1961,7 +2045,8 @@ def generate(
 def main(argv: Sequence[str] | None = None) -> int:
     """The command line: generate the landscape into OUT_DIR and print a one-line summary."""
     parser = argparse.ArgumentParser(
-        description="Generate Clew's sample landscape: OTLP/JSON traces and gateway access logs."
+        description="Generate Clew's sample landscape: OTLP/JSON traces, gateway access logs,"
+        " contracts and a Backstage catalog."
     )
     parser.add_argument("out_dir", type=pathlib.Path)
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
@@ -1982,7 +2067,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"{manifest['traces']} traces, {manifest['spans']} spans from "
         f"{len(manifest['services'])} services written to {args.out_dir / TRACES_FILE}, "
-        f"gateway lines: {logs}; in {time.perf_counter() - began:.1f} s"
+        f"gateway lines: {logs}; {len(manifest['contracts']['files'])} contracts and"
+        f" {manifest['catalog']['entities']} catalog entities;"
+        f" in {time.perf_counter() - began:.1f} s"
     )
     return 0
 

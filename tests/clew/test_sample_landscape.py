@@ -15,7 +15,7 @@ from clew import demo, store
 from clew.cli import main
 from clew.pipeline import joins, rollups
 from clew.records import GatewayRequest, Quarantined, Span
-from clew.store import gateway_requests, histogram, spans
+from clew.store import catalog, contracts, gateway_requests, histogram, queries, spans
 from collectors import Source
 from tests.clew.test_rollups import assert_same_rollups, rollup_table
 from tests.conftest import SAMPLE_END_NS
@@ -340,3 +340,124 @@ def test_api_gateway_to_payments_api_counts_only_the_requests_that_reached_it(sa
         _gateway_edges(sample_db)[("api-gateway", "payments-api")]
         == reached[("api-gateway", "payments-api")]
     )
+
+
+# --- the contracts and the catalog --------------------------------------------------------------
+
+
+def test_loading_the_sample_again_soon_after_loads_nothing(sample_db, manifest):
+    """Its files, those below its folder (contracts/, catalog/) too, say how fresh it is."""
+    engine = store.open_engine(sample_db)
+    again = demo.load_sample(engine, now_ns=SAMPLE_END_NS + 10 * 60 * 10**9)
+    engine.dispose()
+    assert again == {"loaded": False, "end_ns": manifest["end_ns"], "inserted": 0}
+
+
+def test_the_contracts_and_the_catalog_are_read_whole(sample_db, manifest, sample_folder):
+    """Every version stored from its own file with nothing left unread, every entity without a
+    problem, every API's definition read from beside its catalog file: the same text, so the
+    same version."""
+    engine = store.open_engine(sample_db)
+    with engine.connect() as conn:
+        versions = contracts.versions(conn)
+        entities = catalog.entities(conn)
+        definitions = conn.execute(
+            text("SELECT api_ref, content_hash, problems FROM api_definitions")
+        ).all()
+    engine.dispose()
+    files = manifest["contracts"]["files"]
+    assert sorted(v.source for v in versions) == sorted(
+        str(sample_folder / c["file"]) for c in files
+    )
+    assert [v.problems for v in versions] == [[]] * len(files)
+    assert len(entities) == manifest["catalog"]["entities"]
+    assert [e["ref"] for e in entities if e["problems"]] == []
+    hashes = {v.content_hash for v in versions}
+    assert len(definitions) == manifest["catalog"]["by_kind"]["API"]
+    assert all(h in hashes and orjson.loads(p) == [] for _, h, p in definitions)
+
+
+def test_clew_contracts_lists_every_version_of_the_sample(sample_db, manifest):
+    listed = _cli_json("contracts", "--db", sample_db, "--json")
+    by_title = sorted(
+        manifest["contracts"]["files"], key=lambda c: (c["kind"], c["title"])
+    )  # versions of one contract stay in the order they were read
+    assert [(v["kind"], v["title"], v["version"], v["spec_version"]) for v in listed] == [
+        (c["kind"], c["title"], c["version"], c["spec_version"]) for c in by_title
+    ]
+    assert [v["operations"] for v in listed] == [c["operations"] for c in by_title]
+    deprecated = {(v["title"], v["version"]): v["deprecated"] for v in listed}
+    assert deprecated[("Payments API", "2.3.0")] == deprecated[("Payments API", "2.4.0")] == 1
+
+
+@pytest.mark.parametrize("versions", ["stored", "files"])
+def test_clew_diff_of_the_payments_versions_reports_the_planted_change_and_its_consumers(
+    sample_db, manifest, sample_folder, versions
+):
+    """The partners calling the operation through the API gateway, each with its calls: the
+    requests Kong passed on and those it refused in a burst alike."""
+    planted = manifest["contracts"]["diff"]
+    if versions == "stored":
+        old, new = planted["old_ref"], planted["new_ref"]
+    else:
+        old, new = str(sample_folder / planted["old"]), str(sample_folder / planted["new"])
+    since, until = manifest["start_ns"] // 10**9 - 600, manifest["end_ns"] // 10**9 + 600
+    found = _cli_json(
+        "diff", old, new, "--since", str(since), "--until", str(until), "--db", sample_db, "--json"
+    )
+    assert (found["service"], found["gateways"], found["breaking"]) == (
+        planted["service"],
+        planted["gateways"],
+        planted["breaking"],
+    )
+
+    def order(change: dict) -> tuple:
+        return (not change["breaking"], change["operation"], change["id"], change["where"])
+
+    reported = [{k: v for k, v in c.items() if k != "text"} for c in found["changes"]]
+    assert sorted(reported, key=order) == sorted(planted["changes"], key=order)
+    (breaking,) = [c for c in found["changes"] if c["breaking"]]
+    kong = manifest["gateway_logs"]["kong-access.log"]
+    assert {c["name"] for c in breaking["consumers"]} == set(kong["consumers"])
+
+
+def _name(ref: str) -> str:
+    """An entity's name, from its ref (``component:default/order-service``)."""
+    return ref.split("/", 1)[1]
+
+
+def test_the_catalog_declares_every_observed_dependency_but_the_planted_one(sample_db, manifest):
+    """Observed: the edges between the catalog's components and resources, and a topic's
+    consumers depending on its producers. Declared: dependsOn, and consumesApis read as a
+    dependency on the component providing the API."""
+    engine = store.open_engine(sample_db)
+    with engine.connect() as conn:
+        edges = queries.edge_totals(conn, queries.Window())
+        kinds = {name: node.kind for name, node in queries.nodes(conn).items()}
+        relations = catalog.dependencies(conn)
+        entities = catalog.entities(conn)
+    engine.dispose()
+    names = {e["name"] for e in entities if e["kind"] in ("Component", "Resource")}
+    observed = {(e.client, e.server) for e in edges if {e.client, e.server} <= names}
+    producers = {(e.server, e.client) for e in edges if kinds.get(e.server) == "topic"}
+    observed |= {
+        (e.server, producer)
+        for e in edges
+        if kinds.get(e.client) == "topic"
+        for topic, producer in producers
+        if topic == e.client
+    }
+    provider = {api: _name(c) for c, api, relation in relations if relation == "providesApi"}
+    declared = {(_name(c), _name(target)) for c, target, r in relations if r == "dependsOn"}
+    declared |= {(_name(c), provider[api]) for c, api, r in relations if r == "consumesApi"}
+    undeclared = manifest["catalog"]["undeclared_dependency"]
+    assert observed - declared == {(undeclared["client"], undeclared["server"])}
+    assert declared - observed == {
+        (d["client"], d["server"]) for d in manifest["catalog"]["declared_unobserved"]
+    }
+    (calls,) = [
+        e.count
+        for e in edges
+        if (e.client, e.server) == (undeclared["client"], undeclared["server"])
+    ]
+    assert calls == undeclared["calls"]

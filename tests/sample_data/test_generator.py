@@ -4,78 +4,20 @@ reproducible, with its problems planted."""
 from __future__ import annotations
 
 import ast
-import importlib.util
 import re
 import sys
 from collections import Counter, defaultdict
 from pathlib import Path
-from types import ModuleType
 
 import orjson
 import pytest
 
 from tests.conftest import corpus
+from tests.sample_data.conftest import END_NS, SAMPLE_DATA, read_traces
 
-GENERATOR = Path(__file__).resolve().parents[2] / "sample_data" / "generator.py"
-# A whole minute, so the window is the same whichever way a caller floors it.
-END_NS = 1_795_000_000_000_000_000 // 60_000_000_000 * 60_000_000_000
 HEX32 = re.compile(r"[0-9a-f]{32}")
 HEX16 = re.compile(r"[0-9a-f]{16}")
 SERVER, CLIENT, PRODUCER, CONSUMER = 2, 3, 4, 5
-ERROR = 2
-
-
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("sample_generator_under_test", GENERATOR)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def _value(any_value: dict) -> object:
-    ((kind, value),) = any_value.items()
-    return int(value) if kind == "intValue" else value
-
-
-def _read(path: Path) -> tuple[list[dict], list[dict]]:
-    """The file's lines as parsed requests, and its spans flattened with service and attributes."""
-    requests, spans = [], []
-    for line in path.read_bytes().splitlines():
-        request = orjson.loads(line)
-        requests.append(request)
-        for resource_spans in request["resourceSpans"]:
-            attributes = resource_spans["resource"]["attributes"]
-            resource = {a["key"]: _value(a["value"]) for a in attributes}
-            for scope_spans in resource_spans["scopeSpans"]:
-                for span in scope_spans["spans"]:
-                    spans.append(
-                        {
-                            **span,
-                            "resource": resource,
-                            "service": resource["service.name"],
-                            "attrs": {
-                                a["key"]: _value(a["value"]) for a in span.get("attributes", [])
-                            },
-                            "start": int(span["startTimeUnixNano"]),
-                            "end": int(span["endTimeUnixNano"]),
-                            "error": span["status"].get("code") == ERROR,
-                        }
-                    )
-    return requests, spans
-
-
-@pytest.fixture(scope="module")
-def generator() -> ModuleType:
-    return _load()
-
-
-@pytest.fixture(scope="module")
-def landscape(generator, tmp_path_factory):
-    """One 1000-trace run shared by the read-only tests: (manifest, requests, spans, out dir)."""
-    out = tmp_path_factory.mktemp("landscape")
-    manifest = generator.generate(out, end_ns=END_NS, traces=1000)
-    requests, spans = _read(out / "traces.otlp.jsonl")
-    return manifest, requests, spans, out
 
 
 @pytest.fixture(scope="module")
@@ -94,18 +36,30 @@ def edges(landscape, by_id) -> dict[tuple[str, str], list[dict]]:
     return grouped
 
 
+def _files(folder: Path) -> dict[str, bytes]:
+    return {
+        path.relative_to(folder).as_posix(): path.read_bytes()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+
+
 def test_same_arguments_give_byte_identical_files(generator, tmp_path):
     first = generator.generate(tmp_path / "a", end_ns=END_NS, traces=200)
     second = generator.generate(tmp_path / "b", end_ns=END_NS, traces=200)
     assert first == second
-    names = ("traces.otlp.jsonl", "kong-access.log", "nginx-access.log", "manifest.json")
-    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == sorted(names)
-    for name in names:
-        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    written = _files(tmp_path / "a")
+    assert written == _files(tmp_path / "b")
+    declared = [c["file"] for c in first["contracts"]["files"]] + first["catalog"]["files"]
+    names = ["traces.otlp.jsonl", "kong-access.log", "nginx-access.log", "manifest.json"]
+    assert sorted(written) == sorted(names + declared)
 
 
-def test_generator_imports_only_the_standard_library_opentelemetry_protobuf_and_orjson():
-    tree = ast.parse(GENERATOR.read_text())
+@pytest.mark.parametrize("module", ["generator.py", "declarations.py"])
+def test_the_generator_imports_only_the_standard_library_opentelemetry_protobuf_and_orjson(
+    module,
+):
+    tree = ast.parse((SAMPLE_DATA / module).read_text())
     imported = {
         name.split(".")[0]
         for node in ast.walk(tree)
@@ -121,7 +75,7 @@ def test_generator_imports_only_the_standard_library_opentelemetry_protobuf_and_
 def test_another_end_time_gives_other_ids(generator, tmp_path):
     generator.generate(tmp_path / "a", end_ns=END_NS, traces=50)
     generator.generate(tmp_path / "b", end_ns=END_NS + 60_000_000_000, traces=50)
-    ids = [{s["traceId"] for s in _read(tmp_path / d / "traces.otlp.jsonl")[1]} for d in "ab"]
+    ids = [{s["traceId"] for s in read_traces(tmp_path / d / "traces.otlp.jsonl")[1]} for d in "ab"]
     assert ids[0] and ids[1] and not ids[0] & ids[1]
 
 
