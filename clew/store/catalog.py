@@ -32,13 +32,13 @@ def write(
     for table in ("catalog_entities", "declared_dependencies", "api_definitions"):
         conn.execute(text(f"DELETE FROM {table} WHERE source = :source"), {"source": source})
     refs = [e.ref for e in entities]
-    for start in range(0, len(refs), _IDS_PER_QUERY):  # declared anew elsewhere: moved here
-        conn.execute(
-            text("DELETE FROM catalog_entities WHERE ref IN :refs").bindparams(
-                bindparam("refs", expanding=True)
-            ),
-            {"refs": refs[start : start + _IDS_PER_QUERY]},
-        )
+    for start in range(0, len(refs), _IDS_PER_QUERY):  # declared elsewhere before: moved here
+        batch = {"refs": refs[start : start + _IDS_PER_QUERY]}
+        for statement in (
+            "DELETE FROM catalog_entities WHERE ref IN :refs",
+            "DELETE FROM declared_dependencies WHERE declared_by IN :refs",
+        ):
+            conn.execute(text(statement).bindparams(bindparam("refs", expanding=True)), batch)
     now = utcnow()
     marks = ", ".join("?" * 17)
     executemany(

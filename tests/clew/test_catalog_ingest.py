@@ -103,6 +103,17 @@ def test_a_changed_catalog_file_replaces_what_it_declared(engine, registry, tmp_
             "api:default/orders-api": "api.yaml",
         }
         assert len(contracts.versions(conn)) == 1  # the same definition: the same version
+    # The component moves to a file of its own: what it declared moves with it.
+    info.write_text("")
+    moved = folder / "orders-component.yaml"
+    moved.write_text(COMPONENT.format(lifecycle="production", owner="team-b"))
+    ingest(engine, [moved], registry, worker=False)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT source FROM declared_dependencies WHERE declared_by = :ref"),
+            {"ref": "component:default/orders"},
+        ).all()
+    assert {Path(source).name for (source,) in rows} == {"orders-component.yaml"}
 
 
 def test_the_catalog_on_postgresql(pg_engine, registry, tmp_path: Path):

@@ -461,3 +461,34 @@ def test_the_catalog_declares_every_observed_dependency_but_the_planted_one(samp
         if (e.client, e.server) == (undeclared["client"], undeclared["server"])
     ]
     assert calls == undeclared["calls"]
+
+
+def test_the_sample_endpoints_come_out_with_their_planted_statuses(sample_db, manifest):
+    """Every endpoint the sample plants a status for: documented, shadow, zombie, orphan, or
+    documented and unversioned; with the calls its server spans counted."""
+    from clew import inventory
+
+    engine = store.open_engine(sample_db)
+    with engine.connect() as conn:
+        found = {
+            (e.service, e.method, e.route): e for e in inventory.inventory(conn, queries.Window())
+        }
+    engine.dispose()
+    planted = manifest["endpoint_statuses"]["endpoints"]
+    assert planted
+    for want in planted:
+        got = found[(want["service"], want["method"], want["route"])]
+        if want["status"] == "unversioned":
+            assert (got.status, got.unversioned) == ("documented", True), got
+        elif want["status"] == "shadow":  # in no contract: no version a client could pin
+            assert (got.status, got.unversioned, got.contract) == ("shadow", True, None), got
+        else:
+            assert (got.status, got.unversioned) == (want["status"], False), got
+        assert got.calls == want["calls"], got
+        if want["status"] != "shadow":
+            assert got.contract is not None and got.contract.startswith(want["contract"])
+    # Nothing else of these services is out of place: every other endpoint is documented.
+    services = set(manifest["endpoint_statuses"]["services"])
+    keys = {(w["service"], w["method"], w["route"]) for w in planted}
+    others = [e for key, e in found.items() if key[0] in services and key not in keys]
+    assert [(e.service, e.route, e.status) for e in others if e.status != "documented"] == []
