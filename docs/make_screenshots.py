@@ -3,7 +3,8 @@
 Serves the console on ``DB_PATH`` (a SQLite file or database URL; `clew demo --no-serve --db X`
 makes one) with waitress on a free local port, opens the Overview and the Service map over all
 the data in Debian's headless Chromium at 1440×900, and saves ``overview.png``, ``map.png``,
-``paths.png`` (the worst failing path with its exemplar trace) and ``sources.png``.
+``paths.png`` (the worst failing path with its exemplar trace), ``endpoints.png``,
+``contracts.png`` (the sample's two payments-api versions) and ``sources.png``.
 """
 
 from __future__ import annotations
@@ -37,12 +38,17 @@ READY = {
     " && document.querySelectorAll('#paths-waterfall .wf-row.failing').length > 0"
     " && !!document.querySelector('#paths-map canvas')",
     "sources": "return document.querySelectorAll('#sources-grid .ag-row').length > 0",
+    "endpoints": "return document.querySelectorAll('#endpoints-grid .ag-row').length > 0"
+    " && document.querySelectorAll('#endpoints-cards .card').length > 0",
+    "contracts": "return document.querySelectorAll('#contracts-changes .ag-row').length > 0",
 }
 #: What each screenshot shows.
 PAGES = (
     ("overview", "/?window=all"),
     ("map", "/map?window=all"),
     ("paths", "/paths?window=all"),
+    ("endpoints", "/endpoints?window=all"),
+    ("contracts", "/contracts?window=all"),
     ("sources", "/sources"),
 )
 

@@ -78,12 +78,11 @@ _VERSION_COLUMNS = [
 ]
 _CHANGE_COLUMNS = [
     {
-        "field": "breaking",
+        "field": "breaks",
         "headerName": "Breaking",
         "flex": 1,
         "minWidth": 100,
-        "valueFormatter": {"function": "params.value ? 'breaking' : ''"},
-        "cellClassRules": {"tone-bad": "params.value"},
+        "cellClassRules": {"tone-bad": "params.value === 'breaking'"},
     },
     {"field": "operation", "headerName": "Operation", "flex": 2, "minWidth": 160},
     {"field": "id", "headerName": "Change", "flex": 2, "minWidth": 200},
@@ -119,9 +118,10 @@ def change_rows(changes: list[dict]) -> list[dict]:
     rows = [
         c
         | {
+            "breaks": "breaking" if c["breaking"] else "",
             "consumers": ", ".join(f"{x['name']} ({x['calls']:,})" for x in c["consumers"])
             if c["breaking"]
-            else ""
+            else "",
         }
         for c in changes
     ]

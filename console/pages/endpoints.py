@@ -104,18 +104,19 @@ _ENDPOINT_COLUMNS = [
         "cellClassRules": _TONE,
     },
     {
-        "field": "unversioned",
+        "field": "versioned",
         "headerName": "Versioned",
+        "headerTooltip": "Whether a client can pin a version (path, server, header, media, query)",
         "flex": 1,
-        "minWidth": 100,
-        "valueFormatter": {"function": "params.value ? 'no' : 'yes'"},
-        "cellClassRules": {"tone-warn": "params.value"},
+        "minWidth": 110,
+        "cellClassRules": {"tone-warn": "params.value === 'no'"},
     },
     {
         "field": "calls",
         "headerName": "Calls",
         "type": "numericColumn",
         "flex": 1,
+        "minWidth": 100,
         "valueFormatter": _NUMBER,
     },
     {
@@ -123,6 +124,7 @@ _ENDPOINT_COLUMNS = [
         "headerName": "Errors",
         "type": "numericColumn",
         "flex": 1,
+        "minWidth": 100,
         "valueFormatter": {"function": "d3.format('.2%')(params.value)"},
     },
     {
@@ -166,7 +168,10 @@ def endpoint_rows(endpoints: list[dict], status: str) -> list[dict]:
             continue
         if status not in ("all", "unversioned") and e["status"] != status:
             continue
-        rows.append(e | {"callers": ", ".join(e["callers"])})
+        rows.append(
+            e
+            | {"callers": ", ".join(e["callers"]), "versioned": "no" if e["unversioned"] else "yes"}
+        )
     return rows
 
 
