@@ -4,8 +4,9 @@ inventory"):
 
 - **documented**: in the current (latest) version of a contract of its service, and called;
 - **shadow**: called, in no contract of its service (a service without contracts has only these);
-- **zombie**: called, but deprecated in the current version, past its ``x-sunset``, or removed
-  from the current version though an older one has it; every call counts;
+- **zombie**: called, but deprecated in the current version (or the whole version deprecated in
+  the registry it came from), past its ``x-sunset``, or removed from the current version though
+  an older one has it; every call counts;
 - **orphan**: in the current version of a contract, never called in the window;
 
 and, beside its status, **unversioned** when a client cannot pin a version by any of the
@@ -232,13 +233,17 @@ def _service(
             matched.add((op.content_hash, f"{op.method} {op.path}"))
             _document(endpoint, op, version)
             passed = _passed(op.sunset, now)
-            if op.deprecated or passed:
+            retired = version.state == "DEPRECATED"
+            if op.deprecated or passed or retired:
                 endpoint.status = "zombie"
                 reason = "deprecated" if op.deprecated else ""
                 if op.sunset:
                     state = "passed" if passed else "to come"
                     reason = f"{reason}, sunset {op.sunset} ({state})".lstrip(", ")
+                if retired:
+                    reason = f"{reason}, the version deprecated in its registry".lstrip(", ")
                 endpoint.why = f"{reason} in {endpoint.contract}, still called"
+                endpoint.deprecated = True
             else:
                 endpoint.status = "documented"
                 endpoint.why = f"in {endpoint.contract}"
@@ -279,7 +284,7 @@ def _service(
 def _document(endpoint: Endpoint, op: Operation, version: StoredVersion) -> None:
     endpoint.contract = f"{version.title}@{version.version or '?'}"
     endpoint.operation_id = op.operation_id
-    endpoint.deprecated = op.deprecated
+    endpoint.deprecated = bool(op.deprecated) or version.state == "DEPRECATED"
     endpoint.sunset = op.sunset
 
 

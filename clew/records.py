@@ -142,6 +142,8 @@ class Contract(NamedTuple):
     servers: tuple[str, ...]  # server URLs (OpenAPI 2: scheme://host/basePath); hosts for brokers
     document: bytes  # the document as JSON (orjson), references as written, for diffs
     problems: tuple[str, ...]  # what could not be followed: a remote $ref not fetched, ...
+    #: The registry's state of the version when it came from one (``DEPRECATED``, ``DRAFT``, …).
+    state: str | None = None
 
 
 class Operation(NamedTuple):

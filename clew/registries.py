@@ -32,8 +32,9 @@ What is kept:
 - OPENAPI and ASYNCAPI artifacts are contracts, read by ``collectors.openapi`` and
   ``collectors.asyncapi``; Avro, JSON Schema, Protobuf and the other types describe messages, not
   APIs: they are skipped and counted (``not_api``). A DISABLED version's content is withheld by
-  the registry: skipped and counted. A DEPRECATED version is read, and listed in the report
-  (``deprecated``): a contract version has no field for its registry's state.
+  the registry: skipped and counted. A version's state is kept with it (``Contract.state``;
+  DEPRECATED makes every operation of it a zombie in the inventory), and DEPRECATED ones are
+  listed in the report (``deprecated``); a change of state alone is stored on the next pull.
 - Every pull reads the content of every API version (a version is immutable in a registry, a
   DRAFT one excepted, but a registry reset numbers its versions again: only the content says
   whether it changed). A version whose content hash (sha256 of the bytes served) is its
@@ -332,7 +333,7 @@ class _Puller:
                     self.report.deprecated.append(label)
                 source = f"{path}/versions/{_segment(number)}"
                 content = f"{source}/content" if three else source  # v2: the version itself
-                self._version(source, content, artifact_type, label)
+                self._version(source, content, artifact_type, label, state)
 
     def _apicurio_base(self, url: str) -> tuple[str, str]:
         """The REST API's base URL and version: as the URL names it (``…/apis/registry/v3``),
@@ -406,23 +407,36 @@ class _Puller:
             raise PullError(f"{url}: the answer has no schema text")
         return schema
 
-    def _version(self, source: str, content_url: str, artifact_type: str, label: str) -> None:
+    def _version(
+        self,
+        source: str,
+        content_url: str,
+        artifact_type: str,
+        label: str,
+        state: str | None = None,
+    ) -> None:
         try:
             data = self.http.get(content_url)
         except PullError as error:
             self.report.problems.append(str(error))
             return
-        self._read(source, data, artifact_type, label)
+        self._read(source, data, artifact_type, label, state)
 
-    def _read(self, source: str, data: bytes, artifact_type: str, label: str) -> None:
-        """One version's content stored with its checkpoint, unless it is its checkpoint's."""
+    def _read(
+        self, source: str, data: bytes, artifact_type: str, label: str, state: str | None = None
+    ) -> None:
+        """One version's content (and the registry's state of it) stored with its checkpoint,
+        unless both are its checkpoint's."""
         self.report.versions += 1
-        fingerprint = hashlib.sha256(data).hexdigest()
+        fingerprint = hashlib.sha256(data + (f"\n{state}".encode() if state else b"")).hexdigest()
         if self._checkpoint(source) == fingerprint:
             self.report.unchanged += 1
             return
         if artifact_type in READERS:
-            records = contract_records(data, artifact_type, source)
+            records = [
+                r._replace(state=state) if type(r) is Contract else r
+                for r in contract_records(data, artifact_type, source)
+            ]
         else:  # an older version of a subject whose latest is a contract
             reason = f"schemaType {artifact_type} is no API contract"
             records = [Quarantined("document", reason, excerpt(data[:200]))]

@@ -17,12 +17,13 @@ from clew.store import executemany, utcnow
 
 _CONTRACT_ID = text("SELECT id FROM contracts WHERE kind = :kind AND title = :title")
 _INSERT_CONTRACT = text("INSERT INTO contracts (kind, title) VALUES (:kind, :title)")
-_KNOWN = text("SELECT 1 FROM contract_versions WHERE content_hash = :hash")
+_KNOWN = text("SELECT registry_state FROM contract_versions WHERE content_hash = :hash")
+_RESTATE = text("UPDATE contract_versions SET registry_state = :state WHERE content_hash = :hash")
 _INSERT_VERSION = text(
     "INSERT INTO contract_versions (contract_id, content_hash, version, spec_version, servers,"
-    " problems, document, source, operation_count, first_seen_at)"
+    " problems, document, source, operation_count, registry_state, first_seen_at)"
     " VALUES (:contract_id, :hash, :version, :spec_version, :servers, :problems, :document,"
-    " :source, :operation_count, :first_seen_at)"
+    " :source, :operation_count, :state, :first_seen_at)"
 )
 _VERSION_ID = text("SELECT id FROM contract_versions WHERE content_hash = :hash")
 _INSERT_OPERATION = (
@@ -41,7 +42,10 @@ def write(
     for operation in operations:
         by_hash.setdefault(operation.content_hash, []).append(operation)
     for contract in contracts:
-        if conn.execute(_KNOWN, {"hash": contract.content_hash}).first() is not None:
+        known = conn.execute(_KNOWN, {"hash": contract.content_hash}).first()
+        if known is not None:
+            if contract.state is not None and known[0] != contract.state:
+                conn.execute(_RESTATE, {"state": contract.state, "hash": contract.content_hash})
             continue
         ops = by_hash.get(contract.content_hash, [])
         conn.execute(
@@ -56,6 +60,7 @@ def write(
                 "document": contract.document,
                 "source": source,
                 "operation_count": len(ops),
+                "state": contract.state,
                 "first_seen_at": utcnow(),
             },
         )
@@ -107,6 +112,7 @@ class VersionSummary:
     problems: list[str]
     source: str
     first_seen_at: str
+    registry_state: str | None = None  # the registry's state: DEPRECATED, DRAFT, ...
 
 
 def versions(conn: Connection) -> list[VersionSummary]:
@@ -115,7 +121,8 @@ def versions(conn: Connection) -> list[VersionSummary]:
         text(
             "SELECT c.kind, c.title, v.version, v.spec_version, v.content_hash,"
             " v.operation_count, v.servers, v.problems, v.source, v.first_seen_at,"
-            " (SELECT count(*) FROM operations o WHERE o.version_id = v.id AND o.deprecated)"
+            " (SELECT count(*) FROM operations o WHERE o.version_id = v.id AND o.deprecated),"
+            " v.registry_state"
             " FROM contract_versions v JOIN contracts c ON c.id = v.contract_id"
             " ORDER BY c.kind, c.title, v.first_seen_at, v.id"
         )
@@ -133,6 +140,7 @@ def versions(conn: Connection) -> list[VersionSummary]:
             problems=orjson.loads(problems),
             source=source,
             first_seen_at=str(first_seen),
+            registry_state=state,
         )
         for (
             kind,
@@ -146,6 +154,7 @@ def versions(conn: Connection) -> list[VersionSummary]:
             source,
             first_seen,
             deprecated,
+            state,
         ) in rows
     ]
 
@@ -201,6 +210,7 @@ class StoredVersion:
     content_hash: str
     servers: tuple[str, ...]
     operations: list[Operation]
+    state: str | None = None  # the registry's: DEPRECATED, ...
 
 
 def every_version(conn: Connection) -> dict[tuple[str, str], list[StoredVersion]]:
@@ -209,14 +219,14 @@ def every_version(conn: Connection) -> dict[tuple[str, str], list[StoredVersion]
     by_contract: dict[tuple[str, str], list[StoredVersion]] = {}
     rows = conn.execute(
         text(
-            "SELECT v.id, c.kind, c.title, v.version, v.content_hash, v.servers"
+            "SELECT v.id, c.kind, c.title, v.version, v.content_hash, v.servers, v.registry_state"
             " FROM contract_versions v JOIN contracts c ON c.id = v.contract_id"
             " ORDER BY c.kind, c.title, v.first_seen_at, v.id"
         )
     )
-    for version_id, kind, title, version_text, content_hash, servers in rows:
+    for version_id, kind, title, version_text, content_hash, servers, state in rows:
         stored = StoredVersion(
-            kind, title, version_text, content_hash, tuple(orjson.loads(servers)), []
+            kind, title, version_text, content_hash, tuple(orjson.loads(servers)), [], state
         )
         versions[version_id] = stored
         by_contract.setdefault((kind, title), []).append(stored)
@@ -226,7 +236,18 @@ def every_version(conn: Connection) -> dict[tuple[str, str], list[StoredVersion]
             " details FROM operations ORDER BY id"
         )
     )
-    for version_id, *columns in operations:
+    for version_id, protocol, role, method, path, operation_id, deprecated, *rest in operations:
         stored = versions[version_id]
-        stored.operations.append(Operation(stored.content_hash, *columns))
+        stored.operations.append(
+            Operation(
+                stored.content_hash,
+                protocol,
+                role,
+                method,
+                path,
+                operation_id,
+                bool(deprecated),  # SQLite gives 0 and 1
+                *rest,
+            )
+        )
     return by_contract

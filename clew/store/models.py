@@ -301,6 +301,9 @@ class ContractVersion(Base):
     operation_count: Mapped[int] = mapped_column(Integer)
     #: Versions of a contract are consecutive in the order they were first read.
     first_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    #: The registry's state of the version (``DEPRECATED``: every operation is), when it came
+    #: from a registry; updated when the registry changes it.
+    registry_state: Mapped[str | None] = mapped_column(String(32))
 
 
 class OperationRow(Base):

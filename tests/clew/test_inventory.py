@@ -242,3 +242,23 @@ def test_declared_dependencies_against_observed_edges(engine, registry, tmp_path
         ("unused", "shop", "mailer", 0),
     ]
     assert found[2].declared_by == ["consumesApi api:default/stock-api"]
+
+
+def test_a_version_deprecated_in_its_registry_makes_its_called_operations_zombies(
+    engine, tmp_path: Path
+):
+    landscape(engine, tmp_path)
+    from sqlalchemy import text
+
+    with engine.begin() as conn:
+        conn.execute(
+            text("UPDATE contract_versions SET registry_state = 'DEPRECATED' WHERE version = '3'")
+        )
+    with engine.connect() as conn:
+        found = inventory.inventory(conn, queries.Window(), now=NOW)
+    stock = {(e.method, e.route): e for e in found if e.service == "stock-service"}
+    assert stock[("GET", "/stock/{id}")].status == "zombie"
+    assert stock[("GET", "/stock/{id}")].why == (
+        "the version deprecated in its registry in Stock@3, still called"
+    )
+    assert stock[("GET", "/debug/vars")].status == "shadow"  # in no contract: as before

@@ -612,3 +612,25 @@ def test_a_version_that_is_no_contract_is_quarantined_with_its_reason(engine, fa
         source, reason = conn.execute(text("SELECT source, reason FROM quarantine")).one()
     assert source.endswith("/groups/payments/artifacts/orders-api/versions/2")
     assert reason.startswith("invalid YAML")
+
+
+def test_the_registry_s_state_is_kept_and_marks_the_version_s_operations(engine, fake):
+    """Orders 1 is DEPRECATED in the registry; when the registry deprecates Orders 2 too, the
+    next pull stores that alone, and the inventory marks every operation of it deprecated."""
+    from clew import inventory
+    from clew.store import queries
+
+    registries.pull(engine, fake.url, "apicurio")
+    with engine.connect() as conn:
+        states = {f"{v.title}@{v.version}": v.registry_state for v in contracts.versions(conn)}
+    assert states["Orders@1.0"] == "DEPRECATED" and states["Orders@2.0"] == "ENABLED"
+    fake.artifacts[0].versions[1].state = "DEPRECATED"
+    report = registries.pull(engine, fake.url, "apicurio")
+    assert (report.stored, report.inserted) == (1, 0)  # the state alone: no rows again
+    with engine.connect() as conn:
+        states = {f"{v.title}@{v.version}": v.registry_state for v in contracts.versions(conn)}
+        found = inventory.inventory(conn, queries.Window())
+    assert states["Orders@2.0"] == "DEPRECATED"
+    orders = [e for e in found if e.contract == "Orders@2.0"]
+    assert orders and all(e.deprecated for e in orders)
+    assert {e.status for e in orders} == {"orphan"}  # never called here: orphans, marked
