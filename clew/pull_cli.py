@@ -14,6 +14,15 @@ A worker's file::
     token_env = "APICURIO_TOKEN"      # optional: the variable holding its bearer token
     timeout = 30                      # optional: seconds per request
 
+    [[pull]]
+    url = "/srv/api-contracts"        # a folder (a git checkout kept up to date, say)
+    kind = "folder"                   # read as clew ingest --follow reads it
+    every = "1m"
+
+A ``folder`` is read as ``clew ingest --follow`` reads a path: what its files gained, new and
+rotated files, documents once they have stopped changing; each read resumes from the files'
+checkpoints, so a contract edited in the checkout is stored as a new version.
+
 Every pull runs once when the worker starts, then every ``every``; one at a time, in the
 scheduler's own thread (APScheduler's ``DebugExecutor``), so a late pull runs late, once.
 """
@@ -61,6 +70,9 @@ MIN_EVERY_S = 1.0
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd]?)")
 _UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _PULL_KEYS = frozenset({"url", "kind", "every", "group", "token_env", "timeout"})
+#: A worker's job that reads a local folder, beside the registries' kinds.
+FOLDER = "folder"
+WORKER_KINDS = (*registries.KINDS, FOLDER)
 
 
 @click.command()
@@ -200,8 +212,8 @@ def _job(table: dict, where: str) -> PullJob:
             raise ValueError(f"{where}: no {key}")
     if not isinstance(table["url"], str) or not table["url"]:
         raise ValueError(f"{where}: url is not text")
-    if table["kind"] not in registries.KINDS:
-        raise ValueError(f"{where}: kind {table['kind']!r} (known: {', '.join(registries.KINDS)})")
+    if table["kind"] not in WORKER_KINDS:
+        raise ValueError(f"{where}: kind {table['kind']!r} (known: {', '.join(WORKER_KINDS)})")
     group = table.get("group")
     if group is not None and (table["kind"] != "apicurio" or not isinstance(group, str)):
         raise ValueError(f"{where}: group names Apicurio artifacts (kind apicurio, a name)")
@@ -267,7 +279,10 @@ def run_pull(
     on (a pull abandoned by a second signal rolls back and is reported so)."""
     http = registries.Http.from_environment(job.token_env, timeout=job.timeout_s)
     try:
-        report = registries.pull(engine, job.url, job.kind, http=http, group=job.group)
+        if job.kind == FOLDER:
+            report = read_folder(engine, Path(job.url))
+        else:
+            report = registries.pull(engine, job.url, job.kind, http=http, group=job.group)
     except KeyboardInterrupt:
         report = registries.PullReport(job.url, job.kind)
         report.problems.append("abandoned on a second signal: its last transaction rolled back")
@@ -278,11 +293,32 @@ def run_pull(
     return report
 
 
+def read_folder(engine: Engine, folder: Path) -> registries.PullReport:
+    """A ``folder`` job: its files read as ``clew ingest --follow`` reads them, once."""
+    from clew import pipeline
+    from collectors import load_registry
+
+    report = registries.PullReport(str(folder), FOLDER, api="folder")
+    if not folder.exists():
+        report.problems.append(f"{folder}: no such folder (yet)")
+        return report
+    files = [p for p in pipeline.expand([folder]) if p.is_file()]
+    result = pipeline.ingest(engine, files, load_registry(), growing=True)
+    report.versions = sum(1 for r in result.reports if r.records)
+    report.stored = sum(1 for r in result.reports if r.inserted)
+    report.unchanged = sum(1 for r in result.reports if r.skipped)
+    report.inserted, report.quarantined = result.inserted, result.quarantined
+    report.problems.extend(result.problems)
+    return report
+
+
 def summary(report: registries.PullReport) -> str:
     """A pull's report in one line."""
     found = (
         f"{report.entities} entities"
         if report.kind == "backstage"
+        else f"{report.versions + report.unchanged} files"
+        if report.kind == FOLDER
         else f"{report.artifacts} artifacts"
     )
     parts = [

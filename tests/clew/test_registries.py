@@ -634,3 +634,39 @@ def test_the_registry_s_state_is_kept_and_marks_the_version_s_operations(engine,
     orders = [e for e in found if e.contract == "Orders@2.0"]
     assert orders and all(e.deprecated for e in orders)
     assert {e.status for e in orders} == {"orphan"}  # never called here: orphans, marked
+
+
+def test_a_worker_watches_a_folder_of_contracts(tmp_path, engine):
+    """A ``folder`` job: a contract file read once it has settled, a new version when it is
+    edited, nothing when it is not, and a folder that is not there yet a problem, not a crash."""
+    import os
+
+    folder = tmp_path / "contracts"
+    config = tmp_path / "worker.toml"
+    config.write_text(f'[[pull]]\nurl = "{folder}"\nkind = "folder"\nevery = "1m"\n')
+    (job,) = pull_cli.load_config(config)
+    reports: list = []
+
+    def emit(_job, report):
+        reports.append(report)
+
+    missing = pull_cli.run_pull(engine, job, emit)
+    assert missing.problems == [f"{folder}: no such folder (yet)"]
+    folder.mkdir()
+    path = folder / "orders.yaml"
+    path.write_text(ORDERS_V1)
+    fresh = pull_cli.run_pull(engine, job, emit)
+    assert (fresh.versions, fresh.stored) == (0, 0)  # changed a moment ago: left to settle
+    long_ago = path.stat().st_mtime - 60
+    os.utime(path, (long_ago, long_ago))
+    first = pull_cli.run_pull(engine, job, emit)
+    assert (first.versions, first.stored, first.problems) == (1, 1, [])
+    path.write_text(ORDERS_V2)
+    os.utime(path, (long_ago + 1, long_ago + 1))
+    second = pull_cli.run_pull(engine, job, emit)
+    assert (second.stored, second.quarantined) == (1, 0)
+    again = pull_cli.run_pull(engine, job, emit)
+    assert (again.versions, again.stored, again.unchanged) == (0, 0, 1)
+    assert sorted(stored(engine)) == ["Orders@1.0", "Orders@2.0"]
+    assert pull_cli.summary(again).startswith(f"folder {folder}: 1 files, 0 read")
+    assert len(reports) == 5
