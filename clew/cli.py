@@ -454,6 +454,7 @@ def _contract_version(engine, reference: str) -> tuple[str, dict, list, tuple[st
     from clew.records import Contract, Operation
     from clew.store import contracts as stored
     from collectors import Source
+    from collectors.asyncapi import AsyncApiCollector, not_asyncapi
     from collectors.openapi import OpenApiCollector, ParseError, not_openapi, parse
 
     path = Path(reference)
@@ -462,10 +463,12 @@ def _contract_version(engine, reference: str) -> tuple[str, dict, list, tuple[st
             document = parse(path.read_bytes(), str(path))
         except ParseError as error:
             raise click.BadParameter(f"{path}: {error}", param_hint="OLD/NEW") from None
-        reason = not_openapi(document)
+        asyncapi = isinstance(document, dict) and "asyncapi" in document
+        reason = not_asyncapi(document) if asyncapi else not_openapi(document)
         if reason is not None:
             raise click.BadParameter(f"{path}: {reason}", param_hint="OLD/NEW")
-        records = list(OpenApiCollector().collect(Source(path)))
+        collector = AsyncApiCollector() if asyncapi else OpenApiCollector()
+        records = list(collector.collect(Source(path)))
         contract = next(r for r in records if type(r) is Contract)
         operations = [r for r in records if type(r) is Operation]
         return str(path), document, operations, contract.servers
@@ -500,9 +503,10 @@ def diff(
     db: str | None,
     as_json: bool,
 ) -> None:
-    """The changes from one version of an OpenAPI contract to another, breaking ones first, each
-    with the consumers seen calling what it breaks. OLD and NEW are files, or stored versions
-    by content hash or TITLE@VERSION."""
+    """The changes from one version of an OpenAPI or AsyncAPI contract to another, breaking ones
+    first, each with the consumers seen calling what it breaks (for messages: the services
+    consuming what is sent, producing what is received). OLD and NEW are files, or stored
+    versions by content hash or TITLE@VERSION."""
     from dataclasses import asdict
 
     from clew import diff as contract_diff

@@ -44,9 +44,12 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import orjson
+
 from clew.records import Operation
 from clew.routes import Templates, match_under, server_path
 from clew.store import queries
+from collectors import asyncapi
 from collectors.openapi import HTTP_METHODS, Refs
 
 #: Levels of nested schemas compared.
@@ -69,7 +72,10 @@ class Change:
 
 
 def changes(old: dict, new: dict) -> list[Change]:
-    """Every change from the ``old`` document to the ``new`` one, operation by operation."""
+    """Every change from the ``old`` document to the ``new`` one, operation by operation
+    (AsyncAPI documents by ``messaging_changes``)."""
+    if "asyncapi" in old and "asyncapi" in new:
+        return messaging_changes(old, new)
     old_refs, new_refs = Refs(old), Refs(new)
     old_ops, new_ops = _operations(old, old_refs), _operations(new, new_refs)
     found: list[Change] = []
@@ -84,6 +90,110 @@ def changes(old: dict, new: dict) -> list[Change]:
         if key not in old_ops:
             found.append(Change("operation-added", False, label, "", f"{label} was added"))
     return found
+
+
+def messaging_changes(old: dict, new: dict) -> list[Change]:
+    """The changes between two AsyncAPI documents: operations by role and channel address,
+    their messages by id, each message's content type and payload. What the application sends
+    is read by its consumers (a removed or loosened property breaks them, as a response's
+    does); what it receives is sent by its producers (a new required property breaks them, as
+    a request's does)."""
+    before, after = _messaging_operations(old), _messaging_operations(new)
+    found: list[Change] = []
+    for key, op in before.items():
+        label = f"{op.role.upper()} {op.path}"
+        if key not in after:
+            found.append(Change("operation-removed", True, label, "", f"{label} was removed"))
+            continue
+        compare = _Compare(label, old, new, Refs(old), Refs(new))
+        if after[key].deprecated and not op.deprecated:
+            compare.add("operation-deprecated", False, "", f"{label} is now deprecated")
+        old_messages = _messages(op)
+        new_messages = _messages(after[key])
+        direction = "response" if op.role == "send" else "request"
+        for message_id, message in old_messages.items():
+            where = f"message {message_id}"
+            if message_id not in new_messages:
+                compare.add(
+                    "message-removed", True, where, f"{label}: message {message_id} was removed"
+                )
+                continue
+            if message.get("content_type") != new_messages[message_id].get("content_type"):
+                compare.add(
+                    "message-content-type-changed",
+                    True,
+                    where,
+                    f"{label}: message {message_id} now comes as"
+                    f" {new_messages[message_id].get('content_type')}",
+                )
+            _Schemas(compare, direction, "message-property").compare(
+                _payload(old, compare.old_refs, op, message_id),
+                _payload(new, compare.new_refs, after[key], message_id),
+                where,
+            )
+        for message_id in new_messages:
+            if message_id not in old_messages:
+                compare.add(
+                    "message-added",
+                    False,
+                    f"message {message_id}",
+                    f"{label}: message {message_id} is new",
+                )
+        found.extend(compare.found)
+    for key, op in after.items():
+        if key not in before:
+            label = f"{op.role.upper()} {op.path}"
+            found.append(Change("operation-added", False, label, "", f"{label} was added"))
+    return found
+
+
+def _messaging_operations(document: dict) -> dict[tuple[str, str], Operation]:
+    return {(op.role, op.path): op for op in asyncapi.read(document, "") if type(op) is Operation}
+
+
+def _messages(op: Operation) -> dict[str, dict]:
+    details = orjson.loads(op.details) if op.details else {}
+    return {
+        str(m.get("id") or m.get("name")): m
+        for m in details.get("messages", [])
+        if isinstance(m, dict)
+    }
+
+
+def _payload(document: dict, refs: Refs, op: Operation, message_id: str) -> Any:
+    """A message's payload schema as written (3.x's schema inside a multi-format object)."""
+    details = orjson.loads(op.details) if op.details else {}
+    channels = document.get("channels") if isinstance(document.get("channels"), dict) else {}
+    channel = refs.follow(channels.get(details.get("channel")), op.path)
+    candidates: list[Any] = []
+    if isinstance(channel, dict):
+        messages = channel.get("messages")
+        if isinstance(messages, dict) and message_id in messages:
+            candidates.append(messages[message_id])
+        for verb in ("publish", "subscribe"):  # 2.x: the message on the channel's operation
+            operation = refs.follow(channel.get(verb), op.path)
+            if isinstance(operation, dict):
+                message = refs.follow(operation.get("message"), op.path)
+                one_of = message.get("oneOf") if isinstance(message, dict) else None
+                candidates.extend(
+                    one_of if isinstance(one_of, list) else [operation.get("message")]
+                )
+    components = document.get("components") if isinstance(document.get("components"), dict) else {}
+    known = components.get("messages") if isinstance(components.get("messages"), dict) else {}
+    if message_id in known:
+        candidates.append(known[message_id])
+    for raw in candidates:
+        ref = raw.get("$ref") if isinstance(raw, dict) else None
+        message = refs.follow(raw, op.path)
+        if not isinstance(message, dict):
+            continue
+        named = message.get("messageId") or message.get("name")
+        if len(candidates) == 1 or named == message_id or (ref and ref.endswith("/" + message_id)):
+            payload = message.get("payload")
+            if isinstance(payload, dict) and "schema" in payload and "schemaFormat" in payload:
+                return payload["schema"]
+            return payload
+    return None
 
 
 def _operations(document: dict, refs: Refs) -> dict[tuple[str, str], tuple[str, dict]]:
@@ -399,26 +509,26 @@ class _Schemas:
             if name not in before:
                 if request and name in required:
                     self.c.add(
-                        "request-property-added-required",
+                        f"{self.prefix}-added-required",
                         True,
                         place,
                         f"{self.c.label}: {place} is new and required",
                     )
                 elif not request:
                     self.c.add(
-                        "response-property-added", False, place, f"{self.c.label}: {place} is new"
+                        f"{self.prefix}-added", False, place, f"{self.c.label}: {place} is new"
                     )
                 continue
             if request and name in required and name not in was_required:
                 self.c.add(
-                    "request-property-became-required",
+                    f"{self.prefix}-became-required",
                     True,
                     place,
                     f"{self.c.label}: {place} became required",
                 )
             if not request and name in was_required and name not in required:
                 self.c.add(
-                    "response-property-became-optional",
+                    f"{self.prefix}-became-optional",
                     True,
                     place,
                     f"{self.c.label}: {place} may now be missing",
@@ -428,7 +538,7 @@ class _Schemas:
             if name not in after:
                 place = f"{where}: property {name}"
                 self.c.add(
-                    f"{self.prefix}-removed" if not request else "request-property-removed",
+                    f"{self.prefix}-removed",
                     not request,
                     place,
                     f"{self.c.label}: {place} was removed",
@@ -477,6 +587,9 @@ def observed(
     The implementing service is the one whose observed endpoints match the most operations.
     Paths are matched with the server URLs' path prefixes (``/api/v1``) taken off where present.
     """
+    messaging = [op for op in operations if op.protocol == "messaging"]
+    if messaging:
+        return _messaging_observed(conn, window, messaging)
     http = [op for op in operations if op.protocol == "http" and op.role == "server"]
     templates = Templates((op.method, op.path) for op in http)
     labels = {(op.method, op.path): f"{op.method} {op.path}" for op in http}
@@ -528,6 +641,37 @@ def observed(
             for label, callers in consumers.items()
         },
     )
+
+
+def _messaging_observed(conn: Any, window: queries.Window, operations: list[Operation]) -> Served:
+    """For an AsyncAPI contract: what the application sends on a channel is read by the services
+    consuming that topic; what it receives is sent by the services producing to it. A topic node
+    is named by its address, inside its broker (``kafka/shipment-events``)."""
+    edges = [
+        e for e in queries.edge_totals(conn, window) if e.connection_type == "messaging_system"
+    ]
+
+    nodes = queries.nodes(conn)
+
+    def is_topic(node: str, address: str) -> bool:
+        kind = nodes[node].kind if node in nodes else None
+        return kind in ("topic", "broker") and (node == address or node.endswith("/" + address))
+
+    consumers: dict[str, list[dict]] = {}
+    for op in operations:
+        label = f"{op.role.upper()} {op.path}"
+        callers: dict[str, int] = {}
+        for e in edges:
+            if op.role == "send" and is_topic(e.client, op.path):
+                callers[e.server] = callers.get(e.server, 0) + e.count
+            elif op.role == "receive" and is_topic(e.server, op.path):
+                callers[e.client] = callers.get(e.client, 0) + e.count
+        if callers:
+            consumers[label] = [
+                {"name": name, "calls": calls}
+                for name, calls in sorted(callers.items(), key=lambda item: (-item[1], item[0]))
+            ]
+    return Served(None, [], consumers)
 
 
 def with_consumers(found: list[Change], served: Served) -> list[Change]:

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from clew import diff
 from clew.cli import main
 from clew.pipeline import ingest
+from clew.store import queries
 from collectors import Registry, load_registry
 from tests import otlp
 from tests.clew.test_gateway_ingest import LinesOfRequests, request
@@ -355,3 +356,99 @@ def test_stored_versions_are_named_by_hash_or_title_and_version(tmp_path: Path):
     }
     missing = runner.invoke(main, ["diff", "Pets@9", "Pets@2.0.0", "--db", db])
     assert missing.exit_code == 2 and "no stored version" in missing.output
+
+
+def streetlights() -> dict:
+    from collectors.openapi import parse
+    from tests.conftest import corpus
+
+    path = corpus("asyncapi") / "streetlights-kafka-asyncapi.yml"
+    return parse(path.read_bytes(), str(path))
+
+
+def test_asyncapi_versions_compare_by_operation_message_and_payload():
+    old = streetlights()
+    new = copy.deepcopy(old)
+    schemas = new["components"]["schemas"]
+    del schemas["dimLightPayload"]["properties"]["percentage"]  # consumers read it
+    schemas["lightMeasuredPayload"]["required"] = ["lumens"]  # producers must now send it
+    new["components"]["messages"]["lightMeasured"]["contentType"] = "application/avro"
+    del new["operations"]["turnOff"]
+    turn_on = "SEND smartylighting.streetlights.1.0.action.{streetlightId}.turn.on"
+    new["channels"]["lightTurnOn"]["messages"]["turnOnAgain"] = {
+        "$ref": "#/components/messages/turnOnOff"
+    }
+    new["operations"]["turnOn"]["messages"].append(
+        {"$ref": "#/channels/lightTurnOn/messages/turnOnAgain"}
+    )
+    found = {(c.id, c.breaking, c.operation, c.where) for c in diff.changes(old, new)}
+    measured = "RECEIVE smartylighting.streetlights.1.0.event.{streetlightId}.lighting.measured"
+    dim = "SEND smartylighting.streetlights.1.0.action.{streetlightId}.dim"
+    assert found == {
+        (
+            "operation-removed",
+            True,
+            "SEND smartylighting.streetlights.1.0.action.{streetlightId}.turn.off",
+            "",
+        ),
+        ("message-content-type-changed", True, measured, "message lightMeasured"),
+        (
+            "message-property-became-required",
+            True,
+            measured,
+            "message lightMeasured: property lumens",
+        ),
+        ("message-property-removed", True, dim, "message dimLight: property percentage"),
+        ("message-added", False, turn_on, "message turnOnAgain"),
+    }
+
+
+def test_the_consumers_of_a_topic_are_the_ones_a_sent_message_s_change_breaks(
+    engine, registry, tmp_path: Path
+):
+    """orders sends on the kafka topic "orders"; billing consumes it (tests.clew.test_rollups'
+    landscape): removing what orders sends breaks billing, by its calls."""
+    from tests.clew.test_rollups import landscape
+
+    ingest(
+        engine,
+        [otlp.write_lines(tmp_path / "t.jsonl", landscape(range(1, 5)))],
+        registry,
+        worker=False,
+    )
+    old = {
+        "asyncapi": "3.0.0",
+        "info": {"title": "Orders events", "version": "1"},
+        "channels": {
+            "orders": {"address": "orders", "messages": {"placed": {"payload": {"type": "object"}}}}
+        },
+        "operations": {"publish": {"action": "send", "channel": {"$ref": "#/channels/orders"}}},
+    }
+    new = copy.deepcopy(old)
+    del new["operations"]["publish"]
+    from collectors.asyncapi import read
+
+    operations = [op for op in read(old, "h") if type(op).__name__ == "Operation"]
+    with engine.connect() as conn:
+        served = diff.observed(conn, queries.Window(), operations)
+    (removed,) = diff.with_consumers(diff.changes(old, new), served)
+    assert (removed.id, removed.operation) == ("operation-removed", "SEND orders")
+    assert removed.consumers == [{"name": "billing", "calls": 4}]
+
+
+def test_clew_diff_reads_asyncapi_files(tmp_path: Path):
+    old = streetlights()
+    new = copy.deepcopy(old)
+    new["components"]["messages"]["lightMeasured"]["contentType"] = "application/avro"
+    paths = []
+    for name, document in (("one.json", old), ("two.json", new)):
+        path = tmp_path / name
+        path.write_bytes(orjson.dumps(document))
+        paths.append(str(path))
+    db = str(tmp_path / "clew.db")
+    result = CliRunner().invoke(main, ["diff", *paths, "--db", db, "--json"])
+    assert result.exit_code == 0, result.output
+    report = orjson.loads(result.stdout)
+    assert [(c["id"], c["breaking"]) for c in report["changes"]] == [
+        ("message-content-type-changed", True)
+    ]
