@@ -52,7 +52,7 @@ from clew.records import (
     Relation,
     excerpt,
 )
-from collectors import CollectorError, Source, asyncapi, openapi, safe_yaml
+from collectors import CollectorError, Source, asyncapi, fetch, openapi, safe_yaml
 
 #: A head with a Backstage ``apiVersion`` near its top, in YAML (or JSON).
 _HEAD = re.compile(
@@ -303,7 +303,14 @@ def _read_beside(location: str, folder: Path | None) -> tuple[str | None, str]:
     """The text of a ``$text`` target inside ``folder``, or None and why it was not read."""
     parts = urlsplit(location)
     if len(parts.scheme) > 1 or parts.netloc:
-        return None, f"$text {location!r} is a URL: not fetched"
+        if not fetch.allowed(location):
+            return None, f"$text {location!r} is a URL: not fetched"
+        try:
+            return fetch.fetch(location).decode("utf-8-sig"), ""
+        except fetch.FetchError as error:
+            return None, f"$text: {error}"
+        except UnicodeDecodeError as error:
+            return None, f"$text {location!r}: not UTF-8 at byte {error.start}"
     if folder is None:
         return None, f"$text {location!r}: no folder to read it from"
     try:

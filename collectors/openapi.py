@@ -39,7 +39,7 @@ from urllib.parse import unquote
 import orjson
 
 from clew.records import Checkpoint, Contract, Operation, Quarantined, Record, excerpt
-from collectors import CollectorError, Source, open_file, safe_yaml
+from collectors import CollectorError, Source, fetch, open_file, safe_yaml
 
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 #: References followed one after another before giving up.
@@ -171,6 +171,7 @@ class Refs:
         self.document = document
         self.problems: set[str] = set()
         self._pointed: dict[str, Any] = {}  # each pointer resolved once
+        self._remote: dict[str, Refs | None] = {}  # each fetched document, by its URL
 
     def follow(self, node: Any, where: str) -> Any:
         """``node``, or what its ``$ref`` chain leads to; None (a problem noted) when the chain
@@ -179,8 +180,7 @@ class Refs:
         while isinstance(node, dict) and isinstance(node.get("$ref"), str):
             ref = node["$ref"]
             if not ref.startswith("#"):
-                self.problems.add(f"{where}: $ref {ref!r} is in another document (not fetched)")
-                return None
+                return self._elsewhere(ref, where)
             if ref in seen:
                 self.problems.add(f"{where}: $ref {ref!r} refers to itself through {seen}")
                 return None
@@ -193,6 +193,30 @@ class Refs:
                 self.problems.add(f"{where}: $ref {ref!r} points at nothing")
                 return None
         return node
+
+    def _elsewhere(self, ref: str, where: str) -> Any:
+        """What a reference to another document names: fetched when it is a URL the operator
+        allows (``collectors.fetch``), its own chain followed within it; else a problem noted.
+        References inside what it names stay as written (schemas are compared as written)."""
+        url, _, fragment = ref.partition("#")
+        if not fetch.allowed(url):
+            self.problems.add(f"{where}: $ref {ref!r} is in another document (not fetched)")
+            return None
+        if url not in self._remote:
+            try:
+                data = fetch.fetch(url)
+                self._remote[url] = Refs(parse(data, url))
+            except (fetch.FetchError, ParseError) as error:
+                self.problems.add(f"{where}: $ref {ref!r}: {error}")
+                self._remote[url] = None
+        remote = self._remote[url]
+        if remote is None:
+            return None
+        found = remote.follow(remote.pointer("#" + fragment), f"{where} ({url})")
+        self.problems |= remote.problems
+        if found is None:
+            self.problems.add(f"{where}: $ref {ref!r} points at nothing")
+        return found
 
     def pointer(self, ref: str) -> Any:
         """The node a local JSON pointer (``#/a/b~1c``) names, or None. A ``$ref`` met on the
