@@ -72,6 +72,7 @@ class Endpoint:
     deprecated: bool = False
     sunset: str | None = None
     owner: str | None = None  # the catalog's owner of the service
+    version_pin: str | None = None  # how a client pins a version: "path", "header Api-Version"
 
 
 @dataclass
@@ -256,7 +257,8 @@ def _service(
             endpoint.why = (
                 "in no contract of the service" if contracts else "the service has no contract"
             )
-        endpoint.unversioned = not _versioned(endpoint, hit or old, schemes)
+        endpoint.version_pin = _version_pin(endpoint, hit or old, schemes)
+        endpoint.unversioned = endpoint.version_pin is None
         found.append(endpoint)
     for versions in contracts:
         version = versions[-1]
@@ -276,7 +278,8 @@ def _service(
             endpoint.why = f"in {endpoint.contract}, never called in the window"
             if service.startswith("["):
                 endpoint.why += " (no service is seen serving this contract)"
-            endpoint.unversioned = not _versioned(endpoint, (op, version), schemes)
+            endpoint.version_pin = _version_pin(endpoint, (op, version), schemes)
+            endpoint.unversioned = endpoint.version_pin is None
             found.append(endpoint)
     return found
 
@@ -307,35 +310,40 @@ def _passed(sunset: str | None, now: datetime) -> bool:
     return moment < now
 
 
-def _versioned(
+def _version_pin(
     endpoint: Endpoint, hit: tuple[Operation, StoredVersion] | None, schemes: set[str]
-) -> bool:
-    """Whether a client can pin a version of this endpoint by one of ``schemes``."""
+) -> str | None:
+    """How a client pins a version of this endpoint, by the first of ``schemes`` that does
+    (``path``, ``server /2.0``, ``header Api-Version``, ``media …v2+json``, ``query
+    api-version``); None when none does."""
     if endpoint.protocol != "http":
-        return True  # a channel's versioning is its messages' business
+        return "messages"  # a channel's versioning is its messages' business
     if "path" in schemes and versioned_path(endpoint.route):
-        return True
+        return "path"
     if hit is None:
-        return False
+        return None
     op, version = hit
     if "path" in schemes and versioned_path(op.path):
-        return True
-    if "server" in schemes and any(versioned_path(server_path(url)) for url in version.servers):
-        return True
+        return "path"
+    if "server" in schemes:
+        for url in version.servers:
+            if versioned_path(server_path(url)):
+                return f"server {server_path(url)}"
     details = orjson.loads(op.details) if op.details else {}
     for parameter in details.get("parameters", []):
         name, place = str(parameter.get("name", "")), parameter.get("in")
         if "header" in schemes and place == "header" and _VERSION_HEADER.search(name):
-            return True
+            return f"header {name}"
         if "query" in schemes and place == "query" and name.lower() in _VERSION_QUERY:
-            return True
+            return f"query {name}"
     if "media" in schemes:
         media = [*(details.get("body") or {}).get("media", [])]
         for types in (details.get("responses") or {}).values():
             media.extend(types)
-        if any(_VERSION_MEDIA.search(m) for m in media):
-            return True
-    return False
+        for kind in media:
+            if _VERSION_MEDIA.search(kind):
+                return f"media {kind}"
+    return None
 
 
 def as_json(endpoints: list[Endpoint]) -> list[dict]:

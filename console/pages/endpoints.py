@@ -105,10 +105,11 @@ _ENDPOINT_COLUMNS = [
     },
     {
         "field": "versioned",
-        "headerName": "Versioned",
+        "headerName": "Version pinned by",
         "headerTooltip": "Whether a client can pin a version (path, server, header, media, query)",
         "flex": 1,
         "minWidth": 110,
+        "tooltipField": "versioned",
         "cellClassRules": {"tone-warn": "params.value === 'no'"},
     },
     {
@@ -168,10 +169,7 @@ def endpoint_rows(endpoints: list[dict], status: str) -> list[dict]:
             continue
         if status not in ("all", "unversioned") and e["status"] != status:
             continue
-        rows.append(
-            e
-            | {"callers": ", ".join(e["callers"]), "versioned": "no" if e["unversioned"] else "yes"}
-        )
+        rows.append(e | {"callers": ", ".join(e["callers"]), "versioned": e["version_pin"] or "no"})
     return rows
 
 

@@ -262,3 +262,18 @@ def test_a_version_deprecated_in_its_registry_makes_its_called_operations_zombie
         "the version deprecated in its registry in Stock@3, still called"
     )
     assert stock[("GET", "/debug/vars")].status == "shadow"  # in no contract: as before
+
+
+def test_each_endpoint_says_how_a_client_pins_its_version(engine, tmp_path: Path):
+    landscape(engine, tmp_path)
+    with engine.connect() as conn:
+        found = inventory.inventory(conn, queries.Window(), now=NOW)
+    pins = {(e.service, e.method, e.route): e.version_pin for e in found}
+    assert pins[("pets-api", "GET", "/v1/pets/{id}")] == "path"
+    assert pins[("pets-api", "POST", "/pets")] == "server /v1"
+    assert pins[("stock-service", "GET", "/stock/{id}")] == "header Api-Version"
+    assert (
+        pins[("stock-service", "PUT", "/stock/{id}")] == "media application/vnd.acme.stock.v2+json"
+    )
+    assert pins[("stock-service", "POST", "/reservations")] == "query api-version"
+    assert pins[("stock-service", "GET", "/reservations")] is None
