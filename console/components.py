@@ -291,3 +291,17 @@ def register_window_sync(
         state, _ = parse(raw)
         query = to_search(state) if to_search else search(state, WINDOW_KEYS)
         return query, query, raw
+
+
+def window_page_top(title: str, page: type, query: dict) -> list:
+    """The top of a page whose controls are the window's: its header, the store of its URL
+    parameters, the toolbar, the URL's problems and the message slot (``page`` is its ids
+    class: ``WINDOW_LABEL``, ``STATE``, ``TOOLBAR``, ``MESSAGE``)."""
+    state, problems_found = parse(query)
+    return [
+        page_header(title, state, page.WINDOW_LABEL),
+        dcc.Store(id=page.STATE, data=dict(query)),
+        toolbar(page.TOOLBAR, state),
+        html.Div(problems(problems_found), id=page.TOOLBAR.PROBLEMS),
+        html.Div(id=page.MESSAGE),
+    ]

@@ -55,20 +55,7 @@ def with_diff(view: dict, diff: Mapping, known: Mapping[str, Mapping] | None = N
             if name in present:
                 continue
             present.add(name)
-            info = known.get(name) or {}
-            nodes.append(
-                {
-                    "id": name,
-                    "kind": info.get("kind") or "service",
-                    "namespace": info.get("namespace"),
-                    "environment": info.get("environment"),
-                    "parent": info.get("parent"),
-                    "requests": 0,
-                    "errors": 0,
-                    "error_ratio": 0.0,
-                    "diff": "removed",
-                }
-            )
+            nodes.append(_absent_node(name, known, diff="removed"))
     return {**view, "nodes": nodes, "edges": edges}
 
 
@@ -145,20 +132,7 @@ def with_declared(
             if name in present:
                 continue
             present.add(name)
-            info = known.get(name) or {}
-            nodes.append(
-                {
-                    "id": name,
-                    "kind": info.get("kind") or "service",
-                    "namespace": info.get("namespace"),
-                    "environment": info.get("environment"),
-                    "parent": info.get("parent"),
-                    "requests": 0,
-                    "errors": 0,
-                    "error_ratio": 0.0,
-                    "declared": "unused",
-                }
-            )
+            nodes.append(_absent_node(name, known, declared="unused"))
     return {**view, "nodes": nodes, "edges": edges}
 
 
@@ -169,3 +143,21 @@ def declared_counts(edges: list[dict]) -> dict[str, int]:
         if edge.get("declared") in out:
             out[edge["declared"]] += 1
     return out
+
+
+def _absent_node(name: str, known: Mapping[str, Mapping], **mark: str) -> dict:
+    """A node the window has no traffic of, drawn for an overlay's edge: its kind and place from
+    ``known`` (name → kind, namespace, environment, parent), no requests, and the overlay's
+    ``mark``."""
+    info = known.get(name) or {}
+    return {
+        "id": name,
+        "kind": info.get("kind") or "service",
+        "namespace": info.get("namespace"),
+        "environment": info.get("environment"),
+        "parent": info.get("parent"),
+        "requests": 0,
+        "errors": 0,
+        "error_ratio": 0.0,
+        **mark,
+    }

@@ -23,14 +23,9 @@ TB = ID.TOOLBAR
 
 def layout(**query: str) -> html.Div:
     """The page for the URL parameters in ``query``; data arrives through the callbacks."""
-    state, problems = parse(query)
     return html.Div(
         [
-            components.page_header(TITLE, state, ID.WINDOW_LABEL),
-            dcc.Store(id=ID.STATE, data=dict(query)),
-            components.toolbar(TB, state),
-            html.Div(components.problems(problems), id=TB.PROBLEMS),
-            html.Div(id=ID.MESSAGE),
+            *components.window_page_top(TITLE, ID, query),
             html.Section(
                 [
                     html.H2("Versions"),

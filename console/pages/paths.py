@@ -331,14 +331,9 @@ def view(
 
 def layout(**query: str) -> html.Div:
     """The page for the URL parameters in ``query``; data arrives through ``refresh``."""
-    state, problems = parse(query)
     return html.Div(
         [
-            components.page_header(TITLE, state, ID.WINDOW_LABEL),
-            dcc.Store(id=ID.STATE, data=dict(query)),
-            components.toolbar(TB, state),
-            html.Div(components.problems(problems), id=TB.PROBLEMS),
-            html.Div(id=ID.MESSAGE),
+            *components.window_page_top(TITLE, ID, query),
             html.Div(
                 [
                     html.Section(id=ID.LIST, className="panel paths-panel"),
