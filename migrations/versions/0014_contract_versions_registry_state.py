@@ -23,5 +23,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('contract_versions', schema=None) as batch_op:
+    # Dropped in place (SQLite 3.35 and later can): a copy of the table, as batch mode makes
+    # one, cannot replace it while the operations' foreign key refers to it.
+    with op.batch_alter_table('contract_versions', schema=None, recreate='never') as batch_op:
         batch_op.drop_column('registry_state')
