@@ -39,7 +39,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
 from clew import routes
-from clew.pipeline import joins, rollups
+from clew.pipeline import contract_routes, joins, rollups
 from clew.records import (
     UNKNOWN_SERVICE,
     ApiDefinition,
@@ -469,7 +469,10 @@ class Batch:
                 inserted += gateway_requests.write(conn, self.requests)
         insert_ignoring_duplicates(conn, "span_links", LINK_COLUMNS, self.links)
         _save_quarantine(conn, source, self.quarantined)
-        return inserted, rollups.apply(conn, contributions)
+        cells = rollups.apply(conn, contributions)
+        if self.contracts or self.catalog is not None or self.request_count:
+            contract_routes.learn(conn)  # gateway endpoints named by their services' contracts
+        return inserted, cells
 
     def _rows_of(self, trace_ids: set[str]) -> list[tuple]:
         """The batch's rows of these traces (decoding only their chunks when rows are not here)."""

@@ -277,3 +277,34 @@ def test_each_endpoint_says_how_a_client_pins_its_version(engine, tmp_path: Path
     )
     assert pins[("stock-service", "POST", "/reservations")] == "query api-version"
     assert pins[("stock-service", "GET", "/reservations")] is None
+
+
+def test_gateway_endpoints_take_the_names_of_the_contract_their_service_provides(
+    engine, tmp_path: Path
+):
+    """The gateway templates /v1/pets/103 as /v1/pets/{id}; the contract the catalog says
+    pets-api provides names it /pets/{petId} under its /v1 server: the endpoint is read so."""
+    document = pets_2()
+    document["paths"]["/pets/{petId}"] = document["paths"].pop("/pets/{id}")
+    folder = tmp_path / "catalog"
+    folder.mkdir()
+    (folder / "pets.json").write_bytes(orjson.dumps(document))
+    (folder / "catalog-info.yaml").write_text(
+        "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata: {name: pets-api}\n"
+        "spec: {type: service, owner: team-a, lifecycle: production, providesApis: [pets]}\n"
+        "---\napiVersion: backstage.io/v1alpha1\nkind: API\nmetadata: {name: pets}\n"
+        "spec: {type: openapi, owner: team-a, lifecycle: production,"
+        " definition: {$text: ./pets.json}}\n"
+    )
+    landscape(engine, tmp_path)
+    ingest(engine, [folder], load_registry(), worker=False)
+    with engine.connect() as conn:
+        names = {
+            endpoint
+            for endpoint, _ in queries.endpoint_totals(conn, queries.Window(), server="pets-api")
+        }
+        found = inventory.inventory(conn, queries.Window(), now=NOW)
+    assert "GET /v1/pets/{petId}" in names and "GET /v1/pets/{id}" not in names
+    pets = {(e.method, e.route): e.status for e in found if e.service == "pets-api"}
+    assert pets[("GET", "/v1/pets/{petId}")] == "documented"
+    assert pets[("GET", "/v1/internal/stats")] == "shadow"  # no template matches: as it was
