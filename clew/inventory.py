@@ -12,7 +12,8 @@ inventory"):
 and, beside its status, **unversioned** when a client cannot pin a version by any of the
 configured schemes (``SCHEMES``): the path (``/v1/``, ``/2.0/``, ``/2010-04-01/``), the server
 URL's path (``https://api.box.com/2.0``), a version header the operation declares
-(``Api-Version``, ``Accept-Version``, ``Stripe-Version``), a versioned media type
+(``Api-Version``, ``Accept-Version``, ``Stripe-Version``) or that clients were seen sending (in
+a gateway's log: ``observed_version_headers``), a versioned media type
 (``application/vnd.acme.v2+json``) or a version query parameter (``?api-version=``). A contract's
 ``info.version`` is the document's version, never a client's pin.
 
@@ -39,7 +40,7 @@ from sqlalchemy.engine import Connection
 
 from clew.records import Operation
 from clew.routes import Templates, match_under, server_path, versioned_path
-from clew.store import catalog, queries
+from clew.store import catalog, queries, route_aliases
 from clew.store.contracts import StoredVersion, every_version
 
 #: The ways a client may pin a version, all counted by default.
@@ -96,6 +97,7 @@ def inventory(
     if unknown:
         raise ValueError(f"unknown versioning schemes {sorted(unknown)}; known: {list(SCHEMES)}")
     seen = _observed(conn, window)
+    pinned = _seen_version_headers(conn)
     contracts = every_version(conn)
     owners, provided = _catalog(conn)
     assigned = _assign(contracts, seen, provided)
@@ -104,7 +106,7 @@ def inventory(
     for service in services:
         versions = assigned.get(service, [])
         observed = {key: s for (svc, key), s in seen.items() if svc == service}
-        found.extend(_service(service, versions, observed, now, set(schemes)))
+        found.extend(_service(service, versions, observed, now, set(schemes), pinned))
     for endpoint in found:
         endpoint.owner = owners.get(endpoint.service)
     found.sort(key=lambda e: (e.service, e.protocol, e.route, e.method))
@@ -134,6 +136,19 @@ def _observed(
         entry.client_errors += totals.client_errors
         entry.callers.add(totals.client)
     return seen
+
+
+def _seen_version_headers(conn: Connection) -> dict[tuple[str, str, str], str]:
+    """(service, method, route) → a header clients were seen pinning its version with, the
+    route named as the endpoint figures name it (``route_aliases``)."""
+    aliases = route_aliases.load(conn)
+    rows = conn.execute(
+        text("SELECT gateway, service, method, route, header FROM observed_version_headers")
+    )
+    return {
+        (service, method, aliases.get((gateway, method, route), route)): header
+        for gateway, service, method, route, header in rows
+    }
 
 
 def _catalog(conn: Connection) -> tuple[dict[str, str], dict[str, set[str]]]:
@@ -218,7 +233,9 @@ def _service(
     observed: dict[tuple[str, str, str], _Seen],
     now: datetime,
     schemes: set[str],
+    pinned: dict[tuple[str, str, str], str] | None = None,
 ) -> list[Endpoint]:
+    pinned = pinned or {}
     current = _Matcher(versions[-1] for versions in contracts)
     older = _Matcher(v for versions in contracts for v in versions[:-1])
     matched: set[tuple[str, str]] = set()
@@ -257,7 +274,8 @@ def _service(
             endpoint.why = (
                 "in no contract of the service" if contracts else "the service has no contract"
             )
-        endpoint.version_pin = _version_pin(endpoint, hit or old, schemes)
+        seen = pinned.get((service, method, route))
+        endpoint.version_pin = _version_pin(endpoint, hit or old, schemes, seen)
         endpoint.unversioned = endpoint.version_pin is None
         found.append(endpoint)
     for versions in contracts:
@@ -311,7 +329,10 @@ def _passed(sunset: str | None, now: datetime) -> bool:
 
 
 def _version_pin(
-    endpoint: Endpoint, hit: tuple[Operation, StoredVersion] | None, schemes: set[str]
+    endpoint: Endpoint,
+    hit: tuple[Operation, StoredVersion] | None,
+    schemes: set[str],
+    seen_header: str | None = None,
 ) -> str | None:
     """How a client pins a version of this endpoint, by the first of ``schemes`` that does
     (``path``, ``server /2.0``, ``header Api-Version``, ``media …v2+json``, ``query
@@ -320,6 +341,8 @@ def _version_pin(
         return "messages"  # a channel's versioning is its messages' business
     if "path" in schemes and versioned_path(endpoint.route):
         return "path"
+    if "header" in schemes and seen_header:
+        return f"header {seen_header} (seen)"
     if hit is None:
         return None
     op, version = hit

@@ -26,7 +26,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -34,6 +34,7 @@ from multiprocessing.connection import Connection as PipeEnd
 from pathlib import Path
 from typing import BinaryIO, NamedTuple, SupportsIndex
 
+import orjson
 from sqlalchemy import Engine, bindparam, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
@@ -69,6 +70,7 @@ from collectors import (
     is_compressed,
     open_file,
 )
+from collectors.access_logs import VERSION_HEADER
 
 #: The record types of a service catalog.
 _CATALOG = frozenset((CatalogEntity, DeclaredDependency, ApiDefinition))
@@ -326,6 +328,9 @@ class Batch:
     #: Contract versions read, and their operations (stored by content: once).
     contracts: list[Contract] = field(default_factory=list)
     operations: list[Operation] = field(default_factory=list)
+    #: (gateway, service, method, route, header): a header clients pinned a version with, per
+    #: route, seen in the batch's requests (``version_headers``).
+    version_headers: list[tuple] = field(default_factory=list)
     #: Catalog records read (entities, declared relations, API definitions): a catalog file's
     #: records replace what it declared before.
     catalog: list[CatalogRecord] | None = None
@@ -463,6 +468,12 @@ class Batch:
             # Requests stored before are joined with the spans stored already, if any.
             if root_callers is None and joins.any_spans(conn):
                 joins.rename(conn, contributions, self.request_rows())
+            insert_ignoring_duplicates(
+                conn,
+                "observed_version_headers",
+                ("gateway", "service", "method", "route", "header"),
+                self.version_headers,
+            )
             if self.packed_requests is not None:
                 inserted += gateway_requests.write_packed(conn, self.packed_requests)
             else:
@@ -483,6 +494,34 @@ class Batch:
         decode = stored_spans.decode
         chunks = self.chunks or {}
         return [row for t in trace_ids if t in chunks for row in decode(chunks[t].data)]
+
+
+def version_headers(requests: Iterable[Sequence]) -> list[tuple]:
+    """(gateway, service, method, route template, header) for the requests whose attributes name
+    a header that pins a version: the collector's ``version_header``, or an NGINX ``$http_*``
+    variable kept by name (``http_api_version``). Only attributes that mention a version are
+    parsed, so a log without such headers costs a substring test a request."""
+    found: dict[tuple, str] = {}
+    for r in requests:
+        attributes = r[15]
+        if not attributes or "version" not in attributes:
+            continue
+        values = orjson.loads(attributes)
+        header = values.get("version_header")
+        if not isinstance(header, str):
+            header = next(
+                (
+                    key[5:].replace("_", "-")
+                    for key in sorted(values)
+                    if key.startswith("http_") and VERSION_HEADER.search(key[5:])
+                ),
+                None,
+            )
+        if header is None or r[4] is None:
+            continue
+        route = r[7] or routes.template_of(r[6] or "/")
+        found.setdefault((r[1], r[11] or r[1], r[4], route), header)
+    return [(*key, header) for key, header in found.items()]
 
 
 def _repacked(chunks: dict[str, stored_spans.Chunk]) -> tuple[stored_spans.ChunkIndex, bytes]:
@@ -592,6 +631,7 @@ def batches(
         batch.unknown_service += unknown
         if batch.requests:  # templated and rolled up where they are parsed, compiled
             batch.contributions.add_gateway(batch.requests)
+            batch.version_headers = version_headers(batch.requests)
         share = defer() if defer is not None else 0.0
         if share <= 0:
             batch.contributions.add_by_id(by_id)

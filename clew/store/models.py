@@ -378,6 +378,22 @@ class ApiDefinitionRow(Base):
     source: Mapped[str] = mapped_column(String(1024), index=True)
 
 
+class ObservedVersionHeader(Base):
+    """A request header clients were seen pinning an API version with, per gateway route:
+    (gateway, service, method, route template) → the header's name (``Api-Version``)."""
+
+    __tablename__ = "observed_version_headers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    gateway: Mapped[str] = mapped_column(String(255))
+    service: Mapped[str] = mapped_column(String(255))
+    method: Mapped[str] = mapped_column(String(255))
+    route: Mapped[str] = mapped_column(Text)
+    header: Mapped[str] = mapped_column(String(255))
+
+    __table_args__ = (UniqueConstraint("gateway", "service", "method", "route"),)
+
+
 class IngestCheckpoint(Base):
     """How far a source has been read: file identity and offset, committed with the rows."""
 

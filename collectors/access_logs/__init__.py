@@ -23,7 +23,7 @@ import hashlib
 import hmac
 import math
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -297,6 +297,18 @@ def trace_id_of(value: str | None) -> str | None:
     if candidate.strip("0") == "":
         return None  # all zeros: an invalid id in both W3C and B3
     return candidate.rjust(32, "0")
+
+
+#: A request header a client pins an API version with (``Api-Version``, ``Accept-Version``,
+#: ``X-API-Version``, ``Stripe-Version``): a name ending in "version".
+VERSION_HEADER = re.compile(r"(?:^|[-_])version$", re.IGNORECASE)
+
+
+def version_header_of(names: Iterable[str]) -> str | None:
+    """The first (in name order) of a request's header names that pins a version, as logged;
+    kept in a request's attributes as ``version_header``, so the inventory knows that clients
+    pin versions of that route by a header, seen in traffic."""
+    return next((name for name in sorted(names) if VERSION_HEADER.search(name)), None)
 
 
 def attributes_json(values: Mapping[str, object]) -> str | None:

@@ -51,6 +51,7 @@ from collectors.access_logs import (
     attributes_json,
     path_of,
     trace_id_of,
+    version_header_of,
 )
 
 _MS = 1_000_000
@@ -119,6 +120,7 @@ def parse(line: str, settings: Settings) -> GatewayRequest:
                 "workspace": record.get("workspace_name") or record.get("workspace"),
                 "tls_version": _object(request, "tls", "request.tls").get("version"),
                 "service_protocol": service.get("protocol"),
+                "version_header": version_header_of(_header_values(headers)),
             }
         ),
     )

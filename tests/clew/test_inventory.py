@@ -308,3 +308,36 @@ def test_gateway_endpoints_take_the_names_of_the_contract_their_service_provides
     pets = {(e.method, e.route): e.status for e in found if e.service == "pets-api"}
     assert pets[("GET", "/v1/pets/{petId}")] == "documented"
     assert pets[("GET", "/v1/internal/stats")] == "shadow"  # no template matches: as it was
+
+
+def test_a_version_header_seen_in_traffic_pins_the_route(engine, tmp_path: Path):
+    """GET /reservations declares no version in its contract; clients were seen sending an
+    Api-Version header to it through the gateway, so it is versioned after all."""
+    from clew.pipeline import version_headers
+
+    landscape(engine, tmp_path)
+    seen = {
+        100: request(
+            100,
+            upstream="stock-service",
+            method="GET",
+            path="/reservations",
+            trace_id=None,
+            attributes='{"version_header":"Api-Version"}',
+        )
+    }
+    log = tmp_path / "more.log"
+    log.write_text("100\n")
+    ingest(engine, [log], Registry([LinesOfRequests(seen)]), worker=False)
+    with engine.connect() as conn:
+        found = inventory.inventory(conn, queries.Window(), now=NOW)
+    pins = {(e.service, e.method, e.route): e.version_pin for e in found}
+    assert pins[("stock-service", "GET", "/reservations")] == "header Api-Version (seen)"
+    with engine.connect() as conn:
+        assert inventory.inventory(conn, queries.Window(), now=NOW, schemes=["path"])  # still runs
+    # NGINX keeps $http_* variables by name; a line that names no version header adds nothing.
+    nginx = request(1, path="/a/1", attributes='{"http_accept_version":"2","other":"x"}')
+    plain = request(2, path="/a/2", attributes='{"user_agent":"curl"}')
+    assert version_headers([nginx, plain]) == [
+        ("edge", "payments-api", "GET", "/a/{id}", "accept-version")
+    ]

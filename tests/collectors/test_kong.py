@@ -382,3 +382,10 @@ section = st.dictionaries(st.sampled_from(SECTION_KEYS), ANY_JSON, max_size=5) |
 def test_any_json_object_with_kongs_keys_parses_or_is_refused(record, config):
     record = {"started_at": 1_726_783_839_538, "latencies": {}} | record
     parses_or_refuses(json.dumps(record), config)  # json: integers beyond 64 bits too
+
+
+def test_a_header_that_pins_a_version_is_named_in_the_attributes(tmp_path):
+    record = kong_record()
+    record["request"]["headers"]["x-api-version"] = "2024-06-01"
+    assert attributes(read_one(tmp_path, record))["version_header"] == "x-api-version"
+    assert "version_header" not in attributes(read_one(tmp_path, kong_record()))
