@@ -508,6 +508,9 @@ def version_headers(requests: Iterable[Sequence]) -> list[tuple]:
             continue
         values = orjson.loads(attributes)
         header = values.get("version_header")
+        captured = values.get("request_headers")  # HAProxy's captures, by name
+        if not isinstance(header, str) and isinstance(captured, dict):
+            header = next((k for k in sorted(captured) if VERSION_HEADER.search(k)), None)
         if not isinstance(header, str):
             header = next(
                 (

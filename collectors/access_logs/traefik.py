@@ -67,6 +67,7 @@ from collectors.access_logs import (
     iso_time_ns,
     path_of,
     trace_id_of,
+    version_header_of,
     without_port,
 )
 
@@ -132,6 +133,10 @@ def parse_json(line: str, settings: Settings) -> GatewayRequest:
         attributes["x_forwarded_for"] = client_host
     if peer != address:
         attributes["peer_address"] = peer
+    if "ersion" in line:  # a captured header that pins a version (request_Api-Version)
+        pin = version_header_of(k[8:] for k in record if k.startswith("request_"))
+        if pin is not None:
+            attributes["version_header"] = pin
     return GatewayRequest(  # by position, as it is a third faster than by keyword
         _start_ns(record, duration, settings),
         GATEWAY,

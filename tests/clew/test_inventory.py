@@ -338,6 +338,8 @@ def test_a_version_header_seen_in_traffic_pins_the_route(engine, tmp_path: Path)
     # NGINX keeps $http_* variables by name; a line that names no version header adds nothing.
     nginx = request(1, path="/a/1", attributes='{"http_accept_version":"2","other":"x"}')
     plain = request(2, path="/a/2", attributes='{"user_agent":"curl"}')
-    assert version_headers([nginx, plain]) == [
-        ("edge", "payments-api", "GET", "/a/{id}", "accept-version")
+    haproxy = request(3, path="/b/3", attributes='{"request_headers":{"x-api-version":"2"}}')
+    assert version_headers([nginx, plain, haproxy]) == [
+        ("edge", "payments-api", "GET", "/a/{id}", "accept-version"),
+        ("edge", "payments-api", "GET", "/b/{id}", "x-api-version"),
     ]

@@ -292,3 +292,9 @@ def test_any_line_is_read_or_refused_with_a_reason_never_a_crash(text, which):
         assert type(request.start_ns) is int
         assert request.status is None or 0 < request.status <= 999
         assert request.attributes is None or isinstance(orjson.loads(request.attributes), dict)
+
+
+def test_a_captured_header_that_pins_a_version_is_named():
+    line = json_line(**{"request_Api-Version": "2"})
+    assert attributes(parse_json(line, DEFAULT))["version_header"] == "Api-Version"
+    assert "version_header" not in attributes(parse_json(json_line(), DEFAULT))
