@@ -35,3 +35,27 @@ def mutated_lines(draw: st.DrawFn, samples: list[str]) -> str:
     if how == "replace":
         return text[:start] + filler + text[end:]
     return text[:end] + text[start:]
+
+
+@st.composite
+def edited_lines(draw: st.DrawFn, samples: list[str]) -> str:
+    """One of ``samples`` with one to four small edits: a few characters cut and a few put in."""
+    line = draw(st.sampled_from(samples))
+    for _ in range(draw(st.integers(1, 4))):
+        at = draw(st.integers(0, len(line)))
+        cut = draw(st.integers(0, 8))
+        line = line[:at] + draw(st.text(max_size=4)) + line[at + cut :]
+    return line
+
+
+def parses_or_refuses(line: str, config, *parsers) -> None:
+    """Each line format either reads ``line`` into a request with an integer start, or refuses
+    it with ``NotThisFormat`` or ``BadLine``; nothing else escapes."""
+    from collectors.access_logs import BadLine, NotThisFormat
+
+    for parse in parsers:
+        try:
+            request = parse(line, config)
+        except (NotThisFormat, BadLine):
+            continue
+        assert isinstance(request.start_ns, int)

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from clew.records import GatewayRequest, Quarantined
 from collectors import Source
-from collectors.access_logs import BadLine, NotThisFormat, Settings
+from collectors.access_logs import Settings
 from collectors.access_logs.aws_apigateway import FIELDS, collector, parse
 from tests.collectors import strategies
 
@@ -284,28 +284,10 @@ CONFIGS = st.builds(
 )
 
 
-def parses_or_refuses(line: str, config: Settings) -> None:
-    try:
-        request = parse(line, config)
-    except (NotThisFormat, BadLine):
-        return
-    assert isinstance(request.start_ns, int)
-
-
-@st.composite
-def mutated_lines(draw) -> str:
-    line = draw(st.sampled_from(GOOD))
-    for _ in range(draw(st.integers(1, 4))):
-        at = draw(st.integers(0, len(line)))
-        cut = draw(st.integers(0, 8))
-        line = line[:at] + draw(st.text(max_size=4)) + line[at + cut :]
-    return line
-
-
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
-@given(line=st.text(max_size=300) | mutated_lines(), config=CONFIGS)
+@given(line=st.text(max_size=300) | strategies.edited_lines(GOOD), config=CONFIGS)
 def test_any_line_parses_or_is_refused(line, config):
-    parses_or_refuses(line, config)
+    strategies.parses_or_refuses(line, config, parse)
 
 
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
@@ -317,4 +299,6 @@ def test_any_line_parses_or_is_refused(line, config):
 )
 def test_any_json_object_with_aws_keys_parses_or_is_refused(record, config):
     record = {"requestId": "r-1", "requestTimeEpoch": "1796551200000"} | record
-    parses_or_refuses(json.dumps(record), config)  # json: integers beyond 64 bits too
+    strategies.parses_or_refuses(
+        json.dumps(record), config, parse
+    )  # json: integers beyond 64 bits too

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from clew.records import Checkpoint, GatewayRequest, Quarantined
 from collectors import Source
-from collectors.access_logs import BadLine, NotThisFormat, Settings
+from collectors.access_logs import Settings
 from collectors.access_logs.envoy import collector, parse_json, parse_text
 from tests.collectors import strategies
 from tests.conftest import CORPUS, corpus
@@ -317,25 +317,6 @@ CORPUS_LINES = (
 ) + [RATE_LIMITED, ISTIO, GATEWAY_TEXT]
 
 
-def parses_or_refuses(line: str, config: Settings) -> None:
-    for parse in (parse_text, parse_json):
-        try:
-            request = parse(line, config)
-        except (NotThisFormat, BadLine):
-            continue
-        assert isinstance(request.start_ns, int)
-
-
-@st.composite
-def mutated_lines(draw) -> str:
-    line = draw(st.sampled_from(CORPUS_LINES))
-    for _ in range(draw(st.integers(1, 4))):
-        at = draw(st.integers(0, len(line)))
-        cut = draw(st.integers(0, 8))
-        line = line[:at] + draw(st.text(max_size=4)) + line[at + cut :]
-    return line
-
-
 JSON_KEYS = [
     "start_time", "method", "x-envoy-origin-path", "protocol", "response_code", "response_flags",
     "bytes_received", "bytes_sent", "duration", "x-envoy-upstream-service-time",
@@ -352,11 +333,13 @@ CONFIGS = st.builds(
 
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    line=st.text(max_size=300) | mutated_lines() | st.sampled_from(CORPUS_LINES),
+    line=st.text(max_size=300)
+    | strategies.edited_lines(CORPUS_LINES)
+    | st.sampled_from(CORPUS_LINES),
     config=CONFIGS,
 )
 def test_any_line_parses_or_is_refused(line, config):
-    parses_or_refuses(line, config)
+    strategies.parses_or_refuses(line, config, parse_text, parse_json)
 
 
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
@@ -366,4 +349,6 @@ def test_any_line_parses_or_is_refused(line, config):
 )
 def test_any_json_object_with_envoys_keys_parses_or_is_refused(record, config):
     record = {"start_time": "2024-01-01T00:00:00Z", "response_code": 200} | record
-    parses_or_refuses(json.dumps(record), config)  # json: integers beyond 64 bits too
+    strategies.parses_or_refuses(
+        json.dumps(record), config, parse_text, parse_json
+    )  # json: integers beyond 64 bits too

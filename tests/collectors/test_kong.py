@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from clew.records import GatewayRequest, Quarantined
 from collectors import Source
-from collectors.access_logs import BadLine, NotThisFormat, Settings
+from collectors.access_logs import Settings
 from collectors.access_logs.kong import collector, parse
 from tests.collectors import strategies
 from tests.conftest import CORPUS, corpus
@@ -342,29 +342,11 @@ SECTION_KEYS = [
 ]  # fmt: skip
 
 
-def parses_or_refuses(line: str, config: Settings) -> None:
-    try:
-        request = parse(line, config)
-    except (NotThisFormat, BadLine):
-        return
-    assert isinstance(request.start_ns, int)
-
-
-@st.composite
-def mutated_lines(draw) -> str:
-    line = draw(st.sampled_from(CORPUS_LINES))
-    for _ in range(draw(st.integers(1, 4))):
-        at = draw(st.integers(0, len(line)))
-        cut = draw(st.integers(0, 8))
-        line = line[:at] + draw(st.text(max_size=4)) + line[at + cut :]
-    return line
-
-
 @pytest.mark.skipif(not CORPUS_LINES, reason="the corpus is missing")
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
-@given(line=st.text(max_size=300) | mutated_lines(), config=CONFIGS)
+@given(line=st.text(max_size=300) | strategies.edited_lines(CORPUS_LINES), config=CONFIGS)
 def test_any_line_parses_or_is_refused(line, config):
-    parses_or_refuses(line, config)
+    strategies.parses_or_refuses(line, config, parse)
 
 
 section = st.dictionaries(st.sampled_from(SECTION_KEYS), ANY_JSON, max_size=5) | ANY_JSON
@@ -381,7 +363,9 @@ section = st.dictionaries(st.sampled_from(SECTION_KEYS), ANY_JSON, max_size=5) |
 )
 def test_any_json_object_with_kongs_keys_parses_or_is_refused(record, config):
     record = {"started_at": 1_726_783_839_538, "latencies": {}} | record
-    parses_or_refuses(json.dumps(record), config)  # json: integers beyond 64 bits too
+    strategies.parses_or_refuses(
+        json.dumps(record), config, parse
+    )  # json: integers beyond 64 bits too
 
 
 def test_a_header_that_pins_a_version_is_named_in_the_attributes(tmp_path):
