@@ -317,6 +317,40 @@ def attributes_json(values: Mapping[str, object]) -> str | None:
     return orjson.dumps(kept, option=orjson.OPT_SORT_KEYS).decode() if kept else None
 
 
+class _LineSteps:
+    """The steps every line of an access log takes, whichever way it is read (line by line, or
+    handed back by a compiled block reader): a line the container runtime split (CRI tag
+    ``P``) joined with its rest, blank lines skipped, the file's first line checked against
+    the collector's ``rejects``, the rest read by its formats (the last that read one first)."""
+
+    def __init__(self, collector: AccessLogCollector, source: Source) -> None:
+        self.collector, self.source = collector, source
+        self.formats = list(collector.formats)
+        self.partial: list[str] = []  # of a line the container runtime split, so far
+        self.first = True
+
+    def read(self, raw: bytes, line_number: int) -> GatewayRequest | Quarantined | None:
+        """The record of one line (``raw``, its newline included), or None: a blank line, or a
+        piece of a split one."""
+        text = raw.decode("utf-8", errors="backslashreplace").rstrip("\r\n")
+        line, is_partial = strip_prefix(text)
+        if is_partial:
+            self.partial.append(line)
+            return None
+        if self.partial:
+            line = "".join(self.partial) + line
+            self.partial = []
+        if not line.strip():
+            return None
+        collector = self.collector
+        if self.first and collector.rejects is not None:
+            reason = collector.rejects(line)
+            if reason is not None:
+                raise CollectorError(f"{self.source.name}: line {line_number}: {reason}")
+        self.first = False
+        return collector._record(line, self.formats, collector.settings, line_number)
+
+
 class AccessLogCollector:
     """Access logs of one product: its line formats, tried per line, and how lines become
     records (``settings``).
@@ -405,12 +439,9 @@ class AccessLogCollector:
         if (block := self._block_reader()) is not None:
             yield from self._block_records(handle, source, line_number, *block)
             return
-        settings = self.settings
-        formats = list(self.formats)
+        steps = _LineSteps(self, source)
         position = source.offset
         since_checkpoint = 0
-        partial: list[str] = []  # a line the container runtime split (tag P), so far
-        first = True
         try:
             for raw in lines.split_lines(handle):
                 if source.growing and raw[-1:] != b"\n":
@@ -418,29 +449,17 @@ class AccessLogCollector:
                 line_number += 1
                 position += len(raw)
                 since_checkpoint += 1
-                text = bytes(raw).decode("utf-8", errors="backslashreplace").rstrip("\r\n")
-                line, is_partial = strip_prefix(text)
-                if is_partial:
-                    partial.append(line)
-                    continue
-                if partial:
-                    line = "".join(partial) + line
-                    partial = []
-                if line.strip():
-                    if first and self.rejects is not None:
-                        reason = self.rejects(line)
-                        if reason is not None:
-                            raise CollectorError(f"{source.name}: line {line_number}: {reason}")
-                    first = False
-                    yield self._record(line, formats, settings, line_number)
-                if since_checkpoint >= CHECKPOINT_LINES and not partial:
+                record = steps.read(bytes(raw), line_number)
+                if record is not None:
+                    yield record
+                if since_checkpoint >= CHECKPOINT_LINES and not steps.partial:
                     yield Checkpoint(position)
                     since_checkpoint = 0
         except (OSError, EOFError) as error:  # a damaged gzip stream, a vanished disk
             raise CollectorError(
                 f"{source.name}: after line {line_number}: cannot read on: {error}"
             ) from error
-        if not partial:
+        if not steps.partial:
             yield Checkpoint(position)
 
     def _block_records(
@@ -454,32 +473,10 @@ class AccessLogCollector:
         """``_records`` with a compiled reader: the complete lines of each block read go to
         ``read_block``, the lines it hands back through the per-line loop's steps, one by one;
         records, checkpoints, positions and line numbers are exactly those of ``_records``."""
-        settings = self.settings
-        formats = list(self.formats)
+        steps = _LineSteps(self, source)
+        formats = steps.formats
         position = source.offset
         since_checkpoint = 0
-        partial: list[str] = []  # a line the container runtime split (tag P), so far
-        first = True
-
-        def one_line(raw: bytes) -> GatewayRequest | Quarantined | None:
-            """The per-line loop's steps for one line (after its counting)."""
-            nonlocal partial, first
-            text = raw.decode("utf-8", errors="backslashreplace").rstrip("\r\n")
-            line, is_partial = strip_prefix(text)
-            if is_partial:
-                partial.append(line)
-                return None
-            if partial:
-                line = "".join(partial) + line
-                partial = []
-            if not line.strip():
-                return None
-            if first and self.rejects is not None:
-                reason = self.rejects(line)
-                if reason is not None:
-                    raise CollectorError(f"{source.name}: line {line_number}: {reason}")
-            first = False
-            return self._record(line, formats, settings, line_number)
 
         pieces: list[bytes] = []  # of a line that runs on past the blocks read so far
         try:
@@ -493,7 +490,7 @@ class AccessLogCollector:
                 pieces = [chunk[complete:]] if complete < len(chunk) else []
                 start = 0
                 while start < end:
-                    if first or partial:
+                    if steps.first or steps.partial:
                         stop, count, records = start, 0, []
                     else:
                         records, stop, count = read_block(
@@ -514,11 +511,11 @@ class AccessLogCollector:
                         line_number += 1
                         position += stop - start
                         since_checkpoint += 1
-                        record = one_line(data[start:stop])
+                        record = steps.read(data[start:stop], line_number)
                         start = stop
                         if record is not None:
                             yield record
-                    if since_checkpoint >= CHECKPOINT_LINES and not partial:
+                    if since_checkpoint >= CHECKPOINT_LINES and not steps.partial:
                         yield Checkpoint(position)
                         since_checkpoint = 0
             if pieces and not source.growing:  # the last line, without a newline
@@ -526,17 +523,17 @@ class AccessLogCollector:
                 line_number += 1
                 position += len(raw)
                 since_checkpoint += 1
-                record = one_line(raw)
+                record = steps.read(raw, line_number)
                 if record is not None:
                     yield record
-                if since_checkpoint >= CHECKPOINT_LINES and not partial:
+                if since_checkpoint >= CHECKPOINT_LINES and not steps.partial:
                     yield Checkpoint(position)
                     since_checkpoint = 0
         except (OSError, EOFError) as error:  # a damaged gzip stream, a vanished disk
             raise CollectorError(
                 f"{source.name}: after line {line_number}: cannot read on: {error}"
             ) from error
-        if not partial:
+        if not steps.partial:
             yield Checkpoint(position)
 
     def _record(
