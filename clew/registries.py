@@ -69,9 +69,7 @@ from sqlalchemy import Engine, text
 from clew.pipeline import Batch, _FileIdentity, _Run, _save_checkpoint
 from clew.records import (
     ApiDefinition,
-    CatalogEntity,
     Contract,
-    DeclaredDependency,
     Operation,
     Quarantined,
     excerpt,
@@ -497,18 +495,10 @@ class _Puller:
     ) -> Batch:
         """The records written with their checkpoint, in one transaction, as ``ingest`` writes
         a file's batch; a catalog's records replace what ``source`` declared before."""
-        batch = Batch(records=len(records), catalog=[] if catalog else None)
+        batch = Batch(catalog=[] if catalog else None)
         for record in records:
-            kind = type(record)
-            if kind is Contract:
-                batch.contracts.append(record)
-            elif kind is Operation:
-                batch.operations.append(record)
-            elif kind is Quarantined:
-                batch.quarantined.append(record)
-            elif kind in (CatalogEntity, DeclaredDependency, ApiDefinition):
-                assert batch.catalog is not None
-                batch.catalog.append(record)
+            batch.take(record)
+        batch.records = len(records)
         with self.engine.begin() as conn:
             run = _Run(utcnow()).add(len(records))
             # ``_save_checkpoint`` keeps ``str(path)``: a URL is given as it is (a Path of it

@@ -355,6 +355,28 @@ class Batch:
             state["requests"] = []
         return _restored_batch, (state,)
 
+    def take(self, record: Record) -> None:
+        """Keep a record other than a span or a checkpoint where the batch holds its kind (a
+        quarantined one counted among the records read: the rest are counted as batches end)."""
+        kind = type(record)
+        if kind is GatewayRequest:
+            self.requests.append(record)
+        elif kind is Operation:
+            self.operations.append(record)
+        elif kind is Contract:
+            self.contracts.append(record)
+        elif kind in _CATALOG:
+            if self.catalog is None:
+                self.catalog = []
+            self.catalog.append(record)
+        elif kind is SpanLink:
+            self.links.append(record)
+        elif kind is Resource:
+            self.resources[record.service] = record
+        elif kind is Quarantined:
+            self.quarantined.append(record)
+            self.records += 1
+
     @property
     def request_count(self) -> int:
         """How many gateway requests the batch holds."""
@@ -668,23 +690,8 @@ def batches(
                 yield finish(batch)
                 batch, by_id, spans, unknown = Batch(checkpoint=last), {}, 0, 0
                 limit = size(batch_spans) if size is not None else batch_spans
-        elif kind is GatewayRequest:
-            batch.requests.append(record)
-        elif kind is Operation:
-            batch.operations.append(record)
-        elif kind is Contract:
-            batch.contracts.append(record)
-        elif kind in _CATALOG:
-            if batch.catalog is None:
-                batch.catalog = []
-            batch.catalog.append(record)
-        elif kind is SpanLink:
-            batch.links.append(record)
-        elif kind is Resource:
-            batch.resources[record.service] = record
-        elif kind is Quarantined:
-            batch.quarantined.append(record)
-            batch.records += 1
+        else:
+            batch.take(record)
     if last > reported:
         yield last - reported
     batch.checkpoint = last
@@ -708,13 +715,8 @@ def gather(records: Iterable[Record]) -> Batch:
                 batch.rows.append(record)
                 if record[3] == UNKNOWN_SERVICE:
                     batch.unknown_service += 1
-        elif kind is SpanLink:
-            batch.links.append(record)
-        elif kind is Resource:
-            batch.resources[record.service] = record
-        elif kind is Quarantined:
-            batch.quarantined.append(record)
-            batch.records += 1
+        else:
+            batch.take(record)
     batch.contributions.add(batch.rows)
     return batch
 
