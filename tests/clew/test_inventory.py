@@ -334,7 +334,10 @@ def test_a_version_header_seen_in_traffic_pins_the_route(engine, tmp_path: Path)
     pins = {(e.service, e.method, e.route): e.version_pin for e in found}
     assert pins[("stock-service", "GET", "/reservations")] == "header Api-Version (seen)"
     with engine.connect() as conn:
-        assert inventory.inventory(conn, queries.Window(), now=NOW, schemes=["path"])  # still runs
+        path_only = inventory.inventory(conn, queries.Window(), now=NOW, schemes=["path"])
+    pins = {(e.service, e.method, e.route): e.version_pin for e in path_only}
+    # A header seen in traffic counts only when the header scheme is allowed.
+    assert pins[("stock-service", "GET", "/reservations")] is None
     # NGINX keeps $http_* variables by name; a line that names no version header adds nothing.
     nginx = request(1, path="/a/1", attributes='{"http_accept_version":"2","other":"x"}')
     plain = request(2, path="/a/2", attributes='{"user_agent":"curl"}')
