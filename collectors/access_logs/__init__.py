@@ -235,6 +235,32 @@ def seconds_ns(text: str | float | int | None) -> int | None:
     return round(total * 1_000_000_000)
 
 
+#: Nanoseconds in a millisecond.
+NS_PER_MS = 1_000_000
+#: Counts are stored as signed 64-bit integers, and durations as that many nanoseconds.
+MAX_COUNT = 2**63 - 1
+MAX_MS = MAX_COUNT // NS_PER_MS
+
+
+def whole_number(name: str, value: object) -> int:
+    """A whole, non-negative number that a JSON log wrote as a number (``46``) or as text
+    (``"46"``); ``BadLine`` naming the field ``name`` for anything else, or for more than a
+    record holds."""
+    if type(value) is int and 0 <= value <= MAX_COUNT:
+        return value
+    if type(value) is str and value.isascii() and value.isdigit() and len(value) < 19:
+        return int(value)
+    raise BadLine(f"{name} {value!r} is not a whole number of at least 0")
+
+
+def milliseconds_ns(name: str, value: object) -> int:
+    """Nanoseconds of a whole number of milliseconds, read as ``whole_number`` reads it."""
+    milliseconds = whole_number(name, value)
+    if milliseconds > MAX_MS:
+        raise BadLine(f"{name} {value!r} is too long a duration")
+    return milliseconds * NS_PER_MS
+
+
 def integer(text: str | int | None) -> int | None:
     """An integer field; None for ``-``, empty or missing; ``BadLine`` for anything else."""
     if text is None or text in ("-", ""):

@@ -60,7 +60,9 @@ from collectors.access_logs import (
     Settings,
     attributes_json,
     clf_time_ns,
+    milliseconds_ns,
     path_of,
+    whole_number,
 )
 
 #: Clew's name for each value an access log can hold, and the keys it is looked for under when
@@ -97,10 +99,6 @@ FIELDS: Mapping[str, tuple[str, ...]] = {
     "user_agent": ("userAgent", "identity.userAgent"),
 }
 _IDENTITIES = ("api_key_id", "cognito_identity_id", "principal_id", "caller", "user")
-_MS = 1_000_000
-# Times and durations are stored as 64-bit nanoseconds, counts as 64-bit integers.
-_MAX_MS = (2**63 - 1) // _MS
-_MAX_COUNT = 2**63 - 1
 # An X-Ray trace id, alone or as the Root of an X-Amzn-Trace-Id header.
 _XRAY = re.compile(r"(?:Root=)?1-([0-9a-fA-F]{8})-([0-9a-fA-F]{24})(?:;.*)?")
 
@@ -253,23 +251,11 @@ def _text(found: _Found | None) -> str | None:
 
 def _count(found: _Found | None) -> int | None:
     """A whole, non-negative number, as text (``"200"``) or as a JSON number."""
-    if found is None:
-        return None
-    key, value = found
-    if type(value) is int and 0 <= value <= _MAX_COUNT:
-        return value
-    if type(value) is str and value.isascii() and value.isdigit() and len(value) < 19:
-        return int(value)
-    raise BadLine(f"{key} {value!r} is not a whole number of at least 0")
+    return None if found is None else whole_number(*found)
 
 
 def _milliseconds(found: _Found | None) -> int | None:
-    milliseconds = _count(found)
-    if milliseconds is None:
-        return None
-    if milliseconds > _MAX_MS:
-        raise BadLine(f"{found[0]} {milliseconds} ms is out of range")
-    return milliseconds * _MS
+    return None if found is None else milliseconds_ns(*found)
 
 
 def _w3c_trace_id(xray_trace_id: str | None) -> str | None:

@@ -73,6 +73,7 @@ import orjson
 
 from clew.records import GatewayRequest
 from collectors.access_logs import (
+    NS_PER_MS,
     AccessLogCollector,
     BadLine,
     LineFormat,
@@ -80,15 +81,13 @@ from collectors.access_logs import (
     Settings,
     attributes_json,
     iso_time_ns,
+    milliseconds_ns,
     path_of,
     trace_id_of,
+    whole_number,
     without_port,
 )
 
-_MS = 1_000_000
-# Durations are stored as 64-bit nanoseconds, counts as 64-bit integers.
-_MAX_MS = (2**63 - 1) // _MS
-_MAX_COUNT = 2**63 - 1
 # No field of the default format but the request line holds a space, and only the quoted ones a
 # quote: ``[^"\s]+`` keeps an unquoted field from swallowing a quoted one, so each variant reads
 # one way only.
@@ -274,20 +273,13 @@ def _count(name: str, value: object) -> int | None:
     """A whole, non-negative number, as a JSON number or as text; None for ``-`` or null."""
     if value is None or value == "-" or value == "":
         return None
-    if type(value) is int and 0 <= value <= _MAX_COUNT:
-        return value
-    if type(value) is str and value.isascii() and value.isdigit() and len(value) < 19:
-        return int(value)
-    raise BadLine(f"{name} {value!r} is not a whole number of at least 0")
+    return whole_number(name, value)
 
 
 def _milliseconds(name: str, value: object) -> int | None:
-    milliseconds = _count(name, value)
-    if milliseconds is None:
+    if value is None or value == "-" or value == "":
         return None
-    if milliseconds > _MAX_MS:
-        raise BadLine(f"{name} {value!r} is too long a duration")
-    return milliseconds * _MS
+    return milliseconds_ns(name, value)
 
 
 def _status(value: object) -> int | None:
@@ -304,7 +296,7 @@ _SECONDS_KEPT = 4096
 def _start_ns(text: str) -> int:
     second, _, fraction = text.partition(".")
     if len(fraction) == 4 and fraction[3] == "Z" and fraction[:3].isdigit() and text.isascii():
-        milliseconds = int(fraction[:3]) * _MS
+        milliseconds = int(fraction[:3]) * NS_PER_MS
         start = _SECONDS.get(second)
         if start is None:
             start = iso_time_ns(text) - milliseconds

@@ -109,6 +109,7 @@ from operator import itemgetter
 
 from clew.records import GatewayRequest
 from collectors.access_logs import (
+    NS_PER_MS,
     AccessLogCollector,
     BadLine,
     LineFormat,
@@ -121,7 +122,6 @@ from collectors.access_logs import (
 )
 
 GATEWAY = "haproxy"
-_MS = 1_000_000
 
 # Both formats are read by a strict pattern whose numbers need no further checks; a line it does
 # not match is read again by a loose one (every field \S+), only to say which field is broken.
@@ -323,8 +323,8 @@ def _gateway_request(
         path_of(target) if method != "CONNECT" else None,
         None,  # route: HAProxy routes by ACL rules and logs no route template
         status if status >= 0 else None,
-        total * _MS if total >= 0 else None,
-        response_time * _MS if response_time >= 0 else None,  # upstream_duration_ns: Tr
+        total * NS_PER_MS if total >= 0 else None,
+        response_time * NS_PER_MS if response_time >= 0 else None,  # upstream_duration_ns: Tr
         backend or None,
         int(sent),  # bytes_sent: bytes_read is what the client was sent
         None,  # bytes_received: %U (bytes from the client) is in neither format

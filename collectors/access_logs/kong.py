@@ -43,6 +43,8 @@ import orjson
 
 from clew.records import GatewayRequest
 from collectors.access_logs import (
+    MAX_MS,
+    NS_PER_MS,
     AccessLogCollector,
     BadLine,
     LineFormat,
@@ -52,12 +54,9 @@ from collectors.access_logs import (
     path_of,
     trace_id_of,
     version_header_of,
+    whole_number,
 )
 
-_MS = 1_000_000
-# Times and durations are stored as 64-bit nanoseconds, counts as 64-bit integers.
-_MAX_MS = (2**63 - 1) // _MS
-_MAX_COUNT = 2**63 - 1
 _TRACE_HEADERS = ("traceparent", "x-b3-traceid", "b3", "x-request-id")
 
 
@@ -162,13 +161,7 @@ def _text(record: Mapping[str, object], key: str) -> str | None:
 
 def _count(name: str, value: object) -> int | None:
     """A whole, non-negative number; Kong 1.x logs sizes as text (``"46"``)."""
-    if value is None:
-        return None
-    if type(value) is int and 0 <= value <= _MAX_COUNT:
-        return value
-    if type(value) is str and value.isascii() and value.isdigit() and len(value) < 19:
-        return int(value)
-    raise BadLine(f"{name} {value!r} is not a whole number of at least 0")
+    return None if value is None else whole_number(name, value)
 
 
 def _milliseconds(name: str, value: object, unknown: int | None = None) -> int | None:
@@ -176,8 +169,8 @@ def _milliseconds(name: str, value: object, unknown: int | None = None) -> int |
     for ``unknown``."""
     if value is None or (unknown is not None and value == unknown):
         return None
-    if (type(value) is int or type(value) is float) and 0 <= value <= _MAX_MS:
-        return round(value * _MS)
+    if (type(value) is int or type(value) is float) and 0 <= value <= MAX_MS:
+        return round(value * NS_PER_MS)
     raise BadLine(f"{name} {value!r} is not a number of milliseconds")
 
 
