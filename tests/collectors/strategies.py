@@ -48,14 +48,20 @@ def edited_lines(draw: st.DrawFn, samples: list[str]) -> str:
     return line
 
 
-def parses_or_refuses(line: str, config, *parsers) -> None:
+def parses_or_refuses(line: str, config, *parsers) -> list:
     """Each line format either reads ``line`` into a request with an integer start, or refuses
-    it with ``NotThisFormat`` or ``BadLine``; nothing else escapes."""
+    it with ``NotThisFormat`` or ``BadLine``; nothing else escapes. Returns the requests read,
+    for the caller's own checks of them."""
+    from clew.records import GatewayRequest
     from collectors.access_logs import BadLine, NotThisFormat
 
+    read = []
     for parse in parsers:
         try:
             request = parse(line, config)
         except (NotThisFormat, BadLine):
             continue
+        assert type(request) is GatewayRequest
         assert isinstance(request.start_ns, int)
+        read.append(request)
+    return read

@@ -17,6 +17,7 @@ from clew.records import Checkpoint, GatewayRequest, Quarantined
 from collectors import HEAD_BYTES, Source
 from collectors.access_logs import BadLine, NotThisFormat, Settings, strip_prefix
 from collectors.access_logs.haproxy import FORMATS, collector, parse_clf, parse_httplog
+from tests.collectors.strategies import parses_or_refuses
 from tests.conftest import CORPUS, corpus
 
 MS = 1_000_000
@@ -579,13 +580,8 @@ NOISE = [*' "{}|/:[]+-#.~0179xAé٣\t', "#22", "#0", "-1", "<NOSRV>", "\x00"]
 
 def check(line: str) -> None:
     """Only NotThisFormat or BadLine may escape a format; a request it reads is sound."""
-    for line_format in FORMATS:
-        for configured in SETTINGS:
-            try:
-                request = line_format.parse(line, configured)
-            except (NotThisFormat, BadLine):
-                continue
-            assert type(request) is GatewayRequest
+    for configured in SETTINGS:
+        for request in parses_or_refuses(line, configured, *(f.parse for f in FORMATS)):
             for value in (request.start_ns, request.duration_ns, request.bytes_sent):
                 assert value is None or -(2**63) <= value < 2**63
             assert request.attributes is None or isinstance(orjson.loads(request.attributes), dict)

@@ -18,7 +18,7 @@ from clew.records import GatewayRequest, Quarantined
 from collectors import Source
 from collectors.access_logs import BadLine, NotThisFormat, Settings
 from collectors.access_logs.traefik import FORMATS, collector, parse_clf, parse_json
-from tests.collectors.strategies import mutated_lines
+from tests.collectors.strategies import mutated_lines, parses_or_refuses
 from tests.conftest import corpus
 
 TRAEFIK_FILES = ["traefik_clf.log", "traefik_json.log"]
@@ -284,12 +284,7 @@ SETTINGS = [DEFAULT, Settings(consumer="header:X-Api-Key", hash_clients=True, ha
     which=st.sampled_from(SETTINGS),
 )
 def test_any_line_is_read_or_refused_with_a_reason_never_a_crash(text, which):
-    for line_format in FORMATS:
-        try:
-            request = line_format.parse(text, which)
-        except (NotThisFormat, BadLine):
-            continue
-        assert type(request.start_ns) is int
+    for request in parses_or_refuses(text, which, *(f.parse for f in FORMATS)):
         assert request.status is None or 0 < request.status <= 999
         assert request.attributes is None or isinstance(orjson.loads(request.attributes), dict)
 
