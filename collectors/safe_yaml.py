@@ -80,6 +80,22 @@ def load(data: str | bytes, source: str) -> Any:
     return documents[0] if documents else None
 
 
+def compose(data: str | bytes, source: str) -> Any:
+    """The one document of a YAML stream as ruamel.yaml's composed nodes (each with its start
+    mark; aliases left as shared nodes, no tag constructed), under the same budget as ``load``;
+    None for an empty stream."""
+    text = _text(data, source)
+    _check_budget(text, source)
+    try:
+        return _reader().compose(text)
+    except MarkedYAMLError as error:
+        raise _located(error, source) from None
+    except YAMLError as error:
+        raise YamlError(source, str(error).strip()) from None
+    except RecursionError:
+        raise YamlError(source, f"nested more than {MAX_DEPTH} levels deep") from None
+
+
 def _text(data: str | bytes, source: str) -> str:
     size = len(data.encode() if isinstance(data, str) else data)
     if size > MAX_BYTES:
