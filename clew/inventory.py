@@ -395,7 +395,8 @@ def dependencies(conn: Connection, window: queries.Window) -> list[Dependency]:
 
     Declared: a component's ``dependsOn`` (a component or resource, by name), and its
     ``consumesApis`` through the components that provide those APIs. Observed: the edges from a
-    service to a service, database or external peer (messaging through topics is left out).
+    service to a service, database or external peer, and a topic's consumers depending on its
+    producers (what an AsyncAPI contract's ``consumesApis`` declares).
     Only services the catalog knows are judged: one it does not list has no declarations to
     compare, which is a finding of its own.
     """
@@ -417,7 +418,11 @@ def dependencies(conn: Connection, window: queries.Window) -> list[Dependency]:
                 declared.setdefault((client, server), []).append(f"consumesApi {to_ref}")
     nodes = queries.nodes(conn)
     observed: dict[tuple[str, str], int] = {}
-    for edge in queries.edge_totals(conn, window):
+    edges = queries.edge_totals(conn, window)
+    for consumer, producer, count in _through_topics(edges, nodes):
+        if consumer in known:
+            observed[(consumer, producer)] = observed.get((consumer, producer), 0) + count
+    for edge in edges:
         if edge.connection_type == "messaging_system" or edge.client not in known:
             continue
         kind = nodes[edge.server].kind if edge.server in nodes else "service"
@@ -441,6 +446,22 @@ def dependencies(conn: Connection, window: queries.Window) -> list[Dependency]:
     ]
     found.sort(key=lambda d: (d.status != "undeclared", d.status, d.client, d.server))
     return found
+
+
+def _through_topics(
+    edges: list[queries.EdgeTotals], nodes: dict[str, queries.Node]
+) -> Iterable[tuple[str, str, int]]:
+    """(consumer, producer, messages the consumer received) for each topic's consumers and
+    producers in ``edges``."""
+    topics = {name for name, node in nodes.items() if node.kind == "topic"}
+    producers: dict[str, set[str]] = {}
+    for edge in edges:
+        if edge.connection_type == "messaging_system" and edge.server in topics:
+            producers.setdefault(edge.server, set()).add(edge.client)
+    for edge in edges:
+        if edge.connection_type == "messaging_system" and edge.client in topics:
+            for producer in sorted(producers.get(edge.client, ())):
+                yield edge.server, producer, edge.count
 
 
 def _name(ref: str) -> str:

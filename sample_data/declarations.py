@@ -757,6 +757,7 @@ def _components(
     }
     consumes: dict[str, set[str]] = {service: set() for service in areas}
     depends: dict[str, set[str]] = {service: set() for service in areas}
+    externals: dict[str, str] = {}  # a third-party API's host → the service that calls it
     for service, kind, target, operation in calls:
         if (service, target) == UNDECLARED:
             continue
@@ -766,6 +767,9 @@ def _components(
             depends[service].add(f"component:{target}")
         elif kind == "db":
             depends[service].add(f"resource:{target}")
+        elif kind == "external":  # a third-party API, registered as a Resource
+            depends[service].add(f"resource:{target}")
+            externals.setdefault(target, service)
         elif kind == "receive":
             consumes[service].add(topics[target])
     depends[UNOBSERVED[0]].add(f"component:{UNOBSERVED[1]}")
@@ -799,6 +803,11 @@ def _components(
         )
     for name, (kind, owner, area) in RESOURCES.items():
         entities.append(_entity("Resource", name, {"type": kind, "owner": owner, "system": area}))
+    for host, service in sorted(externals.items()):
+        spec = {"type": "external-api", "owner": _owner(service), "system": areas[service]}
+        entities.append(
+            _entity("Resource", host, spec, description=f"A third party's API at {host}")
+        )
     return entities
 
 

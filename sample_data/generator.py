@@ -1893,7 +1893,8 @@ def _sibling(name: str) -> ModuleType:
 
 
 def _table_calls() -> list[tuple[str, str, str, str]]:
-    """What the table lets each service do: (service, http | db | receive, target, operation)."""
+    """What the table lets each service do: (service, http | db | external | receive, target,
+    operation)."""
     found = []
     for name, service in SERVICES.items():
         for operation in service.operations.values():
@@ -1902,6 +1903,8 @@ def _table_calls() -> list[tuple[str, str, str, str]]:
                     found.append((name, "http", call.service, call.operation))
                 elif isinstance(call, Db):
                     found.append((name, "db", call.server, call.operation))
+                elif isinstance(call, External):
+                    found.append((name, "external", call.host, call.operation))
                 elif isinstance(call, Publish):
                     found.extend((c, "receive", call.topic, "") for c in call.consumers)
     return found

@@ -394,6 +394,82 @@ class ObservedVersionHeader(Base):
     __table_args__ = (UniqueConstraint("gateway", "service", "method", "route"),)
 
 
+class PolicyRun(Base):
+    """One evaluation of the policies over the store: when, over which window, how many rules,
+    and what changed; ``coverage`` (JSON) holds, per team and system, the rule evaluations and
+    how many of them found something, for the scorecards."""
+
+    __tablename__ = "policy_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    finished_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    since_minute: Mapped[int | None] = mapped_column(BigInteger)
+    until_minute: Mapped[int | None] = mapped_column(BigInteger)
+    rules: Mapped[int] = mapped_column(Integer)
+    findings: Mapped[int] = mapped_column(Integer)  # present in this run, open or waived
+    opened: Mapped[int] = mapped_column(Integer)  # new, or present again after being resolved
+    resolved: Mapped[int] = mapped_column(Integer)  # present before, not in this run
+    coverage: Mapped[str] = mapped_column(Text)
+
+
+class FindingRow(Base):
+    """A finding as it stands: known by its fingerprint (rule, subject, place), with when it was
+    first and last seen and its state: open, waived (an active waiver covers it) or resolved
+    (the latest run no longer found it)."""
+
+    __tablename__ = "findings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64), unique=True)
+    rule: Mapped[str] = mapped_column(String(255), index=True)
+    pack: Mapped[str | None] = mapped_column(String(255))
+    severity: Mapped[str] = mapped_column(String(16))
+    subject_kind: Mapped[str] = mapped_column(String(16))
+    subject: Mapped[str] = mapped_column(Text)
+    message: Mapped[str] = mapped_column(Text)
+    location: Mapped[str] = mapped_column(Text)  # JSON: source, path, line, column
+    team: Mapped[str | None] = mapped_column(String(255), index=True)
+    system: Mapped[str | None] = mapped_column(String(255))
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    waiver_id: Mapped[int | None] = mapped_column(Integer)
+    first_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    first_run_id: Mapped[int] = mapped_column(Integer)
+    last_run_id: Mapped[int] = mapped_column(Integer)
+
+
+class FindingHistoryRow(Base):
+    """A finding present in a run, and its state then: the trend is counted from these."""
+
+    __tablename__ = "finding_history"
+
+    run_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    finding_id: Mapped[int] = mapped_column(Integer, primary_key=True, index=True)
+    state: Mapped[str] = mapped_column(String(16))
+    severity: Mapped[str] = mapped_column(String(16))
+
+
+class WaiverRow(Base):
+    """A waiver: the findings of a rule (an id, or a glob of them) on subjects matching a glob are
+    accepted for a reason, by an approver, until the expiry; after it they open again. From a
+    waivers file (``origin`` is its path) or the console (``console``)."""
+
+    __tablename__ = "waivers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    rule: Mapped[str] = mapped_column(String(255))
+    subject: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text)
+    approver: Mapped[str] = mapped_column(String(255))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_by: Mapped[str | None] = mapped_column(String(255))
+    origin: Mapped[str] = mapped_column(String(1024), index=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
 class IngestCheckpoint(Base):
     """How far a source has been read: file identity and offset, committed with the rows."""
 

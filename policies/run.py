@@ -1,0 +1,146 @@
+"""An evaluation from end to end: the rules (built-in packs, a user's folder of packs, a
+Spectral ruleset), the subjects (contract files, or the store over a window), the findings, and,
+for the store, the run recorded with its waivers applied."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+
+from clew.store import findings as stored
+from clew.store import queries
+from collectors import safe_yaml
+from policies.engine import (
+    Context,
+    Evaluation,
+    PolicyError,
+    RuleSet,
+    default_rules,
+    evaluate,
+)
+from policies.subjects import from_files, from_store
+
+#: The largest waivers file read, in bytes.
+MAX_WAIVERS_BYTES = 1 << 20
+_WAIVER_KEYS = {"rule", "subject", "reason", "approver", "expires"}
+
+
+def rules(packs: Path | None = None, spectral: Path | None = None) -> RuleSet:
+    """The built-in packs, then a user's folder of packs, then a Spectral ruleset's rules."""
+    ruleset = default_rules(packs)
+    if spectral is not None:
+        from policies.spectral import load_ruleset
+
+        extra = load_ruleset(spectral)
+        for rule_id, rule in extra.rules.items():
+            ruleset.rules[rule_id] = rule
+        ruleset.packs.extend(extra.packs)
+    return ruleset
+
+
+def check_files(paths: Sequence[Path], ruleset: RuleSet, now: datetime) -> Evaluation:
+    """The rules on contract files alone (no store: rules on traffic find nothing)."""
+    return evaluate(ruleset.active(), from_files(paths), Context(now=now))
+
+
+@dataclass(frozen=True)
+class StoreRun:
+    evaluation: Evaluation
+    summary: stored.RunSummary | None  # None when not recorded
+
+
+def check_store(
+    engine: Engine,
+    ruleset: RuleSet,
+    window: queries.Window,
+    now: datetime,
+    *,
+    record: bool = True,
+    waivers: Path | None = None,
+) -> StoreRun:
+    """The rules on everything the store holds over ``window``; with ``record``, the run is
+    stored (findings upserted, the ones gone resolved, waivers applied, lapsed ones reopened),
+    after the waivers of the ``waivers`` file replace that file's earlier ones."""
+    with engine.connect() as conn:
+        context = Context(now=now, window=window, conn=conn)
+        evaluation = evaluate(ruleset.active(), from_store(context), context)
+    if not record:
+        return StoreRun(evaluation, None)
+    with engine.begin() as conn:
+        if waivers is not None:
+            stored.replace_file_waivers(conn, str(waivers), read_waivers(waivers), now)
+        summary = stored.record_run(
+            conn,
+            [f.as_dict() for f in evaluation.findings],
+            now=now,
+            rules=evaluation.rules,
+            coverage=evaluation.evaluated,
+            since_minute=window.since_minute,
+            until_minute=window.until_minute,
+        )
+        stored.reopen_expired(conn, now)
+    return StoreRun(evaluation, summary)
+
+
+def read_waivers(path: Path) -> list[dict[str, Any]]:
+    """A waivers file::
+
+        waivers:
+          - rule: info-contact            # a rule id, or a glob of them
+            subject: "Catalog API@*"      # a glob of subject names
+            reason: the API is internal; its owners are in the catalog
+            approver: jane.doe@shop.example
+            expires: 2027-03-31           # a date (to the end of that day, UTC) or a date-time
+
+    A PolicyError names the file and the waiver at fault."""
+    try:
+        raw = path.read_bytes()
+    except OSError as error:
+        raise PolicyError(f"{path}: cannot be read: {error.strerror or error}") from error
+    if len(raw) > MAX_WAIVERS_BYTES:
+        raise PolicyError(f"{path}: {len(raw):,} bytes; a waivers file is at most 1 MiB")
+    try:
+        data = safe_yaml.load(raw, str(path))
+    except safe_yaml.YamlError as error:
+        raise PolicyError(str(error)) from error
+    if data is None:
+        return []
+    if (
+        not isinstance(data, dict)
+        or set(data) != {"waivers"}
+        or not isinstance(data["waivers"], list)
+    ):
+        raise PolicyError(f"{path}: a waivers file is a mapping with one key, 'waivers', a list")
+    found = []
+    for index, item in enumerate(data["waivers"]):
+        where = f"{path}: waivers[{index}]: "
+        if not isinstance(item, dict):
+            raise PolicyError(f"{where}a waiver is a mapping")
+        unknown = set(item) - _WAIVER_KEYS
+        missing = _WAIVER_KEYS - set(item)
+        if unknown:
+            raise PolicyError(f"{where}unknown keys {sorted(map(str, unknown))}")
+        if missing:
+            raise PolicyError(f"{where}{', '.join(sorted(missing))} required")
+        for key in ("rule", "subject", "reason", "approver"):
+            if not isinstance(item[key], str) or not item[key].strip():
+                raise PolicyError(f"{where}{key} must be non-empty text")
+        try:
+            expires = stored.expiry(item["expires"])
+        except ValueError as error:
+            raise PolicyError(f"{where}{error}") from error
+        found.append(
+            {
+                "rule": item["rule"].strip(),
+                "subject": item["subject"].strip(),
+                "reason": item["reason"].strip(),
+                "approver": item["approver"].strip(),
+                "expires_at": expires,
+            }
+        )
+    return found
