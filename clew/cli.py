@@ -888,3 +888,14 @@ from clew.pull_cli import pull, worker  # noqa: E402
 
 main.add_command(pull)
 main.add_command(worker)
+
+# The compliance report from the policies' findings, runs and waivers.
+from clew.report_cli import report  # noqa: E402
+
+main.add_command(report)
+
+# Policies: evaluate them (on contract files, or on the store) and manage waivers.
+from clew.policy_cli import check, waivers  # noqa: E402
+
+main.add_command(check)
+main.add_command(waivers)

@@ -73,13 +73,41 @@ def load_sample(
     out = folder / f"sample-{end_ns}"
     manifest = generator().generate(out, end_ns=end_ns, traces=traces)
     result = ingest_sample(engine, out, registry, progress=progress)
+    run = evaluate_sample(engine, out, end_ns)
     return {
         "loaded": True,
         "end_ns": end_ns,
         "inserted": result.inserted,
         "quarantined": result.quarantined,
+        "policies": dataclasses.asdict(run.summary) if run.summary else None,
         "manifest": manifest,
     }
+
+
+#: The window the demo evaluates its policies over: the whole sample.
+POLICY_WINDOW = "24h"
+#: The origin the sample's waivers are stored under, whichever sample folder holds the file.
+SAMPLE_WAIVERS = "sample_data/waivers.yaml"
+
+
+def evaluate_sample(engine: Engine, folder: Path, end_ns: int):
+    """Evaluate the built-in policies over the sample ending at ``end_ns``, the sample's
+    waivers (``folder/waivers.yaml``) in force, and record the run."""
+    from datetime import UTC, datetime
+
+    from clew.store import queries
+    from policies import run
+
+    now = datetime.fromtimestamp(end_ns / 1e9, UTC)
+    window = queries.window_between(POLICY_WINDOW, None, end_ns)
+    return run.check_store(
+        engine,
+        run.rules(),
+        window,
+        now,
+        waivers=folder / "waivers.yaml",
+        waivers_origin=SAMPLE_WAIVERS,
+    )
 
 
 def ingest_sample(

@@ -19,9 +19,17 @@ A worker's file::
     kind = "folder"                   # read as clew ingest --follow reads it
     every = "1m"
 
+    [[check]]
+    every = "1h"                      # evaluate the policies over the store and record the run
+    since = "24h"                     # optional: the window evaluated (default 24h)
+    packs = "/srv/clew/policies"      # optional: a folder of your own rule packs
+    waivers = "/srv/clew/waivers.yaml"  # optional: a waivers file, read at each run
+    ruleset = "/srv/api/.spectral.yaml" # optional: a Spectral ruleset
+
 A ``folder`` is read as ``clew ingest --follow`` reads a path: what its files gained, new and
 rotated files, documents once they have stopped changing; each read resumes from the files'
-checkpoints, so a contract edited in the checkout is stored as a new version.
+checkpoints, so a contract edited in the checkout is stored as a new version. A ``check`` is
+``clew check`` on the store: findings recorded, waivers applied, lapsed waivers' findings open.
 
 Every pull runs once when the worker starts, then every ``every``; one at a time, in the
 scheduler's own thread (APScheduler's ``DebugExecutor``), so a late pull runs late, once.
@@ -34,9 +42,10 @@ import signal
 import sys
 import tomllib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import click
 import orjson
@@ -70,6 +79,7 @@ MIN_EVERY_S = 1.0
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd]?)")
 _UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _PULL_KEYS = frozenset({"url", "kind", "every", "group", "token_env", "timeout"})
+_CHECK_KEYS = frozenset({"every", "since", "packs", "waivers", "ruleset"})
 #: A worker's job that reads a local folder, beside the registries' kinds.
 FOLDER = "folder"
 WORKER_KINDS = (*registries.KINDS, FOLDER)
@@ -126,13 +136,15 @@ def pull(
     "config_path",
     required=True,
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="TOML file of [[pull]] tables: url, kind, every (and group, token_env, timeout).",
+    help="TOML file of [[pull]] tables (url, kind, every; group, token_env, timeout) and"
+    " [[check]] tables (every; since, packs, waivers, ruleset).",
 )
 @db_option
 @json_option
 def worker(config_path: Path, db: str | None, as_json: bool) -> None:
-    """Run the pulls a TOML file configures, each on its interval, until SIGINT or SIGTERM (the
-    pull under way finishes; a second signal abandons it, its transaction rolled back)."""
+    """Run the pulls and policy checks a TOML file configures, each on its interval, until SIGINT
+    or SIGTERM (the job under way finishes; a second signal abandons it, its transaction rolled
+    back)."""
     try:
         jobs = load_config(config_path)
     except ValueError as error:
@@ -146,7 +158,7 @@ def worker(config_path: Path, db: str | None, as_json: bool) -> None:
         scheduler.stop()  # the pull under way, if any, finishes first
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    pulls = f"{len(jobs)} pull{'s' if len(jobs) > 1 else ''}"
+    pulls = f"{len(jobs)} job{'s' if len(jobs) > 1 else ''}"
     click.echo(f"clew worker: {pulls} scheduled; SIGINT or SIGTERM stops it", err=True)
     try:
         scheduler.start()  # blocks until shut down
@@ -177,6 +189,22 @@ class _StoppingScheduler(BlockingScheduler):
 
 
 @dataclass(frozen=True)
+class CheckJob:
+    """One ``[[check]]`` of a worker's file: the policies evaluated over the store."""
+
+    every_s: float
+    since: str = "24h"
+    packs: Path | None = None
+    waivers: Path | None = None
+    ruleset: Path | None = None
+    kind: str = "check"
+
+    @property
+    def url(self) -> str:
+        return "policies"
+
+
+@dataclass(frozen=True)
 class PullJob:
     """One ``[[pull]]`` of a worker's file."""
 
@@ -188,19 +216,44 @@ class PullJob:
     timeout_s: float = registries.TIMEOUT_S
 
 
-def load_config(path: Path) -> list[PullJob]:
-    """The pulls a worker's TOML file configures; a ValueError naming the file and the fault."""
+def load_config(path: Path) -> list[PullJob | CheckJob]:
+    """The jobs a worker's TOML file configures; a ValueError naming the file and the fault."""
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
         raise ValueError(f"{path}: {error}") from None
-    unknown = sorted(set(data) - {"pull"})
+    unknown = sorted(set(data) - {"pull", "check"})
     if unknown:
-        raise ValueError(f"{path}: unknown keys {unknown} (a worker's file holds [[pull]] tables)")
-    tables = data.get("pull")
-    if not isinstance(tables, list) or not tables:
-        raise ValueError(f"{path}: no [[pull]] tables")
-    return [_job(table, f"{path}: pull {number}") for number, table in enumerate(tables, 1)]
+        raise ValueError(
+            f"{path}: unknown keys {unknown} (a worker's file holds [[pull]] and [[check]] tables)"
+        )
+    tables = data.get("pull", [])
+    checks = data.get("check", [])
+    if not isinstance(tables, list) or not isinstance(checks, list) or not (tables or checks):
+        raise ValueError(f"{path}: no [[pull]] or [[check]] tables")
+    jobs: list[PullJob | CheckJob] = [
+        _job(table, f"{path}: pull {number}") for number, table in enumerate(tables, 1)
+    ]
+    jobs += [_check_job(table, f"{path}: check {n}") for n, table in enumerate(checks, 1)]
+    return jobs
+
+
+def _check_job(table: dict, where: str) -> CheckJob:
+    unknown = sorted(set(table) - _CHECK_KEYS)
+    if unknown:
+        raise ValueError(f"{where}: unknown keys {unknown} (known: {sorted(_CHECK_KEYS)})")
+    if "every" not in table:
+        raise ValueError(f"{where}: no every")
+    since = table.get("since", "24h")
+    if not isinstance(since, str) or not since:
+        raise ValueError(f"{where}: since {since!r} is not a window's start (24h, 7d)")
+    paths = {}
+    for key in ("packs", "waivers", "ruleset"):
+        value = table.get(key)
+        if value is not None and (not isinstance(value, str) or not value):
+            raise ValueError(f"{where}: {key} is not a path")
+        paths[key] = Path(value) if value else None
+    return CheckJob(_seconds(table["every"], where), since, **paths)
 
 
 def _job(table: dict, where: str) -> PullJob:
@@ -249,9 +302,9 @@ def _seconds(every: object, where: str) -> float:
 
 def build_scheduler(
     engine: Engine,
-    jobs: list[PullJob],
+    jobs: list[PullJob | CheckJob],
     scheduler_class: type[BaseScheduler],
-    emit: Callable[[PullJob, registries.PullReport], None],
+    emit: Callable[[Any, Any], None],
 ) -> BaseScheduler:
     """A scheduler (not started) running each job now and then every ``every_s``, one pull at a
     time in its own thread; ``emit`` is given each pull's report."""
@@ -261,12 +314,13 @@ def build_scheduler(
         timezone=UTC,
     )
     for number, job in enumerate(jobs, 1):
+        check = isinstance(job, CheckJob)
         scheduler.add_job(
-            run_pull,
+            run_check if check else run_pull,
             IntervalTrigger(seconds=job.every_s, timezone=UTC),
             args=(engine, job, emit),
-            id=f"pull-{number}",
-            name=f"pull {job.kind} {job.url}",
+            id=f"{job.kind}-{number}" if check else f"pull-{number}",
+            name=f"check policies since {job.since}" if check else f"pull {job.kind} {job.url}",
             next_run_time=datetime.now(UTC),
         )
     return scheduler
@@ -293,6 +347,57 @@ def run_pull(
     return report
 
 
+@dataclass
+class CheckReport:
+    """What one scheduled policy evaluation found, in the shape a worker prints."""
+
+    url: str = "policies"
+    kind: str = "check"
+    rules: int = 0
+    findings: int = 0  # present in this run: open and waived
+    open: int = 0
+    waived: int = 0
+    new: int = 0  # new, or back after being resolved
+    resolved: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict:
+        return asdict(self)
+
+
+def run_check(
+    engine: Engine, job: CheckJob, emit: Callable[[CheckJob, CheckReport], None]
+) -> CheckReport:
+    """One scheduled policy evaluation over the store, recorded; whatever goes wrong is a
+    problem in its report, and the worker goes on."""
+    import time
+
+    from clew.store import queries
+    from policies import run
+
+    report = CheckReport()
+    try:
+        now = datetime.now(UTC)
+        window = queries.window_between(job.since, None, time.time_ns())
+        ruleset = run.rules(job.packs, job.ruleset)
+        outcome = run.check_store(engine, ruleset, window, now, waivers=job.waivers)
+        summary = outcome.summary
+        report.rules = outcome.evaluation.rules
+        if summary is not None:
+            report.findings, report.open, report.waived = (
+                summary.findings,
+                summary.open,
+                summary.waived,
+            )
+            report.new, report.resolved = summary.opened, summary.resolved
+    except KeyboardInterrupt:
+        report.problems.append("abandoned on a second signal: its last transaction rolled back")
+    except Exception as error:  # a pack that does not load, a store that is down: reported
+        report.problems.append(f"{type(error).__name__}: {error}")
+    emit(job, report)
+    return report
+
+
 def read_folder(engine: Engine, folder: Path) -> registries.PullReport:
     """A ``folder`` job: its files read as ``clew ingest --follow`` reads them, once."""
     from clew import pipeline
@@ -312,8 +417,13 @@ def read_folder(engine: Engine, folder: Path) -> registries.PullReport:
     return report
 
 
-def summary(report: registries.PullReport) -> str:
-    """A pull's report in one line."""
+def summary(report: registries.PullReport | CheckReport) -> str:
+    """A pull's (or a check's) report in one line."""
+    if isinstance(report, CheckReport):
+        return (
+            f"check policies: {report.rules} rules, {report.findings} findings ({report.open}"
+            f" open, {report.waived} waived), {report.new} new, {report.resolved} resolved"
+        )
     found = (
         f"{report.entities} entities"
         if report.kind == "backstage"
@@ -340,10 +450,10 @@ def summary(report: registries.PullReport) -> str:
     return ", ".join(parts)
 
 
-def _printer(as_json: bool) -> Callable[[PullJob, registries.PullReport], None]:
-    """What a worker prints after each pull: a line, or a JSON object on a line."""
+def _printer(as_json: bool) -> Callable[[Any, Any], None]:
+    """What a worker prints after each pull or check: a line, or a JSON object on a line."""
 
-    def emit(job: PullJob, report: registries.PullReport) -> None:
+    def emit(job: PullJob | CheckJob, report: registries.PullReport | CheckReport) -> None:
         at = datetime.now(UTC).isoformat(timespec="seconds")
         if as_json:
             sys.stdout.write(orjson.dumps({"at": at} | report.as_json()).decode() + "\n")

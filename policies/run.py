@@ -62,10 +62,12 @@ def check_store(
     *,
     record: bool = True,
     waivers: Path | None = None,
+    waivers_origin: str | None = None,
 ) -> StoreRun:
     """The rules on everything the store holds over ``window``; with ``record``, the run is
     stored (findings upserted, the ones gone resolved, waivers applied, lapsed ones reopened),
-    after the waivers of the ``waivers`` file replace that file's earlier ones."""
+    after the waivers of the ``waivers`` file replace that file's earlier ones (the file is
+    known by its path, or by ``waivers_origin``)."""
     with engine.connect() as conn:
         context = Context(now=now, window=window, conn=conn)
         evaluation = evaluate(ruleset.active(), from_store(context), context)
@@ -73,7 +75,8 @@ def check_store(
         return StoreRun(evaluation, None)
     with engine.begin() as conn:
         if waivers is not None:
-            stored.replace_file_waivers(conn, str(waivers), read_waivers(waivers), now)
+            origin = waivers_origin or str(waivers)
+            stored.replace_file_waivers(conn, origin, read_waivers(waivers), now)
         summary = stored.record_run(
             conn,
             [f.as_dict() for f in evaluation.findings],

@@ -14,6 +14,7 @@ written by `to_yaml`, in block style with every string that could be read as any
 quoted, so that any YAML 1.2 reader gives back the data exactly.
 """
 
+import datetime
 import pathlib
 import re
 from collections.abc import Mapping
@@ -919,6 +920,54 @@ def _statuses(
     }
 
 
+#: The governance board's waivers (``waivers.yaml``): (rule, subject glob, reason, approver,
+#: days from the sample's last day to the expiry). One active, one expiring within a fortnight,
+#: one expired: its finding is open again.
+WAIVERS = (
+    (
+        "undocumented-service",
+        "pos-api",
+        "The tills' API is replaced by the store platform next quarter; no contract will be"
+        " written for it",
+        "architecture-board@shop.example",
+        90,
+    ),
+    (
+        "edge-latency-p99",
+        "storefront-web → recommendation-service",
+        "Recommendations load after the page is shown; the slow tail blocks no purchase"
+        " (RETAIL-412)",
+        "lead.web-shop@shop.example",
+        10,
+    ),
+    (
+        "shadow-endpoint",
+        "order-service GET /orders/backorders/*",
+        "The backorders lookup is to be documented in the Orders API's next release",
+        "lead.orders@shop.example",
+        -7,
+    ),
+)
+WAIVERS_FILE = "waivers.yaml"
+
+
+def write_waivers(out_dir: pathlib.Path, end_date: str) -> list[dict]:
+    """Writes out_dir/waivers.yaml; returns its waivers with their expiry dates."""
+    last = datetime.date.fromisoformat(end_date)
+    waivers = [
+        {
+            "rule": rule,
+            "subject": subject,
+            "reason": reason,
+            "approver": approver,
+            "expires": (last + datetime.timedelta(days=days)).isoformat(),
+        }
+        for rule, subject, reason, approver, days in WAIVERS
+    ]
+    (out_dir / WAIVERS_FILE).write_text(to_yaml({"waivers": waivers}))
+    return waivers
+
+
 def write(
     out_dir: pathlib.Path,
     *,
@@ -931,8 +980,8 @@ def write(
     partitions: int,
     end_date: str,
 ) -> dict:
-    """Writes out_dir/contracts/ and out_dir/catalog/; returns the manifest's `contracts`,
-    `catalog` and `endpoint_statuses`.
+    """Writes out_dir/contracts/, out_dir/catalog/ and out_dir/waivers.yaml; returns the
+    manifest's `waivers`, `contracts`, `catalog` and `endpoint_statuses`.
 
     `areas` and `frameworks` are by service; `calls` are what the table lets a service do
     (service, http | db | receive, target, "METHOD /route"); `traffic` counts the requests
@@ -958,6 +1007,7 @@ def write(
     for name, entities in files.items():
         (out_dir / name).write_text(to_yaml(*entities))
     entities = org + components + apis
+    waivers = write_waivers(out_dir, end_date)
     by_kind: dict[str, int] = {}
     for entity in entities:
         by_kind[entity["kind"]] = by_kind.get(entity["kind"], 0) + 1
@@ -970,6 +1020,7 @@ def write(
         for change in BREAKING["changes"]
     ]
     return {
+        "waivers": {"file": WAIVERS_FILE, "waivers": waivers},
         "contracts": {
             "files": [
                 {

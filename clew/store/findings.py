@@ -300,6 +300,17 @@ def list_waivers(conn: Connection) -> list[dict[str, Any]]:
     return found
 
 
+def covered_counts(conn: Connection) -> dict[int, int]:
+    """Waiver id → the findings it waives now."""
+    rows = conn.execute(
+        text(
+            "SELECT waiver_id, count(*) FROM findings WHERE state = 'waived'"
+            " AND waiver_id IS NOT NULL GROUP BY waiver_id"
+        )
+    )
+    return {waiver_id: n for waiver_id, n in rows}
+
+
 def waiver_state(waiver: Mapping[str, Any], now: datetime, soon: timedelta) -> str:
     """``revoked``, ``expired``, ``expiring`` (within ``soon``) or ``active``."""
     if waiver["revoked_at"] is not None:

@@ -552,7 +552,7 @@ def test_the_worker_scheduler_runs_its_pulls(tmp_path, engine, fake):
 @pytest.mark.parametrize(
     ("toml", "fault"),
     [
-        ("", "no [[pull]] tables"),
+        ("", "no [[pull]] or [[check]] tables"),
         ('[[pull]]\nurl = "http://r"\nkind = "nexus"\nevery = "1m"', "kind 'nexus'"),
         ('[[pull]]\nurl = "http://r"\nkind = "apicurio"\nevery = "soon"', "not a duration"),
         ('[[pull]]\nurl = "http://r"\nkind = "apicurio"\nevery = "0.5s"', "shorter than 1 s"),
@@ -560,6 +560,10 @@ def test_the_worker_scheduler_runs_its_pulls(tmp_path, engine, fake):
         ('[[pull]]\nurl = "http://r"\nkind = "ccompat"\nevery = 60\ngroup = "g"', "group names"),
         ('[[pull]]\nurl = "http://r"\nkind = "apicurio"\nevery = 60\nurls = 1', "unknown keys"),
         ("[[pull]\n", "line 1"),
+        ('[[check]]\nsince = "24h"', "check 1: no every"),
+        ('[[check]]\nevery = "1h"\nwindow = "1h"', "unknown keys ['window']"),
+        ('[[check]]\nevery = "1h"\npacks = 3', "packs is not a path"),
+        ('[[check]]\nevery = "1h"\nsince = 24', "since 24 is not"),
     ],
 )
 def test_a_worker_file_that_cannot_be_used_is_refused_with_the_fault(tmp_path, toml, fault):
