@@ -108,6 +108,29 @@ def sample_db(tmp_path_factory: pytest.TempPathFactory) -> str:
     return str(path)
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--regen-golden",
+        action="store_true",
+        help="Write the golden files (tests/**/data/*.golden.json) from this run, then fail.",
+    )
+
+
+@pytest.fixture(scope="session")
+def full_sample_db(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The sample landscape at the size ``clew demo`` loads (4000 traces), ending SAMPLE_END_NS,
+    with the demo's policy run recorded. Read-only for tests: copy it before writing."""
+    from clew.demo import load_sample
+
+    path = tmp_path_factory.mktemp("full-sample") / "clew.db"
+    engine = store.open_engine(str(path))
+    store.upgrade(engine)
+    loaded = load_sample(engine, now_ns=SAMPLE_END_NS)
+    assert loaded["loaded"] and loaded["policies"]["findings"] > 0
+    engine.dispose()
+    return str(path)
+
+
 @pytest.fixture(scope="session")
 def sample_folder(sample_db) -> Path:
     """The generated files the sample database was loaded from."""

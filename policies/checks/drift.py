@@ -11,6 +11,10 @@ from clew.inventory import Endpoint
 from policies.engine import CHECKS, Context, Hit, NoOptions
 
 
+def _count(n: int, what: str) -> str:
+    return f"{n:,} {what}{'' if n == 1 else 's'}"
+
+
 def _callers(endpoint: Endpoint, most: int = 5) -> str:
     names = endpoint.callers[:most]
     more = len(endpoint.callers) - len(names)
@@ -26,22 +30,28 @@ def _inventory(context: Context) -> list[Endpoint]:
 
 
 def _has_contract(context: Context, service: str) -> bool:
+    """Whether an HTTP contract (OpenAPI) of ``service`` is known: an AsyncAPI one documents
+    its messages, not its HTTP endpoints."""
     documented = context.cached(
         "services-with-contracts",
-        lambda: {e.service for e in _inventory(context) if e.contract is not None},
+        lambda: {
+            e.service
+            for e in _inventory(context)
+            if e.contract is not None and e.protocol == "http"
+        },
     )
     return service in documented
 
 
 @CHECKS.register("shadow-endpoint", "endpoint")
 def shadow_endpoint(endpoint: Endpoint, options: NoOptions, context: Context):
-    """An endpoint called in the window that no contract of its service documents (a service
-    with no contract at all is ``undocumented-service``'s finding instead)."""
+    """An HTTP endpoint called in the window that no contract of its service documents (a
+    service with no OpenAPI contract at all is ``undocumented-service``'s finding instead)."""
     if endpoint.status != "shadow" or not _has_contract(context, endpoint.service):
         return
     yield Hit(
         f"{endpoint.method} {endpoint.route} is in no contract of {endpoint.service}, yet was"
-        f" called {endpoint.calls:,} times by {_callers(endpoint)}"
+        f" called {_count(endpoint.calls, 'time')} by {_callers(endpoint)}"
     )
 
 
@@ -57,7 +67,7 @@ def zombie_endpoint(endpoint: Endpoint, options: ZombieOptions, context: Context
     if endpoint.status != "zombie" or endpoint.calls < options.min_calls:
         return
     yield Hit(
-        f"{endpoint.method} {endpoint.route}: {endpoint.why}: {endpoint.calls:,} calls"
+        f"{endpoint.method} {endpoint.route}: {endpoint.why}: {_count(endpoint.calls, 'call')}"
         f" ({endpoint.errors:,} failed) by {_callers(endpoint)}"
     )
 
@@ -71,12 +81,13 @@ def orphan_endpoint(endpoint: Endpoint, options: NoOptions, context: Context):
 
 @CHECKS.register("undocumented-service", "service")
 def undocumented_service(service: str, options: NoOptions, context: Context):
-    """A service that serves HTTP endpoints in the window and has no contract at all."""
+    """A service that serves HTTP endpoints in the window and has no OpenAPI contract."""
     served = [
         e for e in _inventory(context) if e.service == service and e.protocol == "http" and e.calls
     ]
     if served and not _has_contract(context, service):
         calls = sum(e.calls for e in served)
         yield Hit(
-            f"{service} served {len(served)} HTTP endpoints ({calls:,} calls) and has no contract"
+            f"{service} served {_count(len(served), 'HTTP endpoint')} ({_count(calls, 'call')})"
+            " and has no OpenAPI contract"
         )
