@@ -51,13 +51,20 @@ waivers_option = click.option(
 )
 
 
+class _Unusable(click.ClickException):
+    """A pack, ruleset, waivers file or contract that cannot be used: exit 2, apart from the
+    findings' exit 1."""
+
+    exit_code = 2
+
+
 def _rules(packs: Path | None, ruleset: Path | None, only: tuple[str, ...]) -> RuleSet:
     from policies import run
 
     try:
         found = run.rules(packs, ruleset)
     except PolicyError as error:
-        raise click.ClickException(str(error)) from None
+        raise _Unusable(str(error)) from None
     if only:
         known = {rule.pack for rule in found.rules.values()}
         unknown = sorted(set(only) - known)
@@ -172,7 +179,7 @@ def _check_files(
         evaluation = run.check_files(paths, rules, now)
         waivers = run.read_waivers(waivers_file) if waivers_file else []
     except PolicyError as error:
-        raise click.ClickException(str(error)) from None
+        raise _Unusable(str(error)) from None
     waivers = [w | {"revoked_at": None} for w in waivers]
     found = []
     for finding in evaluation.findings:
@@ -211,7 +218,7 @@ def _check_store(
     try:
         result = run.check_store(engine, rules, window, now, record=record, waivers=waivers_file)
     except PolicyError as error:
-        raise click.ClickException(str(error)) from None
+        raise _Unusable(str(error)) from None
     if result.summary is None:
         rows = [f.as_dict() | {"state": "open"} for f in result.evaluation.findings]
         return _Outcome(rows, None)
@@ -442,7 +449,7 @@ def waivers_load(path: Path, db: str | None, as_json: bool) -> None:
     try:
         found = read_waivers(path)
     except PolicyError as error:
-        raise click.ClickException(str(error)) from None
+        raise _Unusable(str(error)) from None
     with _open(db).begin() as conn:
         added, revoked = stored.replace_file_waivers(conn, str(path), found, datetime.now(UTC))
     if as_json:

@@ -1,0 +1,207 @@
+"""``clew check`` on contract files (as ``spectral lint`` gates a contract in CI) and on the
+store (recording runs), its formats and exit codes, and ``clew waivers``."""
+
+from __future__ import annotations
+
+import shutil
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import orjson
+import pytest
+from click.testing import CliRunner
+
+from clew import store
+from clew.cli import main
+from clew.store import findings as stored
+
+PETSTORE = """\
+openapi: 3.0.3
+info:
+  title: Pets
+  version: 1.0.0
+  description: Pets for sale.
+  contact: {name: Pet team, url: https://pets.example, email: pets@pets.example}
+servers:
+  - url: http://pets.example/v1
+tags:
+  - name: pets
+    description: The pets.
+paths:
+  /pets:
+    get:
+      operationId: listPets
+      summary: List the pets
+      description: Every pet for sale.
+      tags: [pets]
+      security: [{key: []}]
+      responses:
+        '200': {description: The pets.}
+        '429': {description: Too many requests.}
+components:
+  securitySchemes:
+    key: {type: apiKey, in: header, name: X-Key}
+"""
+
+
+def _invoke(*args: str):
+    return CliRunner().invoke(main, list(args))
+
+
+@pytest.fixture
+def petstore(tmp_path) -> Path:
+    path = tmp_path / "pets.yaml"
+    path.write_text(PETSTORE)
+    return path
+
+
+def test_a_contract_file_is_checked_with_line_and_column_and_fails_at_the_severity(petstore):
+    result = _invoke("check", str(petstore), "--format", "json", "--fail-on", "never")
+    assert result.exit_code == 0, result.output
+    data = orjson.loads(result.stdout)
+    http = [f for f in data["findings"] if f["rule"] == "owasp-no-http-servers"]
+    assert len(http) == 1
+    (finding,) = http
+    assert finding["source"] == str(petstore) and finding["subject"] == "Pets@1.0.0"
+    assert (finding["line"], finding["severity"], finding["state"]) == (8, "error", "open")
+    assert data["counts"]["error"] >= 1 and "run" not in data
+    # The severity gate: an error fails at the default (error), and so at warning.
+    assert _invoke("check", str(petstore)).exit_code == 1
+    assert _invoke("check", str(petstore), "--fail-on", "warning").exit_code == 1
+
+
+def test_a_clean_contract_passes(petstore):
+    petstore.write_text(PETSTORE.replace("http://pets.example", "https://pets.example"))
+    result = _invoke("check", str(petstore), "--pack", "security", "--pack", "versioning")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip().endswith("0 open findings")
+
+
+def test_a_waivers_file_waives_what_it_covers_in_file_mode(petstore, tmp_path):
+    waivers = tmp_path / "waivers.yaml"
+    waivers.write_text(
+        "waivers:\n"
+        "  - rule: owasp-no-http-*\n"
+        "    subject: Pets@*\n"
+        "    reason: TLS ends at the load balancer\n"
+        "    approver: board@pets.example\n"
+        "    expires: 2999-01-01\n"
+    )
+    result = _invoke(
+        "check", str(petstore), "--waivers", str(waivers), "--format", "json", "--pack", "security"
+    )
+    data = orjson.loads(result.stdout)
+    (finding,) = [f for f in data["findings"] if f["rule"] == "owasp-no-http-servers"]
+    assert finding["state"] == "waived"
+    assert finding["waiver"]["approver"] == "board@pets.example"
+    assert data["counts"]["waived"] == 1
+    assert result.exit_code == 0, result.output  # nothing open at error or above
+
+
+def test_sarif_and_junit_outputs(petstore, tmp_path):
+    out = tmp_path / "out.sarif"
+    result = _invoke(
+        "check", str(petstore), "--format", "sarif", "-o", str(out), "--fail-on", "never"
+    )
+    assert result.exit_code == 0, result.output
+    log = orjson.loads(out.read_bytes())
+    assert log["version"] == "2.1.0"
+    results = log["runs"][0]["results"]
+    rules = {r["id"] for r in log["runs"][0]["tool"]["driver"]["rules"]}
+    assert {r["ruleId"] for r in results} <= rules
+    assert any(
+        r["ruleId"] == "owasp-no-http-servers"
+        and r["locations"][0]["physicalLocation"]["region"]["startLine"] == 8
+        for r in results
+    )
+    junit = _invoke("check", str(petstore), "--format", "junit", "--fail-on", "never")
+    root = ET.fromstring(junit.stdout)
+    failures = sum(int(s.get("failures")) for s in root.iter("testsuite"))
+    assert failures == len(results)
+
+
+def test_unusable_input_exits_2_naming_the_file_position_and_reason(tmp_path, petstore):
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("openapi: 3.0.3\ninfo: {title: x\npaths: {}\n")
+    result = _invoke("check", str(broken))
+    assert result.exit_code == 2
+    assert str(broken) in result.output and "line" in result.output
+    missing = _invoke("check", str(tmp_path / "nowhere.yaml"))
+    assert missing.exit_code == 2 and "no such file" in missing.output
+    packs = tmp_path / "packs"
+    packs.mkdir()
+    (packs / "mine.yaml").write_text(
+        "pack: mine\nrules:\n  - {id: x, check: nope, severity: error}\n"
+    )
+    bad = _invoke("check", str(petstore), "--packs", str(packs))
+    assert bad.exit_code == 2
+    assert f"{packs / 'mine.yaml'}: rule x: no check named 'nope'" in bad.output
+
+
+def test_a_users_pack_replaces_a_builtin_rule(tmp_path, petstore):
+    packs = tmp_path / "packs"
+    packs.mkdir()
+    (packs / "ours.yaml").write_text(
+        "pack: ours\nrules:\n"
+        "  - {id: owasp-no-http-servers, check: owasp-no-http-servers, severity: hint}\n"
+    )
+    result = _invoke(
+        "check", str(petstore), "--packs", str(packs), "--format", "json", "--fail-on", "never"
+    )
+    (finding,) = [
+        f for f in orjson.loads(result.stdout)["findings"] if f["rule"] == "owasp-no-http-servers"
+    ]
+    assert finding["severity"] == "hint"
+
+
+def test_checking_the_store_records_runs_and_waivers_apply(sample_db, tmp_path):
+    db = tmp_path / "clew.db"
+    shutil.copy(sample_db, db)
+    with store.open_engine(str(db)).connect() as conn:
+        recorded = stored.findings(conn)
+    first = _invoke("check", "--db", str(db), "--since", "30d", "--json", "--fail-on", "never")
+    assert first.exit_code == 0, first.output
+    data = orjson.loads(first.stdout)
+    zombie = next(f for f in data["findings"] if f["rule"] == "zombie-endpoint")
+    assert zombie["subject"] == "payments-api POST /v2/refunds"
+    # The demo recorded a run at the sample's end. Now, long after it, the last hour holds no
+    # traffic: the service-level findings are resolved, and nothing else changes.
+    service_levels = [f for f in recorded if f["pack"] == "service-levels"]
+    assert data["run"]["resolved"] == len(service_levels)
+    assert data["run"]["opened"] == 0
+    assert data["run"]["findings"] == len(data["findings"]) == len(recorded) - len(service_levels)
+    added = _invoke(
+        "waivers",
+        "add",
+        "--db",
+        str(db),
+        "--rule",
+        "zombie-endpoint",
+        "--subject",
+        "payments-api POST /v2/refunds",
+        "--reason",
+        "partners move in January",
+        "--approver",
+        "board",
+        "--expires",
+        "2999-12-31",
+        "--json",
+    )
+    assert added.exit_code == 0, added.output
+    assert orjson.loads(added.stdout)["findings"] == 1
+    second = orjson.loads(
+        _invoke("check", "--db", str(db), "--since", "30d", "--json", "--fail-on", "never").stdout
+    )
+    zombie = next(f for f in second["findings"] if f["rule"] == "zombie-endpoint")
+    assert zombie["state"] == "waived" and zombie["waiver"]["reason"].startswith("partners")
+    listed = orjson.loads(_invoke("waivers", "list", "--db", str(db), "--json").stdout)
+    assert {(w["rule"], w["state"], w["findings"]) for w in listed} >= {
+        ("zombie-endpoint", "active", 1)
+    }
+    revoked = _invoke("waivers", "revoke", str(orjson.loads(added.stdout)["id"]), "--db", str(db))
+    assert revoked.exit_code == 0
+    third = orjson.loads(
+        _invoke("check", "--db", str(db), "--since", "30d", "--json", "--fail-on", "never").stdout
+    )
+    zombie = next(f for f in third["findings"] if f["rule"] == "zombie-endpoint")
+    assert zombie["state"] == "open"
