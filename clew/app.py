@@ -6,11 +6,12 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask, abort, jsonify, request
+from flask import Flask, Response, abort, jsonify, make_response, request
 
 import console
 from clew import receiver, store
 from clew.store import queries
+from console import access
 from console import queries as console_queries
 
 DEFAULTS: dict[str, Any] = {
@@ -18,6 +19,17 @@ DEFAULTS: dict[str, Any] = {
     "DEMO": False,
     "OTLP_TOKEN": None,  # when set, POST /v1/traces needs "Authorization: Bearer <it>"
     "OTLP_QUEUE_SIZE": 32,  # requests waiting for the receiver's writer before 503s
+    "READ_ONLY": False,  # when true, waivers cannot be created or revoked (console and API)
+}
+
+#: Each report format's media type and file extension.
+REPORT_TYPES: dict[str, tuple[str, str]] = {
+    "html": ("text/html; charset=utf-8", "html"),
+    "pdf": ("application/pdf", "pdf"),
+    "csv": ("text/csv; charset=utf-8", "csv"),
+    "json": ("application/json", "json"),
+    "sarif": ("application/sarif+json", "sarif"),
+    "junit": ("application/xml; charset=utf-8", "xml"),
 }
 
 
@@ -127,9 +139,115 @@ def _register_api(app: Flask) -> None:
             abort(404, description=f"no trace {trace_id!r} is stored")
         return jsonify(trace)
 
+    _register_governance(app)
+
     @app.get("/healthz")
     def healthz():
         """Liveness and database reachability."""
         with store.engine_of(app).connect() as conn:
             conn.exec_driver_sql("SELECT 1")
         return jsonify({"status": "ok"})
+
+
+def _fail(status: int, message: str):
+    """Stop the request with ``status`` and a JSON body ``{"error": message}``."""
+    abort(make_response(jsonify({"error": message}), status))
+
+
+def _owners() -> tuple[str | None, str | None]:
+    return request.args.get("team") or None, request.args.get("system") or None
+
+
+def _json_body() -> dict[str, Any]:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        _fail(400, "the body must be a JSON object")
+    return body
+
+
+def _register_governance(app: Flask) -> None:
+    """The Governance page's JSON twins, its waiver writes, and the report downloads."""
+
+    @app.get("/api/findings")
+    def api_findings():
+        """Open and waived findings (or those in `state`), of `team`, `system`, `severity`."""
+        from policies.engine import SEVERITIES
+
+        team, system = _owners()
+        state, severity = request.args.get("state"), request.args.get("severity")
+        if severity and severity not in SEVERITIES:
+            _fail(400, f"severity must be one of {', '.join(SEVERITIES)}")
+        try:
+            found = console_queries.findings(
+                store.engine_of(app),
+                states=(state,) if state else ("open", "waived"),
+                team=team,
+                system=system,
+            )
+        except ValueError as error:
+            _fail(400, str(error))
+        return jsonify([f for f in found if not severity or f["severity"] == severity])
+
+    @app.get("/api/waivers")
+    def api_waivers():
+        """Every waiver with its state, the findings it waives and the ones it covers."""
+        return jsonify(console_queries.waivers(store.engine_of(app), store.utcnow()))
+
+    @app.post("/api/waivers")
+    def api_add_waiver():
+        """Create a waiver from a JSON body: rule, subject, reason, approver, expires."""
+        if not access.may_change_waivers():
+            _fail(403, access.READ_ONLY_TEXT)
+        body = _json_body()
+        fields = {}
+        for name in ("rule", "subject", "reason", "approver", "expires"):
+            value = body.get(name)
+            if not isinstance(value, str) or not value.strip():
+                _fail(400, f"{name} is required (a non-empty string)")
+            fields[name] = value
+        try:
+            made = console_queries.add_waiver(store.engine_of(app), store.utcnow(), **fields)
+        except ValueError as error:
+            _fail(400, str(error))
+        waiver = next(
+            w
+            for w in console_queries.waivers(store.engine_of(app), store.utcnow())
+            if w["id"] == made["id"]
+        )
+        return jsonify(waiver), 201
+
+    @app.post("/api/waivers/<int:waiver_id>/revoke")
+    def api_revoke_waiver(waiver_id: int):
+        """Revoke a waiver: the findings it waived open again."""
+        if not access.may_change_waivers():
+            _fail(403, access.READ_ONLY_TEXT)
+        if not console_queries.revoke_waiver(store.engine_of(app), waiver_id, store.utcnow()):
+            _fail(404, f"no active waiver #{waiver_id}")
+        return jsonify({"id": waiver_id, "revoked": True})
+
+    @app.get("/api/governance")
+    def api_governance():
+        """The compliance report's data for `team` and `system` (the Governance page)."""
+        team, system = _owners()
+        return jsonify(
+            console_queries.governance(store.engine_of(app), store.utcnow(), team, system)
+        )
+
+    @app.get("/reports/governance.<fmt>")
+    def governance_report(fmt: str):
+        """The compliance report for `team` and `system` as a file: html, pdf, csv, json,
+        sarif or junit."""
+        if fmt not in REPORT_TYPES:
+            _fail(404, f"no report format {fmt!r}; known: {', '.join(REPORT_TYPES)}")
+        team, system = _owners()
+        content = console_queries.governance_report(
+            store.engine_of(app), store.utcnow(), fmt, team, system
+        )
+        media_type, extension = REPORT_TYPES[fmt]
+        name = "-".join(["clew-governance", *[v for v in (team, system) if v]])
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+        return Response(
+            content,
+            content_type=media_type,
+            headers={"Content-Disposition": f'attachment; filename="{safe}.{extension}"'},
+        )

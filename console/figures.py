@@ -8,7 +8,7 @@ they go through cytoscape's canvas labels or React text nodes, both of which ren
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 
 import plotly.graph_objects as go
@@ -159,6 +159,7 @@ def map_elements(
     selected_node: str | None = None,
     selected_edge: tuple[str, str] | None = None,
     blast: tuple[str, Iterable[str]] | None = None,
+    badges: Mapping[tuple[str, ...], Mapping] | None = None,
 ) -> list[dict]:
     """Cytoscape elements for graph-view ``nodes`` and ``edges``.
 
@@ -166,7 +167,10 @@ def map_elements(
     highlights matching nodes and fades the rest; the selected node or edge is pre-selected.
     ``blast`` is (node, the nodes that depend on it): those and the edges among them are marked,
     the rest fade. An edge carrying a ``diff`` mark (see ``console.overlay``) gets its class.
+    ``badges`` (``console.finding_badges``) puts each node's and edge's open findings in its data
+    (``findings``, ``finding_severity`` and the ``badge`` text the stylesheet draws).
     """
+    badges = badges or {}
     context = set(context)
     origin, radius = (blast[0], set(blast[1]) | {blast[0]}) if blast else (None, set())
     max_rps = max((e["rps"] for e in edges), default=0.0)
@@ -200,6 +204,7 @@ def map_elements(
                     "environment": node.get("environment"),
                     # a topic is drawn inside its broker (a cytoscape compound node)
                     **({"parent": node["parent"]} if node.get("parent") in shown else {}),
+                    **_badge_data(badges.get(("node", node["id"])), node["id"] + " "),
                 },
                 "classes": " ".join(classes),
                 "selected": node["id"] == selected_node,
@@ -242,12 +247,28 @@ def map_elements(
                         if declared
                         else {}
                     ),
+                    **_badge_data(badges.get(("edge", edge["client"], edge["server"])), ""),
                 },
                 "classes": " ".join(classes),
                 "selected": selected_edge == (edge["client"], edge["server"]),
             }
         )
     return elements
+
+
+#: The mark before a findings count on the map.
+FINDINGS_MARK = "\u2691"
+
+
+def _badge_data(badge: Mapping | None, prefix: str) -> dict:
+    """The element data of a findings badge: its count, worst severity and text."""
+    if not badge:
+        return {}
+    return {
+        "findings": badge["count"],
+        "finding_severity": badge["worst"],
+        "badge": f"{prefix}{FINDINGS_MARK} {badge['count']}",
+    }
 
 
 def diff_label(edge: dict) -> str:
@@ -350,6 +371,7 @@ def map_stylesheet(edge_labels: bool = False) -> list[dict]:
         },
     ]
     sheet += overlay_stylesheet()
+    sheet += findings_stylesheet()
     sheet.append(
         {
             "selector": "edge.slow",
@@ -448,6 +470,59 @@ def overlay_stylesheet() -> list[dict]:
             "style": {"border-style": "dotted", "border-color": REMOVED, "opacity": 0.75},
         },
     ]
+
+
+#: A findings badge's colours by its worst severity: (text and border, background).
+BADGE_COLOURS = {
+    "error": (BAD, "#fde8e8"),
+    "warning": ("#a16207", "#fdf3d8"),
+    "info": (ACCENT, "#e0ebff"),
+    "hint": (MUTED, "#f3f4f6"),
+}
+
+
+def findings_stylesheet() -> list[dict]:
+    """Findings badges: a node's label gains the count in a box coloured by the worst
+    severity; an edge carries the count by its target."""
+    sheet: list[dict] = [
+        {
+            "selector": "node[findings > 0]",
+            "style": {
+                "label": "data(badge)",
+                "text-border-width": 1.5,
+                "text-border-opacity": 1,
+                "text-border-style": "solid",
+                "text-background-opacity": 1,
+                "text-background-padding": 2,
+                "text-background-shape": "round-rectangle",
+            },
+        },
+        {
+            "selector": "edge[findings > 0]",
+            "style": {
+                "target-label": "data(badge)",
+                "target-text-offset": 26,
+                "font-family": FONT,
+                "font-size": 11,
+                "font-weight": "bold",
+                "text-background-opacity": 1,
+                "text-background-padding": 1,
+                "text-background-shape": "round-rectangle",
+            },
+        },
+    ]
+    for severity, (ink, fill) in BADGE_COLOURS.items():
+        sheet.append(
+            {
+                "selector": f'[finding_severity = "{severity}"]',
+                "style": {
+                    "text-border-color": ink,
+                    "text-background-color": fill,
+                    "color": ink,
+                },
+            }
+        )
+    return sheet
 
 
 def overlay_labels() -> list[dict]:

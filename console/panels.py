@@ -57,6 +57,34 @@ def endpoint_table(endpoints: Sequence[dict]):
     return components.table(["endpoint", "rate", "errors", "p50 / p95 / p99"], rows)
 
 
+def findings_list(findings: Sequence[dict]) -> list:
+    """A node's or an edge's open policy findings (rule, severity, message), with a link to
+    the Governance page; nothing when it has none."""
+    if not findings:
+        return []
+    rows = [
+        [
+            html.Span(f["severity"], className=f"severity severity-{f['severity']}"),
+            f["rule"],
+            f["message"],
+        ]
+        for f in findings
+    ]
+    return [
+        html.H4(f"Open findings ({len(findings)})"),
+        html.Table(
+            [
+                html.Thead(html.Tr([html.Th("severity"), html.Th("rule"), html.Th("message")])),
+                html.Tbody([html.Tr([html.Td(c) for c in row]) for row in rows]),
+            ],
+            className="mini-table findings-table",
+        ),
+        html.P(
+            dcc.Link("Governance →", href="/governance", className="link"), className="panel-more"
+        ),
+    ]
+
+
 def _chart(chart_id: str, figure) -> dcc.Graph:
     return dcc.Graph(id=chart_id, figure=figure, config=CHART, className="panel-chart")
 
@@ -106,13 +134,16 @@ def node_panel(
     series: Sequence[dict] = (),
     blast_radius: Sequence[str] | None = None,
     blast_active: bool = False,
+    findings: Sequence[dict] = (),
 ) -> list:
-    """The side panel for node ``name``: RED figures, endpoints, place in the graph, edges."""
+    """The side panel for node ``name``: RED figures, endpoints, place in the graph, edges,
+    and its open policy findings."""
     node = next((n for n in view["nodes"] if n["id"] == name), None)
     if node is None:
         return [
             html.H3(name, className="panel-title"),
             html.P("No traffic to or from this node in this window.", className="muted"),
+            *findings_list(findings),
         ]
     inbound = [e for e in view["edges"] if e["server"] == name]
     outbound = [e for e in view["edges"] if e["client"] == name]
@@ -149,6 +180,7 @@ def node_panel(
             ]
         ),
         blast_button(name, blast_active, blast_radius),
+        *findings_list(findings),
     ]
     if series:
         filled = figures.fill_minutes(series)
@@ -172,18 +204,27 @@ def node_panel(
 
 
 def edge_panel(
-    view: dict, client: str, server: str, series: Sequence[dict], endpoints: Sequence[dict] = ()
+    view: dict,
+    client: str,
+    server: str,
+    series: Sequence[dict],
+    endpoints: Sequence[dict] = (),
+    findings: Sequence[dict] = (),
 ) -> list:
-    """The side panel for the edge client → server: percentiles, errors, rate over time, and
-    the endpoints it calls."""
+    """The side panel for the edge client → server: percentiles, errors, rate over time, the
+    endpoints it calls, and its open policy findings."""
     edges = [e for e in view["edges"] if e["client"] == client and e["server"] == server]
     title = [
         html.Div("Edge", className="panel-kicker"),
         html.H3([client, html.Span(" → ", className="arrow"), server], className="panel-title"),
     ]
     if not edges:
-        return [*title, html.P("No traffic on this edge in this window.", className="muted")]
-    out = list(title)
+        return [
+            *title,
+            html.P("No traffic on this edge in this window.", className="muted"),
+            *findings_list(findings),
+        ]
+    out = [*title, *findings_list(findings)]
     for edge in edges:
         out.append(
             components.key_values(

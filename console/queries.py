@@ -6,7 +6,10 @@ so the console shows exactly what the JSON API and ``clew graph --json`` show.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from functools import cache
+from datetime import datetime, timedelta
 
 from sqlalchemy import Engine
 
@@ -209,3 +212,163 @@ def contract_diff(engine: Engine, window: Window, old_hash: str, new_hash: str) 
         "gateways": served.gateways,
         "changes": [asdict(change) for change in found],
     }
+
+
+# --- Governance: findings, waivers and the compliance report ----------------------------------
+
+
+def _plain_times(row: dict) -> dict:
+    """``row`` with its datetimes as ISO 8601 text, so the page and the API show the same."""
+    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in row.items()}
+
+
+@cache
+def known_rules() -> dict[str, dict]:
+    """The built-in rules' descriptions, severities and packs, by id (read once: the packs
+    are files of the package). Not to be changed by callers."""
+    from policies.engine import default_rules
+
+    return {
+        rule.id: {"description": rule.description, "severity": rule.severity, "pack": rule.pack}
+        for rule in default_rules().rules.values()
+    }
+
+
+def governance(
+    engine: Engine, now: datetime, team: str | None = None, system: str | None = None
+) -> dict:
+    """The compliance report of ``team`` and ``system`` (all when None) at ``now``, as data
+    (``policies.reports``' model, the document ``/api/governance`` serves)."""
+    from policies import reports
+
+    with engine.connect() as conn:
+        report = reports.build(conn, now=now, team=team, system=system, rules=known_rules())
+    return report.as_dict()
+
+
+def governance_report(
+    engine: Engine, now: datetime, fmt: str, team: str | None = None, system: str | None = None
+) -> bytes:
+    """The compliance report of ``team`` and ``system`` rendered as ``fmt`` (html, pdf, csv,
+    json, sarif or junit)."""
+    from policies import reports
+
+    with engine.connect() as conn:
+        report = reports.build(conn, now=now, team=team, system=system, rules=known_rules())
+    return reports.render(report, fmt)
+
+
+def findings(
+    engine: Engine,
+    *,
+    states: Sequence[str] = ("open", "waived"),
+    team: str | None = None,
+    system: str | None = None,
+) -> list[dict]:
+    """Stored findings in ``states`` (of ``team`` and ``system`` when given), most severe
+    first, times as ISO text; ``ValueError`` for an unknown state."""
+    from clew.store import findings as stored
+
+    with engine.connect() as conn:
+        return [
+            _plain_times(f) for f in stored.findings(conn, states=states, team=team, system=system)
+        ]
+
+
+def waivers(engine: Engine, now: datetime, soon: timedelta | None = None) -> list[dict]:
+    """Every waiver, soonest expiry first, with its state at ``now`` (active, expiring within
+    ``soon``, expired, revoked), the findings it waives now (``findings``) and the current
+    findings its rule and subject patterns cover (``covers``: rule, subject, state)."""
+    from clew.store import findings as stored
+    from policies.reports.model import EXPIRING_WITHIN
+
+    soon = EXPIRING_WITHIN if soon is None else soon
+    with engine.connect() as conn:
+        found = stored.list_waivers(conn)
+        current = stored.findings(conn)
+        waived = stored.covered_counts(conn)
+    return [
+        _plain_times(
+            w
+            | {
+                "state": stored.waiver_state(w, now, soon),
+                "findings": waived.get(w["id"], 0),
+                "covers": [
+                    {"rule": f["rule"], "subject": f["subject"], "state": f["state"]}
+                    for f in current
+                    if stored.covers(w, f["rule"], f["subject"])
+                ],
+            }
+        )
+        for w in found
+    ]
+
+
+# The console's only writes: waivers, behind ``console.access.may_change_waivers``.
+
+
+def add_waiver(
+    engine: Engine,
+    now: datetime,
+    *,
+    rule: str,
+    subject: str,
+    reason: str,
+    approver: str,
+    expires: object,
+    created_by: str | None = None,
+) -> dict:
+    """Store a waiver and waive the open findings it covers; returns ``{"id", "waived"}``.
+
+    ``ValueError`` with a message for the user when a field is missing, the expiry is not a
+    date after ``now``, or the rule pattern names no rule known or found."""
+    from fnmatch import fnmatchcase
+
+    from clew.store import findings as stored
+
+    expires_at = stored.expiry(expires)
+    pattern = (rule or "").strip()
+    with engine.begin() as conn:
+        seen = {f["rule"] for f in stored.findings(conn, states=stored.STATES)}
+        if pattern and not any(fnmatchcase(r, pattern) for r in seen | set(known_rules())):
+            raise ValueError(f"the rule {pattern!r} names no known rule")
+        stored.reopen_expired(conn, now)
+        waiver_id = stored.add_waiver(
+            conn,
+            rule=rule,
+            subject=subject,
+            reason=reason,
+            approver=approver,
+            expires_at=expires_at,
+            now=now,
+            created_by=created_by,
+            origin="console",
+        )
+        waived = stored.covered_counts(conn).get(waiver_id, 0)
+    return {"id": waiver_id, "waived": waived}
+
+
+def revoke_waiver(engine: Engine, waiver_id: int, now: datetime) -> bool:
+    """Revoke a waiver (its findings open again); False when no such active waiver exists."""
+    from clew.store import findings as stored
+
+    with engine.begin() as conn:
+        return stored.revoke_waiver(conn, waiver_id, now)
+
+
+def open_findings(engine: Engine) -> list[dict]:
+    """The open findings (for the map's badges and panels)."""
+    return findings(engine, states=("open",))
+
+
+def contract_services(engine: Engine, window: Window) -> dict[str, str]:
+    """``Title@version`` → the service serving it in ``window`` (from the inventory)."""
+    from clew import inventory
+
+    with engine.connect() as conn:
+        found = inventory.inventory(conn, window)
+    served: dict[str, str] = {}
+    for endpoint in found:
+        if endpoint.contract and not endpoint.service.startswith("["):
+            served.setdefault(endpoint.contract, endpoint.service)
+    return served

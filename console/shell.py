@@ -13,7 +13,7 @@ from types import ModuleType
 from dash import Dash, Input, Output, State, ctx, dcc, html, no_update
 
 from console import ids
-from console.pages import contracts, endpoints, overview, paths, service_map, sources
+from console.pages import contracts, endpoints, governance, overview, paths, service_map, sources
 from console.state import WINDOW_KEYS, parse, query_of, search
 
 #: Path → page module, in navigation order. Later pages (Endpoints, Governance, …) join here.
@@ -22,6 +22,7 @@ PAGES: dict[str, ModuleType] = {
     service_map.PATH: service_map,
     paths.PATH: paths,
     endpoints.PATH: endpoints,
+    governance.PATH: governance,
     contracts.PATH: contracts,
     sources.PATH: sources,
 }

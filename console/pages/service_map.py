@@ -10,7 +10,17 @@ import dash_cytoscape as cyto
 from dash import Dash, Input, Output, State, ctx, dcc, html, no_update
 
 from clew import store
-from console import components, figures, formatting, ids, legends, overlay, panels, queries
+from console import (
+    components,
+    figures,
+    finding_badges,
+    formatting,
+    ids,
+    legends,
+    overlay,
+    panels,
+    queries,
+)
 from console.state import WINDOW_KEYS, ViewState, parse, search
 
 PATH = "/map"
@@ -303,8 +313,11 @@ def view(
     diff_problem: str | None = None,
     blast: tuple[str, list[str]] | None = None,
     declared: list[dict] | None = None,
+    findings: dict | None = None,
 ) -> dict:
-    """Everything ``refresh`` outputs, from the graph view, the facets and the overlays (pure)."""
+    """Everything ``refresh`` outputs, from the graph view, the facets and the overlays (pure).
+
+    ``findings`` (``finding_badges.by_place``) gives nodes and edges their findings badges."""
     shown = overlay.with_diff(graph, diff.diff, diff.nodes) if diff else graph
     if declared is not None:
         shown = overlay.with_declared(shown, declared, diff.nodes if diff else None)
@@ -325,7 +338,14 @@ def view(
         radius = set(blast[1])
         blast = (blast[0], sorted(radius))
     return {
-        "elements": figures.map_elements(nodes, edges, context=context, query=state.q, blast=blast),
+        "elements": figures.map_elements(
+            nodes,
+            edges,
+            context=context,
+            query=state.q,
+            blast=blast,
+            badges=finding_badges.badges(findings) if findings else None,
+        ),
         "namespaces": components.options(facets.namespaces, state.namespace),
         "environments": components.options(facets.environments, state.environment),
         "summary": text,
@@ -339,6 +359,16 @@ def view(
             declared=overlay.declared_counts(edges) if declared is not None else None,
         ),
     }
+
+
+def placed_findings(graph: dict, found: list[dict], contract_services: dict[str, str]) -> dict:
+    """The open findings of ``found`` on the nodes and edges of ``graph``."""
+    return finding_badges.by_place(
+        found,
+        [n["id"] for n in graph["nodes"]],
+        [(e["client"], e["server"]) for e in graph["edges"]],
+        contract_services,
+    )
 
 
 def layout(**query: str) -> html.Div:
@@ -532,8 +562,12 @@ def register_callbacks(app: Dash) -> None:
         declared = None
         if raw.get("declared") == "1":
             declared = queries.endpoints(engine(), window)["dependencies"]
+        graph = queries.graph(engine(), window)
+        found = placed_findings(
+            graph, queries.open_findings(engine()), queries.contract_services(engine(), window)
+        )
         out = view(
-            queries.graph(engine(), window),
+            graph,
             queries.facets(engine()),
             state,
             queries.data_range(engine()),
@@ -541,6 +575,7 @@ def register_callbacks(app: Dash) -> None:
             diff_problem=diff_problem,
             blast=blast,
             declared=declared,
+            findings=found,
         )
         return (
             out["elements"],
@@ -608,6 +643,9 @@ def register_callbacks(app: Dash) -> None:
         graph = queries.graph(engine(), window)
         if not selection:
             return overview_panel(graph, state, bool(labels)), True
+        found = placed_findings(
+            graph, queries.open_findings(engine()), queries.contract_services(engine(), window)
+        )
         if "node" in selection:
             name = selection["node"]
             detail = queries.node_detail(engine(), window, name)
@@ -619,10 +657,16 @@ def register_callbacks(app: Dash) -> None:
                     series=detail.series,
                     blast_radius=detail.blast_radius,
                     blast_active=raw.get("blast") == name,
+                    findings=found.get(("node", name), []),
                 ),
                 False,
             )
         client, server = selection["edge"]
         series = queries.edge_series(engine(), window, client, server)
         endpoints = queries.edge_endpoints(engine(), window, client, server)
-        return panels.edge_panel(graph, client, server, series, endpoints), False
+        return (
+            panels.edge_panel(
+                graph, client, server, series, endpoints, found.get(("edge", client, server), [])
+            ),
+            False,
+        )

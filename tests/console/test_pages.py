@@ -230,7 +230,15 @@ def test_layouts_show_url_problems_and_keep_the_query_for_the_view():
 
 
 def test_the_router_renders_registered_pages_and_a_not_found_page():
-    assert list(shell.PAGES) == ["/", "/map", "/paths", "/endpoints", "/contracts", "/sources"]
+    assert list(shell.PAGES) == [
+        "/",
+        "/map",
+        "/paths",
+        "/endpoints",
+        "/governance",
+        "/contracts",
+        "/sources",
+    ]
     rendered = shell.render("/map", "?window=all&node=pay")
     found = by_id(rendered)
     assert found[ids.ServiceMap.STATE].data == {"window": "all", "node": "pay"}
@@ -247,10 +255,11 @@ def test_navigation_carries_the_window_but_not_the_filters():
         "/map?window=all",
         "/paths?window=all",
         "/endpoints?window=all",
+        "/governance?window=all",
         "/contracts?window=all",
         "/sources?window=all",
     ]
-    assert classes == ["nav-link", "nav-link active", *["nav-link"] * 4]
+    assert classes == ["nav-link", "nav-link active", *["nav-link"] * 5]
 
 
 def test_an_open_window_is_charted_up_to_now():

@@ -54,7 +54,10 @@ def page_trees() -> dict[str, list]:
     }
     series = [{"minute": 1, "rps": 1.0, "errors": 0, "error_ratio": 0.0, "p95_ms": 1.0}]
     trees["/map"].append(panels.edge_panel(view, "a", "b", series))
-    trees["/map"].append(panels.node_panel(view, "b", series=series, blast_radius=["a"]))
+    finding = {"severity": "error", "rule": "r", "message": "m"}
+    trees["/map"].append(
+        panels.node_panel(view, "b", series=series, blast_radius=["a"], findings=[finding])
+    )
     # The Paths page draws its detail (small map, waterfall, failing span) from a callback.
     trees["/paths"].append(paths.detail(fakes.PATHS[1], fakes.TRACE, ViewState()))
     return trees
@@ -91,6 +94,7 @@ def test_every_id_is_declared_in_the_ids_module():
         ids.Endpoints,
         ids.Contracts,
         ids.Sources,
+        ids.Governance,
     ):
         declared |= {v for k, v in vars(page).items() if k.isupper() and isinstance(v, str)}
         if hasattr(page, "TOOLBAR"):  # the Sources page has no window or filters
@@ -119,7 +123,7 @@ def test_each_page_registers_its_callbacks_once(dash_app):
     assert outputs.count(ids.PAGE) == 1
     assert outputs.count(ids.ServiceMap.GRAPH) == 2  # elements, and the stylesheet
     assert outputs.count(ids.Paths.DETAIL) == 1
-    assert len(dash_app.callback_map) == 19
+    assert len(dash_app.callback_map) == 24
 
 
 def test_create_app_twice_gives_two_independent_consoles(tmp_path):
@@ -128,6 +132,6 @@ def test_create_app_twice_gives_two_independent_consoles(tmp_path):
     one, two = first.extensions["clew.console"], second.extensions["clew.console"]
     assert one is not two and one.server is first and two.server is second
     assert one.callback_map.keys() == two.callback_map.keys()
-    assert len(one.callback_map) == len(two.callback_map) == 19
+    assert len(one.callback_map) == len(two.callback_map) == 24
     banner = [c for c in walk(two.layout) if getattr(c, "id", None) == ids.BANNER]
     assert banner and not [c for c in walk(one.layout) if getattr(c, "id", None) == ids.BANNER]
