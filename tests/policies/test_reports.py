@@ -74,8 +74,7 @@ LATEST_COVERAGE = {
 }
 
 
-@pytest.fixture
-def governed(engine: Engine) -> Engine:
+def govern(engine: Engine) -> Engine:
     """Four runs: two in the period before (A, B, C, D open), two in this one (D resolved; E
     and F new); waivers: W1 on C expired on 20 November, W2 on B active, W3 on R4* expiring
     within 14 days, W4 revoked."""
@@ -125,13 +124,25 @@ def governed(engine: Engine) -> Engine:
     return engine
 
 
+@pytest.fixture
+def governed(engine: Engine) -> Engine:
+    """The governed store on SQLite, for the renderers."""
+    return govern(engine)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def governed_db(request, engine) -> Engine:
+    """The governed store on SQLite and, when configured, PostgreSQL, for the model's figures."""
+    return govern(engine if request.param == "sqlite" else request.getfixturevalue("pg_engine"))
+
+
 def build(engine: Engine, **filters) -> reports.Report:
     with engine.connect() as conn:
         return reports.build(conn, now=NOW, **filters)
 
 
-def test_counts_are_those_of_the_open_and_waived_findings(governed):
-    report = build(governed)
+def test_counts_are_those_of_the_open_and_waived_findings(governed_db):
+    report = build(governed_db)
     assert [(f["rule"], f["subject"], f["state"]) for f in report.findings] == [
         ("R1", HOSTILE, "open"),
         ("R1", "GET /payments", "open"),
@@ -151,8 +162,8 @@ def test_counts_are_those_of_the_open_and_waived_findings(governed):
     assert waived["waiver"]["reason"] == "legacy partner"
 
 
-def test_trend_compares_the_last_run_of_each_period(governed):
-    trend = build(governed).trend
+def test_trend_compares_the_last_run_of_each_period(governed_db):
+    trend = build(governed_db).trend
     previous, current = trend["previous"], trend["current"]
     assert previous["start"] == SINCE - timedelta(days=30) and previous["end"] == SINCE
     assert previous["run"]["at"] == at(11, 1)
@@ -184,8 +195,8 @@ def test_trend_compares_the_last_run_of_each_period(governed):
     ]
 
 
-def test_a_shorter_period_has_its_own_previous_period(governed):
-    trend = build(governed, since=NOW - timedelta(days=10)).trend
+def test_a_shorter_period_has_its_own_previous_period(governed_db):
+    trend = build(governed_db, since=NOW - timedelta(days=10)).trend
     assert trend["current"]["run"]["at"] == at(12, 1)
     assert trend["previous"]["run"] is None  # 17-27 November: no run
     assert trend["previous"]["open"] == 0
@@ -194,8 +205,8 @@ def test_a_shorter_period_has_its_own_previous_period(governed):
     assert [p["at"] for p in trend["series"]] == [at(12, 1)]
 
 
-def test_scorecards_grade_the_passing_share_of_the_latest_run(governed):
-    cards = build(governed).scorecards
+def test_scorecards_grade_the_passing_share_of_the_latest_run(governed_db):
+    cards = build(governed_db).scorecards
     assert [
         (c["name"], c["evaluated"], c["failing"], c["score"], c["grade"]) for c in cards["team"]
     ] == [
@@ -229,8 +240,8 @@ def test_grades(value, letter):
     assert model.grade(value) == letter
 
 
-def test_waivers_carry_their_state_and_the_findings_they_waive(governed):
-    waivers = build(governed).waivers
+def test_waivers_carry_their_state_and_the_findings_they_waive(governed_db):
+    waivers = build(governed_db).waivers
     assert [(w["rule"], w["state"], w["approver"], w["findings"]) for w in waivers] == [
         ("R3", "expired", "cto", 0),
         ("R4*", "expiring", "head of api", 1),
@@ -241,14 +252,14 @@ def test_waivers_carry_their_state_and_the_findings_they_waive(governed):
     assert waivers[1]["reason"] == "docs sprint"
 
 
-def test_a_team_report_holds_that_team_alone(governed):
-    report = build(governed, team="shipping")
+def test_a_team_report_holds_that_team_alone(governed_db):
+    report = build(governed_db, team="shipping")
     assert {f["team"] for f in report.findings} == {"shipping"}
     assert report.counts["state"] == {"open": 2, "waived": 0}
     assert [c["name"] for c in report.scorecards["team"]] == ["shipping"]
     assert [w["rule"] for w in report.waivers] == ["R3"]  # the only one matching its findings
     assert [p["open"]["error"] for p in report.trend["series"]] == [1, 1, 0, 1]
-    assert build(governed, system="billing").counts["state"] == {"open": 0, "waived": 1}
+    assert build(governed_db, system="billing").counts["state"] == {"open": 0, "waived": 1}
 
 
 def test_the_empty_store_says_no_evaluation_has_run(engine):
