@@ -19,10 +19,14 @@ from collectors import safe_yaml
 
 Path = tuple[str | int, ...]
 
-#: One JSON token: a string (group 1) perhaps followed by a colon (group 2: a key), an opening
-#: bracket (group 3), a closing one (group 4), or a scalar (no group).
+_STRING = r'"[^"\\]*(?:\\.[^"\\]*)*"'
+_SCALAR = r"-?[0-9][0-9.eE+-]*|true|false|null"
+#: One JSON token: an object's key (group 1) with a scalar or string value (no more group) or
+#: an opening bracket (group 2); an opening bracket (group 3); a closing one (group 4); or a
+#: scalar or string item of an array (no group). A member with a plain value is one token.
 _JSON_TOKEN = re.compile(
-    r'"([^"\\]*(?:\\.[^"\\]*)*)"(\s*:)?|([{\[])|([}\]])|-?[0-9][0-9.eE+-]*|true|false|null'
+    rf'"([^"\\]*(?:\\.[^"\\]*)*)"\s*:\s*(?:{_STRING}|([{{\[])|{_SCALAR})'
+    rf"|([{{\[])|([}}\]])|{_STRING}|{_SCALAR}"
 )
 
 
@@ -58,14 +62,10 @@ class Locator:
             self._kind = "none"
             return
         if self._text.lstrip()[:1] in ("{", "["):
-            try:
-                orjson.loads(data.lstrip(b"\xef\xbb\xbf"))
-            except orjson.JSONDecodeError:
-                pass  # YAML that starts with a flow mapping
-            else:
-                self._json = _scan_json(self._text)
+            self._json = _scan_json(self._text)
+            if self._json is not None:
                 self._kind = "json"
-                return
+                return  # else YAML that starts with a flow mapping
         try:
             self._yaml = safe_yaml.compose(data, "document")
         except safe_yaml.YamlError:
@@ -82,35 +82,43 @@ class Locator:
 
 def _scan_json(text: str) -> Any:
     """The tree of a JSON text's containers: an object as a dict of key → the key's offset (or
-    (offset, child) when its value is a container), an array as a list of the same per item.
-    The text is known to be valid JSON."""
+    (offset, child) when its value is a container), an array as a list of the same per item;
+    None when the text is not JSON (its brackets do not balance, or it is not read whole)."""
     root: Any = None
     stack: list[Any] = []
     top: Any = None
-    key: str | None = None
-    key_at = 0
-    for match in _JSON_TOKEN.finditer(text):
-        group = match.lastindex
-        if group == 2:  # a key
-            key = match.group(1)
-            if "\\" in key:
-                key = orjson.loads(f'"{key}"')
-            key_at = match.start()
-            top[key] = key_at
-        elif group == 3:  # a container opens
-            child: Any = {} if match.group(3) == "{" else []
-            if top is None:
-                root = child
-            elif type(top) is list:
-                top.append((match.start(), child))
-            else:
-                top[key] = (key_at, child)
+    end = 0
+    try:
+        for match in _JSON_TOKEN.finditer(text):
+            end = match.end()
+            group = match.lastindex
+            if group is None:  # a scalar or string item of an array
+                top.append(match.start())
+                continue
+            if group <= 2:  # an object's member
+                key = match.group(1)
+                if "\\" in key:
+                    key = orjson.loads(f'"{key}"')
+                if group == 1:
+                    top[key] = match.start()
+                    continue
+                child: Any = {} if match.group(2) == "{" else []
+                top[key] = (match.start(), child)
+            elif group == 3:  # a container opens: the root, or an array's item
+                child = {} if match.group(3) == "{" else []
+                if top is None:
+                    root = child
+                else:
+                    top.append((match.start(), child))
+            else:  # group 4: a container closes
+                top = stack.pop()
+                continue
             stack.append(top)
             top = child
-        elif group == 4:
-            top = stack.pop()
-        elif type(top) is list:  # a scalar or string item of an array
-            top.append(match.start())
+    except (AttributeError, IndexError, TypeError, orjson.JSONDecodeError):
+        return None  # a member where an item belongs, or the reverse: not JSON
+    if stack or top is not None or root is None or text[end:].strip():
+        return None
     return root
 
 
