@@ -139,15 +139,31 @@ def from_files(paths: Iterable[Path]) -> dict[str, list[Subject]]:
 
 
 def _contract_files(paths: Iterable[Path]) -> Iterator[Path]:
+    """The files named, and in the folders named the ``*.json``, ``*.yaml`` and ``*.yml`` files
+    that are OpenAPI or AsyncAPI documents (a catalog file or a CI config beside them is not
+    read); a file named that is not a contract is an error."""
     for path in paths:
         if path.is_dir():
-            yield from sorted(
-                p for p in path.rglob("*") if p.suffix in (".json", ".yaml", ".yml") and p.is_file()
-            )
+            for found in sorted(path.rglob("*")):
+                suffix = found.suffix in (".json", ".yaml", ".yml")
+                if suffix and found.is_file() and _is_contract(found):
+                    yield found
         elif path.exists():
             yield path
         else:
             raise PolicyError(f"{path}: no such file or folder")
+
+
+def _is_contract(path: Path) -> bool:
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(4096)
+    except OSError:
+        return True  # named in the error that reading it gives
+    detectors = (openapi.OpenApiCollector(), asyncapi.AsyncApiCollector())
+    return any(d.detect(head) for d in detectors) or openapi.OpenApiCollector().detect_file(
+        path, head
+    )
 
 
 @dataclass

@@ -137,6 +137,12 @@ _PROBLEM_RESPONSE = {
     "description": "The request was not accepted: a problem document says why.",
     "content": {"application/problem+json": {"schema": _ref("schemas", "Problem")}},
 }
+_RATE_LIMITED = {
+    "description": "Too many requests: the client's rate limit is spent; `Retry-After` says"
+    " when to try again.",
+    "headers": {"Retry-After": {"schema": {"type": "integer", "minimum": 1}}},
+    "content": {"application/problem+json": {"schema": _ref("schemas", "Problem")}},
+}
 _MONEY = {
     "type": "object",
     "required": ["value", "currency"],
@@ -208,16 +214,25 @@ def payments_api(version: str) -> dict:
         },
         "servers": [
             {"url": "https://api.payments.example", "description": "Partners, through Kong"},
-            {"url": "http://payments-api:8080", "description": "The shop's services, in-cluster"},
+            {
+                "url": "https://payments-api.payments.svc:8443",
+                "description": "The shop's services, in-cluster",
+            },
         ],
         "security": [{"partnerKey": []}, {"serviceToken": []}],
-        "tags": [{"name": "payments"}, {"name": "refunds"}],
+        "tags": [
+            {"name": "payments", "description": "Card payments: authorised and captured."},
+            {"name": "refunds", "description": "Money given back, in whole or in part."},
+        ],
         "paths": {
             "/v2/payments": {
                 "post": {
                     "operationId": "createPayment",
                     "tags": ["payments"],
                     "summary": "Authorise and capture a card payment",
+                    "description": "Authorises the card with the card network and captures the"
+                    " amount at once; a request repeated with its idempotency key is answered"
+                    " with the first one's payment.",
                     "parameters": [idempotency],
                     "requestBody": {
                         "required": True,
@@ -230,6 +245,7 @@ def payments_api(version: str) -> dict:
                         "400": _PROBLEM_RESPONSE,
                         "402": _PROBLEM_RESPONSE,
                         "409": _PROBLEM_RESPONSE,
+                        "429": _RATE_LIMITED,
                     },
                 }
             },
@@ -239,9 +255,12 @@ def payments_api(version: str) -> dict:
                     "operationId": "getPayment",
                     "tags": ["payments"],
                     "summary": "A payment, with its authorisation and settlement",
+                    "description": "The payment as it stands: its status, the card network's"
+                    " authorisation and when the money settles.",
                     "responses": {
                         "200": _json_body(_ref("schemas", "PaymentDetails"), "The payment."),
                         "404": _PROBLEM_RESPONSE,
+                        "429": _RATE_LIMITED,
                     },
                 },
             },
@@ -251,6 +270,8 @@ def payments_api(version: str) -> dict:
                     "operationId": "refundPayment",
                     "tags": ["refunds"],
                     "summary": "Refund a payment, in whole or in part",
+                    "description": "Gives back some or all of a captured payment; the refunds"
+                    " of one payment add up to its amount at most.",
                     "parameters": [idempotency],
                     "requestBody": {
                         "required": True,
@@ -260,6 +281,7 @@ def payments_api(version: str) -> dict:
                         "201": _json_body(_ref("schemas", "Refund"), "The refund."),
                         "404": _PROBLEM_RESPONSE,
                         "409": _PROBLEM_RESPONSE,
+                        "429": _RATE_LIMITED,
                     },
                 },
             },
@@ -292,6 +314,7 @@ def payments_api(version: str) -> dict:
                     "responses": {
                         "201": _json_body(_ref("schemas", "Refund"), "The refund."),
                         "400": _PROBLEM_RESPONSE,
+                        "429": _RATE_LIMITED,
                     },
                 }
             },
@@ -351,7 +374,8 @@ def payments_api(version: str) -> dict:
 
 def catalog_api() -> dict:
     """The product catalog: products, search, related products. Unversioned: neither its paths,
-    its server nor any header lets a client pin a version."""
+    its server nor any header lets a client pin a version. Open: no security requirement, a
+    plain-HTTP server, no rate limit (the planted security findings, ``CONTRACT_FINDINGS``)."""
     sku = {"name": "sku", "in": "path", "required": True, "schema": {"type": "string"}}
     limit = {
         "name": "limit",
@@ -380,11 +404,14 @@ def catalog_api() -> dict:
             "contact": {"name": "Team Merchandising", "email": "merch-team@shop.example"},
         },
         "servers": [{"url": "http://catalog-service:8080"}],
+        "tags": [{"name": "products", "description": "Products, their search and relations."}],
         "paths": {
             "/products/{sku}": {
                 "parameters": [sku],
                 "get": {
                     "operationId": "getProduct",
+                    "tags": ["products"],
+                    "description": "A product by its SKU, with its images.",
                     "responses": {
                         "200": _json_body(_ref("schemas", "Product"), "The product."),
                         "404": {"description": "No such product."},
@@ -395,6 +422,8 @@ def catalog_api() -> dict:
                 "parameters": [sku],
                 "get": {
                     "operationId": "listRelatedProducts",
+                    "tags": ["products"],
+                    "description": "Products bought or viewed with this one, best first.",
                     "parameters": [limit],
                     "responses": {"200": _json_body(products, "Related products, best first.")},
                 },
@@ -402,6 +431,8 @@ def catalog_api() -> dict:
             "/search": {
                 "get": {
                     "operationId": "searchProducts",
+                    "tags": ["products"],
+                    "description": "Products matching a query, a page at a time.",
                     "parameters": [
                         {
                             "name": "q",
@@ -445,13 +476,16 @@ def orders_api() -> dict:
             "description": "Orders placed in the web shop, and their state.",
             "contact": {"name": "Team Orders", "email": "orders-team@shop.example"},
         },
-        "servers": [{"url": "http://order-service:8080"}],
+        "servers": [{"url": "https://order-service.retail.svc:8443"}],
         "security": [{"serviceToken": []}],
+        "tags": [{"name": "orders", "description": "Orders and their state."}],
         "paths": {
             "/orders": {
                 "parameters": [_ref("parameters", "ApiVersion")],
                 "post": {
                     "operationId": "placeOrder",
+                    "tags": ["orders"],
+                    "description": "Places an order for a cart's lines; payment follows.",
                     "requestBody": {
                         "required": True,
                         "content": {"application/json": {"schema": _ref("schemas", "NewOrder")}},
@@ -460,6 +494,7 @@ def orders_api() -> dict:
                         "201": _json_body(_ref("schemas", "Order"), "The order, placed."),
                         "400": _PROBLEM_RESPONSE,
                         "402": _PROBLEM_RESPONSE,
+                        "429": _RATE_LIMITED,
                     },
                 },
             },
@@ -467,9 +502,12 @@ def orders_api() -> dict:
                 "parameters": [order_id, _ref("parameters", "ApiVersion")],
                 "get": {
                     "operationId": "getOrder",
+                    "tags": ["orders"],
+                    "description": "An order with its lines, total and state.",
                     "responses": {
                         "200": _json_body(_ref("schemas", "Order"), "The order."),
                         "404": _PROBLEM_RESPONSE,
+                        "429": _RATE_LIMITED,
                     },
                 },
             },
@@ -949,6 +987,22 @@ WAIVERS = (
     ),
 )
 WAIVERS_FILE = "waivers.yaml"
+#: What the built-in contract-quality and security packs find in the contracts: the Catalog API
+#: is open (no security requirement, a plain-HTTP server, no rate limit); the others are clean.
+#: (rule, contract file, operation or None for the whole contract)
+CONTRACT_FINDINGS = (
+    ("owasp-no-http-servers", "catalog-service.yaml", None),
+    *(
+        (rule, "catalog-service.yaml", operation)
+        for rule in ("owasp-operation-security", "owasp-rate-limit-response")
+        for operation in ("GET /products/{sku}", "GET /products/{sku}/related", "GET /search")
+    ),
+)
+
+
+def _contract_name(document: dict) -> str:
+    """A contract as Clew's findings name it: ``Title@version``."""
+    return f"{document['info']['title']}@{document['info']['version']}"
 
 
 def write_waivers(out_dir: pathlib.Path, end_date: str) -> list[dict]:
@@ -1021,6 +1075,10 @@ def write(
     ]
     return {
         "waivers": {"file": WAIVERS_FILE, "waivers": waivers},
+        "contract_findings": [
+            {"rule": rule, "contract": _contract_name(documents[file]), "operation": operation}
+            for rule, file, operation in CONTRACT_FINDINGS
+        ],
         "contracts": {
             "files": [
                 {

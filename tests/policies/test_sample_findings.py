@@ -102,6 +102,27 @@ def test_drift_and_versioning_find_the_planted_endpoints(found, full_manifest):
     }
 
 
+def test_contract_quality_and_security_find_the_planted_contract_problems(found, full_manifest):
+    """The Catalog API is open (no security, plain HTTP, no rate limit); every other contract is
+    clean under the 70-odd contract rules."""
+    packs = {"contract-quality", "security", "versioning"}
+    rules = {r.id for r in run.rules().rules.values() if r.pack in packs}
+    contract_findings = sorted(
+        (f["rule"], f["subject"], f["message"])
+        for f in found
+        if f["rule"] in rules and f["subject_kind"] in ("contract", "operation")
+    )
+    planted = full_manifest["contract_findings"]
+    assert [(r, s) for r, s, _ in contract_findings] == sorted(
+        (p["rule"], p["contract"]) for p in planted
+    )
+    for p in planted:
+        assert any(
+            r == p["rule"] and s == p["contract"] and (p["operation"] or "") in message
+            for r, s, message in contract_findings
+        ), p
+
+
 def test_the_breaking_change_names_the_consumers_it_breaks(found, full_manifest):
     diff = full_manifest["contracts"]["diff"]
     (finding,) = [f for f in found if f["rule"] == "breaking-change"]
