@@ -19,7 +19,7 @@ from policies.engine import SEVERITIES
 SEVERITY_COLOURS = {"error": BAD, "warning": WARN, "info": "#2563eb", "hint": "#94a3b8"}
 WAIVED_COLOUR = "#cbd5e1"
 #: Bars shown at most in one chart; the rest are summed as "others".
-MAX_BARS = 12
+MAX_BARS = 30
 OTHERS = "(others)"
 NONE = "(none)"
 
