@@ -147,6 +147,8 @@ def check(
     ``--fail-on`` or more."""
     fmt = "json" if as_json else fmt
     rules = _rules(packs, ruleset, only)
+    for warning in rules.warnings:
+        click.echo(f"warning: {warning}", err=True)
     now = datetime.now(UTC)
     if paths:
         outcome = _check_files(paths, rules, now, waivers_file)

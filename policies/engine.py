@@ -184,6 +184,8 @@ class RuleSet:
 
     rules: dict[str, Rule] = field(default_factory=dict)
     packs: list[str] = field(default_factory=list)
+    #: What could not be taken over (a Spectral ruleset's rules Clew does not implement).
+    warnings: list[str] = field(default_factory=list)
 
     def active(self) -> list[Rule]:
         return [r for r in self.rules.values() if r.enabled]

@@ -36,10 +36,10 @@ def rules(packs: Path | None = None, spectral: Path | None = None) -> RuleSet:
     if spectral is not None:
         from policies.spectral import load_ruleset
 
-        extra = load_ruleset(spectral)
-        for rule_id, rule in extra.rules.items():
-            ruleset.rules[rule_id] = rule
-        ruleset.packs.extend(extra.packs)
+        loaded = load_ruleset(spectral)
+        ruleset.rules.update(loaded.rules.rules)
+        ruleset.packs.extend(loaded.rules.packs)
+        ruleset.warnings.extend(loaded.warnings)
     return ruleset
 
 

@@ -205,3 +205,18 @@ def test_checking_the_store_records_runs_and_waivers_apply(sample_db, tmp_path):
     )
     zombie = next(f for f in third["findings"] if f["rule"] == "zombie-endpoint")
     assert zombie["state"] == "open"
+
+
+def test_a_spectral_ruleset_is_applied_with_its_own_rules_and_severities(petstore):
+    ruleset = Path(__file__).parent / "data" / "team.spectral.yaml"
+    petstore.write_text(PETSTORE.replace("operationId: listPets", "operationId: list_pets"))
+    result = _invoke(
+        "check", str(petstore), "--ruleset", str(ruleset), "--format", "json", "--fail-on", "never"
+    )
+    assert result.exit_code == 0, result.output
+    found = {f["rule"]: f for f in orjson.loads(result.stdout)["findings"]}
+    camel = found["operation-id-camel"]
+    assert (camel["severity"], camel["pack"], camel["line"]) == ("error", "team.spectral", 15)
+    assert "operation-tags" not in found  # turned off by the ruleset
+    # Its rules gate like any other: operation-id-camel is an error.
+    assert _invoke("check", str(petstore), "--ruleset", str(ruleset)).exit_code == 1
