@@ -220,3 +220,39 @@ def test_a_spectral_ruleset_is_applied_with_its_own_rules_and_severities(petstor
     assert "operation-tags" not in found  # turned off by the ruleset
     # Its rules gate like any other: operation-id-camel is an error.
     assert _invoke("check", str(petstore), "--ruleset", str(ruleset)).exit_code == 1
+
+
+def test_the_worker_runs_a_check_job_and_records_its_run(sample_db, tmp_path):
+    import threading
+
+    from apscheduler.schedulers.background import BackgroundScheduler
+    from sqlalchemy import text
+
+    from clew import pull_cli
+
+    db = tmp_path / "clew.db"
+    shutil.copy(sample_db, db)
+    config = tmp_path / "worker.toml"
+    config.write_text('[[check]]\nevery = "1h"\nsince = "30d"\n')
+    (job,) = pull_cli.load_config(config)
+    assert (job.kind, job.every_s, job.since, job.packs) == ("check", 3600.0, "30d", None)
+    engine = store.open_engine(str(db))
+    reports, done = [], threading.Event()
+
+    def emit(job, report):
+        reports.append(report)
+        done.set()
+
+    scheduler = pull_cli.build_scheduler(engine, [job], BackgroundScheduler, emit)
+    scheduler.start()
+    try:
+        assert done.wait(30)
+    finally:
+        scheduler.shutdown()
+    (report,) = reports
+    assert report.problems == [] and report.rules > 40 and report.findings > 10
+    assert report.findings == report.open + report.waived
+    assert pull_cli.summary(report).startswith(f"check policies: {report.rules} rules,")
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM policy_runs")).scalar_one() == 2
+    engine.dispose()
