@@ -21,11 +21,11 @@ COLOURS = {"error": "#b3261e", "warning": "#c77700", "info": "#1f6fb2", "hint": 
 BAR_COLOUR = "#34577a"
 #: Bar charts list this many bars at most; the rest are summed into one "others" bar.
 MAX_BARS = 12
-CHART_WIDTH = 520
-LABEL_WIDTH = 190
+CHART_WIDTH = 640
+LABEL_WIDTH = 240
 BAR_HEIGHT = 18
 BAR_GAP = 6
-TREND_WIDTH = 520
+TREND_WIDTH = 640
 TREND_HEIGHT = 180
 TREND_PAD = 32
 
