@@ -133,11 +133,24 @@ def _text(value: Any) -> Any:
     return value.isoformat() if hasattr(value, "isoformat") else value
 
 
+def landscape_uri(kind: str, subject: str) -> str:
+    """The SARIF artifact of a finding with no file: ``landscape/<kind>/<subject>``, the subject
+    percent-encoded into one path segment (``landscape/edge/storefront-web%20%E2%86%92%20…``)."""
+    return f"landscape/{quote(kind, safe='')}/{quote(subject, safe='')}"
+
+
 def _location(f: Mapping[str, Any], base: Path | None) -> dict[str, Any]:
     logical = {"name": f["subject"], "fullyQualifiedName": f["subject"], "kind": f["subject_kind"]}
     source = f.get("source")
     if not source:
-        return {"logicalLocations": [logical]}
+        # A finding on traffic (an edge, an endpoint, the graph) has no file. GitHub code
+        # scanning refuses a result without a physical location, so it gets a stable one of
+        # its own under ``landscape/``, by subject kind and name, at line 1.
+        physical_only = {
+            "artifactLocation": {"uri": landscape_uri(f["subject_kind"], f["subject"])},
+            "region": {"startLine": 1},
+        }
+        return {"physicalLocation": physical_only, "logicalLocations": [logical]}
     physical: dict[str, Any] = {"artifactLocation": {"uri": artifact_uri(source, base)}}
     if f.get("line"):
         region: dict[str, Any] = {"startLine": int(f["line"])}

@@ -358,17 +358,23 @@ def test_sarif_of_the_store_validates_and_suppresses_the_waived(governed):
         "region": {"startLine": 12, "startColumn": 5},
     }
     assert hostile["partialFingerprints"] == {sarif.FINGERPRINT_KEY: F["fingerprint"]}
+    # No file: GitHub code scanning needs a physical location all the same.
     assert results[1]["locations"] == [
         {
+            "physicalLocation": {
+                "artifactLocation": {"uri": "landscape/operation/GET%20%2Fpayments"},
+                "region": {"startLine": 1},
+            },
             "logicalLocations": [
                 {
                     "name": "GET /payments",
                     "fullyQualifiedName": "GET /payments",
                     "kind": "operation",
                 }
-            ]
+            ],
         }
     ]
+    assert all("physicalLocation" in r["locations"][0] for r in results)
     assert results[2]["suppressions"][0]["kind"] == "external"
     assert results[2]["suppressions"][0]["justification"] == "legacy partner"
     assert "suppressions" not in results[0] and "suppressions" not in results[3]
@@ -422,7 +428,11 @@ def test_sarif_and_junit_take_plain_findings_without_a_store(tmp_path, monkeypat
         r["locations"][0].get("physicalLocation", {}).get("artifactLocation", {}).get("uri")
         for r in results
     ]
-    assert uris == ["api/open%20api.yaml", "file:///elsewhere/payments.yaml", None]
+    assert uris == [
+        "api/open%20api.yaml",
+        "file:///elsewhere/payments.yaml",
+        "landscape/operation/GET%20%2Fy",
+    ]
     assert results[1]["locations"][0]["physicalLocation"]["region"] == {"startLine": 1}
     assert results[2]["suppressions"][0]["justification"] == "generated"
     ids = [r["id"] for r in log["runs"][0]["tool"]["driver"]["rules"]]
