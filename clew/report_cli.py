@@ -98,7 +98,10 @@ def report(
             )
     finally:
         engine.dispose()
-    content = reports.render(built, fmt)
+    try:
+        content = reports.render(built, fmt)
+    except RuntimeError as error:  # a PDF without Pango
+        raise click.ClickException(str(error)) from None
     if str(output) == "-":
         sys.stdout.buffer.write(content)
         sys.stdout.flush()
