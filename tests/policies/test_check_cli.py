@@ -256,3 +256,39 @@ def test_the_worker_runs_a_check_job_and_records_its_run(sample_db, tmp_path):
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM policy_runs")).scalar_one() == 2
     engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("text", "fault"),
+    [
+        (
+            "waivers:\n  - {rule: r, subject: s, reason: x, approver: a}\n",
+            "waivers[0]: expires required",
+        ),
+        (
+            "waivers:\n  - {rule: r, subject: s, reason: x, approver: a, expires: soon}\n",
+            "waivers[0]: expiry 'soon' is not a date",
+        ),
+        (
+            "waivers:\n  - {rule: r, subject: s, reason: ' ', approver: a, expires: 2030-01-01}\n",
+            "waivers[0]: reason must be non-empty text",
+        ),
+        (
+            "waivers:\n  - {rule: r, subject: s, reason: x, approver: a, expires: 2030-01-01,"
+            " ticket: 7}\n",
+            "waivers[0]: unknown keys ['ticket']",
+        ),
+        ("- rule: r\n", "a mapping with one key, 'waivers'"),
+        ("waivers: [\n", "line"),
+    ],
+)
+def test_a_waivers_file_that_cannot_be_used_names_the_file_and_waiver(
+    tmp_path, petstore, text, fault
+):
+    waivers = tmp_path / "waivers.yaml"
+    waivers.write_text(text)
+    result = _invoke("check", str(petstore), "--waivers", str(waivers))
+    assert result.exit_code == 2
+    assert f"{waivers}: " in result.output and fault in result.output
+    loaded = _invoke("waivers", "load", str(waivers), "--db", str(tmp_path / "clew.db"))
+    assert loaded.exit_code == 2 and fault in loaded.output
