@@ -40,6 +40,7 @@ def _layout(height: int) -> dict:
             "yanchor": "bottom",
             "font": {"size": 11},
             "bgcolor": "rgba(0,0,0,0)",
+            "traceorder": "normal",
         },
         "xaxis": {"gridcolor": GRID, "zeroline": False, "tickfont": {"color": MUTED}},
         "yaxis": {"automargin": True, "tickfont": {"color": INK}},
@@ -103,13 +104,22 @@ def severity_bars(counts: Mapping[str, int]) -> go.Figure:
     return figure
 
 
-def trend_figure(series: Sequence[Mapping]) -> go.Figure:
-    """Open findings at each run over time, stacked by severity (the report's trend series)."""
-    times = [
-        datetime.fromisoformat(r["at"]) if isinstance(r["at"], str) else r["at"] for r in series
-    ]
+def _time(value: str | datetime) -> datetime:
+    return datetime.fromisoformat(value) if isinstance(value, str) else value
+
+
+def trend_figure(
+    series: Sequence[Mapping],
+    start: str | datetime | None = None,
+    end: str | datetime | None = None,
+) -> go.Figure:
+    """Open findings at each run over time, stacked by severity (the report's trend series),
+    over ``start``..``end`` when given (the report's period)."""
+    times = [_time(r["at"]) for r in series]
     layout = _layout(220)
     layout["xaxis"] = {"gridcolor": GRID, "tickfont": {"color": MUTED}}
+    if start is not None and end is not None:
+        layout["xaxis"]["range"] = [_time(start), _time(end)]
     layout["yaxis"] = {
         "gridcolor": GRID,
         "rangemode": "tozero",

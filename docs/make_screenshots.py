@@ -4,7 +4,7 @@ Serves the console on ``DB_PATH`` (a SQLite file or database URL; `clew demo --n
 makes one) with waitress on a free local port, opens the Overview and the Service map over all
 the data in Debian's headless Chromium at 1440×900, and saves ``overview.png``, ``map.png``,
 ``paths.png`` (the worst failing path with its exemplar trace), ``endpoints.png``,
-``contracts.png`` (the sample's two payments-api versions) and ``sources.png``.
+``governance.png`` (findings, scorecards and waivers), ``contracts.png`` (the sample's two payments-api versions) and ``sources.png``.
 """
 
 from __future__ import annotations
@@ -41,6 +41,10 @@ READY = {
     "endpoints": "return document.querySelectorAll('#endpoints-grid .ag-row').length > 0"
     " && document.querySelectorAll('#endpoints-cards .card').length > 0",
     "contracts": "return document.querySelectorAll('#contracts-changes .ag-row').length > 0",
+    "governance": "return document.querySelectorAll('#governance-findings .ag-row').length > 0"
+    " && document.querySelectorAll('#governance-waivers .ag-row').length > 0"
+    " && document.querySelectorAll('#governance-by-rule .barlayer .trace').length > 0"
+    " && document.querySelectorAll('#governance-scorecards table').length === 2",
 }
 #: What each screenshot shows.
 PAGES = (
@@ -48,6 +52,7 @@ PAGES = (
     ("map", "/map?window=all"),
     ("paths", "/paths?window=all"),
     ("endpoints", "/endpoints?window=all"),
+    ("governance", "/governance"),
     ("contracts", "/contracts?window=all"),
     ("sources", "/sources"),
 )

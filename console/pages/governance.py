@@ -44,7 +44,8 @@ REPORT_LABELS = {
     "sarif": "SARIF",
     "junit": "JUnit XML",
 }
-CHART = {"displayModeBar": False, "responsive": True}
+#: Not responsive: each chart is as tall as its figure says (bars for every rule).
+CHART = {"displayModeBar": False}
 
 
 # --- URL state ----------------------------------------------------------------------------------
@@ -391,7 +392,7 @@ def layout(**query: str) -> html.Div:
                     _dropdown(ID.TEAM, [], found["team"], "Team"),
                     _dropdown(ID.SYSTEM, [], found["system"], "System"),
                     _dropdown(ID.SEVERITY, SEVERITIES, found["severity"], "Severity"),
-                    _dropdown(ID.FINDING_STATE, STATES, found["state"], "State (open, waived)"),
+                    _dropdown(ID.FINDING_STATE, STATES, found["state"], "State"),
                     html.Div(
                         report_links(found["team"], found["system"]),
                         id=ID.REPORTS,
@@ -407,10 +408,14 @@ def layout(**query: str) -> html.Div:
                     html.H2("Findings now"),
                     html.Div(
                         [
-                            _chart(ID.BY_SEVERITY, "By severity"),
+                            html.Div(
+                                [
+                                    _chart(ID.BY_SEVERITY, "By severity"),
+                                    _chart(ID.BY_TEAM, "By team"),
+                                    _chart(ID.BY_SYSTEM, "By system"),
+                                ]
+                            ),
                             _chart(ID.BY_RULE, "By rule"),
-                            _chart(ID.BY_TEAM, "By team"),
-                            _chart(ID.BY_SYSTEM, "By system"),
                         ],
                         className="chart-grid",
                     ),
@@ -566,7 +571,9 @@ def register_callbacks(app: Dash) -> None:
             policy_figures.findings_bars(current, "rule"),
             policy_figures.findings_bars(current, "team"),
             policy_figures.findings_bars(current, "system"),
-            policy_figures.trend_figure(report["trend"].get("series", [])),
+            policy_figures.trend_figure(
+                report["trend"].get("series", []), report["since"], report["generated_at"]
+            ),
             scorecards(report["scorecards"]),
             finding_rows(shown, found["severity"]),
             waiver_rows(waivers, current if filtered else None),
