@@ -317,3 +317,18 @@ def test_the_panels_list_the_subjects_findings():
     assert "Open findings" not in texts(panels.node_panel(view, "hub"))
     edge = texts(panels.edge_panel(view, "web", "hub", [], findings=found))
     assert "No traffic on this edge" in edge and "undocumented-service" in edge
+
+
+def test_hostile_subjects_stay_text_in_the_rows_and_the_callout():
+    from dash import html
+
+    from .conftest import HOSTILE
+    from .tree import walk
+
+    rows = governance.finding_rows([finding("r", HOSTILE, "service")])
+    assert rows[0]["subject"] == HOSTILE  # ag-grid draws cell values as text
+    notice = governance.callout(
+        [waiver(1, "expiring", "2026-11-20T00:00:00+00:00", subject=HOSTILE)], NOW
+    )
+    assert HOSTILE in texts(notice)
+    assert not [c for c in walk(notice) if isinstance(c, html.Img)]

@@ -340,3 +340,15 @@ def test_the_map_badges_nodes_and_edges_and_its_panels_list_the_findings(client)
     text = json.dumps(panel[MAP.PANEL]["children"])
     assert f"Open findings ({len(on_payments)})" in text
     assert "zombie-endpoint" in text and "breaking-change" in text
+
+
+def test_the_filters_write_the_url_keeping_the_window(client):
+    inputs = {
+        f"{GOV.TEAM}.value": "team-payments",
+        f"{GOV.SYSTEM}.value": None,
+        f"{GOV.SEVERITY}.value": "error",
+        f"{GOV.FINDING_STATE}.value": None,
+    }
+    out = call(client, f"{GOV.STATE}.data", inputs, {f"{GOV.STATE}.data": {"window": "all"}})
+    assert out[ids.PAGE_URL]["search"] == "?window=all&team=team-payments&severity=error"
+    assert out[GOV.STATE]["data"] == {"window": "all", "team": "team-payments", "severity": "error"}
