@@ -6,8 +6,9 @@ next to Clew's.
 
 Spectral (``@stoplight/spectral-cli``, pinned below) is installed with npm into
 ``bench/out/spectral-<version>`` when missing. The corpus is ``$CLEW_CORPUS`` or
-``../shared/corpus`` (its ``openapi`` and ``asyncapi`` folders). ``--write-fixture`` writes
-Spectral's counts to ``tests/policies/data/spectral_counts.json``, which
+``../shared/corpus`` (its ``openapi`` and ``asyncapi`` folders), with the synthetic contracts
+of ``tests/policies/data/synthetic-*.yaml`` (written to break the rules the corpus keeps).
+``--write-fixture`` writes Spectral's counts to ``tests/policies/data/spectral_counts.json``, which
 ``tests/policies/test_spectral_agreement.py`` holds Clew to; ``--paths`` prints the paths one
 reports and the other does not.
 """
@@ -33,7 +34,8 @@ from policies.subjects import read_contract_file  # noqa: E402
 
 SPECTRAL_VERSION = "6.16.3"
 SPECTRAL = f"@stoplight/spectral-cli@{SPECTRAL_VERSION}"
-FIXTURE = ROOT / "tests" / "policies" / "data" / "spectral_counts.json"
+SYNTHETIC = ROOT / "tests" / "policies" / "data"
+FIXTURE = SYNTHETIC / "spectral_counts.json"
 PACK = ROOT / "policies" / "packs" / "contract-quality.yaml"
 
 
@@ -42,7 +44,7 @@ def corpus_files() -> list[Path]:
     files = [p for folder in ("openapi", "asyncapi") for p in sorted((corpus / folder).glob("*"))]
     if not files:
         sys.exit(f"no corpus at {corpus} (set CLEW_CORPUS)")
-    return files
+    return files + sorted(SYNTHETIC.glob("synthetic-*.yaml"))
 
 
 def spectral() -> Path:

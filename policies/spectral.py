@@ -53,14 +53,10 @@ NOT_IMPLEMENTED = (
     "oas2-discriminator",
     "oas2-operation-formData-consume-check",
     "oas2-schema",
-    "oas2-valid-media-example",
-    "oas2-valid-schema-example",
     "oas3-examples-value-or-externalValue",
     "oas3-links-parameters-expression",
     "oas3-schema",
     "oas3-server-variables",
-    "oas3-valid-media-example",
-    "oas3-valid-schema-example",
 )
 _FORMATS = {"oas2", "oas3", "oas3_0", "oas3.0", "oas3_1", "oas3.1"}
 _RULE_KEYS = {"description", "message", "given", "then", "severity", "formats", "resolved"}

@@ -5,6 +5,7 @@ from policies.checks import (  # noqa: F401
     breaking,
     dependencies,
     drift,
+    examples,
     oas,
     security,
     service_levels,

@@ -75,6 +75,8 @@ class View:
         self.refs = Refs(document)
         self._operations: list[tuple[str, str, dict, dict]] | None = None
         self._walk: Walk | None = None
+        #: what other modules' checks derive from the document once (``policies.checks.examples``)
+        self.derived: dict[str, Any] = {}
 
     def operations(self) -> list[tuple[str, str, dict, dict]]:
         """(path, method, operation, path item) of each operation under ``paths``, path items
@@ -118,6 +120,9 @@ class Walk:
         self.texts: list[tuple[Path, str]] = []  # description and title strings
         self.parameters: list[tuple[Path, dict]] = []  # items of any "parameters" with `in`
         self.keywords: dict[str, list[Path]] = {"anyOf": [], "oneOf": []}
+        #: objects with an example, examples, a default or an x-example: what the example
+        #: rules validate (their schemas' and media types')
+        self.examples: list[tuple[Path, dict, Any]] = []
         self._visit(document, [], None)
 
     def _visit(self, node: Any, path: list, key: Any) -> None:
@@ -129,6 +134,8 @@ class Walk:
                 self.ref_parents.append((tuple(path), node))
             if "enum" in node and truthy(node["enum"]):
                 self.enums.append((tuple(path), node, key))
+            if "example" in node or "default" in node or "examples" in node or "x-example" in node:
+                self.examples.append((tuple(path), node, key))
             if "anyOf" in node:
                 self.keywords["anyOf"].append((*path, "anyOf"))
             if "oneOf" in node:
@@ -279,20 +286,25 @@ def license_url(contract: ContractDoc, options: Any, context: Context):
 
 @register("contact-properties")
 def contact_properties(contract: ContractDoc, options: Any, context: Context):
-    """The contact object lacks a ``name``, a ``url`` or an ``email`` (one finding each)."""
+    """The contact object lacks a ``name``, a ``url`` or an ``email`` (one finding each; two
+    missing at one place, the contact object, are one finding, as Spectral reports them)."""
     if not is_oas(contract):
         return
     info = contract.document.get("info")
     if not isinstance(info, dict) or "contact" not in info:
         return
     contact = info["contact"]
+    seen: set[Path] = set()
     for name in ("name", "url", "email"):
-        yield from _truthy_field(
+        for hit in _truthy_field(
             contact,
             ("info", "contact"),
             (name,),
             'Contact object must have "name", "url" and "email".',
-        )
+        ):
+            if hit.path not in seen:
+                seen.add(hit.path)
+                yield hit
 
 
 # Servers and hosts ---------------------------------------------------------------------------
