@@ -121,8 +121,11 @@ def _substituted(server: dict) -> str:
 
 
 def _allowed(host: str, options: HttpServerOptions) -> bool:
+    # only * and ? are wildcards: a bracket is literal, so "[::1]" names IPv6's loopback
     host = host.lower()
-    return any(fnmatchcase(host, pattern.lower()) for pattern in options.allow_hosts)
+    return any(
+        fnmatchcase(host, pattern.lower().replace("[", "[[]")) for pattern in options.allow_hosts
+    )
 
 
 @CHECKS.register("owasp-no-http-servers", "contract", HttpServerOptions)
