@@ -177,6 +177,7 @@ def _register_governance(app: Flask) -> None:
         state, severity = request.args.get("state"), request.args.get("severity")
         if severity and severity not in SEVERITIES:
             _fail(400, f"severity must be one of {', '.join(SEVERITIES)}")
+        console_queries.lapse_waivers(store.engine_of(app), store.utcnow())
         try:
             found = console_queries.findings(
                 store.engine_of(app),

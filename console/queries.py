@@ -234,6 +234,16 @@ def known_rules() -> dict[str, dict]:
     }
 
 
+def lapse_waivers(engine: Engine, now: datetime) -> None:
+    """Open again the findings whose waiver lapsed before ``now``, so that what the console
+    shows never holds a waived finding its waiver no longer covers (a write only when some
+    did lapse)."""
+    from clew.store import findings as stored
+
+    with engine.begin() as conn:
+        stored.reopen_expired(conn, now)
+
+
 def governance(
     engine: Engine, now: datetime, team: str | None = None, system: str | None = None
 ) -> dict:
@@ -241,6 +251,7 @@ def governance(
     (``policies.reports``' model, the document ``/api/governance`` serves)."""
     from policies import reports
 
+    lapse_waivers(engine, now)
     with engine.connect() as conn:
         report = reports.build(conn, now=now, team=team, system=system, rules=known_rules())
     return report.as_dict()
@@ -253,6 +264,7 @@ def governance_report(
     json, sarif or junit)."""
     from policies import reports
 
+    lapse_waivers(engine, now)
     with engine.connect() as conn:
         report = reports.build(conn, now=now, team=team, system=system, rules=known_rules())
     return reports.render(report, fmt)
@@ -283,6 +295,7 @@ def waivers(engine: Engine, now: datetime, soon: timedelta | None = None) -> lis
     from policies.reports.model import EXPIRING_WITHIN
 
     soon = EXPIRING_WITHIN if soon is None else soon
+    lapse_waivers(engine, now)
     with engine.connect() as conn:
         found = stored.list_waivers(conn)
         current = stored.findings(conn)
@@ -357,7 +370,10 @@ def revoke_waiver(engine: Engine, waiver_id: int, now: datetime) -> bool:
 
 
 def open_findings(engine: Engine) -> list[dict]:
-    """The open findings (for the map's badges and panels)."""
+    """The open findings now (for the map's badges and panels)."""
+    from clew.store import utcnow
+
+    lapse_waivers(engine, utcnow())
     return findings(engine, states=("open",))
 
 

@@ -195,8 +195,16 @@ def record_run(
 
 def reopen_expired(conn: Connection, now: datetime) -> int:
     """Open again the waived findings whose waiver has expired or been revoked; returns how
-    many."""
-    lapsed = [{"id": w["id"]} for w in list_waivers(conn) if not active(w, now)]
+    many. Writes only when there are some (a read of the console calls it)."""
+    in_use = {
+        waiver_id
+        for (waiver_id,) in conn.execute(
+            text("SELECT DISTINCT waiver_id FROM findings WHERE state = 'waived'")
+        )
+    }
+    lapsed = [
+        {"id": w["id"]} for w in list_waivers(conn) if w["id"] in in_use and not active(w, now)
+    ]
     if not lapsed:
         return 0
     result = conn.execute(

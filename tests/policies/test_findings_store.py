@@ -179,3 +179,25 @@ def test_an_expiry_date_runs_to_the_end_of_its_day(given, expected):
     assert stored.expiry(given) == expected
     with pytest.raises(ValueError, match="not a date"):
         stored.expiry("next week")
+
+
+def test_the_console_shows_a_lapsed_waivers_finding_open_before_any_run(engine):
+    from console import queries
+
+    shadow = _finding("shadow-endpoint", "order-service GET /orders/backorders/{sku}")
+    with engine.begin() as conn:
+        stored.record_run(conn, [shadow], now=T0, rules=1)
+        stored.add_waiver(
+            conn,
+            rule="shadow-endpoint",
+            subject="order-service *",
+            reason="r",
+            approver="a",
+            expires_at=T0 + DAY,
+            now=T0,
+        )
+    assert [f["state"] for f in queries.findings(engine)] == ["waived"]
+    (waiver,) = queries.waivers(engine, T0 + 2 * DAY)  # reading at a later time lapses it
+    assert (waiver["state"], waiver["findings"]) == ("expired", 0)
+    assert [f["state"] for f in queries.findings(engine)] == ["open"]
+    assert queries.governance(engine, T0 + 2 * DAY)["counts"]["state"] == {"open": 1, "waived": 0}
