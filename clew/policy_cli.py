@@ -400,6 +400,7 @@ def waivers_list(show_all: bool, expiring: int | None, db: str | None, as_json: 
 @click.option("--reason", required=True)
 @click.option("--approver", required=True)
 @click.option("--expires", required=True, help="A date (YYYY-MM-DD, to its end) or date-time.")
+@packs_option
 @db_option
 @json_option
 def waivers_add(
@@ -408,34 +409,37 @@ def waivers_add(
     reason: str,
     approver: str,
     expires: str,
+    packs: Path | None,
     db: str | None,
     as_json: bool,
 ) -> None:
-    """Add a waiver; the open findings it covers are waived at once."""
-    from clew.store import findings as stored
+    """Add a waiver; the open findings it covers are waived at once. The rule must match a
+    rule of the packs (built-in and ``CLEW_POLICY_PACKS``) or of a stored finding."""
+    from policies import run
 
-    now = datetime.now(UTC)
     try:
-        expires_at = stored.expiry(expires)
-        with _open(db).begin() as conn:
-            waiver_id = stored.add_waiver(
-                conn,
-                rule=rule,
-                subject=subject,
-                reason=reason,
-                approver=approver,
-                expires_at=expires_at,
-                now=now,
-                origin="cli",
-            )
-            covered = stored.covered_counts(conn).get(waiver_id, 0)
+        known = run.rules(packs).rules
+        added = run.add_waiver(
+            _open(db),
+            datetime.now(UTC),
+            rule=rule,
+            subject=subject,
+            reason=reason,
+            approver=approver,
+            expires=expires,
+            known_rules=known,
+            origin="cli",
+        )
+    except PolicyError as error:
+        raise _Unusable(str(error)) from None
     except ValueError as error:
         raise click.BadParameter(str(error)) from None
+    expires_at = added["expires_at"].isoformat()
     if as_json:
-        data = {"id": waiver_id, "expires_at": expires_at.isoformat(), "findings": covered}
+        data = {"id": added["id"], "expires_at": expires_at, "findings": added["waived"]}
         click.echo(orjson.dumps(data).decode())
     else:
-        click.echo(f"waiver {waiver_id} added, until {expires_at.isoformat()}: {covered} findings")
+        click.echo(f"waiver {added['id']} added, until {expires_at}: {added['waived']} findings")
 
 
 @waivers.command("load")

@@ -335,30 +335,21 @@ def add_waiver(
 
     ``ValueError`` with a message for the user when a field is missing, the expiry is not a
     date after ``now``, or the rule pattern names no rule known or found."""
-    from fnmatch import fnmatchcase
+    from policies import run
 
-    from clew.store import findings as stored
-
-    expires_at = stored.expiry(expires)
-    pattern = (rule or "").strip()
-    with engine.begin() as conn:
-        seen = {f["rule"] for f in stored.findings(conn, states=stored.STATES)}
-        if pattern and not any(fnmatchcase(r, pattern) for r in seen | set(known_rules())):
-            raise ValueError(f"the rule {pattern!r} names no known rule")
-        stored.reopen_expired(conn, now)
-        waiver_id = stored.add_waiver(
-            conn,
-            rule=rule,
-            subject=subject,
-            reason=reason,
-            approver=approver,
-            expires_at=expires_at,
-            now=now,
-            created_by=created_by,
-            origin="console",
-        )
-        waived = stored.covered_counts(conn).get(waiver_id, 0)
-    return {"id": waiver_id, "waived": waived}
+    added = run.add_waiver(
+        engine,
+        now,
+        rule=rule,
+        subject=subject,
+        reason=reason,
+        approver=approver,
+        expires=expires,
+        known_rules=known_rules(),
+        origin="console",
+        created_by=created_by,
+    )
+    return {"id": added["id"], "waived": added["waived"]}
 
 
 def revoke_waiver(engine: Engine, waiver_id: int, now: datetime) -> bool:

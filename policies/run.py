@@ -4,9 +4,10 @@ for the store, the run recorded with its waivers applied."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
@@ -147,3 +148,42 @@ def read_waivers(path: Path) -> list[dict[str, Any]]:
             }
         )
     return found
+
+
+def add_waiver(
+    engine: Engine,
+    now: datetime,
+    *,
+    rule: str,
+    subject: str,
+    reason: str,
+    approver: str,
+    expires: object,
+    known_rules: Iterable[str],
+    origin: str,
+    created_by: str | None = None,
+) -> dict[str, Any]:
+    """Store a waiver and waive the open findings it covers; returns ``{"id", "expires_at",
+    "waived"}``. A ValueError with a message for people when a field is missing, the expiry
+    is not a date after ``now``, or the rule pattern matches no rule of ``known_rules`` nor any
+    stored finding's (a typo would waive nothing, silently)."""
+    expires_at = stored.expiry(expires)
+    pattern = (rule or "").strip()
+    with engine.begin() as conn:
+        seen = {f["rule"] for f in stored.findings(conn, states=stored.STATES)}
+        if pattern and not any(fnmatchcase(r, pattern) for r in seen | set(known_rules)):
+            raise ValueError(f"the rule {pattern!r} names no known rule")
+        stored.reopen_expired(conn, now)
+        waiver_id = stored.add_waiver(
+            conn,
+            rule=rule,
+            subject=subject,
+            reason=reason,
+            approver=approver,
+            expires_at=expires_at,
+            now=now,
+            created_by=created_by,
+            origin=origin,
+        )
+        waived = stored.covered_counts(conn).get(waiver_id, 0)
+    return {"id": waiver_id, "expires_at": expires_at, "waived": waived}

@@ -292,3 +292,24 @@ def test_a_waivers_file_that_cannot_be_used_names_the_file_and_waiver(
     assert f"{waivers}: " in result.output and fault in result.output
     loaded = _invoke("waivers", "load", str(waivers), "--db", str(tmp_path / "clew.db"))
     assert loaded.exit_code == 2 and fault in loaded.output
+
+
+def test_a_waiver_for_a_rule_that_does_not_exist_is_refused(tmp_path):
+    result = _invoke(
+        "waivers",
+        "add",
+        "--db",
+        str(tmp_path / "clew.db"),
+        "--rule",
+        "zombie-endpoints",
+        "--subject",
+        "*",
+        "--reason",
+        "r",
+        "--approver",
+        "a",
+        "--expires",
+        "2999-01-01",
+    )
+    assert result.exit_code == 2
+    assert "the rule 'zombie-endpoints' names no known rule" in result.output
