@@ -257,7 +257,8 @@ def _finding(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def runs(conn: Connection, limit: int = 100) -> list[dict[str, Any]]:
-    """The latest runs, newest first, each with its findings by state and severity."""
+    """The latest runs, newest first, each with its findings by state, and open ones by
+    severity, in ``counts``."""
     rows = [
         dict(r._mapping)
         for r in conn.execute(
@@ -268,15 +269,28 @@ def runs(conn: Connection, limit: int = 100) -> list[dict[str, Any]]:
             {"limit": limit},
         )
     ]
+    for r in _counted(conn, rows):
+        r["finished_at"] = aware(r["finished_at"])
+    return rows
+
+
+def _counted(
+    conn: Connection, rows: list[dict[str, Any]], team: str | None = None, system: str | None = None
+) -> list[dict[str, Any]]:
+    """``rows`` of ``policy_runs`` given their ``counts`` (the findings each held, of ``team``
+    and ``system`` when given, by state, and open ones by severity), their start as an aware
+    time and their coverage read."""
     if not rows:
-        return []
+        return rows
+    owner, params = _owner_filter(team, system)
     counts: dict[int, dict[str, int]] = {r["id"]: {} for r in rows}
     for run_id, state, severity, n in conn.execute(
         text(
-            "SELECT run_id, state, severity, count(*) FROM finding_history WHERE run_id >= :low"
-            " GROUP BY run_id, state, severity"
+            "SELECT h.run_id, h.state, h.severity, count(*) FROM finding_history h"
+            " JOIN findings f ON f.id = h.finding_id WHERE h.run_id >= :low AND h.run_id <= :high"
+            f"{owner} GROUP BY h.run_id, h.state, h.severity"
         ),
-        {"low": rows[-1]["id"]},
+        {"low": min(counts), "high": max(counts), **params},
     ):
         if run_id in counts:
             by = counts[run_id]
@@ -285,7 +299,6 @@ def runs(conn: Connection, limit: int = 100) -> list[dict[str, Any]]:
                 by[severity] = by.get(severity, 0) + n
     for r in rows:
         r["started_at"] = aware(r["started_at"])
-        r["finished_at"] = aware(r["finished_at"])
         r["coverage"] = orjson.loads(r["coverage"])
         r["counts"] = counts[r["id"]]
     return rows
@@ -499,28 +512,7 @@ def runs_between(
             {"start": aware(start), "end": aware(end)},
         )
     ]
-    if not rows:
-        return []
-    owner, params = _owner_filter(team, system)
-    counts: dict[int, dict[str, int]] = {r["id"]: {} for r in rows}
-    for run_id, state, severity, n in conn.execute(
-        text(
-            "SELECT h.run_id, h.state, h.severity, count(*) FROM finding_history h"
-            " JOIN findings f ON f.id = h.finding_id WHERE h.run_id >= :low AND h.run_id <= :high"
-            f"{owner} GROUP BY h.run_id, h.state, h.severity"
-        ),
-        {"low": min(counts), "high": max(counts), **params},
-    ):
-        if run_id in counts:
-            by = counts[run_id]
-            by[state] = by.get(state, 0) + n
-            if state == "open":
-                by[severity] = by.get(severity, 0) + n
-    for r in rows:
-        r["started_at"] = aware(r["started_at"])
-        r["coverage"] = orjson.loads(r["coverage"])
-        r["counts"] = counts[r["id"]]
-    return rows
+    return _counted(conn, rows, team, system)
 
 
 def run_findings(
