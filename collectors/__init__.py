@@ -10,7 +10,6 @@ import gzip
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import BinaryIO, Protocol, runtime_checkable
 
@@ -135,6 +134,8 @@ class Registry(Mapping[str, Collector]):
 def load_registry() -> Registry:
     """Every collector registered in the ``clew.collectors`` entry-point group."""
     registry = Registry()
+    from importlib.metadata import entry_points  # slow to import; only registries need it
+
     for entry_point in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: ep.name):
         factory = entry_point.load()
         registry.register(factory())

@@ -10,8 +10,6 @@ the allowed prefixes, and is done once per process and URL.
 from __future__ import annotations
 
 import os
-import urllib.error
-import urllib.request
 from functools import lru_cache
 from urllib.parse import urlsplit
 
@@ -39,15 +37,6 @@ def allowed(url: str) -> bool:
     return any(url.startswith(prefix) for prefix in allowed_prefixes())
 
 
-class _Redirects(urllib.request.HTTPRedirectHandler):
-    """Redirects within the allowed prefixes only."""
-
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
-        if not allowed(newurl):
-            raise FetchError(f"{req.full_url}: redirected to {newurl}, which is not allowed")
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
-
-
 def fetch(url: str) -> bytes:
     """The body at ``url``; ``FetchError`` when it is not allowed or cannot be fetched."""
     if not allowed(url):
@@ -55,9 +44,27 @@ def fetch(url: str) -> bytes:
     return _fetch(url, allowed_prefixes())
 
 
+@lru_cache(maxsize=1)
+def _redirects() -> type:
+    """A redirect handler that follows redirects within the allowed prefixes only (made on the
+    first fetch: urllib.request is slow to import, and most runs fetch nothing)."""
+    import urllib.request
+
+    class Redirects(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, req, fp, code, msg, headers, newurl):
+            if not allowed(newurl):
+                raise FetchError(f"{req.full_url}: redirected to {newurl}, which is not allowed")
+            return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+    return Redirects
+
+
 @lru_cache(maxsize=256)
 def _fetch(url: str, _prefixes: tuple[str, ...]) -> bytes:
-    opener = urllib.request.build_opener(_Redirects())
+    import urllib.error
+    import urllib.request
+
+    opener = urllib.request.build_opener(_redirects()())
     request = urllib.request.Request(url, headers={"Accept": "application/json, */*"})
     try:
         with opener.open(request, timeout=TIMEOUT_S) as response:

@@ -1,33 +1,33 @@
 """Where a node of a JSON or YAML document is written: the 1-based line and column of the node a
 JSON path (keys and list indexes from the root) names, so a finding can point into its file.
 
-JSON is read by a scanner of its own (one regular expression over the text, no values built):
-it records each key's and each list item's offset, once, on the first question. YAML is
-composed (ruamel.yaml's nodes carry their marks; no tag builds an object) through
-``collectors.safe_yaml``, and a path is followed node by node, so an alias is never expanded.
+JSON is indexed lazily, one container at a time and only the containers a question goes through:
+a container's members (their keys' offsets, or its items') are read with the C decoder of the
+standard library, which also steps over each member's value, so the subtrees no finding points
+into are never read by Python. YAML is composed (ruamel.yaml's nodes carry their marks; no tag
+builds an object) through ``collectors.safe_yaml``, and a path is followed node by node, so an
+alias is never expanded.
 """
 
 from __future__ import annotations
 
+import json
 import re
-from bisect import bisect_right
+from json.decoder import scanstring
 from typing import Any
-
-import orjson
 
 from collectors import safe_yaml
 
 Path = tuple[str | int, ...]
 
-_STRING = r'"[^"\\]*(?:\\.[^"\\]*)*"'
-_SCALAR = r"-?[0-9][0-9.eE+-]*|true|false|null"
-#: One JSON token: an object's key (group 1) with a scalar or string value (no more group) or
-#: an opening bracket (group 2); an opening bracket (group 3); a closing one (group 4); or a
-#: scalar or string item of an array (no group). A member with a plain value is one token.
-_JSON_TOKEN = re.compile(
-    rf'"([^"\\]*(?:\\.[^"\\]*)*)"\s*:\s*(?:{_STRING}|([{{\[])|{_SCALAR})'
-    rf"|([{{\[])|([}}\]])|{_STRING}|{_SCALAR}"
-)
+#: Characters per block of the line count.
+_BLOCK = 1 << 12
+_WHITESPACE = re.compile(r"[ \t\n\r]*")
+_DECODER = json.JSONDecoder()
+
+
+class NotJson(ValueError):
+    """The text is not JSON (its containers do not close, or a member is malformed)."""
 
 
 class Locator:
@@ -37,8 +37,8 @@ class Locator:
     def __init__(self, data: bytes) -> None:
         self._data = data
         self._text: str | None = None
-        self._lines: list[int] | None = None  # the offset at which each line starts
-        self._json: Any = None  # the scanned tree: dicts and lists of offsets
+        self._lines: list[int] | None = None  # lines before each block of _BLOCK characters
+        self._json: JsonIndex | None = None
         self._yaml: Any = None  # the composed root node
         self._kind: str | None = None  # "json", "yaml", or "none" when unreadable
 
@@ -47,8 +47,8 @@ class Locator:
         1-based; None when the document has no such node or cannot be read."""
         if self._kind is None:
             self._build()
-        if self._kind == "json":
-            offset = _json_offset(self._json, path)
+        if self._kind == "json" and self._json is not None:
+            offset = self._json.offset(path)
             return None if offset is None else self._line_column(offset)
         if self._kind == "yaml":
             return _yaml_position(self._yaml, path)
@@ -62,10 +62,13 @@ class Locator:
             self._kind = "none"
             return
         if self._text.lstrip()[:1] in ("{", "["):
-            self._json = _scan_json(self._text)
-            if self._json is not None:
+            try:
+                self._json = JsonIndex(self._text)
+            except NotJson:
+                pass  # YAML that starts with a flow mapping
+            else:
                 self._kind = "json"
-                return  # else YAML that starts with a flow mapping
+                return
         try:
             self._yaml = safe_yaml.compose(data, "document")
         except safe_yaml.YamlError:
@@ -74,71 +77,104 @@ class Locator:
         self._kind = "yaml"
 
     def _line_column(self, offset: int) -> tuple[int, int]:
+        # lines counted per block of the text once, then within the offset's block: a few
+        # findings in a large file never pay for every line's start
+        text = self._text or ""
         if self._lines is None:
-            self._lines = [0] + [m.end() for m in re.finditer("\n", self._text or "")]
-        line = bisect_right(self._lines, offset)
-        return line, offset - self._lines[line - 1] + 1
+            self._lines = [0]
+            for start in range(0, len(text), _BLOCK):
+                self._lines.append(self._lines[-1] + text.count("\n", start, start + _BLOCK))
+        block = offset // _BLOCK
+        line = self._lines[block] + text.count("\n", block * _BLOCK, offset) + 1
+        return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
 
 
-def _scan_json(text: str) -> Any:
-    """The tree of a JSON text's containers: an object as a dict of key → the key's offset (or
-    (offset, child) when its value is a container), an array as a list of the same per item;
-    None when the text is not JSON (its brackets do not balance, or it is not read whole)."""
-    root: Any = None
-    stack: list[Any] = []
-    top: Any = None
-    end = 0
-    try:
-        for match in _JSON_TOKEN.finditer(text):
-            end = match.end()
-            group = match.lastindex
-            if group is None:  # a scalar or string item of an array
-                top.append(match.start())
-                continue
-            if group <= 2:  # an object's member
-                key = match.group(1)
-                if "\\" in key:
-                    key = orjson.loads(f'"{key}"')
-                if group == 1:
-                    top[key] = match.start()
-                    continue
-                child: Any = {} if match.group(2) == "{" else []
-                top[key] = (match.start(), child)
-            elif group == 3:  # a container opens: the root, or an array's item
-                child = {} if match.group(3) == "{" else []
-                if top is None:
-                    root = child
-                else:
-                    top.append((match.start(), child))
-            else:  # group 4: a container closes
-                top = stack.pop()
-                continue
-            stack.append(top)
-            top = child
-    except (AttributeError, IndexError, TypeError, orjson.JSONDecodeError):
-        return None  # a member where an item belongs, or the reverse: not JSON
-    if stack or top is not None or root is None or text[end:].strip():
-        return None
-    return root
+def _skip(text: str, at: int) -> int:
+    """The offset of the first character at or after ``at`` that is not JSON whitespace."""
+    return _WHITESPACE.match(text, at).end()  # type: ignore[union-attr]  # * always matches
 
 
-def _json_offset(node: Any, path: Path) -> int | None:
-    offset: int | None = None
-    for part in path:
-        if type(node) is dict:
-            entry = node.get(part if isinstance(part, str) else str(part))
-        elif type(node) is list:
-            index = _index(part)
-            entry = node[index] if index is not None and index < len(node) else None
-        else:
-            return None
-        if entry is None:
-            return None
-        if type(entry) is tuple:
-            offset, node = entry
-        else:
-            offset, node = entry, None
-    return offset
+class JsonIndex:
+    """A JSON text's containers, each indexed when a path first goes through it: an object as
+    key → (the key's offset, the value's offset), an array as a list of its items' offsets.
+    Made only for a text that is one JSON value (NotJson otherwise), which it checks by
+    indexing the root (the decoder steps over every member)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.root = _skip(text, 0)
+        self._containers: dict[int, dict[str, tuple[int, int]] | list[int]] = {}
+        end = self._index(self.root)[1]
+        if text[end:].strip():
+            raise NotJson("text after the document")
+
+    def container(self, offset: int) -> dict[str, tuple[int, int]] | list[int] | None:
+        """The index of the container at ``offset``; None for a scalar."""
+        if offset not in self._containers:
+            if self.text[offset] not in "{[":
+                return None
+            self._index(offset)
+        return self._containers[offset]
+
+    def offset(self, path: Path) -> int | None:
+        """Where the node at ``path`` is written (a member's key, an item's value)."""
+        offset, value = self.root, self.root
+        for part in path:
+            members = self.container(value)
+            if type(members) is dict:
+                entry = members.get(part if isinstance(part, str) else str(part))
+                if entry is None:
+                    return None
+                offset, value = entry
+            elif type(members) is list:
+                index = _index(part)
+                if index is None or index >= len(members):
+                    return None
+                offset = value = members[index]
+            else:
+                return None
+        return offset
+
+    def _index(self, start: int) -> tuple[Any, int]:
+        """Index the container at ``start``; its index and the offset after it."""
+        text = self.text
+        try:
+            if text[start] == "{":
+                members: dict[str, tuple[int, int]] = {}
+                at = _skip(text, start + 1)
+                if text[at] != "}":
+                    while True:
+                        if text[at] != '"':
+                            raise NotJson(f"a key expected at {at}")
+                        key, after = scanstring(text, at + 1)
+                        colon = _skip(text, after)
+                        if text[colon] != ":":
+                            raise NotJson(f"':' expected at {colon}")
+                        value = _skip(text, colon + 1)
+                        members[key] = (at, value)  # the last of a repeated key, as parsers do
+                        at = _skip(text, _DECODER.raw_decode(text, value)[1])
+                        if text[at] == "}":
+                            break
+                        if text[at] != ",":
+                            raise NotJson(f"',' or '}}' expected at {at}")
+                        at = _skip(text, at + 1)
+                self._containers[start] = members
+                return members, at + 1
+            items: list[int] = []
+            at = _skip(text, start + 1)
+            if text[at] != "]":
+                while True:
+                    items.append(at)
+                    at = _skip(text, _DECODER.raw_decode(text, at)[1])
+                    if text[at] == "]":
+                        break
+                    if text[at] != ",":
+                        raise NotJson(f"',' or ']' expected at {at}")
+                    at = _skip(text, at + 1)
+            self._containers[start] = items
+            return items, at + 1
+        except (IndexError, ValueError) as error:
+            raise NotJson(str(error)) from error
 
 
 def _index(part: str | int) -> int | None:

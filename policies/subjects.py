@@ -9,17 +9,19 @@ import hashlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import orjson
-from sqlalchemy import text
-from sqlalchemy.engine import Connection
 
 from clew.records import Contract, Operation
-from clew.store import catalog, queries
-from clew.store.contracts import StoredVersion, every_version
 from collectors import asyncapi, openapi
 from policies.engine import Context, PolicyError, Subject
 from policies.locate import Locator
+
+if TYPE_CHECKING:  # the store is read only when it is evaluated, not for contract files
+    from sqlalchemy.engine import Connection
+
+    from clew.store.contracts import StoredVersion
 
 _HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 
@@ -187,6 +189,11 @@ def short(ref: str | None) -> str | None:
 
 
 def owners(conn: Connection) -> Owners:
+    """Who owns each service and contract, from the store's catalog."""
+    from sqlalchemy import text
+
+    from clew.store import catalog
+
     found = Owners()
     definitions = dict(
         conn.execute(text("SELECT api_ref, content_hash FROM api_definitions")).all()
@@ -210,6 +217,8 @@ def from_store(context: Context) -> dict[str, list[Subject]]:
     graph."""
     from clew import graph as graphs
     from clew.inventory import inventory
+    from clew.store import queries
+    from clew.store.contracts import every_version
 
     conn = context.conn
     who = context.cached("owners", lambda: owners(conn))
@@ -256,6 +265,9 @@ def from_store(context: Context) -> dict[str, list[Subject]]:
 
 
 def stored_contract(conn: Connection, version: StoredVersion) -> ContractDoc:
+    """A stored contract version as rules read it."""
+    from sqlalchemy import text
+
     row = conn.execute(
         text(
             "SELECT spec_version, document, source FROM contract_versions WHERE content_hash = :h"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from clew import diff
 from policies.engine import CHECKS, Context, Hit
 from policies.subjects import ContractDoc, stored_contract
 
@@ -23,6 +22,7 @@ def breaking_change(contract: ContractDoc, options: BreakingOptions, context: Co
     the observed consumers it would break and their calls in the window."""
     if context.conn is None:
         return  # files alone have no previous version
+    from clew import diff  # the kernel's diff and store: only a store has versions
     from clew.store.contracts import every_version
 
     versions = context.cached("versions", lambda: every_version(context.conn))

@@ -6,13 +6,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
+from typing import TYPE_CHECKING
 
-import networkx as nx
-
-from clew import graph as graphs
-from clew.store.queries import EdgeTotals
 from policies.engine import CHECKS, Context, Hit, NoOptions
 from policies.subjects import Owners, owners
+
+if TYPE_CHECKING:  # the graph and the store are read only when a store is evaluated
+    import networkx as nx
+
+    from clew.store.queries import EdgeTotals
+
+#: clew.graph.CYCLE_LENGTH_BOUND, written here so that loading the pack does not import
+#: networkx (a test holds the two equal).
+CYCLE_LENGTH_BOUND = 8
 
 
 @dataclass(frozen=True)
@@ -86,12 +92,14 @@ def forbidden_dependency(edge: EdgeTotals, options: ForbiddenOptions, context: C
 
 @dataclass(frozen=True)
 class CycleOptions:
-    max_length: int = graphs.CYCLE_LENGTH_BOUND  # longest cycle looked for
+    max_length: int = CYCLE_LENGTH_BOUND  # longest cycle looked for
 
 
 @CHECKS.register("dependency-cycle", "graph", CycleOptions)
 def dependency_cycle(graph: nx.MultiDiGraph, options: CycleOptions, context: Context):
     """A cycle of calls between services (each one found once, from its smallest name)."""
+    from clew import graph as graphs
+
     kinds = _kinds(context)
     who = _owners(context)
     for cycle in graphs.cycles(graph, options.max_length):

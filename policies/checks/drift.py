@@ -6,9 +6,12 @@ all."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from clew.inventory import Endpoint
 from policies.engine import CHECKS, Context, Hit, NoOptions
+
+if TYPE_CHECKING:  # the inventory is read only when a store is evaluated
+    from clew.inventory import Endpoint
 
 
 def _count(n: int, what: str) -> str:

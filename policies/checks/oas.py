@@ -1021,9 +1021,17 @@ def _js_type_text(kind: Any) -> str:
     return ",".join(map(str, kind)) if isinstance(kind, list) else _js_text(kind)
 
 
-def _canonical(value: Any) -> bytes:
-    """A value's JSON with keys sorted and whole floats as integers: equal for the values JSON
-    Schema's ``uniqueItems`` calls equal."""
+def _canonical(value: Any) -> Any:
+    """A key equal for the values JSON Schema's ``uniqueItems`` calls equal: a text or a
+    number as itself (a whole float as its integer), anything else as its JSON with keys
+    sorted."""
+    kind = type(value)
+    if kind is str or kind is int:
+        return value
+    if kind is float:
+        return int(value) if value.is_integer() else value
+    if kind is bool or value is None:
+        return (value,)  # True is not 1, nor None a missing value
 
     def plain(item: Any) -> Any:
         if isinstance(item, float) and item.is_integer():
@@ -1046,7 +1054,7 @@ def duplicated_entry_in_enum(contract: ContractDoc, options: Any, context: Conte
         values = node.get("enum")
         if key == "properties" or not isinstance(values, list):
             continue
-        seen: set[bytes] = set()
+        seen: set[Any] = set()
         for value in values:
             canonical = _canonical(value)
             if canonical in seen:

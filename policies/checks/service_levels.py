@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from clew.inventory import Endpoint
-from clew.store import histogram, queries
-from clew.store.queries import EdgeTotals
 from policies.engine import CHECKS, Context, Hit
+
+if TYPE_CHECKING:  # the inventory and the store are read only when a store is evaluated
+    from clew.inventory import Endpoint
+    from clew.store import queries
+    from clew.store.queries import EdgeTotals
 
 NS_PER_MS = 1_000_000
 _DURATION = re.compile(r"^(\d+)([mhd])$")
@@ -27,6 +30,8 @@ def _minutes(duration: str) -> int:
 
 def _window(context: Context, duration: str) -> queries.Window:
     """The last ``duration`` before the evaluation window's end (or now)."""
+    from clew.store import queries
+
     end = context.window.until_minute if context.window else None
     if end is None:
         end = -(-int(context.now.timestamp()) // 60)
@@ -70,6 +75,8 @@ def _ratio(what: str, count: int, errors: int, options: ErrorRatioOptions):
 def _latency(what: str, count: int, buckets: dict[int, int], options: LatencyOptions):
     if count < options.min_calls or not buckets:
         return
+    from clew.store import histogram
+
     value = histogram.quantile(buckets, options.quantile)
     if value is not None and value / NS_PER_MS > options.max_ms:
         label = f"p{options.quantile * 100:g}"
@@ -80,6 +87,8 @@ def _latency(what: str, count: int, buckets: dict[int, int], options: LatencyOpt
 
 
 def _edge_totals(context: Context, duration: str) -> dict[tuple[str, str, str], EdgeTotals]:
+    from clew.store import queries
+
     window = _window(context, duration)
     return context.cached(
         f"edge-totals {duration}",
@@ -115,6 +124,9 @@ def edge_latency(edge: EdgeTotals, options: LatencyOptions, context: Context):
 
 def _endpoint_totals(context: Context, duration: str) -> dict[tuple[str, str], EdgeTotals]:
     """(server, "METHOD route") → its totals over every caller in the last ``duration``."""
+    from clew.store import queries
+    from clew.store.queries import EdgeTotals
+
     window = _window(context, duration)
 
     def merge() -> dict[tuple[str, str], EdgeTotals]:

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from clew.inventory import Endpoint
 from policies.engine import CHECKS, Context, Hit
 from policies.subjects import ContractDoc
+
+if TYPE_CHECKING:  # the inventory is read only when a store is evaluated
+    from clew.inventory import Endpoint
 
 #: semver.org's pattern for a version (2.0.0), without the optional ``v`` some teams write.
 _SEMVER = re.compile(
