@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import types
 import typing
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -32,8 +33,8 @@ SEVERITIES = ("error", "warning", "info", "hint")
 _SEVERITY_ALIASES = {"warn": "warning", "information": "info", 0: "error", 1: "warning"}
 _SEVERITY_ALIASES |= {2: "info", 3: "hint"}
 SUBJECTS = ("contract", "operation", "endpoint", "edge", "service", "graph")
-#: The largest pack file read, in bytes.
-MAX_PACK_BYTES = 1 << 20
+#: The largest pack, waivers file or Spectral ruleset read, in bytes.
+MAX_POLICY_FILE_BYTES = 1 << 20
 
 
 class PolicyError(ValueError):
@@ -251,16 +252,31 @@ def default_rules(user_folder: Path | None = None, registry: CheckRegistry = CHE
     return ruleset
 
 
-def _read_pack(path: Path, registry: CheckRegistry) -> list[Rule]:
+def read_policy_file(path: Path, what: str) -> Any:
+    """The data of a policy file (a pack, a waivers file, a Spectral ruleset): YAML through the
+    safe reader, or JSON for a ``.json`` file, at most ``MAX_POLICY_FILE_BYTES``; a PolicyError
+    naming the file, the position where there is one, and the reason."""
     try:
         raw = path.read_bytes()
-        if len(raw) > MAX_PACK_BYTES:
-            raise PolicyError(f"{path}: {len(raw):,} bytes; a pack is at most {MAX_PACK_BYTES:,}")
-        data = safe_yaml.load(raw, str(path))
     except OSError as error:
         raise PolicyError(f"{path}: cannot be read: {error.strerror or error}") from error
+    if len(raw) > MAX_POLICY_FILE_BYTES:
+        raise PolicyError(
+            f"{path}: {len(raw):,} bytes; {what} is at most {MAX_POLICY_FILE_BYTES:,}"
+        )
+    if path.suffix == ".json":
+        try:
+            return json.loads(raw)
+        except ValueError as error:
+            raise PolicyError(f"{path}: invalid JSON: {error}") from error
+    try:
+        return safe_yaml.load(raw, str(path))
     except safe_yaml.YamlError as error:
         raise PolicyError(str(error)) from error
+
+
+def _read_pack(path: Path, registry: CheckRegistry) -> list[Rule]:
+    data = read_policy_file(path, "a pack")
     if not isinstance(data, Mapping):
         raise PolicyError(f"{path}: a rule pack is a mapping with 'pack' and 'rules'")
     unknown = set(data) - _PACK_KEYS

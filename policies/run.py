@@ -15,7 +15,6 @@ from sqlalchemy import Engine
 
 from clew.store import findings as stored
 from clew.store import queries
-from collectors import safe_yaml
 from policies.engine import (
     Context,
     Evaluation,
@@ -23,11 +22,10 @@ from policies.engine import (
     RuleSet,
     default_rules,
     evaluate,
+    read_policy_file,
 )
 from policies.subjects import from_files, from_store
 
-#: The largest waivers file read, in bytes.
-MAX_WAIVERS_BYTES = 1 << 20
 _WAIVER_KEYS = {"rule", "subject", "reason", "approver", "expires"}
 
 
@@ -102,16 +100,7 @@ def read_waivers(path: Path) -> list[dict[str, Any]]:
             expires: 2027-03-31           # a date (to the end of that day, UTC) or a date-time
 
     A PolicyError names the file and the waiver at fault."""
-    try:
-        raw = path.read_bytes()
-    except OSError as error:
-        raise PolicyError(f"{path}: cannot be read: {error.strerror or error}") from error
-    if len(raw) > MAX_WAIVERS_BYTES:
-        raise PolicyError(f"{path}: {len(raw):,} bytes; a waivers file is at most 1 MiB")
-    try:
-        data = safe_yaml.load(raw, str(path))
-    except safe_yaml.YamlError as error:
-        raise PolicyError(str(error)) from error
+    data = read_policy_file(path, "a waivers file")
     if data is None:
         return []
     if (

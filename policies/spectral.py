@@ -29,7 +29,6 @@ from typing import Any
 
 import jsonschema
 
-from collectors import safe_yaml
 from policies.engine import (
     CHECKS,
     Check,
@@ -42,12 +41,11 @@ from policies.engine import (
     RuleSet,
     builtin_pack_files,
     load_rules,
+    read_policy_file,
     severity_of,
 )
 from policies.subjects import ContractDoc
 
-#: The largest ruleset file read, in bytes.
-MAX_RULESET_BYTES = 1 << 20
 #: Spectral's oas rules Clew does not implement: named when a ruleset extends spectral:oas.
 NOT_IMPLEMENTED = (
     "oas2-discriminator",
@@ -76,16 +74,7 @@ class SpectralRuleset:
 
 def load_ruleset(path: Path, registry: CheckRegistry = CHECKS) -> SpectralRuleset:
     """The rules of the Spectral ruleset at ``path``."""
-    try:
-        raw = path.read_bytes()
-    except OSError as error:
-        raise PolicyError(f"{path}: cannot be read: {error.strerror or error}") from error
-    if len(raw) > MAX_RULESET_BYTES:
-        raise PolicyError(f"{path}: {len(raw):,} bytes; a ruleset is at most {MAX_RULESET_BYTES:,}")
-    try:
-        data = json.loads(raw) if path.suffix == ".json" else safe_yaml.load(raw, str(path))
-    except (ValueError, safe_yaml.YamlError) as error:
-        raise PolicyError(f"{path}: {error}") from error
+    data = read_policy_file(path, "a ruleset")
     if not isinstance(data, dict):
         raise PolicyError(f"{path}: a Spectral ruleset is a mapping with 'rules' or 'extends'")
     result = SpectralRuleset(RuleSet())
