@@ -4,6 +4,7 @@ that the catalog does not declare, or declares and traffic never shows."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING
@@ -122,38 +123,44 @@ def _dependencies(context: Context):
     return context.cached("dependencies", lambda: dependencies(context.conn, context.window))
 
 
+def _dependency_hits(context: Context, status: str, message) -> Iterator[Hit]:
+    """A hit on each of the catalog's dependencies in ``status``, named as an edge and owned
+    by its caller's team, worded by ``message``."""
+    who = _owners(context)
+    for dependency in _dependencies(context):
+        if dependency.status == status:
+            team, system = who.of_service(dependency.client)
+            yield Hit(
+                message(dependency),
+                subject=f"{dependency.client} → {dependency.server}",
+                kind="edge",
+                team=team,
+                system=system,
+            )
+
+
 @CHECKS.register("undeclared-dependency", "graph")
 def undeclared_dependency(graph: nx.MultiDiGraph, options: NoOptions, context: Context):
     """A service of the catalog calling something its catalog entry does not declare
     (``dependsOn``, or ``consumesApis`` of an API the callee provides)."""
-    who = _owners(context)
-    for dependency in _dependencies(context):
-        if dependency.status != "undeclared":
-            continue
-        team, system = who.of_service(dependency.client)
-        yield Hit(
-            f"{dependency.client} calls {dependency.server} ({dependency.calls:,} calls in the"
-            f" window), which its catalog entry does not declare",
-            subject=f"{dependency.client} → {dependency.server}",
-            kind="edge",
-            team=team,
-            system=system,
-        )
+    return _dependency_hits(
+        context,
+        "undeclared",
+        lambda d: (
+            f"{d.client} calls {d.server} ({d.calls:,} calls in the window), which its"
+            " catalog entry does not declare"
+        ),
+    )
 
 
 @CHECKS.register("unused-dependency", "graph")
 def unused_dependency(graph: nx.MultiDiGraph, options: NoOptions, context: Context):
     """A dependency the catalog declares that traffic never shows in the window."""
-    who = _owners(context)
-    for dependency in _dependencies(context):
-        if dependency.status != "unused":
-            continue
-        team, system = who.of_service(dependency.client)
-        yield Hit(
-            f"{dependency.client} declares a dependency on {dependency.server}"
-            f" ({'; '.join(dependency.declared_by)}) that no call in the window shows",
-            subject=f"{dependency.client} → {dependency.server}",
-            kind="edge",
-            team=team,
-            system=system,
-        )
+    return _dependency_hits(
+        context,
+        "unused",
+        lambda d: (
+            f"{d.client} declares a dependency on {d.server}"
+            f" ({'; '.join(d.declared_by)}) that no call in the window shows"
+        ),
+    )

@@ -123,3 +123,35 @@ def test_by_lifecycle(found, landscape):
     )
     assert expected == {"kafka/shipment-events → notification-service (messaging)"}
     assert found["nothing-depends-on-experimental"] == expected
+
+
+def test_a_versioning_rule_counting_the_path_alone_finds_the_header_pinned_api(
+    full_sample_db, tmp_path
+):
+    """The Orders API is pinned by an ``Api-Version`` header; an organisation that pins by the
+    path alone finds its endpoints unversioned too, and the Payments API's (``/v2/``) still not."""
+    folder = tmp_path / "packs"
+    folder.mkdir()
+    (folder / "paths-only.yaml").write_text(
+        "pack: paths-only\nrules:\n"
+        "  - {id: version-in-path, check: endpoint-versioned, severity: error,"
+        " options: {schemes: [path]}}\n"
+    )
+    engine = store.open_engine(full_sample_db)
+    ruleset = run.rules(folder)
+    ruleset.rules = {k: r for k, r in ruleset.rules.items() if k == "version-in-path"}
+    window = queries.window_between("24h", None, SAMPLE_END_NS)
+    now = datetime.fromtimestamp(SAMPLE_END_NS / 1e9, UTC)
+    result = run.check_store(engine, ruleset, window, now, record=False)
+    engine.dispose()
+    found = {f.subject: f.message for f in result.evaluation.findings}
+    services = {subject.split(" ")[0] for subject in found}
+    assert services == {"catalog-service", "order-service"}
+    assert found["order-service POST /orders"].endswith("none in the path")
+    (folder / "paths-only.yaml").write_text(
+        "pack: paths-only\nrules:\n"
+        "  - {id: version-in-path, check: endpoint-versioned, severity: error,"
+        " options: {schemes: [paths]}}\n"
+    )
+    with pytest.raises(run.PolicyError, match="rule version-in-path: schemes must be some of"):
+        run.rules(folder)

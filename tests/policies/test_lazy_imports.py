@@ -49,3 +49,10 @@ def test_jsonschema_is_imported_when_an_example_is_validated():
 def test_the_cycle_bound_of_the_dependency_pack_is_the_graphs():
     assert CYCLE_LENGTH_BOUND == graph.CYCLE_LENGTH_BOUND
     assert CycleOptions().max_length == graph.CYCLE_LENGTH_BOUND
+
+
+def test_the_versioning_schemes_of_the_pack_are_the_inventorys():
+    from clew import inventory
+    from policies.checks import versioning
+
+    assert versioning.SCHEMES == inventory.SCHEMES
