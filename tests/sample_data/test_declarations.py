@@ -346,9 +346,10 @@ def _declared(entities: list[dict]) -> set[tuple[str, str]]:
     return found
 
 
-def _observed(spans: list[dict]) -> set[tuple[str, str]]:
+def _observed(spans: list[dict], externals: list[str]) -> set[tuple[str, str]]:
     """(service, what it depends on), from the traces: a CLIENT span's server span in another
-    service, a database command's server, and a consumer's producer."""
+    service, a database command's server, a third party's API called, and a consumer's
+    producer."""
     by_id = {s["spanId"]: s for s in spans}
     found = set()
     for span in spans:
@@ -358,14 +359,17 @@ def _observed(spans: list[dict]) -> set[tuple[str, str]]:
         elif span["kind"] == CONSUMER:
             found.add((span["service"], parent["service"]))
         attrs = span["attrs"]
-        if span["kind"] == CLIENT and ("db.system.name" in attrs or "db.system" in attrs):
-            found.add((span["service"], attrs.get("server.address", attrs.get("net.peer.name"))))
+        host = attrs.get("server.address", attrs.get("net.peer.name"))
+        database = "db.system.name" in attrs or "db.system" in attrs
+        if span["kind"] == CLIENT and (database or host in externals):
+            found.add((span["service"], host))
     return found
 
 
 def test_the_catalog_declares_what_the_traces_show_but_the_planted_dependency(landscape):
     manifest, _, spans, _ = landscape
-    declared, observed = _declared(_catalog(landscape)), _observed(spans)
+    declared = _declared(_catalog(landscape))
+    observed = _observed(spans, manifest["externals"])
     undeclared = manifest["catalog"]["undeclared_dependency"]
     assert observed - declared == {(undeclared["client"], undeclared["server"])}
     assert declared - observed == {

@@ -52,6 +52,7 @@ def test_same_arguments_give_byte_identical_files(generator, tmp_path):
     assert written == _files(tmp_path / "b")
     declared = [c["file"] for c in first["contracts"]["files"]] + first["catalog"]["files"]
     names = ["traces.otlp.jsonl", "kong-access.log", "nginx-access.log", "manifest.json"]
+    names.append(first["waivers"]["file"])
     assert sorted(written) == sorted(names + declared)
 
 
