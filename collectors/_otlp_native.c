@@ -1452,6 +1452,7 @@ static PyMethodDef methods[] = {
      configure_doc},
     {"nginx_block", (PyCFunction)(void (*)(void))nginx_block, METH_FASTCALL, nginx_block_doc},
     {"nginx_configure", nginx_configure, METH_O, nginx_configure_doc},
+    {"json_index", (PyCFunction)(void (*)(void))json_index, METH_FASTCALL, json_index_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -75,4 +75,8 @@ PyObject *nginx_block(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 PyObject *nginx_configure(PyObject *module, PyObject *type);
 extern const char nginx_block_doc[], nginx_configure_doc[];
 
+/* One JSON container's members, values stepped over unread (_json_index.c). */
+PyObject *json_index(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+extern const char json_index_doc[];
+
 #endif

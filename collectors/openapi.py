@@ -389,6 +389,11 @@ def _security(security: Any) -> list[list[str]]:
     return [sorted(map(str, req)) for req in security if isinstance(req, dict)]
 
 
+def servers(document: dict) -> tuple[str, ...]:
+    """The document's server URLs (OpenAPI 2: scheme://host/basePath), as ``read`` gives them."""
+    return tuple(_servers(document))
+
+
 def _servers(document: dict) -> Iterator[str]:
     if str(document.get("swagger")) == "2.0":
         host = document.get("host")

@@ -16,17 +16,11 @@ and the reason.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ruamel.yaml import YAML
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
-from ruamel.yaml.events import (
-    AliasEvent,
-    CollectionEndEvent,
-    CollectionStartEvent,
-    ScalarEvent,
-)
+if TYPE_CHECKING:  # ruamel.yaml is imported when YAML is first read: JSON readers never pay
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import MarkedYAMLError
 
 #: Text larger than this is refused before it is parsed (the largest real contracts, Stripe's
 #: and GitHub's, are 4 to 12 MB).
@@ -51,6 +45,8 @@ class YamlError(ValueError):
 
 
 def _reader() -> YAML:
+    from ruamel.yaml import YAML
+
     yaml = YAML(typ="safe", pure=True)
     yaml.allow_duplicate_keys = False
     return yaml
@@ -59,16 +55,10 @@ def _reader() -> YAML:
 def load_all(data: str | bytes, source: str) -> list[Any]:
     """Every document of a YAML stream, as plain data (dicts, lists, str, int, float, bool,
     None, dates as ``datetime.date``)."""
-    text = _text(data, source)
-    _check_budget(text, source)
-    try:
-        return list(_reader().load_all(text))
-    except MarkedYAMLError as error:
-        raise _located(error, source) from None
-    except YAMLError as error:
-        raise YamlError(source, str(error).strip()) from None
-    except RecursionError:
-        raise YamlError(source, f"nested more than {MAX_DEPTH} levels deep") from None
+    yaml = _reader()
+    nodes = _composed(yaml, data, source)
+    with _errors(source):
+        return [yaml.constructor.construct_document(node) for node in nodes]
 
 
 def load(data: str | bytes, source: str) -> Any:
@@ -84,16 +74,46 @@ def compose(data: str | bytes, source: str) -> Any:
     """The one document of a YAML stream as ruamel.yaml's composed nodes (each with its start
     mark; aliases left as shared nodes, no tag constructed), under the same budget as ``load``;
     None for an empty stream."""
+    nodes = _composed(_reader(), data, source)
+    if len(nodes) > 1:
+        raise YamlError(source, f"{len(nodes)} YAML documents where one was expected")
+    return nodes[0] if nodes else None
+
+
+def _composed(yaml: YAML, data: str | bytes, source: str) -> list[Any]:
+    """The stream's documents as composed nodes (an alias is the node it names, shared: a
+    kilobyte's alias bomb composes to a kilobyte's nodes), each weighed within the budget
+    before anything is built from it."""
     text = _text(data, source)
-    _check_budget(text, source)
-    try:
-        return _reader().compose(text)
-    except MarkedYAMLError as error:
-        raise _located(error, source) from None
-    except YAMLError as error:
-        raise YamlError(source, str(error).strip()) from None
-    except RecursionError:
-        raise YamlError(source, f"nested more than {MAX_DEPTH} levels deep") from None
+    with _errors(source):
+        nodes = list(yaml.compose_all(text))
+    budget = _Budget(source)
+    for node in nodes:
+        budget.weigh(node)
+    return nodes
+
+
+class _errors:
+    """ruamel.yaml's errors as ``YamlError``s naming the source, line and column."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type | None, error: BaseException | None, _tb: Any) -> bool:
+        if error is None:
+            return False
+        from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+        if isinstance(error, MarkedYAMLError):
+            raise _located(error, self.source) from None
+        if isinstance(error, YAMLError):
+            raise YamlError(self.source, str(error).strip()) from None
+        if isinstance(error, RecursionError):
+            raise YamlError(self.source, f"nested more than {MAX_DEPTH} levels deep") from None
+        return False
 
 
 def _text(data: str | bytes, source: str) -> str:
@@ -108,59 +128,83 @@ def _text(data: str | bytes, source: str) -> str:
         raise YamlError(source, f"not UTF-8 at byte {error.start}") from None
 
 
-def _events(text: str, source: str) -> Iterator[Any]:
-    try:
-        yield from _reader().parse(text)
-    except MarkedYAMLError as error:
-        raise _located(error, source) from None
-    except YAMLError as error:
-        raise YamlError(source, str(error).strip()) from None
+class _Budget:
+    """Weighs composed nodes: each node counts with every alias in it expanded (a shared node
+    is weighed once and counted where it is used), so that an alias costs what it stands for;
+    refuses a stream over ``MAX_NODES`` nodes, ``MAX_ALIASES`` aliases or ``MAX_DEPTH``
+    levels."""
 
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.nodes = 0  # the stream's nodes so far, aliases expanded
+        self.aliases = 0
+        self.weights: dict[int, int] = {}  # id(node) → its weight, once weighed
 
-def _check_budget(text: str, source: str) -> None:
-    """Walk the stream's events, weighing each anchored node (its nodes, its own aliases
-    expanded) so that an alias costs what it stands for; refuse a stream over budget."""
-    weights: dict[str, int] = {}
-    stack: list[list[Any]] = []  # [anchor, weight so far] of each open collection
-    nodes = aliases = 0  # the stream's nodes so far, aliases expanded
-    for event in _events(text, source):
-        if isinstance(event, CollectionStartEvent):
-            stack.append([event.anchor, 1])
-            if len(stack) > MAX_DEPTH:
-                raise _at(event, source, f"nested more than {MAX_DEPTH} levels deep")
-            nodes += 1
-            continue
-        if isinstance(event, CollectionEndEvent):
-            anchor, weight = stack.pop()
-            if anchor is not None:
-                weights[anchor] = weight
-            if stack:
-                stack[-1][1] += weight
-            continue
-        if isinstance(event, ScalarEvent):
-            weight = 1
-            if event.anchor is not None:
-                weights[event.anchor] = 1
-        elif isinstance(event, AliasEvent):
-            aliases += 1
-            if aliases > MAX_ALIASES:
-                raise _at(event, source, f"more than {MAX_ALIASES:,} aliases")
-            weight = weights.get(event.anchor, 1)  # undefined: the loader says so
-        else:
-            continue
-        nodes += weight
-        if stack:
-            stack[-1][1] += weight
-        if nodes > MAX_NODES:
+    def weigh(self, root: Any) -> None:
+        from ruamel.yaml.nodes import MappingNode, SequenceNode
+
+        self.nodes += self._weight(root, MappingNode, SequenceNode)
+        if self.nodes > MAX_NODES:
             raise _at(
-                event,
-                source,
+                root,
+                self.source,
                 f"aliases expand the document beyond {MAX_NODES:,} nodes (an alias bomb?)",
             )
 
+    def _weight(self, root: Any, mapping: type, sequence: type) -> int:
+        # An explicit stack: (node, depth, children left, weight so far).
+        open_nodes: set[int] = set()
+        stack: list[list[Any]] = []
 
-def _at(event: Any, source: str, reason: str) -> YamlError:
-    mark = event.start_mark
+        def enter(node: Any, depth: int) -> int | None:
+            """The node's weight when known at once; else it is opened (None)."""
+            known = self.weights.get(id(node))
+            if known is not None or id(node) in open_nodes:
+                self.aliases += 1
+                if self.aliases > MAX_ALIASES:
+                    raise _at(node, self.source, f"more than {MAX_ALIASES:,} aliases")
+                return known if known is not None else 1  # a node inside itself counts once
+            if isinstance(node, mapping):
+                children = [part for pair in node.value for part in pair]
+            elif isinstance(node, sequence):
+                children = list(node.value)
+            else:
+                self.weights[id(node)] = 1
+                return 1
+            if depth > MAX_DEPTH:
+                raise _at(node, self.source, f"nested more than {MAX_DEPTH} levels deep")
+            open_nodes.add(id(node))
+            stack.append([node, depth, children[::-1], 1])
+            return None
+
+        total = enter(root, 1)
+        while stack:
+            frame = stack[-1]
+            if frame[2]:
+                child = frame[2].pop()
+                weight = enter(child, frame[1] + 1)
+                if weight is not None:
+                    frame[3] += weight
+                    if frame[3] > MAX_NODES:
+                        raise _at(
+                            child,
+                            self.source,
+                            f"aliases expand the document beyond {MAX_NODES:,} nodes"
+                            " (an alias bomb?)",
+                        )
+                continue
+            node, _, _, weight = stack.pop()
+            open_nodes.discard(id(node))
+            self.weights[id(node)] = weight
+            if stack:
+                stack[-1][3] += weight
+            else:
+                total = weight
+        return total or 0
+
+
+def _at(node: Any, source: str, reason: str) -> YamlError:
+    mark = node.start_mark
     return YamlError(source, reason, mark.line + 1, mark.column + 1)
 
 

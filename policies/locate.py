@@ -2,16 +2,19 @@
 JSON path (keys and list indexes from the root) names, so a finding can point into its file.
 
 JSON is indexed lazily, one container at a time and only the containers a question goes through:
-a container's members (their keys' offsets, or its items') are read with the C decoder of the
-standard library, which also steps over each member's value, so the subtrees no finding points
-into are never read by Python. YAML is composed (ruamel.yaml's nodes carry their marks; no tag
-builds an object) through ``collectors.safe_yaml``, and a path is followed node by node, so an
-alias is never expanded.
+a container's members (their keys' offsets, or its items') are found by Clew's compiled
+``json_index`` (``collectors/_json_index.c``: values stepped over by their brackets, nothing
+built), or where it is not built (or ``CLEW_NO_NATIVE`` is set) with the C decoder of the
+standard library, which also steps over each member's value; either way the subtrees no finding
+points into are never read by Python. YAML is composed (ruamel.yaml's nodes carry their marks;
+no tag builds an object) through ``collectors.safe_yaml``, and a path is followed node by node,
+so an alias is never expanded.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 from json.decoder import scanstring
 from typing import Any
@@ -26,6 +29,20 @@ _WHITESPACE = re.compile(r"[ \t\n\r]*")
 _DECODER = json.JSONDecoder()
 
 
+def _native_index() -> Any:
+    """The compiled ``json_index``; None when it is not built or CLEW_NO_NATIVE is set."""
+    if os.environ.get("CLEW_NO_NATIVE", "") not in ("", "0"):
+        return None
+    try:
+        from collectors._otlp_native import json_index
+    except ImportError:
+        return None
+    return json_index
+
+
+_JSON_INDEX = _native_index()
+
+
 class NotJson(ValueError):
     """The text is not JSON (its containers do not close, or a member is malformed)."""
 
@@ -34,11 +51,12 @@ class Locator:
     """Positions of the nodes of one document (JSON or YAML), found lazily: nothing is read
     until the first ``position``."""
 
-    def __init__(self, data: bytes) -> None:
+    def __init__(self, data: bytes, *, native: bool = True) -> None:
         self._data = data
+        self._native = _JSON_INDEX if native else None
         self._text: str | None = None
         self._lines: list[int] | None = None  # lines before each block of _BLOCK characters
-        self._json: JsonIndex | None = None
+        self._json: JsonIndex | BytesJsonIndex | None = None
         self._yaml: Any = None  # the composed root node
         self._kind: str | None = None  # "json", "yaml", or "none" when unreadable
 
@@ -63,7 +81,10 @@ class Locator:
             return
         if self._text.lstrip()[:1] in ("{", "["):
             try:
-                self._json = JsonIndex(self._text)
+                if self._native is not None:
+                    self._json = BytesJsonIndex(data, self._native)
+                else:
+                    self._json = JsonIndex(self._text)
             except NotJson:
                 pass  # YAML that starts with a flow mapping
             else:
@@ -78,15 +99,23 @@ class Locator:
 
     def _line_column(self, offset: int) -> tuple[int, int]:
         # lines counted per block of the text once, then within the offset's block: a few
-        # findings in a large file never pay for every line's start
-        text = self._text or ""
+        # findings in a large file never pay for every line's start. The compiled index gives
+        # offsets in the UTF-8 bytes: the column is counted in characters all the same.
+        text: str | bytes = self._text or ""
+        newline: str | bytes = "\n"
+        if isinstance(self._json, BytesJsonIndex):
+            text, newline = self._data, b"\n"
         if self._lines is None:
             self._lines = [0]
             for start in range(0, len(text), _BLOCK):
-                self._lines.append(self._lines[-1] + text.count("\n", start, start + _BLOCK))
+                self._lines.append(self._lines[-1] + text.count(newline, start, start + _BLOCK))
         block = offset // _BLOCK
-        line = self._lines[block] + text.count("\n", block * _BLOCK, offset) + 1
-        return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
+        line = self._lines[block] + text.count(newline, block * _BLOCK, offset) + 1
+        start = text.rfind(newline, 0, offset) + 1
+        if isinstance(text, bytes):
+            start = max(start, self._json.bom if isinstance(self._json, BytesJsonIndex) else 0)
+            return line, len(text[start:offset].decode("utf-8", "replace")) + 1
+        return line, offset - start + 1
 
 
 def _skip(text: str, at: int) -> int:
@@ -175,6 +204,50 @@ class JsonIndex:
             return items, at + 1
         except (IndexError, ValueError) as error:
             raise NotJson(str(error)) from error
+
+
+class BytesJsonIndex:
+    """``JsonIndex`` over the UTF-8 bytes, each container's members found by the compiled
+    ``json_index``; offsets are into the bytes."""
+
+    def __init__(self, data: bytes, json_index: Any) -> None:
+        self.data = data
+        self.bom = 3 if data.startswith(b"\xef\xbb\xbf") else 0
+        self._json_index = json_index
+        self.root = len(data) - len(data[self.bom :].lstrip(b" \t\r\n"))
+        self._containers: dict[int, dict[str, tuple[int, int]] | list[int]] = {}
+        end = self._index(self.root)
+        if data[end:].strip():
+            raise NotJson("text after the document")
+
+    def container(self, offset: int) -> dict[str, tuple[int, int]] | list[int] | None:
+        if offset not in self._containers:
+            if self.data[offset : offset + 1] not in (b"{", b"["):
+                return None
+            self._index(offset)
+        return self._containers[offset]
+
+    offset = JsonIndex.offset
+
+    def _index(self, start: int) -> int:
+        try:
+            kind, members, end = self._json_index(self.data, start)
+        except ValueError as error:
+            raise NotJson(str(error)) from error
+        if kind == "array":
+            self._containers[start] = members
+            return end
+        found: dict[str, tuple[int, int]] = {}
+        data = self.data
+        for key_start, key_end, escaped, value in members:
+            raw = data[key_start:key_end]
+            try:
+                key = json.loads(b'"' + raw + b'"') if escaped else raw.decode("utf-8")
+            except ValueError as error:
+                raise NotJson(f"a key at byte {key_start}: {error}") from error
+            found[key] = (key_start - 1, value)  # the last of a repeated key, as parsers do
+        self._containers[start] = found
+        return end
 
 
 def _index(part: str | int) -> int | None:

@@ -246,3 +246,22 @@ def test_every_builtin_pack_loads_and_every_builtin_check_is_used_and_documented
     undocumented = [c.name for c in CHECKS if f"`{c.name}`" not in docs]
     undocumented += [r for r in rules.rules if f"`{r}`" not in docs]
     assert not undocumented, f"not in docs/policies.md: {undocumented}"
+
+
+def test_a_contract_files_operations_are_read_when_asked_as_the_collector_reads_them(tmp_path):
+    from collectors import openapi
+    from policies.subjects import read_contract_file
+    from tests.conftest import corpus
+
+    path = corpus("openapi", "v3.0_petstore-expanded.json")
+    doc, _ = read_contract_file(path)
+    assert doc.given_operations is None
+    records = list(openapi.read(openapi.parse(path.read_bytes(), str(path)), doc.content_hash))
+    (contract,) = [r for r in records if not isinstance(r, openapi.Operation)]
+    assert doc.operations == [r for r in records if isinstance(r, openapi.Operation)]
+    assert (doc.spec_version, doc.title, doc.version, doc.servers) == (
+        contract.spec_version,
+        contract.title,
+        contract.version,
+        contract.servers,
+    )

@@ -159,3 +159,53 @@ def test_stripe_positions():
     assert locator.position(("paths", "/v1/accounts", "get", "responses", "200")) == (38548, 11)
     assert locator.position(("servers", 0, "url")) == (109536, 7)
     assert locator.position(("paths", "/v1/nope")) is None
+
+
+def _compiled_index():
+    """Locators use the compiled ``json_index`` inside this (whatever CLEW_NO_NATIVE says);
+    the test is skipped, or fails in CI, where it is not built."""
+    from unittest import mock
+
+    from policies import locate
+    from tests.conftest import require_built
+
+    try:
+        from collectors._otlp_native import json_index
+    except ImportError:
+        json_index = require_built(None, "collectors._otlp_native (json_index)")
+    return mock.patch.object(locate, "_JSON_INDEX", json_index)
+
+
+@settings(max_examples=150, deadline=None)
+@given(json_values, st.sampled_from([None, 2]), st.booleans())
+def test_the_compiled_index_finds_what_the_python_index_finds(value, indent, bom):
+    text = json.dumps({"root": value, "é ☃": [value]}, indent=indent, ensure_ascii=False)
+    data = (b"\xef\xbb\xbf" if bom else b"") + text.encode()
+    with _compiled_index():
+        compiled = Locator(data)
+    python = Locator(data, native=False)
+    for path in [*_paths(value, ("root",)), ("é ☃", 0), ("nope",), ("root", 99)]:
+        assert compiled.position(path) == python.position(path), path
+
+
+def test_the_compiled_index_agrees_on_every_corpus_json_contract():
+    for path in sorted(corpus("openapi").glob("*.json")):
+        data = path.read_bytes()
+        document = json.loads(data)
+        with _compiled_index():
+            compiled = Locator(data)
+        python = Locator(data, native=False)
+        paths = list(_paths(document, ()))[::97]  # every 97th node: thousands in Stripe's
+        assert paths
+        for node in paths:
+            assert compiled.position(node) == python.position(node), (path.name, node)
+
+
+def test_yaml_opening_with_a_flow_mapping_is_not_taken_for_json():
+    _compiled_index()
+    data = b"{openapi: 3.0.3, info: {title: x}}\n"
+    assert (
+        Locator(data).position(("info", "title"))
+        == Locator(data, native=False).position(("info", "title"))
+        == (1, 25)
+    )
