@@ -872,6 +872,12 @@ def demo(host: str, port: int, no_serve: bool, db: str | None, as_json: bool) ->
         _print_json(loaded)
     elif loaded["loaded"]:
         click.echo(f"sample landscape loaded: {loaded['inserted']} spans and gateway requests")
+        if loaded.get("policies"):
+            run = loaded["policies"]
+            click.echo(
+                f"policies evaluated: {run['findings']} findings, {run['open']} open and"
+                f" {run['waived']} waived (the Governance page, or clew report)"
+            )
     else:
         click.echo("sample landscape already loaded")
     if no_serve:
