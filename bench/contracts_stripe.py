@@ -33,6 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
+from peers import npm_tool
 
 from clew.records import Operation
 from clew.routes import Templates
@@ -55,20 +56,7 @@ def load_and_index(path: Path) -> tuple[float, list[Operation], Templates]:
 
 def redocly() -> list[str]:
     """The Redocly CLI command, installed with npm into bench/out/node when missing."""
-    prefix = OUT / "node"
-    binary = prefix / "node_modules" / ".bin" / "redocly"
-    if not binary.exists():
-        npm = shutil.which("npm")
-        if npm is None:
-            sys.exit("npm is needed to install the peer (Redocly CLI)")
-        print(f"installing {REDOCLY} with npm into {prefix}", file=sys.stderr)
-        prefix.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            [npm, "install", "--prefix", str(prefix), "--no-audit", "--no-fund", REDOCLY],
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
-    return [str(binary)]
+    return [str(npm_tool(REDOCLY, "redocly", "node"))]
 
 
 def timed(command: list[str]) -> float:

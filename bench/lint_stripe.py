@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from peers import npm_tool
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -47,20 +48,7 @@ print(len(result.findings), located, time.perf_counter() - started)
 
 
 def redocly() -> Path:
-    prefix = BENCH / "out" / f"redocly-{REDOCLY_VERSION}"
-    binary = prefix / "node_modules" / ".bin" / "redocly"
-    if not binary.exists():
-        npm = shutil.which("npm")
-        if npm is None:
-            sys.exit("npm is needed to install the peer (Redocly CLI)")
-        print(f"installing {REDOCLY} with npm into {prefix}", file=sys.stderr)
-        prefix.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            [npm, "install", "--prefix", str(prefix), "--no-audit", "--no-fund", REDOCLY],
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
-    return binary
+    return npm_tool(REDOCLY, "redocly", f"redocly-{REDOCLY_VERSION}")
 
 
 def time_redocly(binary: Path) -> float:

@@ -18,13 +18,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
 from collections import Counter
 from datetime import date
 from pathlib import Path
+
+from peers import npm_tool
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -49,19 +50,7 @@ def corpus_files() -> list[Path]:
 
 def spectral() -> Path:
     """The Spectral CLI, installed with npm into bench/out when missing."""
-    prefix = ROOT / "bench" / "out" / f"spectral-{SPECTRAL_VERSION}"
-    binary = prefix / "node_modules" / ".bin" / "spectral"
-    if not binary.exists():
-        npm = shutil.which("npm")
-        if npm is None:
-            sys.exit("npm is needed to install Spectral")
-        print(f"installing {SPECTRAL} with npm into {prefix}", file=sys.stderr)
-        prefix.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            [npm, "install", "--prefix", str(prefix), "--no-audit", "--no-fund", SPECTRAL],
-            check=True,
-        )
-    return binary
+    return npm_tool(SPECTRAL, "spectral", f"spectral-{SPECTRAL_VERSION}")
 
 
 def spectral_results(binary: Path, path: Path) -> list[dict]:

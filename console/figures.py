@@ -593,14 +593,15 @@ def _times(series: Sequence[dict]) -> list[datetime]:
     return [datetime.fromtimestamp(row["minute"] * 60, UTC) for row in series]
 
 
-def _base_layout(height: int) -> dict:
+def chart_layout(height: int, margin: dict[str, int]) -> dict:
+    """What every chart of the console shares: its height and margins, the house font, no
+    background, and a horizontal legend above the plot."""
     return {
         "height": height,
-        "margin": {"l": 48, "r": 56, "t": 24, "b": 32},
+        "margin": margin,
         "font": {"family": FONT, "size": 12, "color": INK},
         "paper_bgcolor": "rgba(0,0,0,0)",
         "plot_bgcolor": "rgba(0,0,0,0)",
-        "hovermode": "x unified",
         "showlegend": True,
         "legend": {
             "orientation": "h",
@@ -610,6 +611,13 @@ def _base_layout(height: int) -> dict:
             "font": {"size": 11},
             "bgcolor": "rgba(0,0,0,0)",
         },
+    }
+
+
+def _base_layout(height: int) -> dict:
+    """A RED chart: calls/s on the left axis, the error ratio on the right."""
+    return chart_layout(height, {"l": 48, "r": 56, "t": 24, "b": 32}) | {
+        "hovermode": "x unified",
         "xaxis": {"gridcolor": GRID, "linecolor": GRID, "tickfont": {"color": MUTED}},
         "yaxis": {
             "gridcolor": GRID,

@@ -12,7 +12,7 @@ from datetime import datetime
 
 import plotly.graph_objects as go
 
-from console.figures import BAD, FONT, GRID, INK, MUTED, WARN
+from console.figures import BAD, GRID, INK, MUTED, WARN, chart_layout
 from policies.engine import SEVERITIES
 
 #: A colour per severity, most severe the loudest; waived findings in grey.
@@ -25,23 +25,10 @@ NONE = "(none)"
 
 
 def _layout(height: int) -> dict:
-    return {
-        "height": height,
-        "margin": {"l": 8, "r": 16, "t": 28, "b": 28},
-        "font": {"family": FONT, "size": 12, "color": INK},
-        "paper_bgcolor": "rgba(0,0,0,0)",
-        "plot_bgcolor": "rgba(0,0,0,0)",
+    layout = chart_layout(height, {"l": 8, "r": 16, "t": 28, "b": 28})
+    layout["legend"]["traceorder"] = "normal"
+    return layout | {
         "barmode": "stack",
-        "showlegend": True,
-        "legend": {
-            "orientation": "h",
-            "x": 0,
-            "y": 1.0,
-            "yanchor": "bottom",
-            "font": {"size": 11},
-            "bgcolor": "rgba(0,0,0,0)",
-            "traceorder": "normal",
-        },
         "xaxis": {"gridcolor": GRID, "zeroline": False, "tickfont": {"color": MUTED}},
         "yaxis": {"automargin": True, "tickfont": {"color": INK}},
     }
