@@ -105,11 +105,14 @@ def sample_url(sample_db) -> Iterator[str]:
 
 
 def wait(browser, condition: Callable | str, timeout: float = TIMEOUT):
-    """Wait until ``condition`` (a function of the driver, or a script) is truthy; return it."""
+    """Wait until ``condition`` (a function of the driver, or a script) is truthy; return it.
+    An element that Dash re-renders between being found and being read is asked for again."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
     check = (lambda d: d.execute_script(condition)) if isinstance(condition, str) else condition
-    return WebDriverWait(browser, timeout).until(check)
+    ignored = (NoSuchElementException, StaleElementReferenceException)
+    return WebDriverWait(browser, timeout, ignored_exceptions=ignored).until(check)
 
 
 def text_of(browser, element_id: str) -> str:
