@@ -905,3 +905,9 @@ from clew.policy_cli import check, waivers  # noqa: E402
 
 main.add_command(check)
 main.add_command(waivers)
+
+# Local accounts with their roles, and API tokens.
+from clew.account_cli import tokens, users  # noqa: E402
+
+main.add_command(users)
+main.add_command(tokens)
