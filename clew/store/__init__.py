@@ -146,6 +146,10 @@ def ensure_schema(engine: Engine) -> None:
     from clew.store.models import metadata
 
     with engine.begin() as conn:
+        if conn.dialect.name == "sqlite":
+            # sqlite3 runs DDL outside any transaction unless one is begun: a process killed
+            # midway would leave some tables and no stamp, a database every later start fails on.
+            conn.exec_driver_sql("BEGIN")
         metadata.create_all(conn)
         # Alembic's own version table, as Alembic makes it: one row, the revision.
         Table(
