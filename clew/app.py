@@ -9,13 +9,14 @@ from typing import Any
 from flask import Flask, Response, abort, jsonify, make_response, request
 
 import console
-from clew import receiver, store
+from clew import auth, receiver, store
 from clew.store import queries
 from console import access
 from console import queries as console_queries
 
 DEFAULTS: dict[str, Any] = {
     "DATABASE_URL": None,  # None: CLEW_DATABASE_URL, else ./clew.db
+    "AUTH": True,  # logins and API tokens required (clew.auth); clew demo turns it off
     "DEMO": False,
     "OTLP_TOKEN": None,  # when set, POST /v1/traces needs "Authorization: Bearer <it>"
     "OTLP_QUEUE_SIZE": 32,  # requests waiting for the receiver's writer before 503s
@@ -41,6 +42,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     if config:
         app.config.update(config)
     store.init_app(app)
+    auth.init_app(app)
     _register_api(app)
     receiver.init_app(app)
     console.init_app(app)
@@ -198,7 +200,7 @@ def _register_governance(app: Flask) -> None:
     def api_add_waiver():
         """Create a waiver from a JSON body: rule, subject, reason, approver, expires."""
         if not access.may_change_waivers():
-            _fail(403, access.READ_ONLY_TEXT)
+            _fail(403, access.refusal())
         body = _json_body()
         fields = {}
         for name in ("rule", "subject", "reason", "approver", "expires"):
@@ -207,7 +209,9 @@ def _register_governance(app: Flask) -> None:
                 _fail(400, f"{name} is required (a non-empty string)")
             fields[name] = value
         try:
-            made = console_queries.add_waiver(store.engine_of(app), store.utcnow(), **fields)
+            made = console_queries.add_waiver(
+                store.engine_of(app), store.utcnow(), created_by=access.actor(), **fields
+            )
         except ValueError as error:
             _fail(400, str(error))
         waiver = next(
@@ -221,7 +225,7 @@ def _register_governance(app: Flask) -> None:
     def api_revoke_waiver(waiver_id: int):
         """Revoke a waiver: the findings it waived open again."""
         if not access.may_change_waivers():
-            _fail(403, access.READ_ONLY_TEXT)
+            _fail(403, access.refusal())
         if not console_queries.revoke_waiver(store.engine_of(app), waiver_id, store.utcnow()):
             _fail(404, f"no active waiver #{waiver_id}")
         return jsonify({"id": waiver_id, "revoked": True})

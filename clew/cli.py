@@ -883,7 +883,11 @@ def demo(host: str, port: int, no_serve: bool, db: str | None, as_json: bool) ->
     if no_serve:
         return
     app = create_app(
-        {"DATABASE_URL": engine.url.render_as_string(hide_password=False), "DEMO": True}
+        {
+            "DATABASE_URL": engine.url.render_as_string(hide_password=False),
+            "DEMO": True,
+            "AUTH": False,  # the sample landscape on a laptop: no accounts, as the banner says
+        }
     )
     click.echo(f"Clew console on http://{host}:{port}/")
     _serve(app, host, port)

@@ -559,7 +559,7 @@ def register_callbacks(app: Dash) -> None:
         message = components.problems(problems)
         writable = access.may_change_waivers()
         if not writable:
-            message.append(_notice(access.READ_ONLY_TEXT, "info"))
+            message.append(_notice(access.refusal(), "info"))
         if not report["evaluated"]:
             message.append(_notice(report["message"] + " Run `clew check`.", "info"))
         return (
@@ -609,7 +609,7 @@ def register_callbacks(app: Dash) -> None:
         if not clicks:
             return no_update, no_update
         if not access.may_change_waivers():
-            return _notice(access.READ_ONLY_TEXT, "warning"), no_update
+            return _notice(access.refusal(), "warning"), no_update
         try:
             made = queries.add_waiver(
                 engine(),
@@ -619,6 +619,7 @@ def register_callbacks(app: Dash) -> None:
                 reason=reason or "",
                 approver=approver or "",
                 expires=expires or "",
+                created_by=access.actor(),
             )
         except ValueError as error:
             return _notice(f"Not created: {error}.", "warning"), no_update
@@ -640,7 +641,7 @@ def register_callbacks(app: Dash) -> None:
         if not clicks:
             return no_update, no_update
         if not access.may_change_waivers():
-            return access.READ_ONLY_TEXT, no_update
+            return access.refusal(), no_update
         if not selected:
             return "Select a waiver in the list first.", no_update
         waiver_id = int(selected[0]["id"])

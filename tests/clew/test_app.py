@@ -10,7 +10,7 @@ from clew.cli import main
 
 
 def test_api_graph_equals_clew_graph_json(sample_db):
-    client = create_app({"DATABASE_URL": f"sqlite:///{sample_db}"}).test_client()
+    client = create_app({"DATABASE_URL": f"sqlite:///{sample_db}", "AUTH": False}).test_client()
     api = client.get("/api/graph").get_json()
     cli = orjson.loads(CliRunner().invoke(main, ["graph", "--db", sample_db, "--json"]).stdout)
     assert api["edges"] == cli["edges"] and api["nodes"] == cli["nodes"]
@@ -22,7 +22,7 @@ def test_api_graph_equals_clew_graph_json(sample_db):
 
 
 def test_api_overview_and_edge_series(sample_db):
-    client = create_app({"DATABASE_URL": f"sqlite:///{sample_db}"}).test_client()
+    client = create_app({"DATABASE_URL": f"sqlite:///{sample_db}", "AUTH": False}).test_client()
     overview = client.get("/api/overview").get_json()
     assert overview["figures"]["services"] >= 15 and overview["figures"]["calls"] > 0
     series = client.get(

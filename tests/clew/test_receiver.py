@@ -160,7 +160,7 @@ class Served:
 def _app(tmp_path: Path, name: str = "clew.db", **config) -> tuple[Flask, Engine]:
     engine = store.open_engine(str(tmp_path / name))
     store.upgrade(engine)
-    return create_app({"DATABASE_URL": str(tmp_path / name), **config}), engine
+    return create_app({"DATABASE_URL": str(tmp_path / name), "AUTH": False, **config}), engine
 
 
 def _serve(tmp_path: Path, **config) -> Iterator[Served]:
@@ -600,7 +600,7 @@ def test_the_receiver_only_port_serves_nothing_else(tmp_path):
 
 @pytest.mark.postgres
 def test_the_receiver_writes_to_postgresql(pg_engine, postgres_url):
-    app = create_app({"DATABASE_URL": postgres_url})
+    app = create_app({"DATABASE_URL": postgres_url, "AUTH": False})
     spans = sdk_spans()
     response = app.test_client().post(receiver.PATH, data=proto_body(spans), content_type=PROTOBUF)
     assert response.status_code == 200

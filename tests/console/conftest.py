@@ -96,6 +96,6 @@ def hostile_db(tmp_path_factory: pytest.TempPathFactory) -> str:
 @pytest.fixture
 def sample_app(sample_db):
     """The web app on the sample landscape."""
-    app = create_app({"DATABASE_URL": "sqlite:///" + sample_db, "DEMO": True})
+    app = create_app({"DATABASE_URL": "sqlite:///" + sample_db, "DEMO": True, "AUTH": False})
     yield app
     store.engine_of(app).dispose()

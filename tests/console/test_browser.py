@@ -57,7 +57,7 @@ def serving(db: str) -> Iterator[str]:
     """
     from werkzeug.serving import make_server
 
-    app = create_app({"DATABASE_URL": "sqlite:///" + db, "DEMO": True})
+    app = create_app({"DATABASE_URL": "sqlite:///" + db, "DEMO": True, "AUTH": False})
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -46,7 +46,7 @@ def sample_copy(sample_db, tmp_path) -> str:
 @pytest.fixture
 def app(sample_copy, monkeypatch):
     monkeypatch.setattr(store, "utcnow", lambda: SAMPLE_NOW)
-    app = create_app({"DATABASE_URL": "sqlite:///" + sample_copy})
+    app = create_app({"DATABASE_URL": "sqlite:///" + sample_copy, "AUTH": False})
     yield app
     store.engine_of(app).dispose()
 
@@ -164,7 +164,7 @@ def test_a_body_that_is_not_a_json_object_is_refused(client):
 
 
 def test_a_read_only_clew_refuses_waiver_changes(sample_copy):
-    app = create_app({"DATABASE_URL": "sqlite:///" + sample_copy, "READ_ONLY": True})
+    app = create_app({"DATABASE_URL": "sqlite:///" + sample_copy, "READ_ONLY": True, "AUTH": False})
     client = app.test_client()
     assert client.post("/api/waivers", json=WAIVER).status_code == 403
     refused = client.post("/api/waivers/1/revoke")

@@ -106,7 +106,7 @@ def test_the_layout_has_the_shell_and_the_demo_banner(client):
 
 
 def test_no_banner_outside_demo_mode(sample_db):
-    app = create_app({"DATABASE_URL": "sqlite:///" + sample_db})
+    app = create_app({"DATABASE_URL": "sqlite:///" + sample_db, "AUTH": False})
     layout = json.dumps(app.test_client().get("/_dash-layout").get_json())
     assert "Demo mode" not in layout
 
@@ -254,7 +254,7 @@ def test_the_overview_of_an_empty_window(client):
 
 
 def test_hostile_names_travel_as_plain_strings(hostile_db):
-    client = create_app({"DATABASE_URL": "sqlite:///" + hostile_db}).test_client()
+    client = create_app({"DATABASE_URL": "sqlite:///" + hostile_db, "AUTH": False}).test_client()
     response = call(client, f"{ID_MAP.GRAPH}.elements", {f"{ID_MAP.STATE}.data": {"window": "all"}})
     labels = [e["data"].get("label") for e in response[ID_MAP.GRAPH]["elements"]]
     assert HOSTILE in labels
@@ -475,7 +475,7 @@ def test_the_json_twins_refuse_missing_parameters_and_unknown_traces(client):
 
 
 def test_hostile_names_travel_as_plain_strings_on_the_paths_page(hostile_db):
-    client = create_app({"DATABASE_URL": "sqlite:///" + hostile_db}).test_client()
+    client = create_app({"DATABASE_URL": "sqlite:///" + hostile_db, "AUTH": False}).test_client()
     response = call(
         client, f"{ID_PATHS.DETAIL}.children", {f"{ID_PATHS.STATE}.data": {"window": "all"}}
     )

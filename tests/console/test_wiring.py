@@ -70,7 +70,7 @@ def ids_in(trees: list) -> list[str]:
 @pytest.fixture(scope="module")
 def dash_app(tmp_path_factory) -> Dash:
     folder = tmp_path_factory.mktemp("wiring")
-    app = create_app({"DATABASE_URL": f"sqlite:///{folder}/clew.db"})
+    app = create_app({"DATABASE_URL": f"sqlite:///{folder}/clew.db", "AUTH": False})
     return app.extensions["clew.console"]
 
 
@@ -127,8 +127,8 @@ def test_each_page_registers_its_callbacks_once(dash_app):
 
 
 def test_create_app_twice_gives_two_independent_consoles(tmp_path):
-    first = create_app({"DATABASE_URL": f"sqlite:///{tmp_path}/a.db"})
-    second = create_app({"DATABASE_URL": f"sqlite:///{tmp_path}/b.db", "DEMO": True})
+    first = create_app({"DATABASE_URL": f"sqlite:///{tmp_path}/a.db", "AUTH": False})
+    second = create_app({"DATABASE_URL": f"sqlite:///{tmp_path}/b.db", "DEMO": True, "AUTH": False})
     one, two = first.extensions["clew.console"], second.extensions["clew.console"]
     assert one is not two and one.server is first and two.server is second
     assert one.callback_map.keys() == two.callback_map.keys()
