@@ -80,13 +80,18 @@ def _frozen(value: object) -> object:
 Snapshot = dict[str, Counter]
 
 
+def compared_columns(name: str) -> list[str]:
+    """The columns of a table that are compared (a chunked table's rows are decoded instead)."""
+    skipped = EXCLUDED["*"] | EXCLUDED.get(name, {})
+    return [c.name for c in metadata.tables[name].columns if c.name not in skipped]
+
+
 def snapshot(engine: Engine) -> Snapshot:
     """Every table of ``clew.store.models.metadata`` as a multiset of normalised rows."""
     tables: Snapshot = {}
     with engine.connect() as conn:
         names = {ref: dict(conn.execute(text(sql)).all()) for ref, sql in REFERENCES.items()}
         for table in metadata.sorted_tables:
-            skipped = EXCLUDED["*"] | EXCLUDED.get(table.name, {})
             if table.name in CHUNKED:
                 column = CHUNKED[table.name]
                 decode = _CHUNK_DECODERS[column]
@@ -95,7 +100,7 @@ def snapshot(engine: Engine) -> Snapshot:
                     _frozen(row) for chunk in data for row in decode(chunk)
                 )
                 continue
-            columns = [c.name for c in table.columns if c.name not in skipped]
+            columns = compared_columns(table.name)
             quoted = ", ".join(f'"{c}"' for c in columns)
             rows = Counter()
             for row in conn.execute(text(f"SELECT {quoted} FROM {table.name}")):
@@ -116,6 +121,9 @@ class Difference:
     lost: int = 0  # rows of the clean store missing from the crashed one
     extra: int = 0  # rows the crashed store holds beyond the clean one (duplicated or changed)
     tables: dict[str, tuple[int, int]] = field(default_factory=dict)  # table → (lost, extra)
+    #: Where as many rows are lost as are extra: the columns in which they differ, each lost
+    #: row paired with an extra one in sorted order (a key's row changed, not lost or doubled).
+    changed: dict[str, list[str]] = field(default_factory=dict)
 
 
 def compare(clean: Snapshot, crashed: Snapshot) -> Difference:
@@ -129,6 +137,16 @@ def compare(clean: Snapshot, crashed: Snapshot) -> Difference:
         difference.extra += extra
         if lost or extra:
             difference.tables[name] = (lost, extra)
+        if lost and lost == extra and name not in CHUNKED:
+            gone, came = sorted((rows - other).elements()), sorted((other - rows).elements())
+            columns = compared_columns(name)
+            differing = {
+                c
+                for a, b in zip(gone, came, strict=True)
+                for c, x, y in zip(columns, a, b, strict=True)
+                if x != y
+            }
+            difference.changed[name] = sorted(differing)
     return difference
 
 
@@ -211,6 +229,8 @@ class Trial:
         moments = ", ".join("finished first" if k is None else f"{k:.3f}s" for k in self.kills)
         d = self.difference
         where = f" in {d.tables}" if d.tables else ""
+        if d.changed:
+            where += f", paired rows differing in {d.changed}"
         again = f" (began again {self.redraws}x)" if self.redraws else ""
         return (
             f"seed {self.seed}: killed at [{moments}]{again}; {d.compared} rows compared,"
