@@ -106,6 +106,9 @@ def test_ingest_killed_at_random_moments_stores_what_a_clean_run_stores_on_postg
     try:
         _trials(postgres_url, engine, lambda: crash_trials.drop_store(engine), landscape, startup)
     finally:
+        # The database is the session's: other tests on this worker expect it empty, at head.
+        crash_trials.drop_store(engine)
+        store.ensure_schema(engine)
         engine.dispose()
 
 
