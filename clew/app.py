@@ -41,6 +41,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config.from_prefixed_env("CLEW")
     if config:
         app.config.update(config)
+    _add_security_headers(app)
     store.init_app(app)
     auth.init_app(app)
     _register_api(app)
@@ -256,3 +257,35 @@ def _register_governance(app: Flask) -> None:
             content_type=media_type,
             headers={"Content-Disposition": f'attachment; filename="{safe}.{extension}"'},
         )
+
+
+# --- Security headers ----------------------------------------------------------------------
+
+#: The Content-Security-Policy of every response, with ``{scripts}`` the hashes of the
+#: console's inline scripts. Nothing from another origin; styles may be inline because Dash's
+#: components (Plotly, AG Grid, Cytoscape) write ``<style>`` elements at run time, and
+#: AG Grid draws its icons from ``data:`` SVG images.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self' {scripts}; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; connect-src 'self'; object-src 'none'; "
+    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+
+
+def _add_security_headers(app: Flask) -> None:
+    """Give every response of ``app`` (console, assets, JSON API, receiver) its security
+    headers: a CSP, no framing, no sniffing, no referrer."""
+    policy: list[str] = []  # made at the first response, once every inline script is known
+
+    @app.after_request
+    def security_headers(response: Response) -> Response:
+        if not policy:
+            dash_app = app.extensions.get("clew.console")
+            hashes = dash_app.csp_hashes() if dash_app is not None else []
+            policy.append(CONTENT_SECURITY_POLICY.format(scripts=" ".join(hashes)))
+        headers = response.headers
+        headers.setdefault("Content-Security-Policy", policy[0])
+        headers.setdefault("X-Frame-Options", "DENY")
+        headers.setdefault("X-Content-Type-Options", "nosniff")
+        headers.setdefault("Referrer-Policy", "no-referrer")
+        return response
