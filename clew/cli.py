@@ -243,7 +243,8 @@ def ingest(
         return
     # Large input is parsed in a worker process, forked now (with the collectors imported, and
     # nothing opened yet): it is ready at once, while this one opens the store.
-    files = pipeline.expand(Path(p) for p in paths)
+    refused: list[str] = []  # links in a folder that lead out of it
+    files = pipeline.expand((Path(p) for p in paths), refused)
     large = sum(p.stat().st_size for p in files if p.is_file()) > pipeline.WORKER_BYTES
     parser = pipeline.ParseWorker(fork=True) if large else None
     try:
@@ -261,6 +262,7 @@ def ingest(
     finally:
         if parser is not None:
             parser.close()
+    result.problems[:0] = refused
     if as_json:
         data = result.as_json()
         data.pop("reports")
@@ -312,9 +314,15 @@ def _follow(
             click.echo(f"waiting for {path}", err=True)
     _tune_gc_for_bulk_work()
     started = time.time()
+    told: set[str] = set()  # links refused, said once rather than on every read
     try:
         while not stop.is_set():
-            files = _followed_files(paths, since=started - interval)
+            refused: list[str] = []
+            files = _followed_files(paths, since=started - interval, refused=refused)
+            for problem in refused:
+                if problem not in told:
+                    told.add(problem)
+                    click.echo(f"error: {problem}", err=True)
             result = pipeline.ingest(engine, files, registry, format_name=format_name, growing=True)
             totals["reads"] += 1
             for key in ("records", "inserted", "duplicates", "quarantined"):
@@ -336,10 +344,13 @@ def _follow(
         )
 
 
-def _followed_files(paths: tuple[Path, ...], since: float) -> list[Path]:
-    """The files a read of ``--follow`` takes: those in the folders named, and each file named
-    after the files it was rotated to since ``since`` (``access.log.1``, ``access.log-20261206``,
-    ``….gz``): a rotated file's last lines are read, from its checkpoint, before the new file."""
+def _followed_files(
+    paths: tuple[Path, ...], since: float, refused: list[str] | None = None
+) -> list[Path]:
+    """The files a read of ``--follow`` takes: those in the folders named (a link leading out
+    of one is left out, and why added to ``refused``), and each file named after the files it
+    was rotated to since ``since`` (``access.log.1``, ``access.log-20261206``, ``….gz``): a
+    rotated file's last lines are read, from its checkpoint, before the new file."""
     import glob
 
     from clew import pipeline
@@ -347,7 +358,7 @@ def _followed_files(paths: tuple[Path, ...], since: float) -> list[Path]:
     files: list[Path] = []
     for path in map(Path, paths):
         if path.is_dir():
-            files.extend(pipeline.expand([path]))
+            files.extend(pipeline.expand([path], refused))
             continue
         pattern = glob.escape(path.name) + "[.-]*"
         rotated = [
@@ -795,10 +806,32 @@ def trace(trace_id: str, db: str | None, as_json: bool) -> None:
         )
 
 
+#: Seconds a connection may sit idle (no byte read or sent, no request running) before
+#: waitress closes it; it looks every ``cleanup_interval`` (30 s).
+CHANNEL_TIMEOUT_S = 60
+
+
+def waitress_settings() -> dict:
+    """The settings of every waitress server Clew opens, chosen rather than inherited. Waitress
+    reads a request whole in its own loop before a thread takes it, so a client that trickles
+    its body or stalls holds a connection, never a thread; a stalled one is closed after
+    ``CHANNEL_TIMEOUT_S``. A body over twice the receiver's limit is refused (413) before it is
+    buffered (waitress's default is 1 GiB, spilled to a temporary file); one between gets the
+    receiver's own 413."""
+    from clew import receiver
+
+    return {
+        "threads": 8,
+        "ident": "clew",
+        "channel_timeout": CHANNEL_TIMEOUT_S,
+        "max_request_body_size": 2 * receiver.MAX_BODY_BYTES,
+    }
+
+
 def _serve(app, host: str, port: int) -> None:
     from waitress import serve
 
-    serve(app, host=host, port=port, threads=8, ident="clew")
+    serve(app, host=host, port=port, **waitress_settings())
 
 
 @main.command()
@@ -826,17 +859,10 @@ def serve(host: str, port: int, otlp_port: int, db: str | None) -> None:
     engine = _open(db)
     app = create_app({"DATABASE_URL": engine.url.render_as_string(hide_password=False)})
     # Both sockets are bound before anything is printed, so a reader of the output may connect.
-    console = create_server(app, host=host, port=port, threads=8, ident="clew")
+    console = create_server(app, host=host, port=port, **waitress_settings())
     if otlp_port:
-        # Bodies past twice the receiver's limit are refused by waitress before they are
-        # buffered; those between get the receiver's own 413.
         otlp = create_server(
-            receiver.receiver_only(app),
-            host=host,
-            port=otlp_port,
-            threads=8,
-            ident="clew",
-            max_request_body_size=2 * receiver.MAX_BODY_BYTES,
+            receiver.receiver_only(app), host=host, port=otlp_port, **waitress_settings()
         )
         threading.Thread(target=otlp.run, name="clew-otlp-http", daemon=True).start()
         click.echo(f"OTLP/HTTP receiver on http://{host}:{otlp.effective_port}{receiver.PATH}")

@@ -407,8 +407,10 @@ def read_folder(engine: Engine, folder: Path) -> registries.PullReport:
     if not folder.exists():
         report.problems.append(f"{folder}: no such folder (yet)")
         return report
-    files = [p for p in pipeline.expand([folder]) if p.is_file()]
+    refused: list[str] = []  # links in the folder that lead out of it
+    files = [p for p in pipeline.expand([folder], refused) if p.is_file()]
     result = pipeline.ingest(engine, files, load_registry(), growing=True)
+    report.problems.extend(refused)
     report.versions = sum(1 for r in result.reports if r.records)
     report.stored = sum(1 for r in result.reports if r.inserted)
     report.unchanged = sum(1 for r in result.reports if r.skipped)

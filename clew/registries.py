@@ -166,6 +166,8 @@ class Http:
                 body = response.read(self.max_bytes + 1)
         except urllib.error.HTTPError as error:
             detail = _detail(error)
+            if self._token and self._token in detail:  # a registry quoting the header back
+                detail = ": (the registry's message quotes the token sent: not shown)"
             raise PullError(
                 f"{url}: HTTP {error.code} {error.reason}{detail}", error.code
             ) from None

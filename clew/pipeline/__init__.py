@@ -126,19 +126,26 @@ class _FileIdentity:
     mtime_ns: int
 
 
-def expand(paths: Iterable[Path]) -> list[Path]:
-    """Files named, and the files below folders named, in a stable order; hidden files skipped."""
+def expand(paths: Iterable[Path], refused: list[str] | None = None) -> list[Path]:
+    """Files named, and the files below folders named, in a stable order; hidden files skipped.
+
+    A folder confines what is read from it: a link below it that leads out of it is not read,
+    and why is added to ``refused``. (Links to folders are not followed at all; a file named
+    itself is read wherever it leads, since the operator named it.)"""
     files: list[Path] = []
     for path in paths:
-        if path.is_dir():
-            files.extend(
-                p
-                for p in sorted(path.rglob("*"))
-                if p.is_file()
-                and not any(part.startswith(".") for part in p.relative_to(path).parts)
-            )
-        else:
+        if not path.is_dir():
             files.append(path)
+            continue
+        root = path.resolve()
+        for p in sorted(path.rglob("*")):
+            if any(part.startswith(".") for part in p.relative_to(path).parts) or not p.is_file():
+                continue
+            if p.is_symlink() and not (target := p.resolve()).is_relative_to(root):
+                if refused is not None:
+                    refused.append(f"{p}: a link to {target}, outside {path}: not read")
+                continue
+            files.append(p)
     return files
 
 
@@ -1190,7 +1197,7 @@ def ingest(
     the callers of root spans where other evidence knows them.
     """
     result = IngestResult()
-    files = list(dict.fromkeys(expand(Path(os.path.abspath(p)) for p in paths)))
+    files = list(dict.fromkeys(expand((Path(os.path.abspath(p)) for p in paths), result.problems)))
     total_bytes = sum(p.stat().st_size for p in files if p.is_file())
     done = 0
 
