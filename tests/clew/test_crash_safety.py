@@ -1,6 +1,12 @@
 """Crash safety: ``clew ingest`` killed with SIGKILL at random moments and run again stores what
 a clean run stores, row for row, on SQLite and PostgreSQL (``tests/crash_trials.py``;
-``bench/crash_safety.py`` runs many more trials)."""
+``bench/crash_safety.py`` runs many more trials, on larger input).
+
+Each file here is one batch, so a rerun splits traces across writes where the clean run did.
+Where batches end elsewhere (the bench's input: a rerun resumes mid-file), a failing-path cell
+can keep an earlier ``first_seen_ns`` from a trace's partial failure, which the correction takes
+back in count but cannot in its minimum: recorded in bench/RESULTS.md (crash_safety), not fixed.
+"""
 
 from __future__ import annotations
 
