@@ -834,6 +834,26 @@ def _serve(app, host: str, port: int) -> None:
     serve(app, host=host, port=port, **waitress_settings())
 
 
+def _say_who_may_log_in(app, engine) -> None:
+    """On standard error: that authentication is off, or how to make the first admin."""
+    from clew.store import accounts
+
+    if not app.config.get("AUTH"):
+        click.echo(
+            "authentication is off (CLEW_AUTH=false): anyone who reaches it may do anything",
+            err=True,
+        )
+        return
+    with engine.begin() as conn:
+        admins = accounts.count_admins(conn)
+    if not admins:
+        click.echo(
+            "no admin account yet: create the first with `clew users add NAME --role admin`"
+            " (and API tokens with `clew tokens create --scope ingest|read|admin --name N`)",
+            err=True,
+        )
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8050, show_default=True, type=int)
@@ -858,6 +878,7 @@ def serve(host: str, port: int, otlp_port: int, db: str | None) -> None:
 
     engine = _open(db)
     app = create_app({"DATABASE_URL": engine.url.render_as_string(hide_password=False)})
+    _say_who_may_log_in(app, engine)
     # Both sockets are bound before anything is printed, so a reader of the output may connect.
     console = create_server(app, host=host, port=port, **waitress_settings())
     if otlp_port:

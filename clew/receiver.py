@@ -40,7 +40,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from clew import pipeline, store
+from clew import auth, pipeline, store
 from clew.pipeline import Batch
 from clew.records import Quarantined
 from collectors import CollectorError, otlp_json, otlp_proto
@@ -48,6 +48,8 @@ from collectors import CollectorError, otlp_json, otlp_proto
 log = logging.getLogger(__name__)
 
 PATH = "/v1/traces"
+#: The API token scopes that may send traces when auth is on.
+INGEST_SCOPES = ("ingest", "admin")
 #: The name the receiver's quarantined input is filed under.
 SOURCE = "otlp-http"
 #: The largest body accepted, after decompression (the OTLP file collectors share it).
@@ -305,17 +307,21 @@ def receiver_only(app: Flask) -> Callable[[dict, Callable], Iterable[bytes]]:
 
 
 def _authorized(app: Flask) -> bool:
-    """The bearer-token hook: ``OTLP_AUTHORIZE(token or None) -> bool`` when configured, else
-    the ``OTLP_TOKEN`` setting; neither set means every request is let in."""
+    """Whether the request may send traces. An ``OTLP_AUTHORIZE(token or None) -> bool`` hook,
+    when configured, decides alone. Otherwise the ``OTLP_TOKEN`` setting is let in, and with
+    ``AUTH`` on so is an API token of scope ingest or admin (``clew tokens create``); with
+    ``AUTH`` off and no ``OTLP_TOKEN``, every request is."""
     hook = app.config.get("OTLP_AUTHORIZE")
     expected = app.config.get("OTLP_TOKEN")
-    if hook is None and not expected:
-        return True
     scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
     token = credentials.strip() if scheme.lower() == "bearer" and credentials.strip() else None
     if hook is not None:
         return bool(hook(token))
-    return token is not None and hmac.compare_digest(token.encode(), expected.encode())
+    if expected and token is not None and hmac.compare_digest(token.encode(), expected.encode()):
+        return True
+    if auth.enabled(app):
+        return auth.token_scope(app, token) in INGEST_SCOPES
+    return not expected
 
 
 def _drain(stream: IO[bytes]) -> None:

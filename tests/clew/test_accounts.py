@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
@@ -92,6 +92,11 @@ def test_a_token_is_shown_once_kept_as_its_sha256_and_used_until_revoked(any_eng
         assert accounts.use_token(conn, "not-a-clew-token", later) is None
         (listed,) = accounts.list_tokens(conn)
     assert listed["last_used_at"] == later
+    with any_engine.begin() as conn:  # kept to the minute: a use within it writes nothing
+        accounts.use_token(conn, token, later + timedelta(seconds=59))
+        assert accounts.list_tokens(conn)[0]["last_used_at"] == later
+        accounts.use_token(conn, token, later + timedelta(seconds=60))
+        assert accounts.list_tokens(conn)[0]["last_used_at"] == later + timedelta(seconds=60)
     assert "token_sha256" not in listed
     with any_engine.begin() as conn:
         assert accounts.revoke_token(conn, token_id, later)

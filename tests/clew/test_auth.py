@@ -449,8 +449,8 @@ def routes(site: Site) -> list[Route]:
 
 def expected(route: Route, who: str) -> int:
     """The status ``who`` gets for ``route``."""
-    if route.need == "receiver":
-        return route.ok  # the receiver's own rules are tested in test_receiver
+    if route.need == "receiver":  # an ingest or admin token, nothing else (not a session)
+        return route.ok if who in ("ingest token", "admin token") else 401
     if route.need == "public":
         return route.ok
     if who == "anonymous":
@@ -568,3 +568,100 @@ def test_every_writing_callback_is_checked_for_every_identity(site):
             assert revoked_text == f"Waiver #{latest} revoked: its findings are open again."
             assert latest not in in_force, who
 
+
+# --- The receiver --------------------------------------------------------------------------------
+
+
+def _send(client: FlaskClient, spans, **headers: str):
+    from tests.clew.test_receiver import PROTOBUF, proto_body
+
+    return client.post(
+        receiver.PATH, data=proto_body(spans), content_type=PROTOBUF, headers=headers
+    )
+
+
+def test_with_auth_on_the_receiver_takes_ingest_and_admin_tokens_only(site):
+    from tests.clew.test_receiver import ids_of, sdk_spans, stored
+
+    client = site.app.test_client()
+    taken: set[tuple[str, str]] = set()
+    for who in ("ingest token", "admin token"):
+        spans = sdk_spans(who.split()[0])
+        response = _send(client, spans, Authorization=f"Bearer {site.tokens[who]}")
+        assert response.status_code == 200, who
+        taken |= ids_of(spans)
+    refused = sdk_spans("refused")
+    for headers in (
+        {},
+        {"Authorization": f"Bearer {site.tokens['read token']}"},
+        {"Authorization": "Bearer clew_unknown"},
+        {"Authorization": f"Basic {site.tokens['ingest token']}"},
+    ):
+        response = _send(client, refused, **headers)
+        assert response.status_code == 401, headers
+    browser = site.app.test_client()
+    login(browser, "admin")  # a session is no ingest credential
+    assert _send(browser, refused, **{"X-CSRFToken": csrf_of(browser)}).status_code == 401
+    assert stored(site.engine()) == taken
+    with site.engine().begin() as conn:
+        listed = {t["name"]: t for t in accounts.list_tokens(conn)}
+        accounts.revoke_token(conn, listed["ingest token"]["id"], store.utcnow())
+    assert listed["ingest token"]["last_used_at"] is not None
+    assert listed["admin token"]["last_used_at"] is not None
+    again = _send(client, sdk_spans("late"), Authorization=f"Bearer {site.tokens['ingest token']}")
+    assert again.status_code == 401
+
+
+def test_with_auth_on_the_shared_otlp_token_still_works_beside_ingest_tokens(tmp_path):
+    from tests.clew.test_receiver import sdk_spans
+
+    gen = make_site(tmp_path, OTLP_TOKEN="shared-secret")
+    site = next(gen)
+    client = site.app.test_client()
+    assert _send(client, sdk_spans("a"), Authorization="Bearer shared-secret").status_code == 200
+    ingest = f"Bearer {site.tokens['ingest token']}"
+    assert _send(client, sdk_spans("b"), Authorization=ingest).status_code == 200
+    assert _send(client, sdk_spans("c"), Authorization="Bearer other").status_code == 401
+    next(gen, None)
+
+
+def test_an_otlp_authorize_hook_decides_alone(tmp_path):
+    from tests.clew.test_receiver import sdk_spans
+
+    asked = []
+
+    def only_partner(token):
+        asked.append(token)
+        return token == "partner"
+
+    gen = make_site(tmp_path, OTLP_AUTHORIZE=only_partner)
+    site = next(gen)
+    client = site.app.test_client()
+    ingest = site.tokens["ingest token"]
+    assert _send(client, sdk_spans("a"), Authorization="Bearer partner").status_code == 200
+    assert _send(client, sdk_spans("b"), Authorization=f"Bearer {ingest}").status_code == 401
+    assert asked == ["partner", ingest]
+    next(gen, None)
+
+
+# --- clew demo -----------------------------------------------------------------------------------
+
+
+def test_clew_demo_serves_without_auth_and_its_banner_says_so(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from clew import cli, demo
+    from console.shell import DEMO_TEXT
+
+    served = []
+    monkeypatch.setattr(demo, "load_sample", lambda engine, **_: {"loaded": False})
+    monkeypatch.setattr(cli, "_serve", lambda app, host, port: served.append(app))
+    result = CliRunner().invoke(cli.main, ["demo", "--db", str(tmp_path / "demo.db")])
+    assert result.exit_code == 0, result.output
+    (app,) = served
+    assert app.config["AUTH"] is False and app.config["DEMO"] is True
+    client = app.test_client()
+    assert client.get("/").status_code == 200
+    assert DEMO_TEXT.endswith("no authentication")
+    assert DEMO_TEXT in str(app.extensions["clew.console"].layout)
+    store.engine_of(app).dispose()

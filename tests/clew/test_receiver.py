@@ -622,7 +622,15 @@ def _free_port() -> int:
 
 @pytest.mark.slow
 def test_clew_serve_with_an_otlp_port_receives_and_stops_cleanly(tmp_path):
+    from clew.store import accounts
+
     db = tmp_path / "serve.db"
+    engine = store.open_engine(str(db))
+    store.ensure_schema(engine)
+    with engine.begin() as conn:  # clew serve requires an ingest token (auth is on)
+        token = accounts.create_token(conn, "collector", "ingest", store.utcnow())[1]
+    engine.dispose()
+    sent_with = {"Authorization": f"Bearer {token}"}
     command = [sys.executable, "-c", "from clew.cli import main; main()", "serve", "--db", str(db)]
     command += ["--port", "0", "--otlp-port", str(_free_port())]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -635,12 +643,17 @@ def test_clew_serve_with_an_otlp_port_receives_and_stops_cleanly(tmp_path):
         otlp_url = otlp_line.split()[-1]
         console_port = int(console_line.split()[3].rsplit(":", 1)[1].rstrip("/"))
         alone, beside = sdk_spans("alone"), sdk_spans("beside")
-        assert OTLPSpanExporter(endpoint=otlp_url).export(alone) is SpanExportResult.SUCCESS
+        anonymous = OTLPSpanExporter(endpoint=otlp_url).export(sdk_spans("anonymous"))
+        assert anonymous is SpanExportResult.FAILURE  # 401: no token
+        exporter = OTLPSpanExporter(endpoint=otlp_url, headers=sent_with)
+        assert exporter.export(alone) is SpanExportResult.SUCCESS
         beside_url = f"http://127.0.0.1:{console_port}{receiver.PATH}"
-        assert OTLPSpanExporter(endpoint=beside_url).export(beside) is SpanExportResult.SUCCESS
+        exporter = OTLPSpanExporter(endpoint=beside_url, headers=sent_with)
+        assert exporter.export(beside) is SpanExportResult.SUCCESS
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=60)
         assert process.returncode == 0, stderr.decode()
+        assert "create the first with `clew users add NAME --role admin`" in stderr.decode()
     finally:
         if process.poll() is None:
             process.kill()
