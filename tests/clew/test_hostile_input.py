@@ -462,22 +462,113 @@ PAGE_KEYS = ("node", "client", "server", "blast", "labels", "diff", "declared", 
 PAGE_KEYS += ("team", "system", "severity", "state", "trace", "api", "version")
 
 
+class Router:
+    """The console's router callback, posted as the browser does (its dependency read once)."""
+
+    def __init__(self, client) -> None:
+        from console import ids
+
+        self.client, self.page = client, ids.PAGE
+        dependencies = client.get("/_dash-dependencies").get_json()
+        self.dep = next(d for d in dependencies if d["output"] == f"{ids.PAGE}.children")
+
+    def __call__(self, path: str, query: dict[str, str]) -> object:
+        """The page drawn for ``path?query`` (a URL the page did not write itself)."""
+        values = {"pathname": path, "search": "?" + urlencode(query) if query else ""}
+        body = {
+            "output": self.dep["output"],
+            "outputs": {"id": self.page, "property": "children"},
+            "inputs": [{**spec, "value": values[spec["property"]]} for spec in self.dep["inputs"]],
+            "state": [{**spec, "value": ""} for spec in self.dep["state"]],
+            "changedPropIds": [f"{spec['id']}.{spec['property']}" for spec in self.dep["inputs"]],
+        }
+        response = self.client.post("/_dash-update-component", json=body)
+        assert response.status_code == 200, (path, query)  # a 500 included
+        return response.get_json()["response"][self.page]["children"]
+
+
+@pytest.mark.slow
 def test_injection_strings_in_console_urls_are_drawn_as_for_unknown_values(sample_copy):
     from console.shell import PAGES
     from console.state import STATE_KEYS
-    from tests.console.test_http import routed
 
     app, engine = sample_copy
-    client = app.test_client()
-    routed(client, "/", "")  # what the app writes once is written
+    route = Router(app.test_client())
+    route("/", {})  # what the app writes once is written
     before = _row_counts(engine)
     for path in PAGES:
         for key in (*STATE_KEYS, *PAGE_KEYS):
-            unknown = json.loads(routed(client, path, "?" + urlencode({key: UNKNOWN})))
+            unknown = _same_as(UNKNOWN, route(path, {key: UNKNOWN}))
             for injection in INJECTIONS:
-                # `routed` fails on any answer but 200, a 500 included.
-                drawn = json.loads(routed(client, path, "?" + urlencode({key: injection})))
-                assert _same_as(injection, drawn) == _same_as(UNKNOWN, unknown), (path, key)
+                drawn = route(path, {key: injection})
+                assert _same_as(injection, drawn) == unknown, (path, key)
+    assert _row_counts(engine) == before
+
+
+def _find_data(tree: object, component_id: str) -> object:
+    """The ``data`` of the component ``component_id`` in a rendered layout (None: not there)."""
+    if isinstance(tree, dict):
+        props = tree.get("props", {})
+        if isinstance(props, dict) and props.get("id") == component_id:
+            return props.get("data")
+        return next(
+            (d for v in tree.values() if (d := _find_data(v, component_id)) is not None), None
+        )
+    if isinstance(tree, list):
+        return next((d for v in tree if (d := _find_data(v, component_id)) is not None), None)
+    return None
+
+
+@pytest.mark.slow
+def test_injection_strings_reach_each_pages_data_callbacks_as_unknown_values(sample_copy):
+    """The URL's values, through each page's state store, into every callback that queries
+    the store with them: answered 200, as for an unknown value, with no table changed."""
+    from console.shell import PAGES
+    from tests.console.test_http import _outputs
+
+    app, engine = sample_copy
+    client = app.test_client()
+    route = Router(client)
+    route("/", {})
+    before = _row_counts(engine)
+    dependencies = client.get("/_dash-dependencies").get_json()
+    called, states = 0, []
+    for path, page in PAGES.items():
+        state_id = getattr(getattr(page, "ID", None), "STATE", None)
+        if state_id is None:
+            continue
+        readers = [
+            d
+            for d in dependencies
+            if {"id": state_id, "property": "data"} in d["inputs"]
+            and not d.get("clientside_function")
+        ]
+        for key in ("window", "since", "q", "namespace", "node", "client", "path", "team"):
+            answers = {}
+            for value in (UNKNOWN, *INJECTIONS):
+                state = _find_data(route(path, {key: value}), state_id)
+                assert state is not None, (path, key)
+                states.append(state)
+                for dep in readers:
+                    body = {
+                        "output": dep["output"],
+                        "outputs": _outputs(dep["output"]),
+                        "inputs": [
+                            {**spec, "value": state if spec["id"] == state_id else None}
+                            for spec in dep["inputs"]
+                        ],
+                        "state": [{**spec, "value": None} for spec in dep["state"]],
+                        "changedPropIds": [f"{state_id}.data"],
+                    }
+                    response = client.post("/_dash-update-component", json=body)
+                    assert response.status_code == 200, (path, key, value, dep["output"])
+                    called += 1
+                    answer = _same_as(value, response.get_json())
+                    answers.setdefault(dep["output"], []).append(answer)
+            for output, seen in answers.items():
+                assert all(a == seen[0] for a in seen[1:]), (path, key, output)
+    assert called >= len(PAGES) * 8 * len(INJECTIONS)
+    assert any(INJECTIONS[0] in json.dumps(s) for s in states)  # the values reached them
     assert _row_counts(engine) == before
 
 
