@@ -290,6 +290,16 @@ def stop(app: Flask) -> None:
     receiver_of(app).stop()
 
 
+#: The security headers of the one answer the receiver's own port makes without the app (the
+#: app's answers carry its own, ``clew.app``): plain text, so nothing may load, run or frame.
+_PLAIN_SECURITY_HEADERS = (
+    ("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"),
+    ("X-Frame-Options", "DENY"),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "no-referrer"),
+)
+
+
 def receiver_only(app: Flask) -> Callable[[dict, Callable], Iterable[bytes]]:
     """``app`` as a WSGI application answering only the receiver's path (its own OTLP port)."""
 
@@ -299,7 +309,11 @@ def receiver_only(app: Flask) -> Callable[[dict, Callable], Iterable[bytes]]:
         body = f"not found: this port serves only POST {PATH}\n".encode()
         start_response(
             "404 Not Found",
-            [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))],
+            [
+                ("Content-Type", "text/plain; charset=utf-8"),
+                ("Content-Length", str(len(body))),
+                *_PLAIN_SECURITY_HEADERS,
+            ],
         )
         return [body]
 

@@ -198,3 +198,19 @@ def test_with_auth_on_the_login_page_and_its_redirects_carry_them_too(tmp_path: 
     receiver.stop(app)
     store.engine_of(app).dispose()
     engine.dispose()
+
+
+def test_the_receivers_own_port_answers_with_them_too(app):
+    from werkzeug.test import Client
+
+    client = Client(receiver.receiver_only(app))
+    elsewhere = client.get("/api/graph")
+    assert elsewhere.status_code == 404
+    assert_secured(elsewhere, "another path on the OTLP port")
+    assert (
+        elsewhere.headers["Content-Security-Policy"] == "default-src 'none'; frame-ancestors 'none'"
+    )
+    export = client.post(receiver.PATH, data=b"", content_type="application/x-protobuf")
+    assert export.status_code == 200
+    assert_secured(export, "an export on the OTLP port")
+    assert "script-src 'self'" in export.headers["Content-Security-Policy"]  # the app's own
