@@ -33,7 +33,9 @@ def init_app(flask_app: Flask) -> Dash:
         title="Clew",
         update_title=None,
     )
-    app.layout = shell.layout(demo=bool(flask_app.config.get("DEMO")))
+    app.layout = shell.layout(
+        demo=bool(flask_app.config.get("DEMO")), auth=bool(flask_app.config.get("AUTH"))
+    )
     shell.register_callbacks(app)
     for page in shell.PAGES.values():
         page.register_callbacks(app)

@@ -11,6 +11,8 @@ LOCATION = "url"
 PAGE = "page"
 NAV = "nav"
 BANNER = "demo-banner"
+#: "Log out", in the top bar when logins are on.
+LOGOUT = "logout-link"
 # Rendered by the router with every page (so a page's callbacks write inside the page's own
 # layout chunk, where ``prevent_initial_call`` holds): where pages write their query string,
 # and the query string the page last wrote, so the router does not re-render for its own writes.

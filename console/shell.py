@@ -30,8 +30,9 @@ PAGES: dict[str, ModuleType] = {
 DEMO_TEXT = "Demo mode — sample landscape, no authentication"
 
 
-def layout(demo: bool = False) -> html.Div:
-    """The static shell; the page itself is rendered into ``ids.PAGE`` by ``route``."""
+def layout(demo: bool = False, auth: bool = False) -> html.Div:
+    """The static shell; the page itself is rendered into ``ids.PAGE`` by ``route``. With
+    ``auth`` (logins on) the top bar links to the log-out page."""
     banner = html.Div(DEMO_TEXT, id=ids.BANNER, className="demo-banner", role="status")
     header = html.Header(
         [
@@ -45,6 +46,12 @@ def layout(demo: bool = False) -> html.Div:
                 className="nav",
             ),
             html.Span("Integration observability", className="tagline"),
+            # A plain link: /logout is the web app's page (a button posting the form), not Dash's.
+            *(
+                [html.A("Log out", href="/logout", id=ids.LOGOUT, className="nav-link")]
+                if auth
+                else []
+            ),
         ],
         className="topbar",
     )

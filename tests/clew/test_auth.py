@@ -137,6 +137,36 @@ def test_a_browser_without_a_session_is_sent_to_the_login_page_and_back(site):
     assert client.get("/governance?team=payments").status_code == 200
 
 
+def _components(tree: Any, component_id: str) -> list[dict]:
+    """The components of a Dash layout (as JSON) with the id ``component_id``."""
+    found = []
+    if isinstance(tree, dict):
+        if tree.get("props", {}).get("id") == component_id:
+            found.append(tree)
+        for value in tree.values():
+            found += _components(value, component_id)
+    elif isinstance(tree, list):
+        for value in tree:
+            found += _components(value, component_id)
+    return found
+
+
+def test_the_console_links_to_the_log_out_page_when_logins_are_on(site, tmp_path):
+    client = site.app.test_client()
+    login(client, "viewer")
+    links = _components(client.get("/_dash-layout").get_json(), ids.LOGOUT)
+    assert [(c["type"], c["props"]["href"], c["props"]["children"]) for c in links] == [
+        ("A", "/logout", "Log out")
+    ]
+    page = client.get("/logout").get_data(as_text=True)
+    assert "Logged in as <strong>viewer</strong>" in page and 'action="/logout"' in page
+    path = tmp_path / "open.db"
+    store.upgrade(store.open_engine(str(path)))
+    open_app = create_app({"DATABASE_URL": str(path), "AUTH": False})
+    assert _components(open_app.test_client().get("/_dash-layout").get_json(), ids.LOGOUT) == []
+    store.engine_of(open_app).dispose()
+
+
 def test_an_api_client_without_credentials_gets_401_json(site):
     client = site.app.test_client()
     for url in ("/api/graph", "/api/waivers", "/_dash-layout", "/_dash-dependencies"):
