@@ -47,9 +47,9 @@ from clew.store import accounts
 TOKEN_ROLES = {"read": "viewer", "admin": "admin"}
 #: Routes (Flask endpoints) that need more than the viewer role.
 ROUTE_ROLES = {"governance_report": "governance"}
-#: Endpoints anyone may reach: the login page, the liveness check, and the receiver, which
-#: checks ingest tokens itself (``clew.receiver``).
+#: The OTLP receiver's endpoint, which checks ingest tokens itself (``clew.receiver``).
 RECEIVER_ENDPOINT = "otlp_receiver.export_traces"
+#: Endpoints anyone may reach: the login page, the liveness check, and the receiver.
 PUBLIC_ENDPOINTS = frozenset({"login", "logout", "healthz", RECEIVER_ENDPOINT})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_COOKIE = "_csrf_token"
@@ -188,12 +188,15 @@ def csrf_token() -> str:
 def _csrf_ok() -> bool:
     expected = session.get("csrf")
     given = request.headers.get(CSRF_HEADER) or request.form.get(CSRF_FIELD)
-    return bool(expected and given) and hmac.compare_digest(expected, given)
+    if not (expected and given):
+        return False
+    # Bytes: compare_digest refuses str with characters past ASCII, which a header may carry.
+    return hmac.compare_digest(expected.encode(), given.encode("utf-8", "surrogateescape"))
 
 
 def _set_csrf_cookie(response: Response) -> Response:
     """Hand the session's CSRF token to dash-renderer (which sends it back as a header)."""
-    if enabled() and "csrf" in session and not current_identity_is_token():
+    if enabled() and "csrf" in session and not _token_request():
         response.set_cookie(
             CSRF_COOKIE,
             session["csrf"],
@@ -204,7 +207,8 @@ def _set_csrf_cookie(response: Response) -> Response:
     return response
 
 
-def current_identity_is_token() -> bool:
+def _token_request() -> bool:
+    """Whether the current request came with an API token (and so without cookies)."""
     identity = current_identity()
     return bool(identity and identity["kind"] == "token")
 

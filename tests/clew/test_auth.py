@@ -284,6 +284,9 @@ def test_a_session_write_needs_the_csrf_header_equal_to_its_token(site):
     wrong = client.post("/api/waivers", json=waiver_body(), headers={"X-CSRFToken": "x" + token})
     assert wrong.status_code == 403
     assert wrong.get_json() == {"error": "the CSRF token is missing or wrong; reload the page"}
+    for odd in ("é" * 43, token + "\u00ff"):
+        refused = client.post("/api/waivers", json=waiver_body(), headers={"X-CSRFToken": odd})
+        assert refused.status_code == 403  # not a 500
     assert client.get("/api/waivers").get_json() == []
     made = client.post("/api/waivers", json=waiver_body(), headers={"X-CSRFToken": token})
     assert made.status_code == 201
