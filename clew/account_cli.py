@@ -2,7 +2,7 @@
 API and the OTLP receiver).
 
 The commands are added to ``clew.cli``'s group there; this module does not import ``clew.cli``
-(which imports it), so its shared options come from ``clew.pull_cli`` alike.
+(which imports it): its shared options come from ``clew.cli_options``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from typing import Any
 import click
 import orjson
 
-from clew.pull_cli import _open, db_option, json_option
+from clew.cli_options import db_option, json_option
+from clew.cli_options import open_db as _open
 from clew.store import accounts
 
 

@@ -18,17 +18,9 @@ import click
 import orjson
 
 from clew import store
+from clew.cli_options import db_option, json_option
+from clew.cli_options import open_db as _open
 from clew.store import queries
-
-db_option = click.option(
-    "--db",
-    "db",
-    envvar="CLEW_DATABASE_URL",
-    default=None,
-    metavar="URL",
-    help="Database URL or SQLite file path (default: CLEW_DATABASE_URL, else ./clew.db).",
-)
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 
 
 def _print_json(data: object) -> None:
@@ -74,12 +66,6 @@ def _tune_gc_for_bulk_work() -> None:
     collections run less often."""
     gc.freeze()
     gc.set_threshold(100_000, 50, 100)
-
-
-def _open(db: str | None):
-    engine = store.open_engine(db)
-    store.ensure_schema(engine)
-    return engine
 
 
 @click.group()

@@ -158,9 +158,7 @@ def _catalog(conn: Connection) -> tuple[dict[str, str], dict[str, set[str]]]:
     for entity in catalog.entities(conn):
         if entity["kind"].lower() == "component" and entity["owner"]:
             owners[entity["name"]] = entity["owner"]
-    definitions = dict(
-        conn.execute(text("SELECT api_ref, content_hash FROM api_definitions")).all()
-    )
+    definitions = catalog.definitions(conn)
     provided: dict[str, set[str]] = {}
     for from_ref, to_ref, relation in catalog.dependencies(conn):
         if relation == "providesApi" and from_ref.startswith("component:"):
@@ -405,14 +403,15 @@ def dependencies(conn: Connection, window: queries.Window) -> list[Dependency]:
     providers: dict[str, set[str]] = {}
     for from_ref, to_ref, relation in relations:
         if relation == "providesApi":
-            providers.setdefault(to_ref, set()).add(_name(from_ref))
+            providers.setdefault(to_ref, set()).add(catalog.entity_name(from_ref))
     declared: dict[tuple[str, str], list[str]] = {}
     for from_ref, to_ref, relation in relations:
         if not from_ref.startswith("component:"):
             continue
-        client = _name(from_ref)
+        client = catalog.entity_name(from_ref)
         if relation == "dependsOn":
-            declared.setdefault((client, _name(to_ref)), []).append(f"dependsOn {to_ref}")
+            key = (client, catalog.entity_name(to_ref))
+            declared.setdefault(key, []).append(f"dependsOn {to_ref}")
         elif relation == "consumesApi":
             for server in providers.get(to_ref, ()):
                 declared.setdefault((client, server), []).append(f"consumesApi {to_ref}")
@@ -462,8 +461,3 @@ def _through_topics(
         if edge.connection_type == "messaging_system" and edge.client in topics:
             for producer in sorted(producers.get(edge.client, ())):
                 yield edge.server, producer, edge.count
-
-
-def _name(ref: str) -> str:
-    """An entity ref's name (``component:default/orders`` → ``orders``)."""
-    return ref.rsplit("/", 1)[-1].split(":", 1)[-1]

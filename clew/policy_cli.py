@@ -2,7 +2,7 @@
 severity, as ``spectral lint`` does in CI) and ``clew waivers`` (list, add, load, revoke).
 
 The commands are added to ``clew.cli``'s group there; this module does not import ``clew.cli``
-(which imports it), so its shared options come from ``clew.pull_cli`` alike.
+(which imports it): its shared options come from ``clew.cli_options``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from typing import Any
 import click
 import orjson
 
-from clew.pull_cli import _open, db_option, json_option
+from clew.cli_options import db_option, json_option
+from clew.cli_options import open_db as _open
 from policies.engine import SEVERITIES, PolicyError, RuleSet, at_or_above
 
 CHECK_FORMATS = ("text", "json", "sarif", "junit")
@@ -74,14 +75,6 @@ def _rules(packs: Path | None, ruleset: Path | None, only: tuple[str, ...]) -> R
             )
         found.rules = {k: r for k, r in found.rules.items() if r.pack in only}
     return found
-
-
-def rule_table(ruleset: RuleSet) -> dict[str, dict[str, Any]]:
-    """Each rule's description, severity and pack, as the SARIF and JUnit renderers take it."""
-    return {
-        rule.id: {"description": rule.description, "severity": rule.severity, "pack": rule.pack}
-        for rule in ruleset.rules.values()
-    }
 
 
 @dataclass
@@ -271,12 +264,12 @@ def _render(outcome: _Outcome, rules: RuleSet, fmt: str, fail_on: str) -> str:
     if fmt == "sarif":
         from policies.reports.sarif import sarif
 
-        log = sarif(outcome.findings, rule_table(rules), base=Path.cwd())
+        log = sarif(outcome.findings, rules.table(), base=Path.cwd())
         return orjson.dumps(log, option=orjson.OPT_INDENT_2).decode() + "\n"
     if fmt == "junit":
         from policies.reports.junit import junit
 
-        return junit(outcome.findings, rule_table(rules))
+        return junit(outcome.findings, rules.table())
     return _text(outcome)
 
 

@@ -2,7 +2,7 @@
 configures, each on its interval, until SIGINT or SIGTERM).
 
 The commands are added to ``clew.cli``'s group there; this module does not import ``clew.cli``
-(which imports it), so its ``--db`` and ``--json`` options are declared here alike.
+(which imports it): the ``--db`` and ``--json`` options come from ``clew.cli_options``.
 
 A worker's file::
 
@@ -55,17 +55,10 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Engine
 
-from clew import registries, store
+from clew import registries
+from clew.cli_options import db_option, json_option
+from clew.cli_options import open_db as _open
 
-db_option = click.option(
-    "--db",
-    "db",
-    envvar="CLEW_DATABASE_URL",
-    default=None,
-    metavar="URL",
-    help="Database URL or SQLite file path (default: CLEW_DATABASE_URL, else ./clew.db).",
-)
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 token_env_option = click.option(
     "--token-env",
     default=registries.DEFAULT_TOKEN_ENV,
@@ -466,9 +459,3 @@ def _printer(as_json: bool) -> Callable[[Any, Any], None]:
             click.echo(f"error: {problem}", err=True)
 
     return emit
-
-
-def _open(db: str | None) -> Engine:
-    engine = store.open_engine(db)
-    store.ensure_schema(engine)
-    return engine

@@ -2,8 +2,8 @@
 PDF, CSV, JSON, SARIF or JUnit XML.
 
 The command is added to ``clew.cli``'s group there; this module does not import ``clew.cli``
-(which imports it), so it takes the shared ``--db`` and ``--json`` options from
-``clew.pull_cli`` and declares ``--since`` alike.
+(which imports it): the shared ``--db`` and ``--json`` options come from ``clew.cli_options``,
+and its ``--since`` (a period's start, 30 days by default) is its own.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import click
 import orjson
 
 from clew import store
-from clew.pull_cli import db_option, json_option
+from clew.cli_options import db_option, json_option
 from clew.store import findings, queries
 
 since_option = click.option(
@@ -39,10 +39,7 @@ def known_rules() -> dict[str, dict[str, Any]]:
         ruleset = run.rules(Path(folder) if folder else None)
     except PolicyError as error:
         raise click.ClickException(str(error)) from None
-    return {
-        rule.id: {"description": rule.description, "severity": rule.severity, "pack": rule.pack}
-        for rule in ruleset.rules.values()
-    }
+    return ruleset.table()
 
 
 @click.command()

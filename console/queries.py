@@ -228,10 +228,7 @@ def known_rules() -> dict[str, dict]:
     are files of the package). Not to be changed by callers."""
     from policies.engine import default_rules
 
-    return {
-        rule.id: {"description": rule.description, "severity": rule.severity, "pack": rule.pack}
-        for rule in default_rules().rules.values()
-    }
+    return default_rules().table()
 
 
 def lapse_waivers(engine: Engine, now: datetime) -> None:

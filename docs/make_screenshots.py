@@ -4,7 +4,8 @@ Serves the console on ``DB_PATH`` (a SQLite file or database URL; `clew demo --n
 makes one) with waitress on a free local port, opens the Overview and the Service map over all
 the data in Debian's headless Chromium at 1440×900, and saves ``overview.png``, ``map.png``,
 ``paths.png`` (the worst failing path with its exemplar trace), ``endpoints.png``,
-``governance.png`` (findings, scorecards and waivers), ``contracts.png`` (the sample's two payments-api versions) and ``sources.png``.
+``governance.png`` (findings, scorecards and waivers), ``contracts.png`` (the sample's two
+payments-api versions) and ``sources.png``.
 """
 
 from __future__ import annotations

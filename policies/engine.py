@@ -191,6 +191,14 @@ class RuleSet:
     def active(self) -> list[Rule]:
         return [r for r in self.rules.values() if r.enabled]
 
+    def table(self) -> dict[str, dict[str, Any]]:
+        """Each rule's description, severity and pack, by id: what reports and the SARIF and
+        JUnit renderers describe rules with."""
+        return {
+            rule.id: {"description": rule.description, "severity": rule.severity, "pack": rule.pack}
+            for rule in self.rules.values()
+        }
+
     def __len__(self) -> int:
         return len(self.active())
 

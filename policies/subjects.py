@@ -201,26 +201,18 @@ class Owners:
         return self.services.get(name or "", (None, None))
 
 
-def short(ref: str | None) -> str | None:
-    """An entity ref's name: ``group:default/payments-team`` → ``payments-team``."""
-    if not ref:
-        return None
-    return ref.rsplit("/", 1)[-1].split(":", 1)[-1]
-
-
 def owners(conn: Connection) -> Owners:
     """Who owns each service and contract, from the store's catalog."""
-    from sqlalchemy import text
-
     from clew.store import catalog
 
+    def name(ref: str | None) -> str | None:  # group:default/payments-team → payments-team
+        return catalog.entity_name(ref) if ref else None
+
     found = Owners()
-    definitions = dict(
-        conn.execute(text("SELECT api_ref, content_hash FROM api_definitions")).all()
-    )
+    definitions = catalog.definitions(conn)
     for entity in catalog.entities(conn):
         kind = entity["kind"].lower()
-        pair = (short(entity["owner"]), short(entity["system"]))
+        pair = (name(entity["owner"]), name(entity["system"]))
         if kind in ("component", "resource"):
             found.services[entity["name"]] = pair
             found.entities[entity["name"]] = entity

@@ -122,3 +122,14 @@ def dependencies(conn: Connection) -> list[tuple[str, str, str]]:
         )
     )
     return [tuple(row) for row in rows]
+
+
+def definitions(conn: Connection) -> dict[str, str | None]:
+    """Each API entity's ref → the content hash of the contract its definition is."""
+    rows = conn.execute(text("SELECT api_ref, content_hash FROM api_definitions"))
+    return dict(rows.all())
+
+
+def entity_name(ref: str) -> str:
+    """An entity ref's name: ``component:default/orders`` → ``orders``."""
+    return ref.rsplit("/", 1)[-1].split(":", 1)[-1]
