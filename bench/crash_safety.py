@@ -26,7 +26,6 @@ import random
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -34,11 +33,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine
 
 from clew import store
 from tests import crash_trials
+from tests.scratch_postgres import scratch_database
 
 
 @contextmanager
@@ -59,24 +58,12 @@ def postgres_store(_: Path) -> Iterator[tuple[str, Engine, Callable[[], None]]]:
     server = os.environ.get("CLEW_TEST_POSTGRES_URL")
     if not server:
         raise SystemExit("--backend postgres needs CLEW_TEST_POSTGRES_URL")
-    url = make_url(server).set(drivername="postgresql+psycopg")
-    name = f"clew_crash_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    database = url.set(database=name).render_as_string(hide_password=False)
-    engine = store.open_engine(database)
-    try:
-        yield database, engine, lambda: crash_trials.drop_store(engine)
-    finally:
-        engine.dispose()
-        with admin.connect() as conn:
-            conn.execute(
-                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
-                {"n": name},
-            )
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
+    with scratch_database(server, "clew_crash") as database:
+        engine = store.open_engine(database)
+        try:
+            yield database, engine, lambda: crash_trials.drop_store(engine)
+        finally:
+            engine.dispose()
 
 
 STORES = {"sqlite": sqlite_store, "postgres": postgres_store}

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine
 
 from clew import store
 from collectors import load_registry
@@ -60,21 +58,10 @@ def postgres_url() -> Iterator[str]:
     server = os.environ.get("CLEW_TEST_POSTGRES_URL")
     if not server:
         pytest.skip("CLEW_TEST_POSTGRES_URL is not set")
-    url = make_url(server).set(drivername="postgresql+psycopg")
-    name = f"clew_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(
-                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
-                {"n": name},
-            )
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
+    from tests.scratch_postgres import scratch_database
+
+    with scratch_database(server) as url:
+        yield url
 
 
 @pytest.fixture
