@@ -70,7 +70,9 @@ def users_list(db: str | None, as_json: bool) -> None:
                 "username": u["username"],
                 "role": u["role"],
                 "created_at": _iso(u["created_at"]),
+                "last_login_at": _iso(u["last_login_at"]),
                 "disabled_at": _iso(u["disabled_at"]),
+                "oidc_issuer": u["oidc_issuer"],
             }
             for u in accounts.list_users(conn)
         ]
@@ -81,8 +83,12 @@ def users_list(db: str | None, as_json: bool) -> None:
         click.echo("no users (add the first admin: clew users add NAME --role admin)")
         return
     for u in found:
-        disabled = "  disabled" if u["disabled_at"] else ""
-        click.echo(f"{u['username']}  {u['role']}  since {u['created_at'][:10]}{disabled}")
+        last = f"last login {u['last_login_at'][:16]}" if u["last_login_at"] else "never logged in"
+        via = f"  via {u['oidc_issuer']}" if u["oidc_issuer"] else ""
+        disabled = "  DISABLED" if u["disabled_at"] else ""
+        click.echo(
+            f"{u['username']}  {u['role']}  since {u['created_at'][:10]}, {last}{via}{disabled}"
+        )
 
 
 @users.command("remove")
@@ -106,6 +112,40 @@ def users_set_role(username: str, role: str, db: str | None) -> None:
         if not accounts.set_role(conn, username, role):
             raise click.ClickException(f"no user named {username!r}")
     click.echo(f"user {username} is now {role}")
+
+
+@users.command("disable")
+@click.argument("username")
+@db_option
+def users_disable(username: str, db: str | None) -> None:
+    """Shut the account USERNAME out, keeping it: it cannot log in (by password or single
+    sign-on) and its sessions end at their next request. `clew users enable` lets it in again."""
+    with _open(db).begin() as conn:
+        if not accounts.set_disabled(conn, username, datetime.now(UTC)):
+            raise click.ClickException(f"no user named {username!r}")
+    click.echo(f"user {username} disabled")
+
+
+@users.command("enable")
+@click.argument("username")
+@db_option
+def users_enable(username: str, db: str | None) -> None:
+    """Let the disabled account USERNAME log in again."""
+    with _open(db).begin() as conn:
+        if not accounts.set_disabled(conn, username, None):
+            raise click.ClickException(f"no user named {username!r}")
+    click.echo(f"user {username} enabled")
+
+
+@users.command("unlock")
+@click.argument("username")
+@db_option
+def users_unlock(username: str, db: str | None) -> None:
+    """Forget USERNAME's failed logins, so that its password logins are no longer held back
+    (after too many failures they are refused for a while; see the README's Security)."""
+    with _open(db).begin() as conn:
+        forgotten = accounts.clear_login_failures(conn, username)
+    click.echo(f"{forgotten} failed login{'s' if forgotten != 1 else ''} of {username} forgotten")
 
 
 @click.group()

@@ -7,9 +7,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask, Response, abort, jsonify, make_response, request
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 import console
-from clew import auth, receiver, store
+from clew import auth, oidc, receiver, store
 from clew.store import queries
 from console import access
 from console import queries as console_queries
@@ -21,6 +22,12 @@ DEFAULTS: dict[str, Any] = {
     "OTLP_TOKEN": None,  # when set, POST /v1/traces needs "Authorization: Bearer <it>"
     "OTLP_QUEUE_SIZE": 32,  # requests waiting for the receiver's writer before 503s
     "READ_ONLY": False,  # when true, waivers cannot be created or revoked (console and API)
+    # Password logins refused for a while after this many failures in the window (clew.auth).
+    "LOGIN_FAILURES_PER_NAME": 5,
+    "LOGIN_FAILURES_PER_ADDRESS": 20,
+    "LOGIN_FAILURE_WINDOW": 900,  # seconds
+    # How many reverse proxies in front set X-Forwarded-For/-Proto/-Host (0: trust none).
+    "TRUSTED_PROXY_HOPS": 0,
 }
 
 #: Each report format's media type and file extension.
@@ -41,9 +48,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config.from_prefixed_env("CLEW")
     if config:
         app.config.update(config)
+    if hops := int(app.config["TRUSTED_PROXY_HOPS"]):
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     _add_security_headers(app)
     store.init_app(app)
     auth.init_app(app)
+    oidc.init_app(app)
     _register_api(app)
     receiver.init_app(app)
     console.init_app(app)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -42,15 +43,18 @@ from flask.sessions import SecureCookieSessionInterface
 
 from clew import store
 from clew.store import accounts
+from console import access
 
 #: The role each kind of token acts as (an ingest token reaches the receiver only).
 TOKEN_ROLES = {"read": "viewer", "admin": "admin"}
 #: Routes (Flask endpoints) that need more than the viewer role.
-ROUTE_ROLES = {"governance_report": "governance"}
+ROUTE_ROLES = {"governance_report": access.REPORT_ROLE}
 #: The OTLP receiver's endpoint, which checks ingest tokens itself (``clew.receiver``).
 RECEIVER_ENDPOINT = "otlp_receiver.export_traces"
-#: Endpoints anyone may reach: the login page, the liveness check, and the receiver.
-PUBLIC_ENDPOINTS = frozenset({"login", "logout", "healthz", RECEIVER_ENDPOINT})
+#: The OpenID Connect login's endpoints (``clew.oidc``), when it is configured.
+OIDC_ENDPOINTS = ("oidc_login", "oidc_callback")
+#: Endpoints anyone may reach: the login pages, the liveness check, and the receiver.
+PUBLIC_ENDPOINTS = frozenset({"login", "logout", "healthz", RECEIVER_ENDPOINT, *OIDC_ENDPOINTS})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_COOKIE = "_csrf_token"
 CSRF_HEADER = "X-CSRFToken"
@@ -213,7 +217,15 @@ def _token_request() -> bool:
     return bool(identity and identity["kind"] == "token")
 
 
-def _safe_next(target: str | None) -> str:
+def begin_session(user: dict[str, Any]) -> None:
+    """Log ``user`` (an account's id, username and role) in: a new session and CSRF token, so
+    that a session fixed beforehand is worth nothing."""
+    session.clear()
+    session["uid"] = user["id"]
+    csrf_token()
+
+
+def safe_next(target: str | None) -> str:
     """Where to go after logging in: a path on this site only (never another host)."""
     if not target:
         return "/"
@@ -237,6 +249,9 @@ label { display: block; margin: .8rem 0 .2rem; }
 input[type=text], input[type=password] { width: 100%; padding: .5rem; box-sizing: border-box; }
 button { margin-top: 1.2rem; padding: .5rem 1.2rem; }
 .error { color: #b00020; }
+.muted { color: #555; }
+a.sso { display: block; text-align: center; padding: .6rem; border: 1px solid #1f5fbf;
+        border-radius: 4px; color: #1f5fbf; text-decoration: none; }
 </style></head>
 <body><main>
 <h1>Clew</h1>
@@ -246,6 +261,9 @@ button { margin-top: 1.2rem; padding: .5rem 1.2rem; }
 <button type="submit">Log out</button></form>
 {% else %}
 {% if error %}<p class="error" role="alert">{{ error }}</p>{% endif %}
+{% if oidc %}
+<p><a class="sso" href="{{ url_for('oidc_login', next=next) }}">Log in with {{ oidc }}</a></p>
+<p class="muted">or with a Clew account:</p>{% endif %}
 <form method="post" action="{{ url_for('login', next=next) }}">
 <input type="hidden" name="csrf_token" value="{{ csrf }}">
 <label for="username">Username</label>
@@ -260,30 +278,63 @@ button { margin-top: 1.2rem; padding: .5rem 1.2rem; }
 """
 
 
-def _page(status: int = 200, **values: Any) -> tuple[str, int]:
-    values = {"who": None, "error": None, "username": "", "next": "/", **values}
+def login_page(status: int = 200, **values: Any) -> tuple[str, int]:
+    """The login page (with ``error``, ``username`` and ``next`` when given), answered with
+    ``status``."""
+    oidc = current_app.config.get("OIDC_ISSUER") and (
+        current_app.config.get("OIDC_NAME") or "single sign-on"
+    )
+    values = {"who": None, "error": None, "username": "", "next": "/", "oidc": oidc, **values}
     # render_template_string escapes every value (Flask turns autoescape on for strings).
     return render_template_string(LOGIN_PAGE, csrf=csrf_token(), **values), status
 
 
 def _login():
     """``GET /login``: the form; ``POST``: check the username and password, start a session."""
-    target = _safe_next(request.args.get("next"))
+    target = safe_next(request.args.get("next"))
     if not enabled():
         return redirect(target)
     if request.method == "GET":
         identity = current_identity()
-        return _page(who=identity["name"] if identity else None, next=target)
+        return login_page(who=identity["name"] if identity else None, next=target)
     username = request.form.get("username", "")
     password = request.form.get("password", "")
+    if not username:
+        return login_page(401, error="Wrong username or password.", next=target)
+    config = current_app.config
+    window = timedelta(seconds=config["LOGIN_FAILURE_WINDOW"])
+    address = request.remote_addr or "-"
+    now = store.utcnow()
     with store.engine_of(current_app).begin() as conn:
-        user = accounts.authenticate(conn, username, password) if username else None
+        wait = accounts.login_retry_after(
+            conn,
+            username,
+            address,
+            now,
+            per_name=config["LOGIN_FAILURES_PER_NAME"],
+            per_address=config["LOGIN_FAILURES_PER_ADDRESS"],
+            window=window,
+        )
+        # While refused, the password is not even checked: guessing gains nothing.
+        user = None if wait else accounts.authenticate(conn, username, password)
+        if user is None and not wait:
+            accounts.record_login_failure(conn, username, address, now, window)
+        elif user is not None:
+            accounts.clear_login_failures(conn, username)
+            accounts.record_login(conn, user["id"], now)
+    if wait:
+        minutes = max(1, round(wait / 60))
+        body, status = login_page(
+            429,
+            error=f"Too many failed logins for this name or from this address."
+            f" Try again in {minutes} minute{'s' if minutes != 1 else ''}.",
+            username=username,
+            next=target,
+        )
+        return body, status, {"Retry-After": str(wait)}
     if user is None:
-        return _page(401, error="Wrong username or password.", username=username, next=target)
-    # A new session (and CSRF token) at login, so a session fixed beforehand is worth nothing.
-    session.clear()
-    session["uid"] = user["id"]
-    csrf_token()
+        return login_page(401, error="Wrong username or password.", username=username, next=target)
+    begin_session(user)
     return redirect(target)
 
 
@@ -295,4 +346,4 @@ def _logout():
     if not enabled():
         return redirect("/")
     identity = current_identity()
-    return _page(who=identity["name"] if identity else None)
+    return login_page(who=identity["name"] if identity else None)

@@ -13,6 +13,8 @@ from clew.store.accounts import ROLES
 
 #: The least role that may create and revoke waivers.
 WAIVER_ROLE = "governance"
+#: The least role that may run and download compliance reports (``/reports/...``).
+REPORT_ROLE = "governance"
 
 
 def role() -> str | None:
@@ -35,8 +37,17 @@ def may_change_waivers() -> bool:
     inside a request."""
     if current_app.config.get("READ_ONLY"):
         return False
+    return _at_least(WAIVER_ROLE)
+
+
+def _at_least(wanted: str) -> bool:
     current = role()
-    return current in ROLES and ROLES.index(current) >= ROLES.index(WAIVER_ROLE)
+    return current in ROLES and ROLES.index(current) >= ROLES.index(wanted)
+
+
+def may_download_reports() -> bool:
+    """Whether the current request may run compliance reports (governance or admin)."""
+    return _at_least(REPORT_ROLE)
 
 
 def refusal() -> str:
@@ -50,3 +61,5 @@ def refusal() -> str:
 READ_ONLY_TEXT = "This Clew is read-only (READ_ONLY is set): waivers cannot be changed here."
 #: ... and when the role is short of governance.
 ROLE_TEXT = "Your role ({role}) cannot change waivers: that needs governance or admin."
+#: Where the report links would be, for a role short of ``REPORT_ROLE``.
+REPORT_ROLE_TEXT = "Reports need the governance or admin role."

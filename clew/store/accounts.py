@@ -11,7 +11,9 @@ import hashlib
 import hmac
 import secrets
 from datetime import datetime, timedelta
+from math import ceil
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
@@ -79,11 +81,15 @@ def add_user(conn: Connection, username: str, password: str, role: str, now: dat
 
 
 def list_users(conn: Connection) -> list[dict[str, Any]]:
-    """Every account (without its hash), by username."""
+    """Every account (without its hash), by username; ``oidc_issuer`` is set for an account made
+    at an OpenID Connect login."""
     rows = conn.execute(
-        text("SELECT id, username, role, created_at, disabled_at FROM users ORDER BY username")
+        text(
+            "SELECT id, username, role, created_at, disabled_at, last_login_at, oidc_issuer"
+            " FROM users ORDER BY username"
+        )
     ).mappings()
-    return [_times(row, "created_at", "disabled_at") for row in rows]
+    return [_times(row, "created_at", "disabled_at", "last_login_at") for row in rows]
 
 
 def _times(row: Any, *keys: str) -> dict[str, Any]:
@@ -121,6 +127,15 @@ def set_role(conn: Connection, username: str, role: str) -> bool:
     return bool(result.rowcount)
 
 
+def set_disabled(conn: Connection, username: str, now: datetime | None) -> bool:
+    """Disable an account at ``now`` (its sessions end at their next request and it cannot log
+    in), or enable it again with ``now=None``; False when there is none of that name."""
+    result = conn.execute(
+        text("UPDATE users SET disabled_at = :now WHERE username = :u"), {"now": now, "u": username}
+    )
+    return bool(result.rowcount)
+
+
 def count_admins(conn: Connection) -> int:
     """How many enabled accounts have the admin role."""
     return conn.execute(
@@ -148,7 +163,7 @@ def authenticate(conn: Connection, username: str, password: str) -> dict[str, An
         .first()
     )
     hasher = _hasher()
-    if row is None:
+    if row is None or row["password_hash"] is None:  # no such account, or an OIDC-only one
         hasher.hash(password or "-")
         return None
     try:
@@ -161,6 +176,118 @@ def authenticate(conn: Connection, username: str, password: str) -> dict[str, An
             {"h": hasher.hash(password), "id": row["id"]},
         )
     return {"id": row["id"], "username": row["username"], "role": row["role"]}
+
+
+def record_login(conn: Connection, user_id: int, now: datetime) -> None:
+    """Note that account ``user_id`` logged in at ``now``."""
+    conn.execute(
+        text("UPDATE users SET last_login_at = :now WHERE id = :id"), {"now": now, "id": user_id}
+    )
+
+
+def oidc_login(
+    conn: Connection, issuer: str, subject: str, name: str, role: str, now: datetime
+) -> dict[str, Any] | None:
+    """The account of OpenID Connect subject ``subject`` at ``issuer`` (id, username, role),
+    made at its first login and given ``role`` at each one, which the provider's claims decide;
+    None when the account is disabled.
+
+    A new account is called ``name`` (the provider's ``preferred_username`` or e-mail), or
+    ``name@issuer's host`` when a local account has that name already: an OIDC login never
+    takes over another account by its name.
+    """
+    _check_role(role)
+    params = {"iss": issuer, "sub": subject}
+    row = (
+        conn.execute(
+            text(
+                "SELECT id, username, disabled_at FROM users"
+                " WHERE oidc_issuer = :iss AND oidc_subject = :sub"
+            ),
+            params,
+        )
+        .mappings()
+        .first()
+    )
+    if row is not None:
+        if row["disabled_at"] is not None:
+            return None
+        conn.execute(
+            text("UPDATE users SET role = :role, last_login_at = :now WHERE id = :id"),
+            {"role": role, "now": now, "id": row["id"]},
+        )
+        return {"id": row["id"], "username": row["username"], "role": role}
+    host = urlsplit(issuer).hostname or "oidc"
+    clean = "".join(c for c in name.strip() if c.isprintable())[: MAX_USERNAME - len(host) - 1]
+    for candidate in dict.fromkeys([clean or subject[:128], f"{clean or subject[:128]}@{host}"]):
+        try:
+            with conn.begin_nested():
+                user_id = conn.execute(
+                    text(
+                        "INSERT INTO users (username, password_hash, role, created_at,"
+                        " last_login_at, oidc_issuer, oidc_subject)"
+                        " VALUES (:u, NULL, :role, :now, :now, :iss, :sub) RETURNING id"
+                    ),
+                    {"u": candidate, "role": role, "now": now, **params},
+                ).scalar_one()
+        except IntegrityError:
+            continue
+        return {"id": user_id, "username": candidate, "role": role}
+    raise AccountError(
+        f"no free username for {name!r} from {issuer}: rename the local account that holds it"
+    )
+
+
+def login_retry_after(
+    conn: Connection,
+    username: str,
+    address: str,
+    now: datetime,
+    *,
+    per_name: int,
+    per_address: int,
+    window: timedelta,
+) -> int | None:
+    """Seconds until a password login for ``username`` from ``address`` may be tried again, or
+    None when it may be tried now: refused while the name has ``per_name`` failures in the last
+    ``window`` (from any address), or the address has ``per_address`` (for any names), until the
+    oldest of those leaves the window."""
+    since = now - window
+    waits = []
+    for column, value, limit in (
+        ("username", username, per_name),
+        ("address", address, per_address),
+    ):
+        # The limit-th newest failure in the window: when it leaves, the count drops below limit.
+        oldest_counted = conn.execute(
+            text(
+                f"SELECT at FROM login_failures WHERE {column} = :v AND at > :since"
+                " ORDER BY at DESC LIMIT 1 OFFSET :skip"
+            ),
+            {"v": value, "since": since, "skip": limit - 1},
+        ).scalar()
+        if oldest_counted is not None:
+            waits.append((aware(oldest_counted) + window - now).total_seconds())
+    return max(1, ceil(max(waits))) if waits else None
+
+
+def record_login_failure(
+    conn: Connection, username: str, address: str, now: datetime, window: timedelta
+) -> None:
+    """Note a failed password login (and forget failures older than ``window``)."""
+    conn.execute(text("DELETE FROM login_failures WHERE at <= :old"), {"old": now - window})
+    conn.execute(
+        text("INSERT INTO login_failures (username, address, at) VALUES (:u, :a, :now)"),
+        {"u": username[:MAX_USERNAME], "a": address[:64], "now": now},
+    )
+
+
+def clear_login_failures(conn: Connection, username: str) -> int:
+    """Forget the failed logins of ``username`` (at a successful one, or ``clew users unlock``);
+    returns how many there were."""
+    return conn.execute(
+        text("DELETE FROM login_failures WHERE username = :u"), {"u": username}
+    ).rowcount
 
 
 def token_digest(token: str) -> str:

@@ -79,8 +79,11 @@ def governance_search(filters: Mapping[str, str | None], carry: Mapping[str, obj
     return "?" + urlencode(pairs) if pairs else ""
 
 
-def report_links(team: str | None, system: str | None) -> list:
-    """A download link per report format, for the page's team and system."""
+def report_links(team: str | None, system: str | None, allowed: bool = True) -> list:
+    """A download link per report format, for the page's team and system; for a role that may
+    not run reports (``allowed`` false), a note saying so instead."""
+    if not allowed:
+        return [html.Span(access.REPORT_ROLE_TEXT, className="muted")]
     query = urlencode([(k, v) for k, v in (("team", team), ("system", system)) if v])
     return [
         html.Span("Report", className="field-label"),
@@ -394,7 +397,7 @@ def layout(**query: str) -> html.Div:
                     _dropdown(ID.SEVERITY, SEVERITIES, found["severity"], "Severity"),
                     _dropdown(ID.FINDING_STATE, STATES, found["state"], "State"),
                     html.Div(
-                        report_links(found["team"], found["system"]),
+                        report_links(found["team"], found["system"], access.may_download_reports()),
                         id=ID.REPORTS,
                         className="report-links",
                     ),
@@ -565,7 +568,7 @@ def register_callbacks(app: Dash) -> None:
         return (
             summary(report),
             message,
-            report_links(team, system),
+            report_links(team, system, access.may_download_reports()),
             callout(waivers, now),
             policy_figures.severity_bars(report["counts"].get("severity", {})),
             policy_figures.findings_bars(current, "rule"),

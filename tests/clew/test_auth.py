@@ -49,6 +49,17 @@ def waiver_body() -> dict[str, str]:
     }
 
 
+@pytest.fixture(autouse=True)
+def cheap_password_hashes(monkeypatch):
+    """argon2id at its lowest cost: these tests hash a password at every login, and what they
+    check is who gets in, not the hash (tests/clew/test_accounts.py checks that, at full cost)."""
+    from argon2 import PasswordHasher
+
+    monkeypatch.setattr(
+        accounts, "_hasher", lambda: PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    )
+
+
 @dataclass
 class Site:
     app: Flask
@@ -257,6 +268,127 @@ def test_a_removed_account_loses_its_session_and_a_new_role_counts_at_once(site)
         accounts.remove_user(conn, "admin")
     assert admin.get("/api/graph").status_code == 401
     assert admin.get("/").status_code == 302
+
+
+def test_a_disabled_account_loses_its_session_and_cannot_log_in_until_enabled(site):
+    client = site.app.test_client()
+    login(client, "viewer")
+    assert client.get("/api/graph").status_code == 200
+    with site.engine().begin() as conn:
+        assert accounts.set_disabled(conn, "viewer", store.utcnow())
+    assert client.get("/api/graph").status_code == 401
+    assert login(client, "viewer").status_code == 401
+    with site.engine().begin() as conn:
+        assert accounts.set_disabled(conn, "viewer", None)
+    assert login(client, "viewer").status_code == 302
+    assert client.get("/api/graph").status_code == 200
+
+
+# --- Failed logins held back --------------------------------------------------------------------
+
+
+@pytest.fixture
+def strict_site(tmp_path: Path) -> Iterator[Site]:
+    """As ``site``, with 3 failures allowed per name and 5 per address in 10 minutes."""
+    yield from make_site(
+        tmp_path,
+        LOGIN_FAILURES_PER_NAME=3,
+        LOGIN_FAILURES_PER_ADDRESS=5,
+        LOGIN_FAILURE_WINDOW=600,
+    )
+
+
+def _age_failures(site: Site, seconds: int) -> None:
+    """Move every recorded failure ``seconds`` into the past, as if that time had passed."""
+    with site.engine().begin() as conn:
+        for row_id, at in conn.execute(text("SELECT id, at FROM login_failures")).all():
+            older = accounts.aware(at) - timedelta(seconds=seconds)
+            conn.execute(
+                text("UPDATE login_failures SET at = :at WHERE id = :id"),
+                {"at": older, "id": row_id},
+            )
+
+
+def test_a_name_with_too_many_failed_logins_is_held_back_even_with_its_password(strict_site):
+    client = strict_site.app.test_client()
+    for _ in range(3):
+        assert login(client, "viewer", "guess").status_code == 401
+    held = login(client, "viewer")  # the right password, but too late
+    assert held.status_code == 429
+    assert 590 <= int(held.headers["Retry-After"]) <= 600
+    assert "Too many failed logins" in held.get_data(as_text=True)
+    assert "Try again in 10 minutes." in held.get_data(as_text=True)
+    assert client.get("/api/graph").status_code == 401
+    # Refused attempts are not checked, so they do not count (nor push the wait further).
+    with strict_site.engine().begin() as conn:
+        assert conn.execute(text("SELECT COUNT(*) FROM login_failures")).scalar_one() == 3
+    # Another name from the same address is still let in.
+    assert login(strict_site.app.test_client(), "admin").status_code == 302
+    _age_failures(strict_site, 601)
+    assert login(client, "viewer").status_code == 302
+    assert client.get("/api/graph").status_code == 200
+
+
+def test_a_success_clears_the_names_failures(strict_site):
+    client = strict_site.app.test_client()
+    for _ in range(2):
+        login(client, "viewer", "guess")
+    assert login(client, "viewer").status_code == 302
+    client.post("/logout", data={"csrf_token": csrf_of(client)})
+    for _ in range(2):  # two more: four in all, but the count began again at the success
+        assert login(client, "viewer", "guess").status_code == 401
+    assert login(client, "viewer").status_code == 302
+    with strict_site.engine().begin() as conn:
+        last = conn.execute(
+            text("SELECT last_login_at FROM users WHERE username = 'viewer'")
+        ).scalar_one()
+    assert abs((accounts.aware(last) - store.utcnow()).total_seconds()) < 60
+
+
+def test_an_address_guessing_many_names_is_held_back(strict_site):
+    client = strict_site.app.test_client()
+    for name in ("a", "b", "c", "d", "e"):  # five names, one guess each
+        assert login(client, name, "guess").status_code == 401
+    assert login(client, "admin").status_code == 429
+    # Another address (the test client's REMOTE_ADDR) may still log in as admin.
+    other = strict_site.app.test_client()
+    other.environ_base["REMOTE_ADDR"] = "192.0.2.7"
+    assert login(other, "admin").status_code == 302
+
+
+def test_clew_users_unlock_forgets_the_failures(strict_site, tmp_path):
+    from click.testing import CliRunner
+
+    from clew.cli import main
+
+    client = strict_site.app.test_client()
+    for _ in range(3):
+        login(client, "viewer", "guess")
+    assert login(client, "viewer").status_code == 429
+    unlocked = CliRunner().invoke(
+        main, ["users", "unlock", "viewer", "--db", str(tmp_path / "clew.db")]
+    )
+    assert unlocked.exit_code == 0 and "3 failed logins of viewer forgotten" in unlocked.output
+    assert login(client, "viewer").status_code == 302
+
+
+def test_behind_trusted_proxies_the_forwarded_address_counts(tmp_path):
+    for site in make_site(tmp_path, TRUSTED_PROXY_HOPS=1, LOGIN_FAILURES_PER_ADDRESS=2):
+        for n, forwarded in enumerate(("198.51.100.1", "198.51.100.1", "198.51.100.2")):
+            client = site.app.test_client()
+            client.environ_base["HTTP_X_FORWARDED_FOR"] = forwarded
+            expected = 401 if n < 2 else 302
+            password = "guess" if n < 2 else PASSWORD
+            assert (
+                login(client, f"nobody{n}" if n < 2 else "viewer", password).status_code == expected
+            )
+        with site.engine().begin() as conn:
+            assert set(conn.execute(text("SELECT address FROM login_failures")).scalars()) == {
+                "198.51.100.1"
+            }
+        held = site.app.test_client()
+        held.environ_base["HTTP_X_FORWARDED_FOR"] = "198.51.100.1"
+        assert login(held, "viewer").status_code == 429
 
 
 def access_text(role: str) -> str:
@@ -528,6 +660,23 @@ def test_every_route_answers_each_identity_as_its_role_allows(site):
             if response.status_code == 302 and who == "anonymous" and route.need != "public":
                 assert response.headers["Location"].startswith("/login?next=/"), key
     assert got == wanted
+
+
+def test_the_governance_page_offers_reports_only_to_roles_that_may_run_them(site):
+    from console import access
+
+    for who, offered in (("viewer", False), ("read token", False), ("governance", True),
+                         ("admin", True)):  # fmt: skip
+        caller = Caller(site, who)
+        if who in TOKENS:
+            caller.client.admin_headers = caller.headers
+        body = dash_body(caller.client, "page.children", {"url.pathname": "/governance"})
+        page = caller.open("POST", "/_dash-update-component", json=body)
+        assert page.status_code == 200, who
+        # Dash writes "/" as "\u002f" in its JSON.
+        text_of_page = page.get_data(as_text=True).replace("\\u002f", "/")
+        assert ("/reports/governance.pdf" in text_of_page) is offered, who
+        assert (access.REPORT_ROLE_TEXT in text_of_page) is not offered, who
 
 
 #: A call of the console's query module that changes state, named by its verb.
