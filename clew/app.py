@@ -11,7 +11,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 import console
 from clew import auth, oidc, receiver, store
-from clew.store import queries
+from clew.store import accounts, queries
 from console import access
 from console import queries as console_queries
 
@@ -153,6 +153,7 @@ def _register_api(app: Flask) -> None:
         return jsonify(trace)
 
     _register_governance(app)
+    _register_admin(app)
 
     @app.get("/healthz")
     def healthz():
@@ -176,6 +177,94 @@ def _json_body() -> dict[str, Any]:
     if not isinstance(body, dict):
         _fail(400, "the body must be a JSON object")
     return body
+
+
+def _text_fields(body: dict[str, Any], *names: str) -> list[str]:
+    """The non-empty strings ``names`` of a JSON body, in order (400 naming the first missing)."""
+    values = []
+    for name in names:
+        value = body.get(name)
+        if not isinstance(value, str) or not value:
+            _fail(400, f"{name} is required (a non-empty string)")
+        values.append(value)
+    return values
+
+
+def _register_admin(app: Flask) -> None:
+    """Accounts and API tokens (the Admin page's JSON twins): the admin role only, which
+    ``clew.auth.ROUTE_ROLES`` asks of each of these endpoints."""
+
+    def _changed(change, *args) -> None:
+        try:
+            change(store.engine_of(app), *args)
+        except accounts.NoSuchAccount as error:
+            _fail(404, str(error))
+        except accounts.LockoutRefused as error:
+            _fail(409, str(error))
+        except accounts.AccountError as error:
+            _fail(400, str(error))
+
+    @app.get("/api/users")
+    def api_users():
+        """Every account: name, role, how it logs in, last login, enabled or disabled."""
+        return jsonify(console_queries.users(store.engine_of(app)))
+
+    @app.post("/api/users")
+    def api_add_user():
+        """Add a local account from a JSON body: username, password, role."""
+        username, password, role = _text_fields(_json_body(), "username", "password", "role")
+        _changed(console_queries.add_user, username, password, role, store.utcnow())
+        return jsonify(_user(username)), 201
+
+    @app.post("/api/users/<username>/role")
+    def api_set_user_role(username: str):
+        """Give an account the role in the JSON body's ``role``."""
+        (role,) = _text_fields(_json_body(), "role")
+        if role not in accounts.ROLES:
+            _fail(400, f"role must be one of {', '.join(accounts.ROLES)}")
+        _changed(console_queries.set_user_role, username, role, access.user())
+        return jsonify(_user(username))
+
+    @app.post("/api/users/<username>/disable")
+    def api_disable_user(username: str):
+        """Disable an account: it cannot log in and its sessions end."""
+        _changed(console_queries.set_user_disabled, username, True, store.utcnow(), access.user())
+        return jsonify(_user(username))
+
+    @app.post("/api/users/<username>/enable")
+    def api_enable_user(username: str):
+        """Enable a disabled account again."""
+        _changed(console_queries.set_user_disabled, username, False, store.utcnow(), access.user())
+        return jsonify(_user(username))
+
+    def _user(username: str) -> dict[str, Any]:
+        return next(
+            u for u in console_queries.users(store.engine_of(app)) if u["username"] == username
+        )
+
+    @app.get("/api/tokens")
+    def api_tokens():
+        """Every API token (never its text): name, scope, last use, in force or revoked."""
+        return jsonify(console_queries.tokens(store.engine_of(app)))
+
+    @app.post("/api/tokens")
+    def api_create_token():
+        """Make a token from a JSON body (name, scope); its text is in this answer only."""
+        name, scope = _text_fields(_json_body(), "name", "scope")
+        try:
+            token_id, token = console_queries.create_token(
+                store.engine_of(app), name, scope, store.utcnow()
+            )
+        except ValueError as error:
+            _fail(400, str(error))
+        return jsonify({"id": token_id, "name": name, "scope": scope, "token": token}), 201
+
+    @app.post("/api/tokens/<int:token_id>/revoke")
+    def api_revoke_token(token_id: int):
+        """Revoke a token: requests carrying it are refused from now on."""
+        if not console_queries.revoke_token(store.engine_of(app), token_id, store.utcnow()):
+            _fail(404, f"no token #{token_id} in force")
+        return jsonify({"id": token_id, "revoked": True})
 
 
 def _register_governance(app: Flask) -> None:

@@ -48,7 +48,19 @@ from console import access
 #: The role each kind of token acts as (an ingest token reaches the receiver only).
 TOKEN_ROLES = {"read": "viewer", "admin": "admin"}
 #: Routes (Flask endpoints) that need more than the viewer role.
-ROUTE_ROLES = {"governance_report": access.REPORT_ROLE}
+ROUTE_ROLES = {"governance_report": access.REPORT_ROLE} | dict.fromkeys(
+    (
+        "api_users",
+        "api_add_user",
+        "api_set_user_role",
+        "api_disable_user",
+        "api_enable_user",
+        "api_tokens",
+        "api_create_token",
+        "api_revoke_token",
+    ),
+    access.ADMIN_ROLE,
+)
 #: The OTLP receiver's endpoint, which checks ingest tokens itself (``clew.receiver``).
 RECEIVER_ENDPOINT = "otlp_receiver.export_traces"
 #: The OpenID Connect login's endpoints (``clew.oidc``), when it is configured.

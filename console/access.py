@@ -15,6 +15,8 @@ from clew.store.accounts import ROLES
 WAIVER_ROLE = "governance"
 #: The least role that may run and download compliance reports (``/reports/...``).
 REPORT_ROLE = "governance"
+#: The role that manages accounts and API tokens.
+ADMIN_ROLE = "admin"
 
 
 def role() -> str | None:
@@ -45,6 +47,17 @@ def _at_least(wanted: str) -> bool:
     return current in ROLES and ROLES.index(current) >= ROLES.index(wanted)
 
 
+def may_administer() -> bool:
+    """Whether the current request may manage accounts and API tokens (admin)."""
+    return _at_least(ADMIN_ROLE)
+
+
+def user() -> str | None:
+    """The username of the account making the current request (None for a token)."""
+    identity = g.get("clew_identity")
+    return identity["name"] if identity and identity["kind"] == "user" else None
+
+
 def may_download_reports() -> bool:
     """Whether the current request may run compliance reports (governance or admin)."""
     return _at_least(REPORT_ROLE)
@@ -61,5 +74,7 @@ def refusal() -> str:
 READ_ONLY_TEXT = "This Clew is read-only (READ_ONLY is set): waivers cannot be changed here."
 #: ... and when the role is short of governance.
 ROLE_TEXT = "Your role ({role}) cannot change waivers: that needs governance or admin."
+#: What the Admin page and its API say to a role short of admin.
+ADMIN_TEXT = "Your role ({role}) cannot manage accounts and tokens: that needs admin."
 #: Where the report links would be, for a role short of ``REPORT_ROLE``.
 REPORT_ROLE_TEXT = "Reports need the governance or admin role."

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from typing import Any
 
 import dash_ag_grid as dag
 from dash import Dash, Input, Output, dcc, html
@@ -305,3 +306,22 @@ def window_page_top(title: str, page: type, query: dict) -> list:
         html.Div(problems(problems_found), id=page.TOOLBAR.PROBLEMS),
         html.Div(id=page.MESSAGE),
     ]
+
+
+def selectable(grid: dag.AgGrid, row_id: str = "id") -> dag.AgGrid:
+    """``grid`` with one row selectable by a click (read from its ``selectedRows``), each row
+    known by its field ``row_id``."""
+    grid.getRowId = f"params.data.{row_id}"
+    grid.dashGridOptions = grid.dashGridOptions | {
+        "rowSelection": {"mode": "singleRow", "checkboxes": False, "enableClickSelection": True}
+    }
+    return grid
+
+
+def form_field(label: str, control: Any, hint: str | None = None) -> html.Label:
+    """A form's labelled control, with a hint under it where one helps."""
+    return html.Label(
+        [html.Span(label, className="field-label"), control]
+        + ([html.Span(hint, className="muted field-hint")] if hint else []),
+        className="form-field",
+    )

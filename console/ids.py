@@ -97,6 +97,30 @@ class Sources:
     QUARANTINE = "sources-quarantine"
 
 
+class Admin:
+    #: Bumped after each change, so the grids are read again.
+    VERSION = "admin-version"
+    MESSAGE = "admin-message"
+    USERS = "admin-users"
+    ROLE = "admin-role"
+    SET_ROLE = "admin-set-role"
+    DISABLE = "admin-disable"
+    ENABLE = "admin-enable"
+    USER_MESSAGE = "admin-user-message"
+    NEW_NAME = "admin-new-name"
+    NEW_PASSWORD = "admin-new-password"
+    NEW_ROLE = "admin-new-role"
+    ADD = "admin-add"
+    ADD_MESSAGE = "admin-add-message"
+    TOKENS = "admin-tokens"
+    REVOKE = "admin-revoke"
+    REVOKE_MESSAGE = "admin-revoke-message"
+    TOKEN_NAME = "admin-token-name"
+    TOKEN_SCOPE = "admin-token-scope"
+    CREATE = "admin-create"
+    CREATED = "admin-created"
+
+
 class Endpoints:
     TOOLBAR = Toolbar("endpoints")
     STATE = "endpoints-state"

@@ -1,4 +1,4 @@
-"""The console's only door into the kernel: thin, read-only functions returning view models.
+"""The console's only door into the kernel: thin functions returning view models.
 
 Each takes the engine and a resolved window (see ``console.state``) and calls ``clew.metrics``,
 so the console shows exactly what the JSON API and ``clew graph --json`` show.
@@ -314,7 +314,7 @@ def waivers(engine: Engine, now: datetime, soon: timedelta | None = None) -> lis
     ]
 
 
-# The console's only writes: waivers, behind ``console.access.may_change_waivers``.
+# The console's writes: waivers, behind ``console.access.may_change_waivers``.
 
 
 def add_waiver(
@@ -355,6 +355,112 @@ def revoke_waiver(engine: Engine, waiver_id: int, now: datetime) -> bool:
 
     with engine.begin() as conn:
         return stored.revoke_waiver(conn, waiver_id, now)
+
+
+# Accounts and API tokens, behind ``console.access.may_administer`` (the admin role).
+
+
+def users(engine: Engine) -> list[dict]:
+    """Every account for the Admin page: name, role, how it logs in, when, and its state."""
+    from clew.store import accounts
+
+    with engine.begin() as conn:
+        found = accounts.list_users(conn)
+    return [
+        {
+            "username": u["username"],
+            "role": u["role"],
+            "login": f"single sign-on ({u['oidc_issuer']})" if u["oidc_issuer"] else "password",
+            "created": _minute(u["created_at"]),
+            "last_login": _minute(u["last_login_at"]) or "never",
+            "state": "disabled" if u["disabled_at"] else "enabled",
+        }
+        for u in found
+    ]
+
+
+def tokens(engine: Engine) -> list[dict]:
+    """Every API token for the Admin page (never its text, which is not kept), newest first."""
+    from clew.store import accounts
+
+    with engine.begin() as conn:
+        found = accounts.list_tokens(conn)
+    return [
+        {
+            "id": t["id"],
+            "name": t["name"],
+            "scope": t["scope"],
+            "created": _minute(t["created_at"]),
+            "last_used": _minute(t["last_used_at"]) or "never",
+            "state": f"revoked {_minute(t['revoked_at'])}" if t["revoked_at"] else "in force",
+        }
+        for t in found
+    ]
+
+
+def _minute(value: datetime | None) -> str | None:
+    return value.strftime("%Y-%m-%d %H:%M UTC") if value else None
+
+
+def add_user(engine: Engine, username: str, password: str, role: str, now: datetime) -> None:
+    """Add a local account; ``ValueError`` with the reason when it cannot be added."""
+    from clew.store import accounts
+
+    with engine.begin() as conn:
+        accounts.add_user(conn, username, password, role, now)
+
+
+def set_user_role(engine: Engine, username: str, role: str, actor: str | None) -> None:
+    """Give ``username`` ``role``; ``NoSuchAccount`` when there is no such account,
+    ``LockoutRefused`` when ``actor`` (the admin asking) would change their own account or no
+    enabled admin would be left."""
+    from clew.store import accounts
+
+    with engine.begin() as conn:
+        _check_change(conn, username, actor, "change the role of", role=role)
+        if not accounts.set_role(conn, username, role):
+            raise accounts.NoSuchAccount(f"there is no account {username!r}")
+
+
+def set_user_disabled(
+    engine: Engine, username: str, disabled: bool, now: datetime, actor: str | None
+) -> None:
+    """Disable ``username`` (its sessions end at their next request) or enable it again;
+    errors as ``set_user_role``."""
+    from clew.store import accounts
+
+    with engine.begin() as conn:
+        if disabled:
+            _check_change(conn, username, actor, "disable", disable=True)
+        if not accounts.set_disabled(conn, username, now if disabled else None):
+            raise accounts.NoSuchAccount(f"there is no account {username!r}")
+
+
+def _check_change(conn, username: str, actor: str | None, verb: str, **change) -> None:
+    from clew.store import accounts
+
+    if actor is not None and username == actor:
+        raise accounts.LockoutRefused(f"you cannot {verb} your own account here; another admin can")
+    if accounts.count_admins(conn) and not accounts.leaves_an_admin(conn, username, **change):
+        raise accounts.LockoutRefused(
+            f"that would leave no enabled admin: {username!r} is the last one"
+        )
+
+
+def create_token(engine: Engine, name: str, scope: str, now: datetime) -> tuple[int, str]:
+    """Make an API token; returns its id and its text, shown once and never kept."""
+    from clew.store import accounts
+
+    with engine.begin() as conn:
+        return accounts.create_token(conn, name, scope, now)
+
+
+def revoke_token(engine: Engine, token_id: int, now: datetime) -> bool:
+    """Revoke an API token; False when there is no such token in force."""
+    from clew.store import accounts
+
+    with engine.begin() as conn:
+        return accounts.revoke_token(conn, token_id, now)
 
 
 def open_findings(engine: Engine) -> list[dict]:

@@ -13,7 +13,16 @@ from types import ModuleType
 from dash import Dash, Input, Output, State, ctx, dcc, html, no_update
 
 from console import ids
-from console.pages import contracts, endpoints, governance, overview, paths, service_map, sources
+from console.pages import (
+    admin,
+    contracts,
+    endpoints,
+    governance,
+    overview,
+    paths,
+    service_map,
+    sources,
+)
 from console.state import WINDOW_KEYS, parse, query_of, search
 
 #: Path → page module, in navigation order. Later pages (Endpoints, Governance, …) join here.
@@ -25,6 +34,7 @@ PAGES: dict[str, ModuleType] = {
     governance.PATH: governance,
     contracts.PATH: contracts,
     sources.PATH: sources,
+    admin.PATH: admin,
 }
 
 DEMO_TEXT = "Demo mode — sample landscape, no authentication"

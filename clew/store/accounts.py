@@ -35,6 +35,15 @@ class AccountError(ValueError):
     exist; its text says which."""
 
 
+class NoSuchAccount(AccountError):
+    """The account named does not exist."""
+
+
+class LockoutRefused(AccountError):
+    """A change refused because it would shut the admins out: the last enabled admin demoted
+    or disabled, or an admin's own account changed from the web."""
+
+
 def _hasher():
     # argon2id with the library's defaults (RFC 9106's low-memory profile); imported on first use
     # so that the CLI's other commands do not load it.
@@ -134,6 +143,33 @@ def set_disabled(conn: Connection, username: str, now: datetime | None) -> bool:
         text("UPDATE users SET disabled_at = :now WHERE username = :u"), {"now": now, "u": username}
     )
     return bool(result.rowcount)
+
+
+def leaves_an_admin(
+    conn: Connection, username: str, *, role: str | None = None, disable: bool = False
+) -> bool:
+    """Whether an enabled admin would remain if ``username`` were given ``role`` or disabled
+    (or removed: ``disable=True``): the web app refuses a change that would lock every admin out
+    (the command line can still make one)."""
+    others = conn.execute(
+        text(
+            "SELECT COUNT(*) FROM users"
+            " WHERE role = 'admin' AND disabled_at IS NULL AND username <> :u"
+        ),
+        {"u": username},
+    ).scalar_one()
+    if others:
+        return True
+    user = (
+        conn.execute(
+            text("SELECT role, disabled_at FROM users WHERE username = :u"), {"u": username}
+        )
+        .mappings()
+        .first()
+    )
+    if user is None or user["disabled_at"] is not None or disable:
+        return False
+    return (role or user["role"]) == "admin"
 
 
 def count_admins(conn: Connection) -> int:

@@ -309,14 +309,6 @@ _WAIVER_COLUMNS = [
 ]  # fmt: skip
 
 
-def _selectable(grid):
-    grid.getRowId = "params.data.id"
-    grid.dashGridOptions = grid.dashGridOptions | {
-        "rowSelection": {"mode": "singleRow", "checkboxes": False, "enableClickSelection": True}
-    }
-    return grid
-
-
 def _chart(chart_id: str, title: str) -> html.Div:
     return html.Div(
         [
@@ -342,14 +334,6 @@ def _dropdown(component_id: str, values: Sequence[str], value: str | None, label
     )
 
 
-def _field(label: str, control, hint: str | None = None) -> html.Label:
-    return html.Label(
-        [html.Span(label, className="field-label"), control]
-        + ([html.Span(hint, className="muted field-hint")] if hint else []),
-        className="form-field",
-    )
-
-
 def waiver_form(rules: Sequence[str]) -> html.Div:
     """The form that creates a waiver: rule, subject glob, reason, approver, expiry."""
     text = {"type": "text", "className": "text-input", "debounce": False}
@@ -362,11 +346,13 @@ def waiver_form(rules: Sequence[str]) -> html.Div:
                 className="muted",
             ),
             html.Datalist([html.Option(value=r) for r in rules], id=ID.RULE_CHOICES),
-            _field("Rule", dcc.Input(id=ID.RULE, list=ID.RULE_CHOICES, **text)),
-            _field("Subject", dcc.Input(id=ID.SUBJECT, **text)),
-            _field("Reason", dcc.Textarea(id=ID.REASON, className="text-input", rows=2)),
-            _field("Approver", dcc.Input(id=ID.APPROVER, **text)),
-            _field(
+            components.form_field("Rule", dcc.Input(id=ID.RULE, list=ID.RULE_CHOICES, **text)),
+            components.form_field("Subject", dcc.Input(id=ID.SUBJECT, **text)),
+            components.form_field(
+                "Reason", dcc.Textarea(id=ID.REASON, className="text-input", rows=2)
+            ),
+            components.form_field("Approver", dcc.Input(id=ID.APPROVER, **text)),
+            components.form_field(
                 "Expires",
                 dcc.Input(id=ID.EXPIRES, placeholder="YYYY-MM-DD", **text),
                 "the end of that day, UTC",
@@ -397,7 +383,7 @@ def layout(**query: str) -> html.Div:
                     _dropdown(ID.SEVERITY, SEVERITIES, found["severity"], "Severity"),
                     _dropdown(ID.FINDING_STATE, STATES, found["state"], "State"),
                     html.Div(
-                        report_links(found["team"], found["system"], access.may_download_reports()),
+                        [],  # filled by ``refresh``, which knows the caller's role
                         id=ID.REPORTS,
                         className="report-links",
                     ),
@@ -456,7 +442,7 @@ def layout(**query: str) -> html.Div:
             html.Section(
                 [
                     html.H2("Findings"),
-                    _selectable(
+                    components.selectable(
                         components.grid(
                             ID.FINDINGS,
                             _FINDING_COLUMNS,
@@ -471,7 +457,9 @@ def layout(**query: str) -> html.Div:
             html.Section(
                 [
                     html.H2("Waivers"),
-                    _selectable(components.grid(ID.WAIVERS, _WAIVER_COLUMNS, "No waivers")),
+                    components.selectable(
+                        components.grid(ID.WAIVERS, _WAIVER_COLUMNS, "No waivers")
+                    ),
                     html.Div(
                         [
                             html.Button(

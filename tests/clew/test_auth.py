@@ -32,6 +32,7 @@ ACTS_AS = {"viewer": "viewer", "governance": "governance", "admin": "admin"} | {
     "admin token": "admin",
 }
 GOV = ids.Governance
+ADMIN = ids.Admin
 HOSTILE = "<img src=x onerror=alert(1)>"
 
 
@@ -588,6 +589,28 @@ def routes(site: Site) -> list[Route]:
         Route("api_revoke_waiver", "POST", "/api/waivers/1/revoke", "governance", 200),
         Route("api_governance", "GET", "/api/governance", "viewer", 200),
         Route("governance_report", "GET", "/reports/governance.json", "governance", 200),
+        Route("api_users", "GET", "/api/users", "admin", 200),
+        Route("api_add_user", "POST", "/api/users", "admin", 201),  # a new name each time
+        Route(
+            "api_set_user_role",
+            "POST",
+            "/api/users/target/role",
+            "admin",
+            200,
+            {"role": "governance"},
+        ),
+        Route("api_disable_user", "POST", "/api/users/target/disable", "admin", 200),
+        Route("api_enable_user", "POST", "/api/users/target/enable", "admin", 200),
+        Route("api_tokens", "GET", "/api/tokens", "admin", 200),
+        Route(
+            "api_create_token",
+            "POST",
+            "/api/tokens",
+            "admin",
+            201,
+            {"name": "walk", "scope": "read"},
+        ),
+        Route("api_revoke_token", "POST", "/api/tokens/1/revoke", "admin", 200),
         Route("healthz", "GET", "/healthz", "public", 200),
         Route("otlp_receiver.export_traces", "POST", receiver.PATH, "receiver", 200),
         Route("_dash_assets.static", "GET", "/assets/clew.css", "viewer", 200),
@@ -637,10 +660,22 @@ def test_every_route_answers_each_identity_as_its_role_allows(site):
     rules = set().union(*(_requested(rule) for rule in site.app.url_map.iter_rules()))
     assert {(r.endpoint, r.method) for r in table} == rules, "a route without an expectation"
     got, wanted = {}, {}
+    with site.engine().begin() as conn:
+        accounts.add_user(conn, "target", PASSWORD, "viewer", store.utcnow())
     for who in IDENTITIES:
         caller = Caller(site, who)
         for route in table:
-            if route.endpoint == "api_revoke_waiver":
+            body = route.json
+            if route.endpoint == "api_add_user":
+                url, body = (
+                    route.url,
+                    {"username": f"new {who}", "password": "pw", "role": "viewer"},
+                )
+            elif route.endpoint == "api_revoke_token":
+                with site.engine().begin() as conn:  # a token in force to revoke
+                    made = accounts.create_token(conn, "x", "read", store.utcnow())[0]
+                url = f"/api/tokens/{made}/revoke"
+            elif route.endpoint == "api_revoke_waiver":
                 # a waiver in force to revoke, made by an admin token
                 made = site.app.test_client().post(
                     "/api/waivers",
@@ -653,7 +688,7 @@ def test_every_route_answers_each_identity_as_its_role_allows(site):
             if route.endpoint == "otlp_receiver.export_traces":
                 response = caller.open("POST", url, data=b"", content_type="application/x-protobuf")
             else:
-                response = caller.open(route.method, url, json=route.json)
+                response = caller.open(route.method, url, json=body)
             response.close()
             key = f"{who} {route.method} {route.url}"
             got[key], wanted[key] = response.status_code, expected(route, who)
@@ -670,12 +705,16 @@ def test_the_governance_page_offers_reports_only_to_roles_that_may_run_them(site
         caller = Caller(site, who)
         if who in TOKENS:
             caller.client.admin_headers = caller.headers
-        body = dash_body(caller.client, "page.children", {"url.pathname": "/governance"})
+        body = dash_body(
+            caller.client,
+            f"{GOV.REPORTS}.children",
+            {f"{GOV.STATE}.data": {"team": "payments"}, f"{GOV.VERSION}.data": 0},
+        )
         page = caller.open("POST", "/_dash-update-component", json=body)
         assert page.status_code == 200, who
         # Dash writes "/" as "\u002f" in its JSON.
         text_of_page = page.get_data(as_text=True).replace("\\u002f", "/")
-        assert ("/reports/governance.pdf" in text_of_page) is offered, who
+        assert ("/reports/governance.pdf?team=payments" in text_of_page) is offered, who
         assert (access.REPORT_ROLE_TEXT in text_of_page) is not offered, who
 
 
@@ -697,9 +736,16 @@ def writing_callbacks(app: Flask) -> dict[str, set[str]]:
 
 def test_every_writing_callback_is_checked_for_every_identity(site):
     writing = writing_callbacks(site.app)
-    create_key = next(k for k in writing if f"{GOV.FORM_MESSAGE}.children" in _names(k))
-    revoke_key = next(k for k in writing if f"{GOV.REVOKE_MESSAGE}.children" in _names(k))
-    assert writing == {create_key: {"add_waiver"}, revoke_key: {"revoke_waiver"}}
+    by_output = {_names(key)[0]: writes for key, writes in writing.items()}
+    # Every writing callback is exercised below or in the admin test after this one.
+    assert by_output == {
+        f"{GOV.FORM_MESSAGE}.children": {"add_waiver"},
+        f"{GOV.REVOKE_MESSAGE}.children": {"revoke_waiver"},
+        f"{ADMIN.USER_MESSAGE}.children": {"set_user_role", "set_user_disabled"},
+        f"{ADMIN.ADD_MESSAGE}.children": {"add_user"},
+        f"{ADMIN.CREATED}.children": {"create_token"},
+        f"{ADMIN.REVOKE_MESSAGE}.children": {"revoke_token"},
+    }
     admin = site.app.test_client()
     admin.admin_headers = {"Authorization": f"Bearer {site.tokens['admin token']}"}
     body = waiver_body()
@@ -749,6 +795,115 @@ def test_every_writing_callback_is_checked_for_every_identity(site):
             assert len(waivers_after) == len(waivers_before) + 1, who
             assert revoked_text == f"Waiver #{latest} revoked: its findings are open again."
             assert latest not in in_force, who
+
+
+def test_every_admin_callback_is_checked_for_every_identity(site):
+    admin = site.app.test_client()
+    admin.admin_headers = {"Authorization": f"Bearer {site.tokens['admin token']}"}
+    with site.engine().begin() as conn:
+        accounts.add_user(conn, "target", PASSWORD, "viewer", store.utcnow())
+
+    def state():  # accounts and tokens (a token's last use aside: reading marks it)
+        with site.engine().begin() as conn:
+            tokens = [t | {"last_used_at": None} for t in accounts.list_tokens(conn)]
+            return accounts.list_users(conn), tokens
+
+    def click(caller, output, button, **values):
+        body = dash_body(admin, output, {f"{button}.n_clicks": 1}, values)
+        response = caller.open("POST", "/_dash-update-component", json=body)
+        said = response.get_json()["response"] if response.status_code == 200 else None
+        return response.status_code, said
+
+    for who in IDENTITIES:
+        caller = Caller(site, who)
+        with site.engine().begin() as conn:
+            token_id = accounts.create_token(conn, f"for {who}", "read", store.utcnow())[0]
+        before = state()
+        version = {f"{ADMIN.VERSION}.data": 0}
+        target = {f"{ADMIN.USERS}.selectedRows": [{"username": "target"}]}
+        calls = [
+            click(caller, f"{ADMIN.USER_MESSAGE}.children", ADMIN.SET_ROLE,
+                  **target, **version, **{f"{ADMIN.ROLE}.value": "governance"}),
+            click(caller, f"{ADMIN.USER_MESSAGE}.children", ADMIN.DISABLE, **target, **version),
+            click(caller, f"{ADMIN.ADD_MESSAGE}.children", ADMIN.ADD, **version,
+                  **{f"{ADMIN.NEW_NAME}.value": f"new {who}", f"{ADMIN.NEW_PASSWORD}.value": "pw",
+                     f"{ADMIN.NEW_ROLE}.value": "viewer"}),
+            click(caller, f"{ADMIN.CREATED}.children", ADMIN.CREATE, **version,
+                  **{f"{ADMIN.TOKEN_NAME}.value": f"made by {who}",
+                     f"{ADMIN.TOKEN_SCOPE}.value": "ingest"}),
+            click(caller, f"{ADMIN.REVOKE_MESSAGE}.children", ADMIN.REVOKE, **version,
+                  **{f"{ADMIN.TOKENS}.selectedRows": [{"id": token_id}]}),
+        ]  # fmt: skip
+        statuses = [status for status, _ in calls]
+        if who in ("anonymous", "ingest token"):
+            assert statuses == [401 if who == "anonymous" else 403] * 5, who
+            assert state() == before, who
+            continue
+        assert statuses == [200] * 5, who
+        if ACTS_AS[who] != "admin":
+            refusal = access_text_admin(ACTS_AS[who])
+            assert all(refusal in str(said) for _, said in calls), who
+            assert state() == before, who
+            continue
+        users, tokens = state()
+        found = {u["username"]: u for u in users}
+        assert found["target"]["role"] == "governance" and found["target"]["disabled_at"]
+        assert f"new {who}" in found
+        made = {t["name"]: t for t in tokens}
+        assert made[f"made by {who}"]["scope"] == "ingest"
+        assert made[f"for {who}"]["revoked_at"] is not None
+        # The new token's text is shown (once) and works.
+        shown = re.search(r"clew_[A-Za-z0-9_-]{43}", str(calls[3][1]))
+        assert shown, calls[3][1]
+        with site.engine().begin() as conn:
+            assert accounts.use_token(conn, shown.group(0), store.utcnow())["scope"] == "ingest"
+        with site.engine().begin() as conn:  # as it was, for the next identity
+            accounts.set_disabled(conn, "target", None)
+            accounts.set_role(conn, "target", "viewer")
+
+
+def access_text_admin(role: str) -> str:
+    from console import access
+
+    return access.ADMIN_TEXT.format(role=role)
+
+
+def test_the_admin_api_keeps_an_admin_and_says_why_it_refuses(site):
+    admin = Caller(site, "admin")
+    token = Caller(site, "admin token")
+    refused = admin.open("POST", "/api/users/admin/disable")
+    assert refused.status_code == 409
+    assert "your own account" in refused.get_json()["error"]
+    # Through a token (no account of its own), the last admin is still kept.
+    last = token.open("POST", "/api/users/admin/role", json={"role": "viewer"})
+    assert last.status_code == 409 and "no enabled admin" in last.get_json()["error"]
+    assert token.open("POST", "/api/users/admin/disable").status_code == 409
+    assert token.open("POST", "/api/users/nobody/disable").status_code == 404
+    bad = token.open("POST", "/api/users/viewer/role", json={"role": "root"})
+    assert bad.status_code == 400
+    assert token.open("POST", "/api/users", json={"username": "x"}).status_code == 400
+    taken = token.open(
+        "POST", "/api/users", json={"username": "viewer", "password": "p", "role": "viewer"}
+    )
+    assert taken.status_code == 400 and "exists already" in taken.get_json()["error"]
+    # With a second admin, the first may be demoted (by the second).
+    made = token.open(
+        "POST", "/api/users", json={"username": "second", "password": "p", "role": "admin"}
+    )
+    assert made.status_code == 201 and made.get_json()["role"] == "admin"
+    demoted = token.open("POST", "/api/users/admin/role", json={"role": "viewer"})
+    assert demoted.status_code == 200 and demoted.get_json()["role"] == "viewer"
+    # A token made through the API works; revoked, it no longer does.
+    new = token.open("POST", "/api/tokens", json={"name": "ci", "scope": "read"}).get_json()
+    reader = {"Authorization": f"Bearer {new['token']}"}
+    client = site.app.test_client()
+    assert client.get("/api/graph", headers=reader).status_code == 200
+    listed = token.open("GET", "/api/tokens").get_json()
+    assert all("token" not in t for t in listed)
+    assert {t["name"]: t["state"] for t in listed}["ci"] == "in force"
+    assert token.open("POST", f"/api/tokens/{new['id']}/revoke").status_code == 200
+    assert token.open("POST", f"/api/tokens/{new['id']}/revoke").status_code == 404
+    assert client.get("/api/graph", headers=reader).status_code == 401
 
 
 # --- The receiver --------------------------------------------------------------------------------

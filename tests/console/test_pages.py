@@ -238,6 +238,7 @@ def test_the_router_renders_registered_pages_and_a_not_found_page():
         "/governance",
         "/contracts",
         "/sources",
+        "/admin",
     ]
     rendered = shell.render("/map", "?window=all&node=pay")
     found = by_id(rendered)
@@ -258,8 +259,9 @@ def test_navigation_carries_the_window_but_not_the_filters():
         "/governance?window=all",
         "/contracts?window=all",
         "/sources?window=all",
+        "/admin?window=all",
     ]
-    assert classes == ["nav-link", "nav-link active", *["nav-link"] * 5]
+    assert classes == ["nav-link", "nav-link active", *["nav-link"] * 6]
 
 
 def test_an_open_window_is_charted_up_to_now():

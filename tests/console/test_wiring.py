@@ -95,6 +95,7 @@ def test_every_id_is_declared_in_the_ids_module():
         ids.Contracts,
         ids.Sources,
         ids.Governance,
+        ids.Admin,
     ):
         declared |= {v for k, v in vars(page).items() if k.isupper() and isinstance(v, str)}
         if hasattr(page, "TOOLBAR"):  # the Sources page has no window or filters
@@ -123,7 +124,7 @@ def test_each_page_registers_its_callbacks_once(dash_app):
     assert outputs.count(ids.PAGE) == 1
     assert outputs.count(ids.ServiceMap.GRAPH) == 2  # elements, and the stylesheet
     assert outputs.count(ids.Paths.DETAIL) == 1
-    assert len(dash_app.callback_map) == 24
+    assert len(dash_app.callback_map) == 29
 
 
 def test_create_app_twice_gives_two_independent_consoles(tmp_path):
@@ -132,6 +133,6 @@ def test_create_app_twice_gives_two_independent_consoles(tmp_path):
     one, two = first.extensions["clew.console"], second.extensions["clew.console"]
     assert one is not two and one.server is first and two.server is second
     assert one.callback_map.keys() == two.callback_map.keys()
-    assert len(one.callback_map) == len(two.callback_map) == 24
+    assert len(one.callback_map) == len(two.callback_map) == 29
     banner = [c for c in walk(two.layout) if getattr(c, "id", None) == ids.BANNER]
     assert banner and not [c for c in walk(one.layout) if getattr(c, "id", None) == ids.BANNER]
