@@ -26,6 +26,7 @@ pytestmark = pytest.mark.browser
 
 PASSWORD = "a long enough passphrase"
 GRID_ROWS = "#governance-findings .ag-center-cols-container .ag-row"
+USER_ROWS = "#admin-users .ag-center-cols-container .ag-row"
 
 
 def test_a_governance_account_logs_in_and_makes_a_waiver_through_the_form(
@@ -38,6 +39,7 @@ def test_a_governance_account_logs_in_and_makes_a_waiver_through_the_form(
     engine = store.open_engine(str(db))
     with engine.begin() as conn:
         accounts.add_user(conn, "gov", PASSWORD, "governance", store.utcnow())
+        accounts.add_user(conn, "boss", PASSWORD, "admin", store.utcnow())
     app = create_app({"DATABASE_URL": "sqlite:///" + str(db), "AUTH": True})
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -74,6 +76,27 @@ def test_a_governance_account_logs_in_and_makes_a_waiver_through_the_form(
         wait(browser, lambda d: d.current_url == url + "/login")
         browser.get(url + "/governance")
         wait(browser, lambda d: d.current_url.startswith(url + "/login?next="))
+
+        # An admin manages accounts and tokens on the Admin page.
+        browser.get(url + "/login?next=/admin")
+        browser.find_element("id", "username").send_keys("boss")
+        browser.find_element("id", "password").send_keys(PASSWORD)
+        browser.find_element("css selector", "button[type=submit]").click()
+        wait(browser, lambda d: d.current_url == url + "/admin")
+        wait(browser, lambda d: "gov" in text_of(d, "admin-users"))
+        browser.find_element("id", "admin-token-name").send_keys("otel collector")
+        browser.find_element("id", "admin-create").click()
+        wait(browser, lambda d: "not shown again" in text_of(d, "admin-created"))
+        token = browser.find_element("id", "admin-created-token").text
+        assert token.startswith("clew_") and len(token) == 48
+        wait(browser, lambda d: "otel collector" in text_of(d, "admin-tokens"))
+        rows = browser.find_elements("css selector", f"{USER_ROWS}")
+        next(row for row in rows if row.text.startswith("gov")).click()
+        browser.find_element("id", "admin-disable").click()
+        wait(browser, lambda d: "gov is disabled." in text_of(d, "admin-user-message"))
+        with engine.begin() as conn:
+            assert accounts.authenticate(conn, "gov", PASSWORD) is None
+            assert accounts.use_token(conn, token, store.utcnow())["scope"] == "ingest"
     finally:
         server.shutdown()
         server.server_close()
