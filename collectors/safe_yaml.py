@@ -16,6 +16,7 @@ and the reason.
 
 from __future__ import annotations
 
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # ruamel.yaml is imported when YAML is first read: JSON readers never pay
@@ -49,7 +50,33 @@ def _reader() -> YAML:
 
     yaml = YAML(typ="safe", pure=True)
     yaml.allow_duplicate_keys = False
+    yaml.Scanner = _depth_scanner()
     return yaml
+
+
+@cache
+def _depth_scanner() -> type:
+    """ruamel.yaml's scanner, refusing to nest past ``MAX_DEPTH`` as it reads. Left to the
+    composer, a stream of 200,000 ``[`` costs seconds before the depth is noticed: the scanner
+    keeps every open bracket as a possible simple key and checks them all at each token."""
+    from ruamel.yaml.scanner import Scanner, ScannerError
+
+    def refuse(scanner: Scanner) -> None:
+        mark = scanner.reader.get_mark()
+        raise ScannerError(None, None, f"nested more than {MAX_DEPTH} levels deep", mark)
+
+    class DepthScanner(Scanner):
+        def fetch_flow_collection_start(self, TokenClass: Any, to_push: str) -> None:
+            if self.flow_level >= MAX_DEPTH:
+                refuse(self)
+            super().fetch_flow_collection_start(TokenClass, to_push)
+
+        def add_indent(self, column: int) -> bool:
+            if len(self.indents) >= MAX_DEPTH:
+                refuse(self)
+            return super().add_indent(column)
+
+    return DepthScanner
 
 
 def load_all(data: str | bytes, source: str) -> list[Any]:
