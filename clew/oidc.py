@@ -12,6 +12,7 @@ path such as ``realm_access.roles`` reaches into an object), a string or a list 
 ``OIDC_ROLES`` (a JSON object such as ``{"clew-admins": "admin", "architects": "viewer"}``) each
 value is mapped to a Clew role; without it, values that are Clew role names count as such. The
 highest role found wins; with none, ``OIDC_DEFAULT_ROLE`` is given, or the login is refused.
+When the ID token lacks the claim, the provider's userinfo endpoint is asked for it.
 
 Each person gets an account in the ``users`` table, keyed by issuer and subject, made at their
 first login and given the claim's role at every login: so ``clew users list`` shows them and
@@ -176,6 +177,11 @@ def _callback():
     if str(claims.get("iss", "")).rstrip("/") != issuer:
         log.info("OpenID Connect login refused: issuer %r is not %r", claims.get("iss"), issuer)
         return auth.login_page(401, error="The single sign-on login failed; try again.")
+    try:
+        claims = _with_userinfo(token, dict(claims), config)
+    except (RequestException, ValueError) as error:
+        log.warning("OpenID Connect: the provider's userinfo failed: %s", _describe(error))
+        return auth.login_page(502, error="The single sign-on provider cannot be reached.")
     role = role_for(claims, config)
     name = str(claims.get("preferred_username") or claims.get("email") or claims["sub"])
     if role is None:
@@ -189,6 +195,21 @@ def _callback():
         return auth.login_page(403, error=f"The account {name} is disabled.")
     auth.begin_session(user)
     return redirect(target)
+
+
+def _with_userinfo(token: dict[str, Any], claims: dict[str, Any], config: Any) -> dict[str, Any]:
+    """The ID token's claims, with the provider's userinfo endpoint's added when the ID token
+    lacks the role claim (many providers put groups there only). The ID token's own claims win,
+    and userinfo about another subject is ignored, as OpenID Connect Core 5.3.2 says."""
+    path = config.get("OIDC_ROLE_CLAIM") or "roles"
+    metadata = _client().load_server_metadata()
+    if claim_values(claims, path) or not metadata.get("userinfo_endpoint"):
+        return claims
+    extra = _client().userinfo(token=token)
+    if extra.get("sub") != claims.get("sub"):
+        log.info("OpenID Connect: userinfo names another subject; its claims are ignored")
+        return claims
+    return {**extra, **claims}
 
 
 def _describe(error: Exception) -> str:

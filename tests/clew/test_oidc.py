@@ -55,6 +55,9 @@ class Provider:
     impostor: RSAKey = field(
         default_factory=lambda: RSAKey.generate_key(2048, parameters={"kid": "k1"})
     )
+    #: What the userinfo endpoint adds, for the access token it issued (beside ``sub``).
+    userinfo: dict[str, Any] = field(default_factory=dict)
+    access_tokens: dict[str, str] = field(default_factory=dict)
     codes: dict[str, dict[str, str]] = field(default_factory=dict)
     token_requests: list[dict[str, str]] = field(default_factory=list)
 
@@ -91,6 +94,7 @@ class Provider:
                 authorization_endpoint=f"{self.url}/authorize",
                 token_endpoint=f"{self.url}/token",
                 jwks_uri=f"{self.url}/jwks",
+                userinfo_endpoint=f"{self.url}/userinfo",
                 response_types_supported=["code"],
                 subject_types_supported=["public"],
                 id_token_signing_alg_values_supported=["RS256"],
@@ -112,6 +116,13 @@ class Provider:
             code = secrets.token_urlsafe(16)
             self.codes[code] = dict(args)
             return redirect(f"{args['redirect_uri']}?code={code}&state={args['state']}")
+
+        @app.get("/userinfo")
+        def userinfo():
+            scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+            if scheme != "Bearer" or given not in self.access_tokens:
+                return jsonify(error="invalid_token"), 401
+            return jsonify({"sub": self.access_tokens[given]} | self.userinfo)
 
         @app.post("/token")
         def token():
@@ -136,6 +147,7 @@ class Provider:
             ):
                 return jsonify(error="invalid_grant"), 400
             answer = {"access_token": secrets.token_urlsafe(24), "token_type": "Bearer"}
+            self.access_tokens[answer["access_token"]] = self.claims.get("sub", "")
             if self.spoil != "no id token":
                 answer["id_token"] = self.id_token(grant)
             return jsonify(answer | {"expires_in": 300})
@@ -158,7 +170,8 @@ def provider() -> Iterator[Provider]:
 @pytest.fixture(autouse=True)
 def fresh_provider(provider):
     """Each test starts with the provider saying nothing special."""
-    provider.claims, provider.spoil = {}, None
+    provider.claims, provider.spoil, provider.userinfo = {}, None, {}
+    provider.access_tokens.clear()
     provider.codes.clear()
     provider.token_requests.clear()
 
@@ -251,6 +264,18 @@ def test_a_nested_claim_and_role_names_without_a_mapping(tmp_path, provider):
     assert sso_login(app.test_client()).status_code == 302
     assert users_of(app)["cy"]["role"] == "governance"
     store.engine_of(app).dispose()
+
+
+def test_groups_only_in_userinfo_are_read_from_there(app, provider):
+    provider.claims = {"sub": "u-9", "preferred_username": "gus"}  # no groups in the ID token
+    provider.userinfo = {"groups": ["governance-board"], "preferred_username": "other"}
+    assert sso_login(app.test_client()).status_code == 302
+    assert users_of(app)["gus"]["role"] == "governance"  # the ID token's name wins
+    # Userinfo about another subject is not believed.
+    provider.claims = {"sub": "u-10", "preferred_username": "hal"}
+    provider.userinfo = {"sub": "u-9", "groups": ["clew-admins"]}
+    refused = sso_login(app.test_client())
+    assert refused.status_code == 403 and "hal has no role" in refused.get_data(as_text=True)
 
 
 def test_no_role_is_refused_unless_a_default_is_set(tmp_path, provider):
