@@ -509,7 +509,7 @@ class Batch:
                 inserted += gateway_requests.write(conn, self.requests)
         insert_ignoring_duplicates(conn, "span_links", LINK_COLUMNS, self.links)
         _save_quarantine(conn, source, self.quarantined)
-        cells = rollups.apply(conn, contributions)
+        cells = rollups.apply(conn, contributions, root_callers or joins.callers)
         if self.contracts or self.catalog is not None or self.request_count:
             contract_routes.learn(conn)  # gateway endpoints named by their services' contracts
         return inserted, cells
@@ -562,7 +562,7 @@ def _repacked(chunks: dict[str, stored_spans.Chunk]) -> tuple[stored_spans.Chunk
     end = 0
     for trace_id, chunk in chunks.items():
         end += len(chunk.data)
-        index.append((trace_id, chunk.start_ns, chunk.span_count, end))
+        index.append((trace_id, chunk.start_ns, chunk.last_start_ns, chunk.span_count, end))
     return index, b"".join(chunk.data for chunk in chunks.values())
 
 

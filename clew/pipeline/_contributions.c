@@ -27,8 +27,9 @@
  * Exactness: a histogram bucket is ceil(log((double)d) / log_gamma) with the libm log Python's
  * math.log calls and log_gamma handed in by configure(); int64 to double rounds to nearest, as
  * Python's int to float does. Sums are kept in 128 bits, so no sum of 64-bit values overflows.
- * The maximum duration of a call is compared once with the cell's, which is what the Python
- * code's comparison per span gives. An endpoint's [first, last] is moved by the call's earliest
+ * The longest duration of a call, with how many of its spans had it, is merged once into the
+ * cell's (cells.larger: into duration_max and max_count for a positive sign, taken_max and
+ * taken_count for a negative one), which is what the Python code's update per span gives. An endpoint's [first, last] is moved by the call's earliest
  * and latest start, which equals the Python code's span-by-span update for lists with
  * first <= last, as every list Contributions makes is.
  *
@@ -104,8 +105,8 @@ static long zero_bucket;
 static PyObject *default_broker, *http_protocol, *rpc_protocol, *messaging_protocol,
     *process_method, *any_method, *slash;
 static PyObject *count_attr, *errors_attr, *client_errors_attr, *duration_sum_attr,
-    *duration_max_attr, *buckets_attr, *clamp_attr, *lag_count_attr, *lag_sum_attr,
-    *lag_buckets_attr;
+    *duration_max_attr, *max_count_attr, *taken_max_attr, *taken_count_attr, *buckets_attr,
+    *lag_count_attr, *lag_sum_attr, *lag_buckets_attr;
 
 /* ---- strings and hashing ---- */
 
@@ -270,7 +271,8 @@ typedef struct {
     CellKey key;
     int64_t count, errors, client_errors, lag_count;
     __int128 duration_sum, lag_sum;
-    int64_t duration_max; /* with a positive sign: the longest duration added */
+    int64_t duration_max; /* the longest duration (below 0 counted as 0) */
+    int64_t max_count;    /* how many of the call's spans had it */
     Py_ssize_t first_bucket[2], last_bucket[2];
 } CellSum;
 
@@ -698,8 +700,13 @@ add(Work *w, const CellKey *key, const Row *side, int error, int client_error, c
         c->client_errors += w->sign;
     }
     c->duration_sum += (__int128)w->sign * duration;
-    if (w->sign > 0 && duration > c->duration_max) {
-        c->duration_max = duration;
+    int64_t longest = duration > 0 ? duration : 0;
+    if (c->max_count == 0 || longest > c->duration_max) {
+        c->duration_max = longest;
+        c->max_count = 1;
+    }
+    else if (longest == c->duration_max) {
+        c->max_count++;
     }
     if (count_bucket(w, at, 0, bucket_of(duration)) < 0) {
         return FAIL;
@@ -1177,6 +1184,43 @@ add_buckets(Work *w, PyObject *cell, PyObject *name, Py_ssize_t first)
     return status;
 }
 
+/* ``cell.value, cell.count = cells.larger(cell.value, cell.count, value, count)``. */
+static int
+merge_larger(PyObject *cell, PyObject *value_attr, PyObject *count_attr, int64_t value,
+             __int128 count)
+{
+    if (count == 0) {
+        return OK;
+    }
+    PyObject *old = PyObject_GetAttr(cell, value_attr);
+    PyObject *old_count = old != NULL ? PyObject_GetAttr(cell, count_attr) : NULL;
+    PyObject *mine = old_count != NULL ? PyLong_FromLongLong(value) : NULL;
+    int status = FAIL;
+    if (mine != NULL) {
+        int none = PyObject_Not(old_count);
+        int above = none == 0 ? PyObject_RichCompareBool(mine, old, Py_GT) : 0;
+        int same = none == 0 && above == 0 ? PyObject_RichCompareBool(mine, old, Py_EQ) : 0;
+        if (none < 0 || above < 0 || same < 0) {
+            status = FAIL;
+        }
+        else if (none || above) {
+            PyObject *n = int_of(count);
+            status = n != NULL && PyObject_SetAttr(cell, value_attr, mine) == 0 &&
+                             PyObject_SetAttr(cell, count_attr, n) == 0
+                         ? OK
+                         : FAIL;
+            Py_XDECREF(n);
+        }
+        else {
+            status = same ? add_to_attr(cell, count_attr, count) : OK;
+        }
+    }
+    Py_XDECREF(old);
+    Py_XDECREF(old_count);
+    Py_XDECREF(mine);
+    return status;
+}
+
 static int
 add_sums(Work *w, const CellSum *c, PyObject *cell)
 {
@@ -1187,21 +1231,12 @@ add_sums(Work *w, const CellSum *c, PyObject *cell)
         add_buckets(w, cell, buckets_attr, c->first_bucket[0]) < 0) {
         return FAIL;
     }
-    if (w->sign > 0) {
-        PyObject *old = PyObject_GetAttr(cell, duration_max_attr);
-        PyObject *longest = PyLong_FromLongLong(c->duration_max);
-        int above = old != NULL && longest != NULL ? PyObject_RichCompareBool(longest, old, Py_GT)
-                                                   : -1;
-        if (above > 0) {
-            above = PyObject_SetAttr(cell, duration_max_attr, longest);
-        }
-        Py_XDECREF(old);
-        Py_XDECREF(longest);
-        if (above < 0) {
-            return FAIL;
-        }
-    }
-    else if (PyObject_SetAttr(cell, clamp_attr, Py_True) < 0) {
+    /* Each of the call's spans counts |sign| times, as ``Cell.see`` counts it. */
+    __int128 times = (__int128)c->max_count * (w->sign > 0 ? w->sign : -(__int128)w->sign);
+    if (w->sign > 0 ? merge_larger(cell, duration_max_attr, max_count_attr, c->duration_max,
+                                   times) < 0
+                    : merge_larger(cell, taken_max_attr, taken_count_attr, c->duration_max,
+                                   times) < 0) {
         return FAIL;
     }
     if (add_to_attr(cell, lag_count_attr, c->lag_count) < 0 ||
@@ -1786,7 +1821,8 @@ PyInit__contributions(void)
         !intern(&client_errors_attr, "client_errors") ||
         !intern(&duration_sum_attr, "duration_sum") ||
         !intern(&duration_max_attr, "duration_max") || !intern(&buckets_attr, "buckets") ||
-        !intern(&clamp_attr, "clamp") || !intern(&lag_count_attr, "lag_count") ||
+        !intern(&max_count_attr, "max_count") || !intern(&taken_max_attr, "taken_max") ||
+        !intern(&taken_count_attr, "taken_count") || !intern(&lag_count_attr, "lag_count") ||
         !intern(&lag_sum_attr, "lag_sum") || !intern(&lag_buckets_attr, "lag_buckets")) {
         return NULL;
     }

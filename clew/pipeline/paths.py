@@ -9,19 +9,24 @@ that begins in the entry service itself has the edge ``client → entry``.
 
 Like edge cells, path cells are a function of a trace's set of spans and their counts are additive,
 so ``Contributions.correct`` keeps them right when a trace arrives in pieces. A trace counts once
-per distinct path it fails along.
+per distinct path it fails along. A cell's first and last failure cannot be subtracted: a change
+carries the earliest and latest failure it adds and takes out (``clew.store.cells.settled``), and
+where what it takes out may have been the cell's first or last, those are read back from the
+cell's traces (``apply``). Failures at the same nanosecond are ordered by trace and span id, so
+the exemplar does not depend on the order traces arrive in.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 import orjson
 from sqlalchemy import bindparam, text
 from sqlalchemy.engine import Connection
 
 from clew.records import ROOT_CALLER, SpanKind
+from clew.store.cells import larger, settled, smaller
 
 # Positions in a span row, as in ``clew.pipeline.rollups``.
 TRACE, SPAN, PARENT, SERVICE, NAME, KIND, START = 0, 1, 2, 3, 4, 5, 6
@@ -64,20 +69,33 @@ def path_id(entry_service: str, entry_endpoint: str, path: tuple[str, ...]) -> s
     return digest.hexdigest()
 
 
+#: A failure as path cells order it: (start, trace id, span id) of the span where it began.
+Failure = tuple[int, str, str]
+_NO_FAILURE: Failure = (0, "", "")
+
+
 class PathCell:
-    """Additive count of one path in one minute, its first and last failure and an exemplar."""
+    """Additive count of one path in one minute, and the extremes of the failures a change adds
+    and takes out: the earliest start (``first_ns``, ``taken_first_ns``) and the latest failure
+    (``latest``, ``taken_latest``: the exemplar, with its ``error``), each with how many failures
+    are it (0: none)."""
 
     __slots__ = (
         "count",
         "entry_endpoint",
         "entry_service",
         "error",
-        "exemplar",
         "failing_client",
         "failing_server",
+        "first_count",
         "first_ns",
-        "last_ns",
+        "latest",
+        "latest_count",
         "path",
+        "taken_first_count",
+        "taken_first_ns",
+        "taken_latest",
+        "taken_latest_count",
     )
 
     def __init__(self, entry: tuple[str, str], path: tuple[str, ...], edge: tuple[str, str]):
@@ -85,26 +103,51 @@ class PathCell:
         self.path = path
         self.failing_client, self.failing_server = edge
         self.count = 0
-        self.first_ns: int | None = None
-        self.last_ns: int | None = None
-        self.exemplar: tuple[str, str] | None = None  # (trace id, span id)
+        self.first_ns = self.first_count = self.taken_first_ns = self.taken_first_count = 0
+        self.latest = self.taken_latest = _NO_FAILURE
+        self.latest_count = self.taken_latest_count = 0
         self.error: str | None = None
 
-    def see(self, start_ns: int, exemplar: tuple[str, str], error: str) -> None:
-        """A failure at ``start_ns``: the latest one seen is the exemplar."""
-        if self.first_ns is None or start_ns < self.first_ns:
-            self.first_ns = start_ns
-        if self.last_ns is None or start_ns >= self.last_ns:
-            self.last_ns = start_ns
-            self.exemplar, self.error = exemplar, error
+    def see(self, failure: Failure, error: str | None, sign: int) -> None:
+        """A failure added (``sign`` > 0) or taken out; the latest one added is the exemplar."""
+        if sign > 0:
+            self.first_ns, self.first_count = smaller(
+                self.first_ns, self.first_count, failure[0], sign
+            )
+            if not self.latest_count or failure > self.latest:
+                self.error = error
+            self.latest, self.latest_count = larger(self.latest, self.latest_count, failure, sign)
+        else:
+            self.taken_first_ns, self.taken_first_count = smaller(
+                self.taken_first_ns, self.taken_first_count, failure[0], -sign
+            )
+            self.taken_latest, self.taken_latest_count = larger(
+                self.taken_latest, self.taken_latest_count, failure, -sign
+            )
 
     def absorb(self, other: PathCell) -> None:
         """Add another cell of the same key to this one."""
         self.count += other.count
-        if other.first_ns is not None and other.exemplar is not None:
-            self.see(other.first_ns, other.exemplar, other.error or "")
-            assert other.last_ns is not None
-            self.see(other.last_ns, other.exemplar, other.error or "")
+        self.first_ns, self.first_count = smaller(
+            self.first_ns, self.first_count, other.first_ns, other.first_count
+        )
+        if other.latest_count and (not self.latest_count or other.latest > self.latest):
+            self.error = other.error
+        self.latest, self.latest_count = larger(
+            self.latest, self.latest_count, other.latest, other.latest_count
+        )
+        self.taken_first_ns, self.taken_first_count = smaller(
+            self.taken_first_ns,
+            self.taken_first_count,
+            other.taken_first_ns,
+            other.taken_first_count,
+        )
+        self.taken_latest, self.taken_latest_count = larger(
+            self.taken_latest,
+            self.taken_latest_count,
+            other.taken_latest,
+            other.taken_latest_count,
+        )
 
 
 def _peer(row: tuple) -> str | None:
@@ -216,8 +259,7 @@ class FailingPaths:
             if cell is None:
                 cell = self.cells[key] = PathCell(entry, nodes, edge)
             cell.count += sign
-            if sign > 0:
-                cell.see(row[START], (row[TRACE], row[SPAN]), error)
+            cell.see((row[START], row[TRACE], row[SPAN]), error, sign)
 
     def merge(self, other: FailingPaths) -> None:
         """Add another set of path cells to this one."""
@@ -251,9 +293,19 @@ _UPDATE = text(
 _DELETE = text("DELETE FROM failing_paths WHERE id = :id")
 
 
-def apply(conn: Connection, paths: FailingPaths) -> int:
+def apply(
+    conn: Connection,
+    paths: FailingPaths,
+    read_back: Callable[[Iterable[int]], FailingPaths] | None = None,
+) -> int:
     """Add path cells to the stored ones; returns rows written. Call inside the transaction that
-    stores the spans they come from."""
+    stores the spans they come from.
+
+    ``read_back(minutes)`` gives the path cells of every stored trace with a span in those
+    minutes (``clew.pipeline.rollups.read_back``): the first and last failure of a cell that a
+    change may have taken them out of are taken from there. Without it (or should the cell not be
+    there), they stay the earliest and latest known, as before the change.
+    """
     if not paths.cells:
         return 0
     minutes = sorted({minute for minute, _ in paths.cells})
@@ -262,32 +314,49 @@ def apply(conn: Connection, paths: FailingPaths) -> int:
         for row in conn.execute(_SELECT, {"minutes": minutes[start : start + 500]}):
             stored[(row[1], row[2])] = tuple(row)
     inserts, updates, deletes = [], [], []
+    merged: dict[PathKey, tuple[int, int | None, Failure | None, str | None]] = {}
     for key in sorted(paths.cells):
         delta = paths.cells[key]
         old = stored.get(key)
-        merged = PathCell(
-            (delta.entry_service, delta.entry_endpoint),
-            delta.path,
-            (delta.failing_client, delta.failing_server),
-        )
-        if old is not None:
-            merged.count = old[3]
-            merged.see(old[4], (old[6], old[7]), old[8])
-            merged.see(old[5], (old[6], old[7]), old[8])
-        merged.absorb(delta)
-        if merged.count <= 0 or merged.exemplar is None:
+        count = delta.count + (old[3] if old is not None else 0)
+        if count <= 0:
             if old is not None:
                 deletes.append({"id": old[0]})
             continue
+        old_latest = (old[5], old[6], old[7]) if old is not None else None
+        first = settled(
+            old[4] if old is not None else None,
+            delta.first_ns,
+            delta.first_count,
+            delta.taken_first_ns,
+            delta.taken_first_count,
+            lowest=True,
+        )
+        latest = settled(
+            old_latest,
+            delta.latest,
+            delta.latest_count,
+            delta.taken_latest,
+            delta.taken_latest_count,
+        )
+        error = old[8] if old is not None and latest == old_latest else delta.error
+        merged[key] = (count, first, latest, error)
+    unknown = [key for key, (_, first, latest, _) in merged.items() if None in (first, latest)]
+    exact = read_back({minute for minute, _ in unknown}).cells if unknown and read_back else {}
+    for key, (count, first, latest, error) in merged.items():
+        if first is None or latest is None:
+            first, latest, error = _known(key, stored.get(key), paths.cells[key], exact.get(key))
         values = {
-            "count": merged.count,
-            "first_seen_ns": merged.first_ns,
-            "last_seen_ns": merged.last_ns,
-            "exemplar_trace_id": merged.exemplar[0],
-            "exemplar_span_id": merged.exemplar[1],
-            "error": merged.error,
+            "count": count,
+            "first_seen_ns": first,
+            "last_seen_ns": latest[0],
+            "exemplar_trace_id": latest[1],
+            "exemplar_span_id": latest[2],
+            "error": error,
         }
+        old = stored.get(key)
         if old is None:
+            delta = paths.cells[key]
             inserts.append(
                 values
                 | {
@@ -306,3 +375,19 @@ def apply(conn: Connection, paths: FailingPaths) -> int:
         if rows:
             conn.execute(statement, rows)
     return len(inserts) + len(updates) + len(deletes)
+
+
+def _known(
+    key: PathKey, old: tuple | None, delta: PathCell, exact: PathCell | None
+) -> tuple[int, Failure, str | None]:
+    """A cell's first failure, latest failure and its error, from the cell as its traces give
+    it (``exact``); failing that, the earliest and latest of the stored and added ones."""
+    if exact is not None and exact.latest_count:
+        return exact.first_ns, exact.latest, exact.error
+    edge = (delta.failing_client, delta.failing_server)
+    known = PathCell((delta.entry_service, delta.entry_endpoint), delta.path, edge)
+    if old is not None:
+        known.see((old[4], old[6], old[7]), old[8], 1)
+        known.see((old[5], old[6], old[7]), old[8], 1)
+    known.absorb(delta)
+    return known.first_ns, known.latest, known.error

@@ -36,9 +36,12 @@ adds the contributions of its new traces, and for a trace that already had spans
 a virtual edge onto the real server once the server's span arrives. Late spans and re-runs give
 the same rollups as one clean pass; ``rebuild`` recomputes them from the spans in one pass.
 
-The largest duration of a cell cannot be subtracted; when a correction takes counts out of a
-cell, its maximum is clamped to the upper edge of the highest bucket left, so it stays within the
-histogram's 2 %.
+The largest duration of a cell (and a failing path's first and last failure) cannot be
+subtracted. A change carries the extremes of what it adds and of what it takes out, with how many
+values are each (``clew.store.cells.settled``), which settles the new maximum unless the change
+took out the maximum itself; only then is it read back from the stored traces of the cell's minute
+(``ReadBack``: a few cells a batch, where a trace split across writes held the maximum). So the
+maxima too are those of one clean pass, wherever traces were split.
 """
 
 from __future__ import annotations
@@ -194,11 +197,7 @@ class Contributions:
         cell.duration_sum += sign * duration
         bucket = bucket_of(duration)
         cell.buckets[bucket] = cell.buckets.get(bucket, 0) + sign
-        if sign > 0:
-            if duration > cell.duration_max:
-                cell.duration_max = duration
-        else:
-            cell.clamp = True
+        cell.see(duration, sign)
         if lag is not None:
             lag = max(lag, 0)  # clock skew can put a consumer before its producer
             cell.lag_count += sign
@@ -699,13 +698,64 @@ _UPSERT_ENDPOINT = text(
 )
 
 
-def apply(conn: Connection, contributions: Contributions) -> int:
-    """Add contributions to the stored rollups, nodes and endpoints; returns cells written.
+#: Names the callers of root spans (``clew.pipeline.RootCallers``): given span rows that may be
+#: roots, (trace id, span id) → (caller node, its kind) for those it knows.
+Namer = Callable[[Connection, list[tuple]], dict[tuple[str, str], tuple[str, str]]]
 
-    Call inside the transaction that stores the spans they come from.
+
+class ReadBack:
+    """The contributions of the stored traces with a span that started in given minutes: every
+    cell of those minutes as whole traces make it, maxima and failing paths' first and last
+    failure included. Traces are read once per minute asked for, however often it is asked
+    (extremes do not mind a trace counted twice; the counts read back are not used)."""
+
+    def __init__(self, conn: Connection, root_callers: Namer | None) -> None:
+        self.conn = conn
+        self.root_callers = root_callers
+        self.contributions = Contributions()
+        self.minutes: set[int] = set()
+
+    def __call__(self, minutes: Iterable[int]) -> Contributions:
+        wanted = sorted(set(minutes) - self.minutes)
+        if wanted:
+            self.minutes.update(wanted)
+            rows = spans.of_traces(self.conn, _traces_in(self.conn, wanted))
+            if self.root_callers is not None and rows:
+                roots = [row for row in rows if row[KIND] in _ROOT_KINDS]
+                self.contributions.root_callers = self.root_callers(self.conn, roots)
+            self.contributions.add(rows)
+        return self.contributions
+
+
+def _traces_in(conn: Connection, minutes: list[int]) -> set[str]:
+    """The traces with a span that started in one of ``minutes`` (sorted), read a run of
+    consecutive minutes at a time."""
+    found: set[str] = set()
+    run_start = previous = minutes[0]
+    for minute in [*minutes[1:], None]:
+        if minute is not None and minute == previous + 1:
+            previous = minute
+            continue
+        since, until = run_start * _NS_PER_MINUTE, (previous + 1) * _NS_PER_MINUTE
+        found.update(spans.traces_started_between(conn, since, until))
+        if minute is not None:
+            run_start = previous = minute
+    return found
+
+
+def apply(conn: Connection, contributions: Contributions, root_callers: Namer | None = None) -> int:
+    """Add contributions to the stored rollups, nodes and endpoints; returns cells written.
+    ``root_callers`` names the callers of root spans as the contributions were named (None:
+    ``client`` for every root).
+
+    A cell whose maximum (or a failing path whose first or last failure) the change may have
+    taken out (``clew.store.cells.settled``) has it read back from the stored traces of its
+    minute (``ReadBack``). Call inside the transaction that stores the spans they come from,
+    after they are stored.
     """
     written = 0
     cells = contributions.cells
+    read_back = ReadBack(conn, root_callers)
     if cells:
         minutes = sorted({key[0] for key in cells})
         sources = sorted({key[5] for key in cells})
@@ -714,14 +764,25 @@ def apply(conn: Connection, contributions: Contributions) -> int:
             params = {"sources": sources, "minutes": minutes[start : start + 500]}
             for row in conn.execute(_SELECT_CELLS, params):
                 stored[tuple(row[1:7])] = row  # type: ignore[index]
-        inserts, updates, deletes = [], [], []
+        changed: dict[CellKey, tuple] = {}
+        deletes = []
         for key in sorted(cells):
             old = stored.get(key)
             values = applied(old[7:16] if old is not None else None, cells[key])
-            if values is None:
-                if old is not None:
-                    deletes.append((old[0],))
-                continue
+            if values is not None:
+                changed[key] = values
+            elif old is not None:
+                deletes.append((old[0],))
+        unknown = [key for key, values in changed.items() if values[4] is None]
+        if unknown:
+            exact = read_back(key[0] for key in unknown).cells
+            for key in unknown:
+                old, values = stored.get(key), changed[key]
+                longest = _longest(exact.get(key), old[11] if old is not None else 0, cells[key])
+                changed[key] = (*values[:4], longest, *values[5:])
+        inserts, updates = [], []
+        for key, values in changed.items():
+            old = stored.get(key)
             if old is None:
                 inserts.append((*key, *values))
             else:
@@ -745,7 +806,19 @@ def apply(conn: Connection, contributions: Contributions) -> int:
             for (s, p, m, r), (f, la) in sorted(contributions.endpoints.items())
         ]
         conn.execute(_UPSERT_ENDPOINT, endpoints)
-    return written + failing_paths.apply(conn, contributions.paths)
+
+    def paths_of(minutes: Iterable[int]) -> failing_paths.FailingPaths:
+        return read_back(minutes).paths
+
+    return written + failing_paths.apply(conn, contributions.paths, paths_of)
+
+
+def _longest(exact: Cell | None, stored: int, delta: Cell) -> int:
+    """The maximum of a cell whose change may have taken it out, as the cell's traces give it;
+    should they not give the cell (its cells and its traces disagree), the largest known."""
+    if exact is not None and exact.max_count:
+        return exact.duration_max
+    return max(stored, delta.duration_max)
 
 
 def linked_pairs(conn: Connection) -> Iterator[tuple[tuple, tuple]]:

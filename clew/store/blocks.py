@@ -1,11 +1,13 @@
 """Rollup blocks: the per-minute edge cells added up over aligned blocks of 10 minutes, an hour and
 a day, kept in the transaction that writes the minute cells.
 
-Every field of a cell is additive, so a block is the sum of its minutes, and a window is read as
-the largest whole blocks it holds plus the minutes at its ragged ends (``plan``): the last seven
-days merge some 80 rows per edge and endpoint instead of 10,080. Whatever writes minute cells to
-``edge_rollups`` passes the same changes to ``apply`` in the same transaction, and whatever
-deletes minute cells (retention) deletes the blocks that hold them, or reads count them still.
+Every field of a cell but its maximum is additive, so a block is the sum of its minutes (its
+maximum the largest of theirs, read from them where a change may have taken it out), and a window
+is read as the largest whole blocks it holds plus the minutes at its ragged ends (``plan``): the
+last seven days merge some 80 rows per edge and endpoint instead of 10,080. Whatever writes minute
+cells to ``edge_rollups`` passes the same changes to ``apply`` in the same transaction, after
+writing them, and whatever deletes minute cells (retention) deletes the blocks that hold them, or
+reads count them still.
 """
 
 from __future__ import annotations
@@ -96,6 +98,8 @@ def apply(conn: Connection, cells: Mapping[tuple, Cell]) -> int:
     for key in sorted(changes):
         old = stored.get(key)
         values = applied(old[8:17] if old is not None else None, changes[key])
+        if values is not None and values[4] is None:
+            values = (*values[:4], _longest(conn, key), *values[5:])
         if values is None:
             if old is not None:
                 deletes.append((old[0],))
@@ -107,6 +111,29 @@ def apply(conn: Connection, cells: Mapping[tuple, Cell]) -> int:
         if rows:
             executemany(conn, statement, rows)
     return len(inserts) + len(updates) + len(deletes)
+
+
+_LONGEST = text(
+    "SELECT MAX(duration_max_ns) FROM edge_rollups WHERE client = :client AND server = :server"
+    " AND minute >= :since AND minute < :until AND connection_type = :connection_type"
+    " AND endpoint = :endpoint AND source = :source"
+)
+
+
+def _longest(conn: Connection, key: tuple) -> int:
+    """The maximum of a block whose change may have taken it out (``clew.store.cells.settled``):
+    the largest of its minute cells', written already."""
+    length, minute, client, server, connection_type, endpoint, source = key
+    params = {
+        "client": client,
+        "server": server,
+        "since": minute,
+        "until": minute + length,
+        "connection_type": connection_type,
+        "endpoint": endpoint,
+        "source": source,
+    }
+    return conn.execute(_LONGEST, params).scalar() or 0
 
 
 def clear(conn: Connection, sources: Iterable[str]) -> None:

@@ -10,6 +10,11 @@ ingest spent in SQLite.
 
 Spans stay unique on (trace id, span id): the writer reads the stored spans of every trace of a
 batch under its write lock and stores only the new ones (``clew.pipeline.Batch.write``).
+
+A chunk's spans start within ``CHUNK_WINDOW_NS`` of its earliest: a write whose spans of one trace
+spread wider stores them in several chunks. The traces with a span that started in a time range
+are then found by the index on chunks' start alone (``traces_started_between``), which is how a
+rollup cell's other traces are read back (``clew.pipeline.rollups.ReadBack``).
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ _ENCODER = msgspec.msgpack.Encoder()
 _DECODER = msgspec.msgpack.Decoder(list[tuple])
 #: Trace ids per ``IN`` list: well below SQLite's and PostgreSQL's parameter limits.
 _IDS_PER_QUERY = 500
+#: How far after a chunk's earliest span its other spans may start (the chunk's time window).
+CHUNK_WINDOW_NS = 60_000_000_000
 
 _INSERT = "INSERT INTO span_chunks (trace_id, start_ns, span_count, spans) VALUES (?, ?, ?, ?)"
 _CHUNKS_OF = text("SELECT spans FROM span_chunks WHERE trace_id IN :ids").bindparams(
@@ -46,11 +53,12 @@ class Chunk(NamedTuple):
     start_ns: int  # the earliest start among them
     span_count: int
     data: bytes | memoryview  # the rows as a MessagePack array of arrays
+    last_start_ns: int  # the latest start among them
 
 
-#: Chunks encoded into one buffer (``pack``): per trace, (trace id, earliest start, span count,
-#: the offset in the buffer where its chunk ends), in the buffer's order.
-ChunkIndex = list[tuple[str, int, int, int]]
+#: Chunks encoded into one buffer (``pack``): per trace, (trace id, earliest start, latest start,
+#: span count, the offset in the buffer where its chunk ends), in the buffer's order.
+ChunkIndex = list[tuple[str, int, int, int, int]]
 
 
 def pack(rows: Iterable[Sequence]) -> tuple[ChunkIndex, bytearray]:
@@ -71,7 +79,8 @@ def pack(rows: Iterable[Sequence]) -> tuple[ChunkIndex, bytearray]:
     index: ChunkIndex = []
     for trace_id, spans in by_trace.items():
         encode_into(spans, data, -1)  # appended
-        index.append((trace_id, min([row[6] for row in spans]), len(spans), len(data)))
+        starts = [row[6] for row in spans]
+        index.append((trace_id, min(starts), max(starts), len(spans), len(data)))
     return index, data
 
 
@@ -80,8 +89,8 @@ def unpack(index: ChunkIndex, data: bytes | bytearray | memoryview) -> dict[str,
     view = memoryview(data)
     chunks: dict[str, Chunk] = {}
     start = 0
-    for trace_id, start_ns, span_count, end in index:
-        chunks[trace_id] = Chunk(start_ns, span_count, view[start:end])
+    for trace_id, start_ns, last_start_ns, span_count, end in index:
+        chunks[trace_id] = Chunk(start_ns, span_count, view[start:end], last_start_ns)
         start = end
     return chunks
 
@@ -100,12 +109,34 @@ def write(conn: Connection, rows: Iterable[Sequence]) -> int:
 
 
 def write_chunks(conn: Connection, chunks: Mapping[str, Chunk]) -> int:
-    """Store chunks of spans that are not stored yet; returns how many spans they hold."""
+    """Store chunks of spans that are not stored yet; returns how many spans they hold. A chunk
+    whose spans spread over more than ``CHUNK_WINDOW_NS`` is stored as several."""
     if not chunks:
         return 0
-    rows = [(trace_id, *chunk) for trace_id, chunk in chunks.items()]
+    rows: list[tuple] = []
+    for trace_id, chunk in chunks.items():
+        if chunk.last_start_ns - chunk.start_ns < CHUNK_WINDOW_NS:
+            rows.append((trace_id, chunk.start_ns, chunk.span_count, chunk.data))
+        else:
+            rows.extend((trace_id, *part) for part in windows(decode(chunk.data)))
     executemany(conn, _INSERT, rows)
     return sum(chunk.span_count for chunk in chunks.values())
+
+
+def windows(rows: list[tuple]) -> list[tuple[int, int, bytes]]:
+    """One trace's span rows as chunks that each start within ``CHUNK_WINDOW_NS`` of their
+    earliest span, in time order: (earliest start, span count, encoded rows) each."""
+    rows = sorted(rows, key=_start_and_span)
+    parts: list[tuple[int, int, bytes]] = []
+    at = 0
+    while at < len(rows):
+        start = rows[at][6]
+        end = at
+        while end < len(rows) and rows[end][6] - start < CHUNK_WINDOW_NS:
+            end += 1
+        parts.append((start, end - at, _ENCODER.encode(rows[at:end])))
+        at = end
+    return parts
 
 
 def of_traces(conn: Connection, trace_ids: Iterable[str]) -> list[tuple]:
@@ -136,8 +167,24 @@ def started_between(conn: Connection, since: int, until: int) -> Iterator[tuple]
         yield from decode_rows(data)
 
 
+def traces_started_between(conn: Connection, since: int, until: int) -> set[str]:
+    """The ids of the traces with a span that started in ``[since, until)`` (and of a few more,
+    whose chunks start shortly before), by the start index and the chunks' time window."""
+    rows = conn.execute(_TRACES_STARTED, {"since": since - CHUNK_WINDOW_NS, "until": until})
+    return {trace_id for (trace_id,) in rows}
+
+
+_TRACES_STARTED = text(
+    "SELECT DISTINCT trace_id FROM span_chunks WHERE start_ns > :since AND start_ns < :until"
+)
+
+
 def _trace_and_span(row: tuple) -> tuple[str, str]:
     return row[0], row[1]
+
+
+def _start_and_span(row: tuple) -> tuple[int, str]:
+    return row[6], row[1]
 
 
 def of_trace(conn: Connection, trace_id: str) -> list[tuple]:

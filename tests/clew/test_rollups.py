@@ -7,12 +7,14 @@ import random
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import text
 
 from clew import metrics, pipeline, store
 from clew.pipeline import ingest, rollups
 from clew.store import histogram, queries
-from clew.store.cells import clamped_max
+from clew.store.cells import applied, settled
 from collectors import Source
 from tests import otlp
 from tests.conftest import corpus
@@ -241,17 +243,10 @@ def rollup_table(engine) -> dict[tuple, dict]:
 
 
 def assert_same_rollups(got: dict, want: dict) -> None:
-    """Equal cells, except that a maximum corrected after the fact may stand above the true one
-    by at most one histogram bucket (it is clamped to the top bucket's upper edge)."""
+    """Equal cells, maxima included, named cell by cell."""
     assert got.keys() == want.keys()
     for key, cell in want.items():
-        mine = got[key]
-        assert (mine["sums"], mine["histogram"], mine["lag"]) == (
-            cell["sums"],
-            cell["histogram"],
-            cell["lag"],
-        ), key
-        assert cell["max"] <= mine["max"] <= cell["max"] * histogram.GAMMA, key
+        assert got[key] == cell, key
 
 
 def single_span_requests(requests: list[dict]) -> list[dict]:
@@ -334,7 +329,7 @@ def test_spans_in_any_order_and_batching_give_the_rollups_of_one_clean_pass(
     assert_same_rollups(late, want)
 
     rollups.rebuild(engine)
-    assert rollup_table(engine) == want  # a rebuild reads whole traces: maxima exact again
+    assert rollup_table(engine) == want  # a rebuild reads whole traces
 
 
 def test_parsing_in_a_worker_process_stores_the_same_as_parsing_here(
@@ -358,7 +353,7 @@ def test_parsing_in_a_worker_process_stores_the_same_as_parsing_here(
         )
 
 
-def test_a_corrected_maximum_stays_an_upper_bound_within_one_bucket():
+def test_a_maximum_taken_out_is_unknown_until_read_back_unless_a_copy_of_it_stays():
     cells = rollups.Contributions()
     row = [None] * len(rollups.Span._fields)
     row[rollups.KIND] = SERVER
@@ -371,12 +366,59 @@ def test_a_corrected_maximum_stays_an_upper_bound_within_one_bucket():
     slow[rollups.DURATION], fast[rollups.DURATION] = 900_000_000, 10_000_000
     cells.add([slow, fast])
     (cell,) = cells.cells.values()
-    assert (cell.count, cell.duration_max) == (2, 900_000_000)
+    assert (cell.count, cell.duration_max, cell.max_count) == (2, 900_000_000, 1)
     cells.add([slow], -1)  # the slow root span turned out to have a caller
-    left = {bucket: n for bucket, n in cell.buckets.items() if n}
-    assert (cell.count, cell.clamp, left) == (1, True, {histogram.bucket_of(10**7): 1})
-    clamped = clamped_max(cell.duration_max, cell.buckets)
-    assert 10_000_000 <= clamped <= 10_000_000 * histogram.GAMMA
+    assert (cell.count, cell.taken_max, cell.taken_count) == (1, 900_000_000, 1)
+    assert applied(None, cell)[4] is None  # the maximum went: read back from the traces
+    slow_bucket = histogram.dumps({histogram.bucket_of(900_000_000): 3})
+    stored = (3, 0, 0, 3 * 900_000_000, 900_000_000, slow_bucket, 0, 0, None)
+    assert applied(stored, cell)[4] == 900_000_000  # the stored copy stays
+    taken = rollups.Contributions()
+    taken.add([slow], -1)
+    (taken_cell,) = taken.cells.values()
+    assert applied(stored, taken_cell)[4] is None  # it may have been the stored one
+    cells.add([slow])  # the same span again (a correction adds the whole trace back)
+    assert applied(None, cell)[4] == 900_000_000
+
+
+def test_settled_extremes_are_exact_or_unknown():
+    assert settled(500, 300, 1, 200, 1) == 500  # what went was below the maximum
+    assert settled(500, 300, 1, 500, 1) is None  # the stored maximum (one copy known) went
+    assert settled(500, 500, 1, 500, 1) == 500  # ...and came back with the change
+    assert settled(None, 500, 2, 500, 1) == 500  # one of two copies added went
+    assert settled(500, 300, 1, 600, 1) is None  # the store did not hold what went
+    assert settled(500, 0, 0, 0, 0) == 500
+    assert settled(None, 0, 0, 0, 0) is None
+    assert settled(5, 7, 1, 5, 1, lowest=True) is None
+    assert settled(5, 3, 1, 5, 1, lowest=True) == 3
+
+
+@given(
+    st.lists(st.integers(0, 6), max_size=6),
+    st.lists(st.integers(0, 6), max_size=6),
+    st.data(),
+    st.booleans(),
+)
+def test_settled_extremes_are_those_of_the_values_left(
+    stored: list[int], added: list[int], data: st.DataObject, lowest: bool
+):
+    """Whatever a change adds and takes out (of what was stored or added), ``settled`` gives the
+    extreme of the values left or None, and None only when the extreme itself was taken out."""
+    pool = stored + added
+    drawn = data.draw(st.sets(st.integers(0, len(pool) - 1))) if pool else set()
+    taken = [pool[i] for i in sorted(drawn)]
+    left = [value for i, value in enumerate(pool) if i not in drawn]
+    pick = min if lowest else max
+
+    def extreme(values: list[int]) -> tuple[int, int]:
+        best = pick(values, default=0)
+        return best, values.count(best) if values else 0
+
+    got = settled(pick(stored) if stored else None, *extreme(added), *extreme(taken), lowest=lowest)
+    if got is not None:
+        assert left and got == pick(left)
+    if pool and (not taken or pick(taken) != pick(pool)):
+        assert got == pick(pool)
 
 
 UNSPECIFIED, INTERNAL = 0, 1
