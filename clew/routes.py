@@ -361,6 +361,10 @@ def _digest(value: str) -> bytes:
     return hashlib.blake2b(value.encode("utf-8", "surrogatepass"), digest_size=8).digest()
 
 
+#: A segment position: (service, method or None for any, the prefix before it).
+Position = tuple[str, str | None, str]
+
+
 class Cardinality:
     """Learns which literal segment positions are parameters from the paths a service is sent.
 
@@ -380,8 +384,10 @@ class Cardinality:
     The same stream of paths gives the same templates. Memory is bounded: a position remembers at
     most ``threshold - 1`` values, as 8-byte digests; at most ``max_positions`` undecided positions
     are tracked, the least recently seen forgotten first (its count starts again if it comes back);
-    and after ``max_decisions`` decisions no more are made. Decisions are what ``state()`` keeps;
-    undecided counts start again after ``from_state()``.
+    and after ``max_decisions`` decisions no more are made. ``state()`` keeps the decisions and the
+    counting (each undecided position's values, by recency), so ``from_state()`` goes on as if the
+    stream had not stopped; ``changes()`` tells what the counting did since it was last asked, for a
+    store that keeps it as it goes.
     """
 
     def __init__(
@@ -394,9 +400,13 @@ class Cardinality:
         self._threshold = threshold
         self._max_positions = max_positions
         self._max_decisions = max_decisions
-        self._parameters: set[tuple[str, str | None, str]] = set()
+        self._parameters: set[Position] = set()
         # Insertion order is recency order: a position seen again is moved to the end.
-        self._values: dict[tuple[str, str | None, str], set[bytes]] = {}
+        self._values: dict[Position, set[bytes]] = {}
+        # Since ``changes()`` was last asked: positions counted, and positions whose counting
+        # ended (decided, or forgotten).
+        self._counted: set[Position] = set()
+        self._ended: set[Position] = set()
 
     def template(self, service: str, method: str | None, path: str) -> str:
         """The path's template: heuristics first, then the positions decided to be parameters.
@@ -418,7 +428,7 @@ class Cardinality:
                 segments[index] = PARAM
         return "/".join(segments)
 
-    def _observe(self, position: tuple[str, str | None, str], value: str) -> bool:
+    def _observe(self, position: Position, value: str) -> bool:
         """Count ``value`` at ``position``; True when that makes the position a parameter."""
         if len(self._parameters) >= self._max_decisions:
             return False
@@ -426,42 +436,77 @@ class Cardinality:
         if values is None:
             values = set()
             if len(self._values) >= self._max_positions:
-                del self._values[next(iter(self._values))]  # the least recently seen
+                self._end(next(iter(self._values)))  # the least recently seen
         values.add(_digest(value))
         if len(values) >= self._threshold:
             self._parameters.add(position)
+            self._end(position)
             return True
         self._values[position] = values
+        self._counted.add(position)
+        self._ended.discard(position)
         return False
 
-    def decisions(self) -> frozenset[tuple[str, str | None, str]]:
+    def _end(self, position: Position) -> None:
+        """Stop counting at a position (decided, or forgotten)."""
+        self._values.pop(position, None)
+        self._counted.discard(position)
+        self._ended.add(position)
+
+    def decisions(self) -> frozenset[Position]:
         """The positions decided to be parameters: (service, method or None, prefix)."""
         return frozenset(self._parameters)
 
-    def state(self) -> dict[str, list[list[str | None]]]:
-        """The decisions, JSON-serialisable and sorted: ``[service, method, prefix]`` each, the
-        position after ``prefix`` being a parameter."""
-        decided = sorted(self._parameters, key=lambda p: (p[0], p[1] or "", p[2]))
-        return {"decisions": [list(position) for position in decided]}
+    def changes(self) -> tuple[list[tuple[Position, list[bytes]]], list[Position]]:
+        """What the counting did since this was last asked: the positions counted, least recently
+        seen first (all seen more recently than any position not among them), each with its
+        values' digests, sorted; and the positions whose counting ended (decided, or forgotten),
+        sorted."""
+        counted = [(p, sorted(values)) for p, values in self._values.items() if p in self._counted]
+        ended = sorted(self._ended, key=_position_order)
+        self._counted, self._ended = set(), set()
+        return counted, ended
+
+    def state(self) -> dict[str, list]:
+        """The decisions and the counting, JSON-serialisable: ``decisions`` as
+        ``[service, method, prefix]`` each (the position after ``prefix`` being a parameter),
+        sorted; ``counting`` as ``[service, method, prefix, [value digest in hex, ...]]`` each,
+        least recently seen first."""
+        decided = sorted(self._parameters, key=_position_order)
+        counting = [
+            [*position, sorted(digest.hex() for digest in values)]
+            for position, values in self._values.items()
+        ]
+        return {"decisions": [list(position) for position in decided], "counting": counting}
 
     @classmethod
     def from_state(
         cls,
-        state: dict[str, list[list[str | None]]],
+        state: dict[str, list],
         *,
         threshold: int = 50,
         max_positions: int = 10_000,
         max_decisions: int = 10_000,
     ) -> Cardinality:
-        """A ``Cardinality`` holding the decisions ``state()`` gave, counting afresh from there."""
+        """A ``Cardinality`` going on from what ``state()`` gave (a state without ``counting``
+        counts afresh)."""
         cardinality = cls(
             threshold=threshold, max_positions=max_positions, max_decisions=max_decisions
         )
         for service, method, prefix in state["decisions"]:
-            cardinality._parameters.add(
-                (str(service), method.upper() if method else None, str(prefix))
-            )
+            cardinality._parameters.add(_position(service, method, prefix))
+        for service, method, prefix, digests in state.get("counting", ()):
+            values = {bytes.fromhex(digest) for digest in digests}
+            cardinality._values[_position(service, method, prefix)] = values
         return cardinality
+
+
+def _position(service: str, method: str | None, prefix: str) -> Position:
+    return (str(service), method.upper() if method else None, str(prefix))
+
+
+def _position_order(position: Position) -> tuple[str, str, str]:
+    return (position[0], position[1] or "", position[2])
 
 
 def route_for(

@@ -576,20 +576,39 @@ def _restored_batch(state: dict) -> Batch:
 
 
 class Routes:
-    """What an ingest learns about gateway routes (``clew.routes.Cardinality``), read from the
-    store when it starts and kept there with each batch that decides something new."""
+    """What an ingest learns about gateway routes (``clew.routes.Cardinality``): its decisions
+    and what it is still counting, read from the store when it starts and kept there with each
+    batch that changes them, so a run resumed after a crash learns on as the killed one would
+    have from its last committed batch."""
 
     def __init__(self, conn: Connection) -> None:
         kept = route_parameters.load(conn)
-        self.learner = routes.Cardinality.from_state({"decisions": [list(p) for p in kept]})
+        counting = route_parameters.load_counting(conn)
+        state = {
+            "decisions": [list(p) for p in kept],
+            "counting": [[*p, [d.hex() for d in digests]] for p, digests, _ in counting],
+        }
+        self.learner = routes.Cardinality.from_state(state)
         self._saved = set(self.learner.decisions())
+        #: When the positions counted by the next save were seen: after every one kept.
+        self._seen = max((seen for _, _, seen in counting), default=0) + 1
 
     def save(self, conn: Connection) -> None:
-        """Keep the decisions made since the last save (in the caller's transaction)."""
+        """Keep the decisions made and the values counted since the last save (in the caller's
+        transaction: the batch's)."""
         new = self.learner.decisions() - self._saved
         if new:
             route_parameters.save(conn, sorted(new, key=lambda p: (p[0], p[1] or "", p[2])))
             self._saved |= new
+        counted, ended = self.learner.changes()
+        if counted or ended:
+            seen = self._seen
+            route_parameters.save_counting(
+                conn,
+                [(position, digests, seen + n) for n, (position, digests) in enumerate(counted)],
+                ended,
+            )
+            self._seen += len(counted)
 
 
 #: Names the callers of root spans from other evidence: given the stored and new spans that may

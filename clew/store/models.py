@@ -254,6 +254,27 @@ class RouteParameter(Base):
     __table_args__ = (UniqueConstraint("service", "method", "prefix"),)
 
 
+class RouteCounting(Base):
+    """The distinct values cardinality has seen so far at a segment position it has not decided
+    on (``clew.routes.Cardinality``), as 8-byte digests. Written with each batch that counts
+    there, in the batch's transaction, so an ingest resumed after a crash (or the next one)
+    counts on where the last committed batch left off."""
+
+    __tablename__ = "route_counting"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    service: Mapped[str] = mapped_column(String(255))
+    method: Mapped[str] = mapped_column(String(255))  # '' for any
+    prefix: Mapped[str] = mapped_column(Text)
+    #: When the position was last seen, as a number that grows with each batch: the least
+    #: recently seen is forgotten first.
+    seen: Mapped[int] = mapped_column(BigInteger)
+    #: The values' digests, concatenated in sorted order.
+    digests: Mapped[bytes] = mapped_column(LargeBinary)
+
+    __table_args__ = (UniqueConstraint("service", "method", "prefix"),)
+
+
 class RouteAlias(Base):
     """What a gateway's route template is in its upstream's own words: a request a gateway logged
     and the root span that served it (``clew.pipeline.joins``) name the same route, one by the

@@ -310,6 +310,35 @@ def test_paths_with_many_values_at_one_position_collapse_and_stay_collapsed(engi
     assert "/users/{param}/profile" in endpoints
 
 
+def test_an_ingest_stopped_between_files_counts_on_where_it_stopped(engine, tmp_path):
+    """What cardinality has counted but not decided yet is kept with each batch: an ingest of two
+    files and two ingests of one file each (a run killed between them, then resumed) decide
+    alike. Thirty names in each: the 50th, in the second file, tips the position either way."""
+    names = [f"user{chr(97 + n % 26)}{chr(97 + n // 26)}" for n in range(60)]
+    made = {
+        n: request(n, path=f"/users/{name}/profile", trace_id=None) for n, name in enumerate(names)
+    }
+    registry = Registry([LinesOfRequests(made)])
+    first, second = tmp_path / "first.log", tmp_path / "second.log"
+    first.write_text("".join(f"{n}\n" for n in range(30)))
+    second.write_text("".join(f"{n}\n" for n in range(30, 60)))
+    ingest(engine, [first], registry, worker=False)
+    ingest(engine, [second], registry, worker=False)
+    at_once = store.open_engine(str(tmp_path / "at-once.db"))
+    store.upgrade(at_once)
+    ingest(at_once, [first, second], registry, worker=False)
+    learnt = []
+    for target in (engine, at_once):
+        with target.connect() as conn:
+            assert route_parameters.load(conn) == [("edge", "GET", "/users")]
+            counting = route_parameters.load_counting(conn)
+        learnt.append([(position, digests) for position, digests, _ in counting])
+        assert ("edge", "GET", "/users") not in dict(learnt[-1])  # decided: no longer counted
+    assert learnt[0] == learnt[1]
+    assert rollup_table(engine) == rollup_table(at_once)
+    at_once.dispose()
+
+
 def test_a_gateway_s_endpoints_take_the_route_its_upstream_names(engine, tmp_path: Path):
     """The gateway templates ``/v1/payments/8801`` as ``/v1/payments/{id}``; the span that served
     it says ``/v1/payments/{payment_id}``: the endpoint is one, by the span's name, whichever was

@@ -390,7 +390,7 @@ def test_resources_at_an_apis_root_and_version_markers_never_become_parameters()
         for path in (f"/{resource}", f"/v1/{resource}", f"/shop/api/{resource}", f"/v{number}"):
             assert cardinality.template("shop", "GET", path) == path
         assert cardinality.template("shop", "GET", f"/shop/v{number}") == f"/shop/v{number}"
-    assert cardinality.state() == {"decisions": []}
+    assert cardinality.state() == {"decisions": [], "counting": []}  # not even counted
 
 
 def test_the_same_stream_gives_the_same_templates_and_state():
@@ -400,9 +400,7 @@ def test_the_same_stream_gives_the_same_templates_and_state():
         cardinality = Cardinality(threshold=4)
         runs.append(([cardinality.template(*request) for request in stream], cardinality.state()))
     assert runs[0] == runs[1]
-    assert runs[0][1] == {
-        "decisions": [["svc", "GET", "/files"], ["svc", "GET", "/files/{param}"]],
-    }
+    assert runs[0][1]["decisions"] == [["svc", "GET", "/files"], ["svc", "GET", "/files/{param}"]]
 
 
 def test_decisions_survive_a_json_round_trip():
@@ -412,11 +410,55 @@ def test_decisions_survive_a_json_round_trip():
     cardinality.template("a", "POST", "/orders/x/lines/y")
     cardinality.template("a", "POST", "/orders/z/lines/w")
     state = json.loads(json.dumps(cardinality.state()))
-    assert state == {"decisions": [["a", "POST", "/orders"], ["b", None, "/users"]]}
+    assert state["decisions"] == [["a", "POST", "/orders"], ["b", None, "/users"]]
     restored = Cardinality.from_state(state, threshold=2)
     assert restored.state() == state
     assert restored.template("b", None, "/users/carol") == "/users/{param}"
-    assert restored.template("a", "post", "/orders/q/lines/r") == "/orders/{param}/lines/r"
+    # /orders/{param}/lines had counted w: r is its second value, and tips it.
+    assert restored.template("a", "post", "/orders/q/lines/r") == "/orders/{param}/lines/{param}"
+
+
+def test_a_stream_stopped_and_restored_from_its_state_goes_on_as_if_it_had_not_stopped():
+    """What is counted but not decided yet is part of the state, recency included: the restored
+    learner templates the rest of the stream exactly as one that saw it all."""
+    stream = [("svc", "GET", f"/files/name{n % 7}/part{n % 11}") for n in range(60)]
+    stream += [("svc", "GET", f"/users/u{n}") for n in range(10)]
+    whole = Cardinality(threshold=6, max_positions=3)
+    expected = [whole.template(*request) for request in stream]
+    for cut in (1, 4, 13, 40, 63, 68):
+        first = Cardinality(threshold=6, max_positions=3)
+        got = [first.template(*request) for request in stream[:cut]]
+        state = json.loads(json.dumps(first.state()))
+        restored = Cardinality.from_state(state, threshold=6, max_positions=3)
+        got += [restored.template(*request) for request in stream[cut:]]
+        assert got == expected, cut
+        assert restored.state() == whole.state(), cut
+    # Restored without its counting, it counts afresh: /users tips three values late.
+    first = Cardinality(threshold=6, max_positions=3)
+    got = [first.template(*request) for request in stream[:63]]
+    decided = Cardinality.from_state({"decisions": first.state()["decisions"]}, threshold=6)
+    got += [decided.template(*request) for request in stream[63:]]
+    assert got[-5:] == ["/users/u5", "/users/u6", "/users/u7", "/users/{param}", "/users/{param}"]
+    assert expected[-5:] == ["/users/{param}"] * 5
+
+
+def test_changes_tell_what_the_counting_did_since_last_asked():
+    cardinality = Cardinality(threshold=3, max_positions=2)
+    cardinality.template("s", "GET", "/a/x1")
+    cardinality.template("s", "GET", "/b/x1")
+    cardinality.template("s", "GET", "/a/x2")  # /a is now the most recent
+    counted, ended = cardinality.changes()
+    positions = [position for position, _ in counted]
+    assert positions == [("s", "GET", "/b"), ("s", "GET", "/a")]
+    assert [len(digests) for _, digests in counted] == [1, 2]
+    assert ended == []
+    assert cardinality.changes() == ([], [])  # nothing since
+    cardinality.template("s", "GET", "/a/x3")  # decided
+    cardinality.template("s", "GET", "/c/x1")
+    cardinality.template("s", "GET", "/d/x1")  # a third position: /b, the least recent, goes
+    counted, ended = cardinality.changes()
+    assert [position for position, _ in counted] == [("s", "GET", "/c"), ("s", "GET", "/d")]
+    assert ended == [("s", "GET", "/a"), ("s", "GET", "/b")]
 
 
 def test_the_least_recently_seen_position_is_forgotten_first():
@@ -438,7 +480,7 @@ def test_no_decisions_beyond_the_cap():
             cardinality.template("s", "GET", f"/{prefix}/{value}")
     assert cardinality.template("s", "GET", "/a/w") == "/a/{param}"
     assert cardinality.template("s", "GET", "/b/w") == "/b/w"
-    assert cardinality.state() == {"decisions": [["s", "GET", "/a"]]}
+    assert cardinality.state() == {"decisions": [["s", "GET", "/a"]], "counting": []}
 
 
 def test_memory_stays_bounded_under_a_flood_of_distinct_paths():

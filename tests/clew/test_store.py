@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import msgspec
 import pytest
 from alembic import command
 from hypothesis import given
@@ -14,7 +15,7 @@ from sqlalchemy import inspect, text
 from clew import store
 from clew.pipeline import ingest
 from clew.records import Span
-from clew.store import histogram
+from clew.store import histogram, spans
 from tests.clew.test_rollups import edges_of
 from tests.conftest import corpus
 from tests.stored import stored_spans
@@ -212,6 +213,64 @@ def test_postgres_spans_move_into_chunks_and_back(postgres_url):
     try:
         _spans_move_into_chunks_and_back(engine)
     finally:
+        engine.dispose()
+
+
+def _wide_chunks_split(engine) -> None:
+    """0019 splits a chunk whose spans start more than ``CHUNK_WINDOW_NS`` apart into chunks
+    that each start within it, every span kept; a narrow chunk stays as it was. Starts from an
+    empty database."""
+    command.downgrade(store.alembic_config(engine), "base")
+    store.upgrade(engine, "0018")
+    base = 1_790_000_000_000_000_000
+    window = spans.CHUNK_WINDOW_NS
+
+    def row(trace: int, span: int, start: int) -> list:
+        values = [None] * len(Span._fields)
+        values[:9] = [f"{trace:032x}", f"{span:016x}", None, "shop", "op", 2, start, 5, 0]
+        return values
+
+    wide = [row(1, 3, base + window + 9), row(1, 1, base), row(1, 2, base + window - 1)]
+    narrow = [row(2, 1, base), row(2, 2, base + window - 1)]
+    with engine.begin() as conn:
+        for rows in (wide, narrow):
+            conn.execute(
+                text(
+                    "INSERT INTO span_chunks (trace_id, start_ns, span_count, spans)"
+                    " VALUES (:trace_id, :start_ns, :span_count, :spans)"
+                ),
+                {
+                    "trace_id": rows[0][0],
+                    "start_ns": min(r[6] for r in rows),
+                    "span_count": len(rows),
+                    "spans": msgspec.msgpack.encode(rows),
+                },
+            )
+    store.upgrade(engine)
+    with engine.connect() as conn:
+        chunks = conn.execute(
+            text("SELECT trace_id, start_ns, span_count FROM span_chunks ORDER BY 1, 2")
+        ).all()
+    assert [tuple(c) for c in chunks] == [
+        (f"{1:032x}", base, 2),
+        (f"{1:032x}", base + window + 9, 1),
+        (f"{2:032x}", base, 2),
+    ]
+    assert stored_spans(engine) == sorted(Span(*r) for r in wide + narrow)
+
+
+def test_sqlite_migration_splits_chunks_wider_than_their_window(tmp_path):
+    _wide_chunks_split(store.open_engine(str(tmp_path / "wide.db")))
+
+
+@pytest.mark.postgres
+def test_postgres_migration_splits_chunks_wider_than_their_window(postgres_url):
+    engine = store.open_engine(postgres_url)
+    try:
+        _wide_chunks_split(engine)
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("DELETE FROM span_chunks"))
         engine.dispose()
 
 
