@@ -325,3 +325,19 @@ def form_field(label: str, control: Any, hint: str | None = None) -> html.Label:
         + ([html.Span(hint, className="muted field-hint")] if hint else []),
         className="form-field",
     )
+
+
+def action_bar(buttons: Sequence[tuple[str, str]], status: str, *controls: Any) -> html.Div:
+    """A toolbar of ``controls`` then small buttons (label, id) acting on a grid's selection, and
+    the span (``status``) that says what they did."""
+    return html.Div(
+        [
+            *controls,
+            *[
+                html.Button(label, id=button_id, n_clicks=0, className="button button-small")
+                for label, button_id in buttons
+            ],
+            html.Span(id=status, role="status"),
+        ],
+        className="toolbar",
+    )

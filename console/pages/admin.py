@@ -81,27 +81,14 @@ def layout(**_query: str) -> html.Div:
                     components.selectable(
                         components.grid(ID.USERS, _USER_COLUMNS, "No accounts"), "username"
                     ),
-                    html.Div(
+                    components.action_bar(
                         [
-                            _choice(ID.ROLE, roles, "viewer", "Role"),
-                            html.Button(
-                                "Give the selected account this role",
-                                id=ID.SET_ROLE,
-                                n_clicks=0,
-                                className="button button-small",
-                            ),
-                            html.Button(
-                                "Disable",
-                                id=ID.DISABLE,
-                                n_clicks=0,
-                                className="button button-small",
-                            ),
-                            html.Button(
-                                "Enable", id=ID.ENABLE, n_clicks=0, className="button button-small"
-                            ),
-                            html.Span(id=ID.USER_MESSAGE, role="status"),
+                            ("Give the selected account this role", ID.SET_ROLE),
+                            ("Disable", ID.DISABLE),
+                            ("Enable", ID.ENABLE),
                         ],
-                        className="toolbar",
+                        ID.USER_MESSAGE,
+                        _choice(ID.ROLE, roles, "viewer", "Role"),
                     ),
                     html.Div(
                         [
@@ -133,17 +120,8 @@ def layout(**_query: str) -> html.Div:
                     components.selectable(
                         components.grid(ID.TOKENS, _TOKEN_COLUMNS, "No API tokens")
                     ),
-                    html.Div(
-                        [
-                            html.Button(
-                                "Revoke the selected token",
-                                id=ID.REVOKE,
-                                n_clicks=0,
-                                className="button button-small",
-                            ),
-                            html.Span(id=ID.REVOKE_MESSAGE, role="status"),
-                        ],
-                        className="toolbar",
+                    components.action_bar(
+                        [("Revoke the selected token", ID.REVOKE)], ID.REVOKE_MESSAGE
                     ),
                     html.Div(
                         [

@@ -460,17 +460,8 @@ def layout(**query: str) -> html.Div:
                     components.selectable(
                         components.grid(ID.WAIVERS, _WAIVER_COLUMNS, "No waivers")
                     ),
-                    html.Div(
-                        [
-                            html.Button(
-                                "Revoke the selected waiver",
-                                id=ID.REVOKE,
-                                n_clicks=0,
-                                className="button button-small",
-                            ),
-                            html.Span(id=ID.REVOKE_MESSAGE, role="status"),
-                        ],
-                        className="toolbar",
+                    components.action_bar(
+                        [("Revoke the selected waiver", ID.REVOKE)], ID.REVOKE_MESSAGE
                     ),
                     waiver_form(sorted(queries.known_rules())),
                 ],
