@@ -52,6 +52,7 @@ that already is a parameter (``{id}``) stays, so ``template_of`` is idempotent.
 from __future__ import annotations
 
 import hashlib
+import heapq
 import re
 from collections.abc import Iterable, Sequence
 from urllib.parse import unquote
@@ -384,10 +385,12 @@ class Cardinality:
     The same stream of paths gives the same templates. Memory is bounded: a position remembers at
     most ``threshold - 1`` values, as 8-byte digests; at most ``max_positions`` undecided positions
     are tracked, the least recently seen forgotten first (its count starts again if it comes back);
-    and after ``max_decisions`` decisions no more are made. ``state()`` keeps the decisions and the
-    counting (each undecided position's values, by recency), so ``from_state()`` goes on as if the
-    stream had not stopped; ``changes()`` tells what the counting did since it was last asked, for a
-    store that keeps it as it goes.
+    and after ``max_decisions`` decisions no more are made. When a path was seen is what
+    ``template`` is told (the ingest tells the minute of the request, so the store's state does not
+    depend on how requests were batched), else the order paths are shown in. ``state()`` keeps the
+    decisions and the counting (each undecided position's values and when it was last seen), so
+    ``from_state()`` goes on as if the stream had not stopped; ``changes()`` tells what the counting
+    did since it was last asked, for a store that keeps it as it goes.
     """
 
     def __init__(
@@ -401,18 +404,26 @@ class Cardinality:
         self._max_positions = max_positions
         self._max_decisions = max_decisions
         self._parameters: set[Position] = set()
-        # Insertion order is recency order: a position seen again is moved to the end.
         self._values: dict[Position, set[bytes]] = {}
+        # When each counted position was last seen, and a heap of (when, position order,
+        # position) that finds the least recent: an entry a later sighting made stale is skipped.
+        self._seen: dict[Position, int] = {}
+        self._recency: list[tuple[int, tuple[str, str, str], Position]] = []
+        self._shown = 0  # paths shown: when one was seen, unless told
         # Since ``changes()`` was last asked: positions counted, and positions whose counting
         # ended (decided, or forgotten).
         self._counted: set[Position] = set()
         self._ended: set[Position] = set()
 
-    def template(self, service: str, method: str | None, path: str) -> str:
+    def template(self, service: str, method: str | None, path: str, seen: int | None = None) -> str:
         """The path's template: heuristics first, then the positions decided to be parameters.
 
         Observes the path's literal segments on the way, which may make a position a parameter.
+        ``seen`` is when the path was sent, in any unit that grows with time; by default, how many
+        paths were shown before it.
         """
+        self._shown += 1
+        when = self._shown if seen is None else seen
         method = method.upper() if method else None
         segments = template_of(path, service=service).split("/")
         previous: str | None = None
@@ -424,32 +435,51 @@ class Cardinality:
             if names_resource or _PARAMETER.search(segment) or _is_marker(segment):
                 continue
             position = (service, method, "/".join(segments[:index]))
-            if position in self._parameters or self._observe(position, segment):
+            if position in self._parameters or self._observe(position, segment, when):
                 segments[index] = PARAM
         return "/".join(segments)
 
-    def _observe(self, position: Position, value: str) -> bool:
-        """Count ``value`` at ``position``; True when that makes the position a parameter."""
+    def _observe(self, position: Position, value: str, when: int) -> bool:
+        """Count ``value`` at ``position``, seen at ``when``; True when that makes the position a
+        parameter."""
         if len(self._parameters) >= self._max_decisions:
             return False
-        values = self._values.pop(position, None)
+        values = self._values.get(position)
         if values is None:
-            values = set()
             if len(self._values) >= self._max_positions:
-                self._end(next(iter(self._values)))  # the least recently seen
+                self._end(self._least_recent())
+            values = self._values[position] = set()
         values.add(_digest(value))
         if len(values) >= self._threshold:
             self._parameters.add(position)
             self._end(position)
             return True
-        self._values[position] = values
+        self._see(position, when)
         self._counted.add(position)
         self._ended.discard(position)
         return False
 
+    def _see(self, position: Position, when: int) -> None:
+        last = self._seen.get(position)
+        if last is not None and last >= when:
+            return
+        self._seen[position] = when
+        heapq.heappush(self._recency, (when, _position_order(position), position))
+        if len(self._recency) > 4 * len(self._seen) + 64:  # mostly stale: built again
+            self._recency = [(w, _position_order(p), p) for p, w in self._seen.items()]
+            heapq.heapify(self._recency)
+
+    def _least_recent(self) -> Position:
+        """The counted position seen least recently (the first in position order, of several)."""
+        while True:
+            when, _, position = heapq.heappop(self._recency)
+            if self._seen.get(position) == when:
+                return position
+
     def _end(self, position: Position) -> None:
         """Stop counting at a position (decided, or forgotten)."""
         self._values.pop(position, None)
+        self._seen.pop(position, None)
         self._counted.discard(position)
         self._ended.add(position)
 
@@ -457,12 +487,12 @@ class Cardinality:
         """The positions decided to be parameters: (service, method or None, prefix)."""
         return frozenset(self._parameters)
 
-    def changes(self) -> tuple[list[tuple[Position, list[bytes]]], list[Position]]:
-        """What the counting did since this was last asked: the positions counted, least recently
-        seen first (all seen more recently than any position not among them), each with its
-        values' digests, sorted; and the positions whose counting ended (decided, or forgotten),
-        sorted."""
-        counted = [(p, sorted(values)) for p, values in self._values.items() if p in self._counted]
+    def changes(self) -> tuple[list[tuple[Position, int, list[bytes]]], list[Position]]:
+        """What the counting did since this was last asked: the positions counted, each with when
+        it was last seen and its values' digests (sorted); and the positions whose counting ended
+        (decided, or forgotten). Both in order: least recently seen first, then by position."""
+        counted = [(p, self._seen[p], sorted(self._values[p])) for p in self._counted]
+        counted.sort(key=lambda entry: (entry[1], _position_order(entry[0])))
         ended = sorted(self._ended, key=_position_order)
         self._counted, self._ended = set(), set()
         return counted, ended
@@ -470,14 +500,17 @@ class Cardinality:
     def state(self) -> dict[str, list]:
         """The decisions and the counting, JSON-serialisable: ``decisions`` as
         ``[service, method, prefix]`` each (the position after ``prefix`` being a parameter),
-        sorted; ``counting`` as ``[service, method, prefix, [value digest in hex, ...]]`` each,
-        least recently seen first."""
+        sorted; ``counting`` as ``[service, method, prefix, when last seen, [value digest in
+        hex, ...]]`` each, least recently seen first."""
         decided = sorted(self._parameters, key=_position_order)
-        counting = [
-            [*position, sorted(digest.hex() for digest in values)]
-            for position, values in self._values.items()
-        ]
-        return {"decisions": [list(position) for position in decided], "counting": counting}
+        counting = sorted(self._seen, key=lambda p: (self._seen[p], _position_order(p)))
+        return {
+            "decisions": [list(position) for position in decided],
+            "counting": [
+                [*p, self._seen[p], sorted(digest.hex() for digest in self._values[p])]
+                for p in counting
+            ],
+        }
 
     @classmethod
     def from_state(
@@ -495,9 +528,11 @@ class Cardinality:
         )
         for service, method, prefix in state["decisions"]:
             cardinality._parameters.add(_position(service, method, prefix))
-        for service, method, prefix, digests in state.get("counting", ()):
-            values = {bytes.fromhex(digest) for digest in digests}
-            cardinality._values[_position(service, method, prefix)] = values
+        for service, method, prefix, when, digests in state.get("counting", ()):
+            position = _position(service, method, prefix)
+            cardinality._values[position] = {bytes.fromhex(digest) for digest in digests}
+            cardinality._see(position, when)
+            cardinality._shown = max(cardinality._shown, when)
         return cardinality
 
 

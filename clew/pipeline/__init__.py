@@ -586,12 +586,10 @@ class Routes:
         counting = route_parameters.load_counting(conn)
         state = {
             "decisions": [list(p) for p in kept],
-            "counting": [[*p, [d.hex() for d in digests]] for p, digests, _ in counting],
+            "counting": [[*p, seen, [d.hex() for d in digests]] for p, seen, digests in counting],
         }
         self.learner = routes.Cardinality.from_state(state)
         self._saved = set(self.learner.decisions())
-        #: When the positions counted by the next save were seen: after every one kept.
-        self._seen = max((seen for _, _, seen in counting), default=0) + 1
 
     def save(self, conn: Connection) -> None:
         """Keep the decisions made and the values counted since the last save (in the caller's
@@ -602,13 +600,7 @@ class Routes:
             self._saved |= new
         counted, ended = self.learner.changes()
         if counted or ended:
-            seen = self._seen
-            route_parameters.save_counting(
-                conn,
-                [(position, digests, seen + n) for n, (position, digests) in enumerate(counted)],
-                ended,
-            )
-            self._seen += len(counted)
+            route_parameters.save_counting(conn, counted, ended)
 
 
 #: Names the callers of root spans from other evidence: given the stored and new spans that may

@@ -490,10 +490,17 @@ class Contributions:
         route is shown to it once, not each request's; cells that come to share a key merge.
 
         The position is the gateway's for both of a request's edges (it is the server of the
-        consumer's and the client of the upstream's), so both are templated alike.
+        consumer's and the client of the upstream's), so both are templated alike. A route is
+        seen at the latest minute of its cells: what cardinality keeps of when each position was
+        last seen does not depend on where batches end.
         """
         changed: dict[tuple[str, str], str] = {}  # (method, route) → template, for endpoints
         templated: dict[tuple[str, str], str] = {}
+        latest: dict[tuple[str, str], int] = {}
+        for key in self.cells:
+            if key[5] == GATEWAY_SOURCE:
+                gateway = key[2] if key[3] == ConnectionType.VIRTUAL else key[1]
+                latest[(gateway, key[4])] = max(key[0], latest.get((gateway, key[4]), key[0]))
         cells: dict[CellKey, Cell] = {}
         for key, cell in self.cells.items():
             if key[5] != GATEWAY_SOURCE:
@@ -503,7 +510,8 @@ class Contributions:
             endpoint = templated.get((gateway, key[4]))
             if endpoint is None:
                 method, _, route = key[4].partition(" ") if " " in key[4] else ("", "", key[4])
-                collapsed = cardinality.template(gateway, method or None, route)
+                seen = latest[(gateway, key[4])]
+                collapsed = cardinality.template(gateway, method or None, route, seen)
                 endpoint = key[4]
                 if collapsed != route:
                     endpoint = key[4][: len(key[4]) - len(route)] + collapsed

@@ -266,8 +266,8 @@ class RouteCounting(Base):
     service: Mapped[str] = mapped_column(String(255))
     method: Mapped[str] = mapped_column(String(255))  # '' for any
     prefix: Mapped[str] = mapped_column(Text)
-    #: When the position was last seen, as a number that grows with each batch: the least
-    #: recently seen is forgotten first.
+    #: When a request last showed the position (the minute of its cell, in Unix minutes): the
+    #: least recently seen is forgotten first.
     seen: Mapped[int] = mapped_column(BigInteger)
     #: The values' digests, concatenated in sorted order.
     digests: Mapped[bytes] = mapped_column(LargeBinary)

@@ -32,15 +32,18 @@ def save(conn: Connection, positions: Iterable[Position]) -> int:
 DIGEST_BYTES = 8
 
 
-def load_counting(conn: Connection) -> list[tuple[Position, list[bytes], int]]:
-    """Every position still counted, least recently seen first: its values' digests and when it
-    was last seen."""
+def load_counting(conn: Connection) -> list[tuple[Position, int, list[bytes]]]:
+    """Every position still counted, with when it was last seen and its values' digests; least
+    recently seen first."""
     rows = conn.execute(
-        text("SELECT service, method, prefix, digests, seen FROM route_counting ORDER BY seen")
+        text(
+            "SELECT service, method, prefix, seen, digests FROM route_counting"
+            " ORDER BY seen, service, method, prefix"
+        )
     )
     return [
-        ((service, method or None, prefix), _split(bytes(digests)), seen)
-        for service, method, prefix, digests, seen in rows
+        ((service, method or None, prefix), seen, _split(bytes(digests)))
+        for service, method, prefix, seen, digests in rows
     ]
 
 
@@ -61,14 +64,14 @@ _DELETE_COUNTING = text(
 
 def save_counting(
     conn: Connection,
-    counted: Iterable[tuple[Position, Iterable[bytes], int]],
+    counted: Iterable[tuple[Position, int, Iterable[bytes]]],
     ended: Iterable[Position],
 ) -> None:
-    """Keep the values counted at positions (each with when it was seen: replacing what was
-    kept of it), and forget the positions whose counting ended."""
+    """Keep the values counted at positions, each with when it was last seen (replacing what
+    was kept of it), and forget the positions whose counting ended."""
     rows = [
         (service, method or "", prefix, seen, b"".join(digests))
-        for (service, method, prefix), digests, seen in counted
+        for (service, method, prefix), seen, digests in counted
     ]
     if rows:
         executemany(conn, _UPSERT_COUNTING, rows)

@@ -2,10 +2,9 @@
 a clean run stores, row for row, on SQLite and PostgreSQL (``tests/crash_trials.py``;
 ``bench/crash_safety.py`` runs many more trials, on larger input).
 
-Each file here is one batch, so a rerun splits traces across writes where the clean run did.
-Where batches end elsewhere (the bench's input: a rerun resumes mid-file), a failing-path cell
-can keep an earlier ``first_seen_ns`` from a trace's partial failure, which the correction takes
-back in count but cannot in its minimum: recorded in bench/RESULTS.md (crash_safety), not fixed.
+Each file here is one batch; the bench's input is read in several, and a rerun resumes mid-file,
+splitting traces elsewhere than the clean run: what is stored does not depend on where
+(``tests/clew/test_split_traces.py``), maxima and failing paths' first failures included.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from clew.routes import PARAM, Cardinality, Templates, route_for, template_of
+from clew.routes import PARAM, Cardinality, Templates, _digest, route_for, template_of
 from tests.conftest import corpus
 
 
@@ -446,19 +446,50 @@ def test_changes_tell_what_the_counting_did_since_last_asked():
     cardinality = Cardinality(threshold=3, max_positions=2)
     cardinality.template("s", "GET", "/a/x1")
     cardinality.template("s", "GET", "/b/x1")
-    cardinality.template("s", "GET", "/a/x2")  # /a is now the most recent
+    cardinality.template("s", "GET", "/a/x2")  # /a is now the most recent: the third path shown
     counted, ended = cardinality.changes()
-    positions = [position for position, _ in counted]
-    assert positions == [("s", "GET", "/b"), ("s", "GET", "/a")]
-    assert [len(digests) for _, digests in counted] == [1, 2]
+    assert [(position, seen, len(digests)) for position, seen, digests in counted] == [
+        (("s", "GET", "/b"), 2, 1),
+        (("s", "GET", "/a"), 3, 2),
+    ]
     assert ended == []
     assert cardinality.changes() == ([], [])  # nothing since
     cardinality.template("s", "GET", "/a/x3")  # decided
     cardinality.template("s", "GET", "/c/x1")
     cardinality.template("s", "GET", "/d/x1")  # a third position: /b, the least recent, goes
     counted, ended = cardinality.changes()
-    assert [position for position, _ in counted] == [("s", "GET", "/c"), ("s", "GET", "/d")]
+    assert [position for position, _, _ in counted] == [("s", "GET", "/c"), ("s", "GET", "/d")]
     assert ended == [("s", "GET", "/a"), ("s", "GET", "/b")]
+
+
+def test_told_when_paths_were_sent_the_counting_does_not_depend_on_their_order():
+    """The ingest tells the minute of each request: the state is then the same whatever order
+    (and batches) the requests came in, and the position forgotten is the one seen longest ago
+    (the first by name, of several)."""
+    paths = [("/a/x", 5), ("/b/x", 9), ("/c/x", 7), ("/a/y", 8), ("/d/x", 9), ("/b/y", 2)]
+    states = []
+    for ordered in (paths, list(reversed(paths)), sorted(paths)):
+        cardinality = Cardinality(threshold=3)
+        for path, minute in ordered:
+            cardinality.template("s", "GET", path, minute)
+        states.append(cardinality.state())
+    assert states[0] == states[1] == states[2]
+
+    def hexes(*values: str) -> list[str]:
+        return sorted(_digest(value).hex() for value in values)
+
+    assert states[0]["counting"] == [
+        ["s", "GET", "/c", 7, hexes("x")],
+        ["s", "GET", "/a", 8, hexes("x", "y")],
+        ["s", "GET", "/b", 9, hexes("x", "y")],
+        ["s", "GET", "/d", 9, hexes("x")],
+    ]
+    cardinality = Cardinality(threshold=3, max_positions=3)
+    for path, minute in paths[:5]:  # /d comes when three are counted: /c, seen at 7, goes
+        cardinality.template("s", "GET", path, minute)
+    assert [entry[2] for entry in cardinality.state()["counting"]] == ["/a", "/b", "/d"]
+    cardinality.template("s", "GET", "/e/x", 3)  # then /a, seen at 8
+    assert [entry[2] for entry in cardinality.state()["counting"]] == ["/e", "/b", "/d"]
 
 
 def test_the_least_recently_seen_position_is_forgotten_first():
