@@ -712,10 +712,16 @@ Namer = Callable[[Connection, list[tuple]], dict[tuple[str, str], tuple[str, str
 
 
 class ReadBack:
-    """The contributions of the stored traces with a span that started in given minutes: every
-    cell of those minutes as whole traces make it, maxima and failing paths' first and last
-    failure included. Traces are read once per minute asked for, however often it is asked
-    (extremes do not mind a trace counted twice; the counts read back are not used)."""
+    """The contributions of the stored traces with a span that started in given minutes: the
+    cells asked for as whole traces make them, maxima included, and the failing paths of those
+    minutes with their first and last failure. Traces are read once per minute, however often
+    it is asked for (extremes do not mind a trace counted twice; the counts read back are not
+    used).
+
+    Naming root callers (``root_callers``) is most of a read-back's cost, so only the root spans
+    that could count in a cell asked for are named: a root counts in the cell of its minute,
+    service and endpoint whoever its caller is, and a failing path's first and last failure do
+    not depend on its caller."""
 
     def __init__(self, conn: Connection, root_callers: Namer | None) -> None:
         self.conn = conn
@@ -723,13 +729,19 @@ class ReadBack:
         self.contributions = Contributions()
         self.minutes: set[int] = set()
 
-    def __call__(self, minutes: Iterable[int]) -> Contributions:
+    def __call__(self, minutes: Iterable[int], cells: Iterable[CellKey] = ()) -> Contributions:
         wanted = sorted(set(minutes) - self.minutes)
         if wanted:
             self.minutes.update(wanted)
             rows = spans.of_traces(self.conn, _traces_in(self.conn, wanted))
-            if self.root_callers is not None and rows:
-                roots = [row for row in rows if row[KIND] in _ROOT_KINDS]
+            served = {(key[0], key[2], key[4]) for key in cells}
+            roots = [
+                row
+                for row in rows
+                if row[KIND] in _ROOT_KINDS
+                and (row[START] // _NS_PER_MINUTE, row[SERVICE], _endpoint_name(row)) in served
+            ]
+            if self.root_callers is not None and roots:
                 self.contributions.root_callers = self.root_callers(self.conn, roots)
             self.contributions.add(rows)
         return self.contributions
@@ -783,7 +795,7 @@ def apply(conn: Connection, contributions: Contributions, root_callers: Namer | 
                 deletes.append((old[0],))
         unknown = [key for key, values in changed.items() if values[4] is None]
         if unknown:
-            exact = read_back(key[0] for key in unknown).cells
+            exact = read_back({key[0] for key in unknown}, unknown).cells
             for key in unknown:
                 old, values = stored.get(key), changed[key]
                 longest = _longest(exact.get(key), old[11] if old is not None else 0, cells[key])
