@@ -5,12 +5,14 @@ Skipped when Chromium or chromedriver is missing, unless CLEW_REQUIRE_BROWSER=1 
 
 from __future__ import annotations
 
+import base64
 import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
+from urllib.request import urlopen
 
 import orjson
 import pytest
@@ -18,7 +20,21 @@ import pytest
 from clew import store
 from clew.app import create_app
 
-from .conftest import HOSTILE, SAMPLE_SERVICES
+from .conftest import (
+    HOSTILE,
+    HOSTILE_APPROVER,
+    HOSTILE_CONSUMER,
+    HOSTILE_CONTRACT,
+    HOSTILE_FILE,
+    HOSTILE_OPERATION,
+    HOSTILE_REASON,
+    HOSTILE_ROUTE,
+    HOSTILE_SERVICE,
+    HOSTILE_SYSTEM,
+    HOSTILE_TEAM,
+    SAMPLE_SERVICES,
+    WAIVED,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -259,25 +275,174 @@ def test_a_link_with_bad_values_explains_them(browser, sample_url):
     assert "'blob'" in text_of(browser, "map-problems")
 
 
-def test_hostile_names_render_as_inert_text(browser, hostile_db):
-    with serving(hostile_db) as url:
-        browser.get(f"{url}/map?window=all&node=shop")
-        wait(browser, MAP_DRAWN)
-        assert HOSTILE in browser.execute_script(NODE_NAMES)
-        wait(browser, lambda d: HOSTILE in text_of(d, "map-panel"))
+#: What a payload would leave had it been rendered as HTML: a window global it set, an image of
+#: ``src=x``, an element holding its handler, a script holding its code. On the console's pages
+#: the Content-Security-Policy stops inline handlers, so there the elements give it away.
+PAYLOAD_TRACES = """
+const made = Array.from(document.querySelectorAll('*')).filter(e =>
+    e.matches('img[src="x"]')
+    || (e.tagName === 'SCRIPT' && e.textContent.includes('__clew_xss'))
+    || Array.from(e.attributes).some(a => a.name.startsWith('on')
+                                          && a.value.includes('__clew_xss')));
+return Object.keys(window).filter(k => k.startsWith('__clew_xss'))
+    .concat(made.map(e => e.outerHTML.slice(0, 200)));
+"""
+GRID_ROWS = "return document.querySelectorAll('#{} .ag-center-cols-container .ag-row').length"
+
+
+def texts(browser, selector: str) -> list[str]:
+    """The visible text of each element ``selector`` finds."""
+    return browser.execute_script(
+        "return Array.from(document.querySelectorAll(arguments[0]), e => e.innerText)", selector
+    )
+
+
+def column(browser, grid_id: str, field: str) -> list[str]:
+    """The cells of a grid's column, row by row as drawn."""
+    return texts(browser, f"#{grid_id} .ag-center-cols-container .ag-row [col-id='{field}']")
+
+
+def not_shown(browser, element_id: str, *wanted: str) -> list[str]:
+    """Those of ``wanted`` the element does not show as visible text (a name rendered as HTML
+    would not read as itself)."""
+    shown = text_of(browser, element_id)
+    return [t for t in wanted if t not in shown]
+
+
+def test_hostile_names_render_as_inert_text_on_every_page(browser, hostile_governed_db):
+    """A service, route, consumer, catalog team and system, contract title, operation path,
+    file, waiver reason and approver named in HTML read as that text on every page, in the
+    map's labels and panels, in the Governance page's grids, charts, scorecards, callout,
+    filters and tooltips, and in the HTML report; and none of it runs or makes an element."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    service, consumer = HOSTILE_SERVICE, HOSTILE_CONSUMER
+    team, system = HOSTILE_TEAM, HOSTILE_SYSTEM
+    edge = f"{consumer} → {service}"
+    with serving(hostile_governed_db) as url:
         browser.get(f"{url}/?window=all")
-        wait(browser, "return document.querySelectorAll('#overview-worst .ag-row').length > 0")
-        assert HOSTILE in text_of(browser, "overview-worst")
+        wait(browser, GRID_ROWS.format("overview-worst") + " === 3")
+        assert {consumer, "shop", "client"} == set(column(browser, "overview-worst", "client"))
+        assert service in column(browser, "overview-worst", "server")
+        assert browser.execute_script(PAYLOAD_TRACES) == []
+
+        # the map: labels with their findings badges, the failing edges, a node's panel and an
+        # edge's, with their findings
+        browser.get(f"{url}/map?window=all")
+        wait(browser, MAP_DRAWN)
+        labels = dict(
+            browser.execute_script(
+                "return window.cy.nodes().map(n => [n.data('label'), n.style('label')])"
+            )
+        )
+        assert labels[consumer] == consumer  # no open findings: no badge
+        count = labels[service].rsplit(" ", 1)[-1]  # its badge: how many open findings
+        assert labels[service] == f"{service} \u2691 {count}" and int(count) > 0
+        assert not_shown(browser, "map-panel", edge, f"shop → {service}") == []
+        browser.execute_script("window.cy.getElementById(arguments[0]).emit('tap')", service)
+        wait(browser, lambda d: f"OPEN FINDINGS ({count})" in text_of(d, "map-panel").upper())
+        assert query(browser)["node"] == [service]
+        assert texts(browser, "#map-panel .panel-title") == [service]
+        messages = "\n".join(texts(browser, "#map-panel .findings-table td:nth-child(3)"))
+        for name in (HOSTILE_ROUTE, HOSTILE_OPERATION, HOSTILE_CONTRACT, consumer, service):
+            assert name in messages
+        assert consumer in "\n".join(texts(browser, "#map-panel .mini-table td:first-child"))
+        assert browser.execute_script(PAYLOAD_TRACES) == []
+        browser.execute_script(
+            "window.cy.edges().filter(e => e.data('source') === arguments[0]"
+            " && e.data('target') === arguments[1]).emit('tap')",
+            consumer,
+            service,
+        )
+        wait(browser, lambda d: texts(d, "#map-panel .panel-title") == [edge])
+        assert texts(browser, "#map-panel .findings-table td:nth-child(3)") == [
+            f"{consumer} calls {service} (4 calls in the window), which its catalog entry"
+            " does not declare"
+        ]
+        assert browser.execute_script(PAYLOAD_TRACES) == []
+
         browser.get(f"{url}/paths?window=all")
         wait(browser, "return document.querySelectorAll('#paths-waterfall .wf-row').length > 0")
-        assert HOSTILE in text_of(browser, "paths-list")
-        assert HOSTILE in text_of(browser, "paths-failing-span")
+        assert not_shown(browser, "paths-list", edge, f"shop → {service}") == []
+        assert not_shown(browser, "paths-failing-span", service, f"GET {HOSTILE_ROUTE}") == []
+        assert browser.execute_script(PAYLOAD_TRACES) == []
+
         browser.get(f"{url}/endpoints?window=all")
-        wait(browser, "return document.querySelectorAll('#endpoints-grid .ag-row').length > 0")
-        assert HOSTILE in text_of(browser, "endpoints-grid")
-        images = "return document.querySelectorAll('img[src=\"x\"]').length"
-        assert browser.execute_script(images) == 0
-        assert browser.execute_script("return window.__clew_xss === undefined")
+        wait(browser, GRID_ROWS.format("endpoints-grid") + " === 4")
+        routes = {"/", "/x", HOSTILE_ROUTE, HOSTILE_OPERATION}
+        assert set(column(browser, "endpoints-grid", "route")) == routes
+        assert set(column(browser, "endpoints-grid", "service")) == {"shop", service}
+        assert consumer in column(browser, "endpoints-grid", "callers")
+        assert set(column(browser, "endpoints-grid", "owner")) == {f"group:default/{team}"}
+        assert f"{HOSTILE_CONTRACT}@1.0.0" in column(browser, "endpoints-grid", "contract")
+        assert browser.execute_script(PAYLOAD_TRACES) == []
+
+        browser.get(f"{url}/sources")
+        wait(browser, GRID_ROWS.format("sources-grid") + " === 4")
+        assert any(
+            s.endswith(f"/{HOSTILE_FILE}") for s in column(browser, "sources-grid", "source")
+        )
+        assert browser.execute_script(PAYLOAD_TRACES) == []
+
+        browser.get(f"{url}/contracts?window=all")
+        wait(browser, GRID_ROWS.format("contracts-changes") + " === 1")
+        assert column(browser, "contracts-versions", "title") == [HOSTILE_CONTRACT] * 2
+        assert column(browser, "contracts-versions", "source")[0].endswith(f"/{HOSTILE_FILE}")
+        for picked, version in (("contracts-old", "1.0.0"), ("contracts-new", "2.0.0")):
+            assert not_shown(browser, picked, f"{HOSTILE_CONTRACT} @ {version}") == []
+        assert text_of(browser, "contracts-summary").startswith(f"{HOSTILE_CONTRACT}@1.0.0")
+        assert not_shown(browser, "contracts-summary", f"served by {service}") == []
+        assert column(browser, "contracts-changes", "operation") == [f"GET {HOSTILE_ROUTE}"]
+        assert column(browser, "contracts-changes", "consumers") == [f"{consumer} (4)"]
+        assert browser.execute_script(PAYLOAD_TRACES) == []
+
+        browser.get(f"{url}/governance")
+        wait(browser, GRID_ROWS.format("governance-findings") + " > 0")
+        wait(browser, "return !!document.querySelector('#governance-by-system .barlayer .trace')")
+        subjects = column(browser, "governance-findings", "subject")
+        for subject in (
+            f"{HOSTILE_CONTRACT}@2.0.0",  # a contract's
+            f"{service} GET {HOSTILE_ROUTE}",  # endpoints'
+            f"{service} GET {HOSTILE_OPERATION}",
+            edge,  # an edge's
+        ):
+            assert subject in subjects
+        messages = "\n".join(column(browser, "governance-findings", "message"))
+        assert f"by {consumer}" in messages and f"GET {HOSTILE_OPERATION} has no" in messages
+        assert set(column(browser, "governance-findings", "team")) == {team}
+        assert set(column(browser, "governance-findings", "system")) == {system}
+        assert not_shown(browser, "governance-by-team", team) == []
+        assert not_shown(browser, "governance-by-system", system) == []
+        assert not_shown(browser, "governance-scorecards", team, system) == []
+        waiver = {"subject": WAIVED[1], "reason": HOSTILE_REASON, "approver": HOSTILE_APPROVER}
+        for field, value in waiver.items():
+            assert column(browser, "governance-waivers", field) == [value]
+        assert not_shown(browser, "governance-callout", WAIVED[1], HOSTILE_APPROVER) == []
+        options = "return Array.from(document.querySelectorAll('[role=option]'), o => o.innerText)"
+        for dropdown, name in (("governance-team", team), ("governance-system", system)):
+            browser.find_element("id", dropdown).click()
+            assert wait(browser, options) == [name]
+            browser.switch_to.active_element.send_keys(Keys.ESCAPE)
+        reason = "#governance-waivers .ag-row [col-id='reason']"
+        ActionChains(browser).move_to_element(
+            browser.find_element("css selector", reason)
+        ).perform()
+        wait(browser, "return !!document.querySelector('.ag-tooltip')")
+        assert texts(browser, ".ag-tooltip") == [HOSTILE_REASON]
+        assert browser.execute_script(PAYLOAD_TRACES) == []
+        assert severe_console_errors(browser) == []
+
+        # the HTML report the page links to: a download, so opened from its bytes, where no
+        # Content-Security-Policy stops a handler (the app's blocks inline ones)
+        with urlopen(f"{url}/reports/governance.html") as response:
+            page = base64.b64encode(response.read()).decode()
+        browser.get(f"data:text/html;charset=utf-8;base64,{page}")
+        assert browser.title == "Clew compliance report"
+        report = browser.find_element("tag name", "body").text
+        for name in (team, system, edge, HOSTILE_REASON, HOSTILE_APPROVER, HOSTILE_OPERATION):
+            assert name in report
+        assert browser.execute_script(PAYLOAD_TRACES) == []
 
 
 FAILING_EDGE = (
