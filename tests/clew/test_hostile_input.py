@@ -370,6 +370,8 @@ API_ROUTES: dict[str, tuple[dict[str, str], tuple[str, ...]]] = {
     "/api/waivers": ({}, ("team",)),  # takes none: a stray one is ignored
     "/api/governance": ({}, ("team", "system")),
     "/reports/governance.<fmt>": ({}, ("team", "system")),
+    "/api/users": ({}, ("team",)),  # takes none
+    "/api/tokens": ({}, ("team",)),  # takes none
 }
 
 
@@ -462,6 +464,13 @@ def test_injection_strings_in_every_api_parameter_change_and_leak_nothing(sample
     for raw in ("team=%27%20OR%201=1%20--", "team='", "name=%27&since=%27"):
         assert client.get("/api/findings?" + raw).status_code == 200
         assert client.get("/api/node?" + raw).status_code in (200, 400)
+    # An account named by an injection string in a writing route's path is no account.
+    for injection in INJECTIONS:
+        for action in ("disable", "enable"):
+            url = f"/api/users/{quote(injection, safe='')}/{action}"
+            assert client.post(url).status_code == 404, url
+        role = client.post(f"/api/users/{quote(injection, safe='')}/role", json={"role": "admin"})
+        assert role.status_code == 404, injection
     assert _row_counts(engine) == before
 
 
