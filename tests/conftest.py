@@ -21,6 +21,17 @@ SAMPLE_END_NS = 1_795_000_000_000_000_000 // 60_000_000_000 * 60_000_000_000
 SAMPLE_TRACES = 800
 
 
+#: How many of each property test's examples the run tries (``CLEW_HYPOTHESIS_SCALE``): half by
+#: default, so the default run stays short; ``bench/fuzz.py`` is the place for long budgets, and
+#: ``CLEW_HYPOTHESIS_SCALE=1`` (or more) runs every property test at its full count.
+EXAMPLE_SCALE = float(os.environ.get("CLEW_HYPOTHESIS_SCALE", "0.5"))
+
+
+def examples(count: int) -> int:
+    """``count`` examples at the run's scale (at least 10)."""
+    return max(10, round(count * EXAMPLE_SCALE))
+
+
 def corpus(*parts: str) -> Path:
     """A file or folder of the shared third-party corpus (``../shared/corpus`` or CLEW_CORPUS).
 

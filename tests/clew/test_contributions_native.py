@@ -24,7 +24,7 @@ from clew.records import Span, SpanKind, StatusCode
 from clew.store import histogram
 from clew.store.cells import Cell
 from collectors.otlp_json import fast_records
-from tests.conftest import require_built
+from tests.conftest import examples, require_built
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 MINUTE = 60_000_000_000
@@ -216,7 +216,9 @@ def landscapes(draw: st.DrawFn) -> tuple[list, dict]:
     return rows, {(row[0], row[1]): callers for row in named}
 
 
-EXAMPLES = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+EXAMPLES = settings(
+    max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 @EXAMPLES

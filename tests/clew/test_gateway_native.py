@@ -17,7 +17,7 @@ from clew.records import GatewayRequest
 from collectors import CollectorError, Source, load_registry
 from tests.clew.test_contributions_native import Recording, compiled, native_module, snapshot
 from tests.clew.test_routes import _SEGMENTS
-from tests.conftest import corpus
+from tests.conftest import corpus, examples
 
 MINUTE = 60_000_000_000
 INT64_MAX = 2**63 - 1
@@ -90,7 +90,7 @@ _ASCII_SEGMENTS = st.one_of(
 _ASCII_PATHS = st.lists(_ASCII_SEGMENTS, max_size=8).map(lambda segments: "/".join(segments))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(_ASCII_PATHS, st.sampled_from(["", "?q=1", "#top", "?a=b#c", "?"]))
 def test_the_compiled_template_of_gives_the_python_template(path: str, query: str):
     compiled_template, python_template = both_templates(path + query)
@@ -100,7 +100,7 @@ def test_the_compiled_template_of_gives_the_python_template(path: str, query: st
         assert compiled_template == python_template
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.one_of(st.text(max_size=40), st.lists(_SEGMENTS, max_size=6).map("/".join)))
 def test_paths_it_cannot_read_exactly_are_handed_back(path: str):
     compiled_template, python_template = both_templates(path)
@@ -179,7 +179,7 @@ def run_both(steps) -> tuple[tuple, tuple, list[bool]]:
     return snapshot(python), snapshot(native), recording.gateway_answers
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.lists(request_rows(), max_size=30), st.sampled_from([1, -1, 2]))
 def test_one_call_gives_the_python_results(rows: list, sign: int):
     python, native, answers = run_both(add_rows(rows, sign))

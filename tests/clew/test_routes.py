@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from clew.routes import PARAM, Cardinality, Templates, _digest, route_for, template_of
-from tests.conftest import corpus
+from tests.conftest import corpus, examples
 
 
 @pytest.mark.parametrize(
@@ -177,7 +177,7 @@ _PATHS = st.one_of(
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(_PATHS, st.sampled_from([None, "api", "lambda", "42", "v1", ""]))
 def test_template_of_never_raises_and_is_idempotent(path, service):
     template = template_of(path, service=service)
@@ -275,7 +275,7 @@ def test_segments_mixing_text_and_parameters_rank_by_their_literal_text():
     assert templates.match("GET", "/files/.gz") == "/files/{name}"  # a parameter is never empty
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(
     st.sampled_from(["{a}.{b}", "{a}-{b}.json", "x{a}", "{a}x", "{a}{b}", "{a}.{b}.{c}", "a{b}a"]),
     st.text(alphabet="ax.-jsonb", max_size=12),
@@ -323,7 +323,7 @@ def test_every_stripe_operation_matches_its_own_template():
     assert templates.match("GET", "/v2/customers") is None
 
 
-@settings(max_examples=75, deadline=None)
+@settings(max_examples=examples(75), deadline=None)
 @given(_PATHS, st.sampled_from([None, "GET", "post", ""]))
 def test_matching_never_raises(path, method):
     templates = Templates(
@@ -530,7 +530,7 @@ def test_limits_that_cannot_work_are_refused(limits):
         Cardinality(**limits)
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=examples(50), deadline=None)
 @given(st.lists(_PATHS, max_size=20))
 def test_cardinality_never_raises_and_keeps_the_heuristics_parameters(paths):
     cardinality = Cardinality(threshold=2)

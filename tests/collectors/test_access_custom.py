@@ -23,7 +23,7 @@ from collectors import Source
 from collectors.access_logs import BadLine, Settings, custom, nginx
 from collectors.access_logs.custom import JsonFormat, MappingError, NginxFormat
 from tests.collectors.strategies import mutated_lines
-from tests.conftest import corpus
+from tests.conftest import corpus, examples
 
 COMBINED = (
     '$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent'
@@ -762,7 +762,9 @@ SAMPLE_LINES = [
 SETTINGS = [DEFAULT, Settings(consumer="header:X-Api-Key", hash_clients=True, hash_key="k")]
 
 
-@hypothesis_settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@hypothesis_settings(
+    max_examples=examples(300), suppress_health_check=[HealthCheck.too_slow], deadline=None
+)
 @given(
     text=st.one_of(st.text(max_size=300), mutated_lines(SAMPLE_LINES)),
     parse=st.sampled_from(PARSERS),
@@ -783,7 +785,7 @@ _SEGMENT = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-_.~", min_size
 _SECONDS = st.integers(0, 100_000).map(lambda ms: (ms, f"{ms // 1000}.{ms % 1000:03d}"))
 
 
-@hypothesis_settings(max_examples=300, deadline=None)
+@hypothesis_settings(max_examples=examples(300), deadline=None)
 @given(
     address=st.ip_addresses(v=4).map(str),
     user=st.one_of(st.just("-"), st.text(alphabet="abcdefghijklmnopqrstuvwxyz", min_size=1)),
@@ -854,7 +856,7 @@ def formats_and_lines(draw: st.DrawFn) -> tuple[str, str]:
     return log_format, line
 
 
-@hypothesis_settings(max_examples=300, deadline=None)
+@hypothesis_settings(max_examples=examples(300), deadline=None)
 @given(format_and_line=formats_and_lines())
 def test_any_log_format_compiles_or_is_refused_and_then_reads_any_line(format_and_line):
     log_format, line = format_and_line

@@ -16,7 +16,7 @@ from clew.records import Checkpoint, Contract, Operation, Quarantined
 from collectors import Registry, Source, asyncapi
 from collectors.asyncapi import AsyncApiCollector
 from collectors.openapi import OpenApiCollector
-from tests.conftest import corpus
+from tests.conftest import corpus, examples
 
 
 def asyncapi_files() -> list[Path]:
@@ -539,7 +539,7 @@ def asyncapi_like() -> st.SearchStrategy:
     )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(document=asyncapi_like())
 def test_any_asyncapi_shaped_document_gives_a_contract_and_never_crashes(document: dict):
     contract, *operations = asyncapi.read(document, "0" * 64)

@@ -20,6 +20,7 @@ from collectors import Source
 from collectors.access_logs import Settings
 from collectors.access_logs.aws_apigateway import FIELDS, collector, parse
 from tests.collectors import strategies
+from tests.conftest import examples
 
 MS = 1_000_000
 DEC_6_2026_10H = 1_796_551_200 * 1_000_000_000  # 06/Dec/2026:10:00:00 +0000
@@ -284,13 +285,13 @@ CONFIGS = st.builds(
 )
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), suppress_health_check=[HealthCheck.too_slow])
 @given(line=st.text(max_size=300) | strategies.edited_lines(GOOD), config=CONFIGS)
 def test_any_line_parses_or_is_refused(line, config):
     strategies.parses_or_refuses(line, config, parse)
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), suppress_health_check=[HealthCheck.too_slow])
 @given(
     record=st.dictionaries(
         st.sampled_from(KEYS), ANY_JSON | st.sampled_from(["-", "200"]), max_size=8

@@ -15,7 +15,7 @@ from collectors import Source
 from collectors.access_logs import Settings
 from collectors.access_logs.envoy import collector, parse_json, parse_text
 from tests.collectors import strategies
-from tests.conftest import CORPUS, corpus
+from tests.conftest import CORPUS, corpus, examples
 
 MS = 1_000_000
 
@@ -331,7 +331,7 @@ CONFIGS = st.builds(
 )
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), suppress_health_check=[HealthCheck.too_slow])
 @given(
     line=st.text(max_size=300)
     | strategies.edited_lines(CORPUS_LINES)
@@ -342,7 +342,7 @@ def test_any_line_parses_or_is_refused(line, config):
     strategies.parses_or_refuses(line, config, parse_text, parse_json)
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), suppress_health_check=[HealthCheck.too_slow])
 @given(
     record=st.dictionaries(st.sampled_from(JSON_KEYS), ANY_JSON | st.text(max_size=40)),
     config=CONFIGS,

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from collectors import load_registry
 from tests.collectors import fuzzing
-from tests.conftest import CORPUS, corpus
+from tests.conftest import CORPUS, corpus, examples
 
 NAMES = sorted(load_registry())
 
@@ -34,7 +34,7 @@ def test_every_collector_has_real_samples_to_mutate(samples):
 
 
 @pytest.mark.parametrize("name", NAMES)
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(25), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 2**32 - 1))
 def test_any_mutation_is_read_quarantined_or_refused(samples, name, seed):
     rng = random.Random(seed)

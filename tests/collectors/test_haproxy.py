@@ -18,7 +18,7 @@ from collectors import HEAD_BYTES, Source
 from collectors.access_logs import BadLine, NotThisFormat, Settings, strip_prefix
 from collectors.access_logs.haproxy import FORMATS, collector, parse_clf, parse_httplog
 from tests.collectors.strategies import parses_or_refuses
-from tests.conftest import CORPUS, corpus
+from tests.conftest import CORPUS, corpus, examples
 
 MS = 1_000_000
 
@@ -587,13 +587,13 @@ def check(line: str) -> None:
             assert request.attributes is None or isinstance(orjson.loads(request.attributes), dict)
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@settings(max_examples=examples(300), suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(st.text(max_size=300))
 def test_random_text_only_raises_the_format_errors(text):
     check(text)
 
 
-@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@settings(max_examples=examples(400), suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(
     st.sampled_from(SAMPLES),
     st.lists(

@@ -26,7 +26,7 @@ from collectors import Registry, Source
 from collectors.jaeger_json import JaegerJsonCollector, records_of_document, span_of
 from tests.collectors import strategies
 from tests.collectors.spans import attributes, spans_of
-from tests.conftest import corpus
+from tests.conftest import corpus, examples
 from tests.stored import stored_spans
 
 collector = JaegerJsonCollector()
@@ -537,7 +537,7 @@ span_fields = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@settings(max_examples=examples(300), suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(st.lists(span_fields | json_values, max_size=4), json_values)
 def test_any_json_gives_spans_or_quarantine_never_an_exception(spans, processes):
     document = {"traceID": "f00d", "spans": spans, "processes": processes}

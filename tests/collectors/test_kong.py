@@ -21,7 +21,7 @@ from collectors import Source
 from collectors.access_logs import Settings
 from collectors.access_logs.kong import collector, parse
 from tests.collectors import strategies
-from tests.conftest import CORPUS, corpus
+from tests.conftest import CORPUS, corpus, examples
 
 MS = 1_000_000
 # A block of the 3.8 page that only some versions render: {%- if_version gte:3.5.x %} ... endif
@@ -343,7 +343,7 @@ SECTION_KEYS = [
 
 
 @pytest.mark.skipif(not CORPUS_LINES, reason="the corpus is missing")
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), suppress_health_check=[HealthCheck.too_slow])
 @given(line=st.text(max_size=300) | strategies.edited_lines(CORPUS_LINES), config=CONFIGS)
 def test_any_line_parses_or_is_refused(line, config):
     strategies.parses_or_refuses(line, config, parse)
@@ -352,7 +352,7 @@ def test_any_line_parses_or_is_refused(line, config):
 section = st.dictionaries(st.sampled_from(SECTION_KEYS), ANY_JSON, max_size=5) | ANY_JSON
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), suppress_health_check=[HealthCheck.too_slow])
 @given(
     record=st.dictionaries(
         st.sampled_from([*SECTIONS, "started_at", "client_ip", "upstream_status", "workspace"]),

@@ -26,7 +26,7 @@ from collectors.access_logs.nginx import (
     parse_proxy_manager,
 )
 from tests.collectors.strategies import mutated_lines, parses_or_refuses
-from tests.conftest import corpus
+from tests.conftest import corpus, examples
 
 NGINX_FILES = [
     "alp_json_access.log",
@@ -524,7 +524,9 @@ SETTINGS = [
 ]
 
 
-@hypothesis_settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@hypothesis_settings(
+    max_examples=examples(300), suppress_health_check=[HealthCheck.too_slow], deadline=None
+)
 @given(
     text=st.one_of(st.text(max_size=300), mutated_lines(SAMPLE_LINES)),
     which=st.sampled_from(SETTINGS),

@@ -16,7 +16,7 @@ from collectors.access_logs import Settings
 from collectors.access_logs.nginx import collector
 from tests.collectors.strategies import mutated_lines
 from tests.collectors.test_nginx import NGINX_FILES
-from tests.conftest import corpus, require_built
+from tests.conftest import corpus, examples, require_built
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 import ingest_nginx  # bench/ is no package
@@ -187,7 +187,9 @@ def combined_lines(draw: st.DrawFn) -> str:
 
 
 @settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(60),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(
     st.lists(

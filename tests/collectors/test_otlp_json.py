@@ -34,7 +34,7 @@ from collectors.semconv import normalise
 from tests import otlp
 from tests.collectors import strategies
 from tests.collectors.spans import spans_of
-from tests.conftest import SAMPLE_END_NS, corpus
+from tests.conftest import SAMPLE_END_NS, corpus, examples
 
 collector = OtlpJsonCollector()
 
@@ -213,7 +213,7 @@ span_fields = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@settings(max_examples=examples(300), suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(
     st.lists(span_fields, max_size=4),
     st.one_of(json_values, st.fixed_dictionaries({"attributes": json_values})),
@@ -327,7 +327,7 @@ regular_spans = st.builds(
 )
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@settings(max_examples=examples(300), suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(
     st.lists(regular_spans | span_fields, max_size=4),
     st.one_of(json_values, st.fixed_dictionaries({"attributes": st.lists(key_value)})),

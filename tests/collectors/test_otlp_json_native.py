@@ -20,7 +20,7 @@ from collectors.otlp_json import _KIND_NAMES, _STATUS_NAMES, typed_records
 from tests import otlp
 from tests.collectors import test_otlp_json
 from tests.collectors.test_otlp_native import native_reader
-from tests.conftest import SAMPLE_END_NS, corpus
+from tests.conftest import SAMPLE_END_NS, corpus, examples
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 
@@ -213,7 +213,7 @@ def documents(draw) -> bytes:
     return json.dumps(request, indent=draw(st.sampled_from([None, 2]))).encode()
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@settings(max_examples=examples(300), suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(documents())
 def test_a_well_formed_request_takes_the_fast_path(data):
     fast = assert_same(data)
@@ -221,7 +221,7 @@ def test_a_well_formed_request_takes_the_fast_path(data):
     assert typed_records(data) is not None
 
 
-@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@settings(max_examples=examples(200), suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(documents(), st.data())
 def test_truncated_and_garbled_text_never_crashes_nor_disagrees(data, draw):
     garbled = bytearray(data)
@@ -259,7 +259,7 @@ def test_truncated_and_garbled_text_never_crashes_nor_disagrees(data, draw):
     assert_same(bytes(garbled))
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@settings(max_examples=examples(300), suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(
     st.lists(test_otlp_json.regular_spans | test_otlp_json.span_fields, max_size=4),
     st.one_of(

@@ -22,7 +22,7 @@ from clew.records import Quarantined
 from collectors import CollectorError, Source, native, otlp_proto, semconv
 from tests.collectors import wire
 from tests.collectors.test_otlp_proto import framed, sdk_request
-from tests.conftest import corpus, require_built
+from tests.conftest import corpus, examples, require_built
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 
@@ -317,7 +317,7 @@ def requests(clean: bool) -> st.SearchStrategy[bytes]:
     )
 
 
-@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@settings(max_examples=examples(150), suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(requests(clean=True))
 def test_a_well_formed_request_takes_the_fast_path_unless_a_span_is_quarantined(data):
     fast = assert_same(data)
@@ -326,13 +326,13 @@ def test_a_well_formed_request_takes_the_fast_path_unless_a_span_is_quarantined(
     assert (fast is None) == any(type(r) is Quarantined for r in expected)
 
 
-@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@settings(max_examples=examples(150), suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(requests(clean=False))
 def test_any_request_gives_the_python_paths_records_or_is_handed_back(data):
     assert_same(data)
 
 
-@settings(max_examples=100, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@settings(max_examples=examples(100), suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(requests(clean=True), st.data())
 def test_truncated_and_garbled_requests_never_crash(data, draw):
     garbled = bytearray(data)

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from collectors import safe_yaml
 from collectors.safe_yaml import YamlError, load, load_all
+from tests.conftest import examples
 
 
 def test_yaml_1_2_keeps_words_as_words_and_numbers_as_numbers():
@@ -81,7 +82,7 @@ def test_errors_name_the_source_line_and_column():
         load(b"a: \xff\n", "latin.yaml")
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.text(alphabet=st.sampled_from(list("ab:-&*[]{},'\"!|>#\n \t%@`?0")), max_size=60))
 def test_any_text_is_read_or_refused_with_a_yaml_error(text):
     try:

@@ -19,7 +19,7 @@ from collectors import Source
 from collectors.access_logs import BadLine, NotThisFormat, Settings
 from collectors.access_logs.traefik import FORMATS, collector, parse_clf, parse_json
 from tests.collectors.strategies import mutated_lines, parses_or_refuses
-from tests.conftest import corpus
+from tests.conftest import corpus, examples
 
 TRAEFIK_FILES = ["traefik_clf.log", "traefik_json.log"]
 DEFAULT = Settings()
@@ -278,7 +278,9 @@ SAMPLE_LINES = [
 SETTINGS = [DEFAULT, Settings(consumer="header:X-Api-Key", hash_clients=True, hash_key="k")]
 
 
-@hypothesis_settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@hypothesis_settings(
+    max_examples=examples(300), suppress_health_check=[HealthCheck.too_slow], deadline=None
+)
 @given(
     text=st.one_of(st.text(max_size=300), mutated_lines(SAMPLE_LINES)),
     which=st.sampled_from(SETTINGS),

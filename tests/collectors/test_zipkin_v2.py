@@ -24,7 +24,7 @@ from collectors import HEAD_BYTES, Registry, Source
 from collectors.zipkin_v2 import ZipkinV2Collector, records_of_document
 from tests.collectors import strategies
 from tests.collectors.spans import attributes, spans_of
-from tests.conftest import CORPUS, corpus
+from tests.conftest import CORPUS, corpus, examples
 
 collector = ZipkinV2Collector()
 
@@ -492,7 +492,7 @@ span_objects = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@settings(max_examples=examples(300), suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(st.lists(span_objects | json_values | st.lists(span_objects, max_size=3), max_size=6))
 def test_any_json_gives_spans_or_quarantine_never_an_exception(document):
     recs = list(records_of_document(document))

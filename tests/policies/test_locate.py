@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from policies.locate import Locator
-from tests.conftest import corpus
+from tests.conftest import corpus, examples
 
 JSON_TEXT = b"""{
   "openapi": "3.0.3",
@@ -135,7 +135,7 @@ json_values = st.recursive(
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(json_values, st.sampled_from([None, 1, 2]))
 def test_every_json_node_is_found_where_its_key_or_value_is_written(value, indent):
     text = json.dumps({"root": value}, indent=indent, ensure_ascii=False)
@@ -176,7 +176,7 @@ def _compiled_index():
     return mock.patch.object(locate, "_JSON_INDEX", json_index)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(json_values, st.sampled_from([None, 2]), st.booleans())
 def test_the_compiled_index_finds_what_the_python_index_finds(value, indent, bom):
     text = json.dumps({"root": value, "é ☃": [value]}, indent=indent, ensure_ascii=False)

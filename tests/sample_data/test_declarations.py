@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from collectors import safe_yaml
+from tests.conftest import examples
 from tests.sample_data.conftest import END_NS, SAMPLE_DATA, load
 
 SERVER, CLIENT, CONSUMER = 2, 3, 5
@@ -72,7 +73,7 @@ _DATA = st.recursive(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.lists(st.dictionaries(st.text(), _DATA, max_size=5), min_size=1, max_size=3))
 def test_yaml_written_as_text_reads_back_as_the_data_it_was_given(declarations, documents):
     text = declarations.to_yaml(*documents)
