@@ -89,6 +89,26 @@ def pg_engine(postgres_url: str) -> Iterator[Engine]:
     engine.dispose()
 
 
+def _built_once(factory: pytest.TempPathFactory, name: str, build: Any) -> str:
+    """The database ``build(path)`` makes, made once for the whole run: with xdist, the first
+    worker to ask builds it under a lock in the run's shared temporary folder, and the others
+    wait for it and read the same file (tests copy it before writing)."""
+    import fcntl
+
+    root = factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # each worker's folder sits in the run's
+    folder = root / name
+    path = folder / "clew.db"
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (folder / "built").exists():
+            folder.mkdir(exist_ok=True)
+            build(path)
+            (folder / "built").touch()
+    return str(path)
+
+
 @pytest.fixture(scope="session")
 def sample_db(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A SQLite database holding the sample landscape (SAMPLE_TRACES traces ending SAMPLE_END_NS).
@@ -97,13 +117,14 @@ def sample_db(tmp_path_factory: pytest.TempPathFactory) -> str:
     """
     from clew.demo import load_sample
 
-    path = tmp_path_factory.mktemp("sample") / "clew.db"
-    engine = store.open_engine(str(path))
-    store.upgrade(engine)
-    loaded = load_sample(engine, now_ns=SAMPLE_END_NS, traces=SAMPLE_TRACES)
-    assert loaded["loaded"] and loaded["inserted"] > 0
-    engine.dispose()
-    return str(path)
+    def build(path: Path) -> None:
+        engine = store.open_engine(str(path))
+        store.upgrade(engine)
+        loaded = load_sample(engine, now_ns=SAMPLE_END_NS, traces=SAMPLE_TRACES)
+        assert loaded["loaded"] and loaded["inserted"] > 0
+        engine.dispose()
+
+    return _built_once(tmp_path_factory, "sample", build)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -120,13 +141,14 @@ def full_sample_db(tmp_path_factory: pytest.TempPathFactory) -> str:
     with the demo's policy run recorded. Read-only for tests: copy it before writing."""
     from clew.demo import load_sample
 
-    path = tmp_path_factory.mktemp("full-sample") / "clew.db"
-    engine = store.open_engine(str(path))
-    store.upgrade(engine)
-    loaded = load_sample(engine, now_ns=SAMPLE_END_NS)
-    assert loaded["loaded"] and loaded["policies"]["findings"] > 0
-    engine.dispose()
-    return str(path)
+    def build(path: Path) -> None:
+        engine = store.open_engine(str(path))
+        store.upgrade(engine)
+        loaded = load_sample(engine, now_ns=SAMPLE_END_NS)
+        assert loaded["loaded"] and loaded["policies"]["findings"] > 0
+        engine.dispose()
+
+    return _built_once(tmp_path_factory, "full-sample", build)
 
 
 @pytest.fixture(scope="session")

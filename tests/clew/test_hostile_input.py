@@ -514,10 +514,13 @@ def test_injection_strings_in_console_urls_are_drawn_as_for_unknown_values(sampl
     route("/", {})  # what the app writes once is written
     before = _row_counts(engine)
     keys = (*STATE_KEYS, *PAGE_KEYS)
+    assert len(PAGES) >= len(INJECTIONS)
     for page_number, path in enumerate(PAGES):
         for key_number, key in enumerate(keys):
             unknown = _same_as(UNKNOWN, route(path, {key: UNKNOWN}))
-            for injection in _some(page_number + key_number):
+            # One string a page and key: over the pages (more of them than strings), every
+            # string still meets every key.
+            for injection in _some(page_number + key_number, many=1):
                 drawn = route(path, {key: injection})
                 assert _same_as(injection, drawn) == unknown, (path, key)
     assert _row_counts(engine) == before
