@@ -110,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("db", help="SQLite file or database URL holding the landscape")
     parser.add_argument("out", type=Path, help="folder for the PNG files")
     args = parser.parse_args(argv)
-    app = create_app({"DATABASE_URL": args.db, "DEMO": True})
+    # As `clew demo` serves it: the demo banner, no logins (the pages, not the login form).
+    app = create_app({"DATABASE_URL": args.db, "DEMO": True, "AUTH": False})
     server = waitress.create_server(app, host="127.0.0.1", port=0, threads=4)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
