@@ -14,6 +14,7 @@ from functools import cache
 from sqlalchemy import Engine
 
 from clew import metrics
+from clew.store import accounts
 from clew.store import queries as store_queries
 from clew.store.queries import Window
 
@@ -362,8 +363,6 @@ def revoke_waiver(engine: Engine, waiver_id: int, now: datetime) -> bool:
 
 def users(engine: Engine) -> list[dict]:
     """Every account for the Admin page: name, role, how it logs in, when, and its state."""
-    from clew.store import accounts
-
     with engine.begin() as conn:
         found = accounts.list_users(conn)
     return [
@@ -381,8 +380,6 @@ def users(engine: Engine) -> list[dict]:
 
 def tokens(engine: Engine) -> list[dict]:
     """Every API token for the Admin page (never its text, which is not kept), newest first."""
-    from clew.store import accounts
-
     with engine.begin() as conn:
         found = accounts.list_tokens(conn)
     return [
@@ -404,8 +401,6 @@ def _minute(value: datetime | None) -> str | None:
 
 def add_user(engine: Engine, username: str, password: str, role: str, now: datetime) -> None:
     """Add a local account; ``ValueError`` with the reason when it cannot be added."""
-    from clew.store import accounts
-
     with engine.begin() as conn:
         accounts.add_user(conn, username, password, role, now)
 
@@ -414,8 +409,6 @@ def set_user_role(engine: Engine, username: str, role: str, actor: str | None) -
     """Give ``username`` ``role``; ``NoSuchAccount`` when there is no such account,
     ``LockoutRefused`` when ``actor`` (the admin asking) would change their own account or no
     enabled admin would be left."""
-    from clew.store import accounts
-
     with engine.begin() as conn:
         _check_change(conn, username, actor, "change the role of", role=role)
         if not accounts.set_role(conn, username, role):
@@ -427,8 +420,6 @@ def set_user_disabled(
 ) -> None:
     """Disable ``username`` (its sessions end at their next request) or enable it again;
     errors as ``set_user_role``."""
-    from clew.store import accounts
-
     with engine.begin() as conn:
         if disabled:
             _check_change(conn, username, actor, "disable", disable=True)
@@ -437,8 +428,6 @@ def set_user_disabled(
 
 
 def _check_change(conn, username: str, actor: str | None, verb: str, **change) -> None:
-    from clew.store import accounts
-
     if actor is not None and username == actor:
         raise accounts.LockoutRefused(f"you cannot {verb} your own account here; another admin can")
     if accounts.count_admins(conn) and not accounts.leaves_an_admin(conn, username, **change):
@@ -449,16 +438,12 @@ def _check_change(conn, username: str, actor: str | None, verb: str, **change) -
 
 def create_token(engine: Engine, name: str, scope: str, now: datetime) -> tuple[int, str]:
     """Make an API token; returns its id and its text, shown once and never kept."""
-    from clew.store import accounts
-
     with engine.begin() as conn:
         return accounts.create_token(conn, name, scope, now)
 
 
 def revoke_token(engine: Engine, token_id: int, now: datetime) -> bool:
     """Revoke an API token; False when there is no such token in force."""
-    from clew.store import accounts
-
     with engine.begin() as conn:
         return accounts.revoke_token(conn, token_id, now)
 
