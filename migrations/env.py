@@ -6,6 +6,7 @@ from alembic import context
 
 from clew.store import open_engine
 from clew.store.models import metadata
+from clew.store.partitions import is_partition
 
 config = context.config
 
@@ -35,10 +36,17 @@ def run_migrations_online() -> None:
             target_metadata=metadata,
             render_as_batch=connection.dialect.name == "sqlite",
             compare_type=True,
+            include_name=_not_a_partition,
         )
         with context.begin_transaction():
             context.run_migrations()
         connection.commit()
+
+
+def _not_a_partition(name: str | None, type_: str, _parents: dict) -> bool:
+    """Leave the raw tables' day partitions (PostgreSQL) out of autogenerate: the models list the
+    partitioned tables, and ``clew.store.partitions`` makes their days."""
+    return not (type_ == "table" and name is not None and is_partition(name))
 
 
 if context.is_offline_mode():

@@ -59,7 +59,13 @@ from clew.records import (
 )
 from clew.store import catalog as stored_catalog
 from clew.store import contracts as stored_contracts
-from clew.store import gateway_requests, insert_ignoring_duplicates, route_parameters, utcnow
+from clew.store import (
+    gateway_requests,
+    insert_ignoring_duplicates,
+    partitions,
+    route_parameters,
+    utcnow,
+)
 from clew.store import spans as stored_spans
 from collectors import (
     SETTLE_S,
@@ -432,10 +438,7 @@ class Batch:
         routes of gateway requests are templated further by it (and its decisions kept).
         """
         # One writer at a time: the lookups below and the writes must see the same spans.
-        if conn.dialect.name == "postgresql":
-            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _WRITER_LOCK})
-        else:  # SQLite: a write statement, even one that changes nothing, takes the write lock
-            conn.execute(text("DELETE FROM ingest_checkpoints WHERE 1 = 0"))
+        partitions.take_writer_lock(conn)
         if self.resources:
             services = [r._asdict() | {"name": r.service} for r in self.resources.values()]
             conn.execute(_UPSERT_SERVICE, services)
@@ -609,9 +612,6 @@ class Routes:
 #: cells itself. Called inside the batch's transaction.
 RootCallers = Callable[[Connection, list[tuple]], dict[tuple[str, str], tuple[str, str]]]
 _MAY_BE_ROOTS = frozenset((0, 2))  # SpanKind UNSPECIFIED, SERVER
-
-#: The advisory lock that serialises batch writes on PostgreSQL ("clew" in ASCII).
-_WRITER_LOCK = 0x636C6577
 
 
 #: Bytes read between two progress reports from the parser.

@@ -21,21 +21,18 @@ from sqlalchemy import bindparam, text
 from sqlalchemy.engine import Connection
 
 from clew.records import GatewayRequest
-from clew.store import executemany
+from clew.store import append, partitions
+from clew.store.partitions import NS_PER_DAY
 
 _ENCODER = msgspec.msgpack.Encoder()
 _DECODER = msgspec.msgpack.Decoder(list[tuple])
 #: Trace ids per ``IN`` list: well below SQLite's and PostgreSQL's parameter limits.
 _IDS_PER_QUERY = 500
 
-_INSERT_CHUNK = (
-    "INSERT INTO gateway_request_chunks (gateway, start_ns, end_ns, request_count, requests)"
-    " VALUES (?, ?, ?, ?, ?)"
-)
-_INSERT_TRACE = (
-    "INSERT INTO gateway_traces (trace_id, start_ns, gateway, consumer, method, path, status)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?)"
-)
+_CHUNK_COLUMNS = ("gateway", "start_ns", "end_ns", "request_count", "requests")
+_CHUNK_TYPES = ("varchar", "int8", "int8", "int4", "bytea")
+_TRACE_COLUMNS = ("trace_id", "start_ns", "gateway", "consumer", "method", "path", "status")
+_TRACE_TYPES = ("varchar", "int8", "varchar", "varchar", "varchar", "text", "int4")
 _IN_WINDOW = text(
     "SELECT requests FROM gateway_request_chunks"
     " WHERE start_ns < :until AND end_ns >= :since ORDER BY start_ns, id"
@@ -48,23 +45,27 @@ _BY_TRACE = text(
 _START, _GATEWAY, _CONSUMER, _METHOD, _PATH, _STATUS, _TRACE_ID = 0, 1, 2, 4, 6, 8, 14
 
 
-#: Requests ready to store (``pack``): one chunk per gateway, (gateway, earliest start, latest
-#: start, count, the rows as MessagePack), and the index rows of those that carry a trace id.
+#: Requests ready to store (``pack``): one chunk per gateway and day, (gateway, earliest start,
+#: latest start, count, the rows as MessagePack), and the index rows of those that carry a trace
+#: id.
 Packed = tuple[list[tuple[str, int, int, int, bytes]], list[tuple]]
 
 
 def pack(requests: Sequence[Sequence]) -> Packed:
     """Request rows (``GatewayRequest`` or the same columns) in the form ``write_packed`` stores:
-    made where they are parsed, so that the writer stores them as they come."""
-    by_gateway: dict[str, list] = {}
+    made where they are parsed, so that the writer stores them as they come. A chunk holds one
+    gateway's requests of one UTC day, so that retention drops whole chunks
+    (``clew.store.partitions``)."""
+    by_gateway: dict[tuple[str, int], list] = {}
     for row in requests:
-        rows = by_gateway.get(row[_GATEWAY])
+        key = (row[_GATEWAY], row[_START] // NS_PER_DAY)
+        rows = by_gateway.get(key)
         if rows is None:
-            by_gateway[row[_GATEWAY]] = [row]
+            by_gateway[key] = [row]
         else:
             rows.append(row)
     chunks = []
-    for gateway, rows in by_gateway.items():
+    for (gateway, _day), rows in by_gateway.items():
         starts = [row[_START] for row in rows]
         chunks.append((gateway, min(starts), max(starts), len(rows), _ENCODER.encode(rows)))
     traced = [
@@ -101,9 +102,11 @@ def write_packed(conn: Connection, packed: Packed) -> int:
     chunks, traced = packed
     if not chunks:
         return 0
-    executemany(conn, _INSERT_CHUNK, chunks)
+    partitions.ensure(conn, "gateway_request_chunks", [chunk[1] for chunk in chunks])
+    append(conn, "gateway_request_chunks", _CHUNK_COLUMNS, _CHUNK_TYPES, chunks)
     if traced:
-        executemany(conn, _INSERT_TRACE, traced)
+        partitions.ensure(conn, "gateway_traces", [row[1] for row in traced])
+        append(conn, "gateway_traces", _TRACE_COLUMNS, _TRACE_TYPES, traced)
     return sum(chunk[3] for chunk in chunks)
 
 

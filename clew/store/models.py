@@ -513,6 +513,25 @@ class IngestCheckpoint(Base):
     run_records: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
+class JobRunRow(Base):
+    """A run of one of ``clew worker``'s jobs: which job (its key, the same in every worker with
+    the same job), which worker ran it (host and process), when, and how it ended. Workers read
+    the latest to leave a job that another worker ran within its interval (``clew.scheduler``)."""
+
+    __tablename__ = "job_runs"
+    __table_args__ = (Index(None, "job", "started_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(1024))
+    worker: Mapped[str] = mapped_column(String(255))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    #: ``ok`` or ``problems``; None while it runs (or when its worker died in it).
+    outcome: Mapped[str | None] = mapped_column(String(16))
+    summary: Mapped[str | None] = mapped_column(Text)
+
+
 class QuarantineRow(Base):
     """Input that could not be parsed: source, position, reason and a bounded excerpt."""
 

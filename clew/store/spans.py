@@ -26,7 +26,7 @@ import msgspec
 from sqlalchemy import bindparam, text
 from sqlalchemy.engine import Connection
 
-from clew.store import executemany
+from clew.store import append, partitions
 
 _ENCODER = msgspec.msgpack.Encoder()
 #: Span rows come back as tuples in ``Span`` column order.
@@ -36,7 +36,8 @@ _IDS_PER_QUERY = 500
 #: How far after a chunk's earliest span its other spans may start (the chunk's time window).
 CHUNK_WINDOW_NS = 60_000_000_000
 
-_INSERT = "INSERT INTO span_chunks (trace_id, start_ns, span_count, spans) VALUES (?, ?, ?, ?)"
+_COLUMNS = ("trace_id", "start_ns", "span_count", "spans")
+_TYPES = ("varchar", "int8", "int4", "bytea")
 _CHUNKS_OF = text("SELECT spans FROM span_chunks WHERE trace_id IN :ids").bindparams(
     bindparam("ids", expanding=True)
 )
@@ -119,7 +120,8 @@ def write_chunks(conn: Connection, chunks: Mapping[str, Chunk]) -> int:
             rows.append((trace_id, chunk.start_ns, chunk.span_count, chunk.data))
         else:
             rows.extend((trace_id, *part) for part in windows(decode(chunk.data)))
-    executemany(conn, _INSERT, rows)
+    partitions.ensure(conn, "span_chunks", [row[1] for row in rows])
+    append(conn, "span_chunks", _COLUMNS, _TYPES, rows)
     return sum(chunk.span_count for chunk in chunks.values())
 
 

@@ -122,13 +122,18 @@ _KILLED_WHILE_CREATING = textwrap.dedent(
     import os, signal, sys
     from sqlalchemy import event
     from clew import store
-    from clew.store.models import metadata
+    engine = store.open_engine(sys.argv[1])
+    created = []
 
-    def kill(*_, **__):
-        os.kill(os.getpid(), signal.SIGKILL)
+    # The sixth table made, from the models (SQLite) or by the migrations (PostgreSQL).
+    def kill(conn, cursor, statement, *_):
+        if statement.lstrip().upper().startswith("CREATE TABLE"):
+            created.append(statement)
+            if len(created) == 6:
+                os.kill(os.getpid(), signal.SIGKILL)
 
-    event.listen(metadata.sorted_tables[5], "after_create", kill)
-    store.ensure_schema(store.open_engine(sys.argv[1]))
+    event.listen(engine, "after_cursor_execute", kill)
+    store.ensure_schema(engine)
     """
 )
 
