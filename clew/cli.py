@@ -927,7 +927,7 @@ def demo(host: str, port: int, no_serve: bool, db: str | None, as_json: bool) ->
 
 
 # Contract registries and catalog APIs over HTTP, and the worker that pulls them on a schedule.
-from clew.pull_cli import pull, worker  # noqa: E402
+from clew.pull_cli import pull, retention_command, worker  # noqa: E402
 
 main.add_command(pull)
 main.add_command(worker)
@@ -948,3 +948,4 @@ from clew.account_cli import tokens, users  # noqa: E402
 
 main.add_command(users)
 main.add_command(tokens)
+main.add_command(retention_command)

@@ -26,13 +26,23 @@ A worker's file::
     waivers = "/srv/clew/waivers.yaml"  # optional: a waivers file, read at each run
     ruleset = "/srv/api/.spectral.yaml" # optional: a Spectral ruleset
 
+    [retention]                       # optional: what is older is removed (clew.store.retention)
+    raw = "7d"                        # spans and gateway requests: whole days (partitions)
+    minutes = "30d"                   # the rollups' minute tier (and failing paths' minutes)
+    hours = "400d"                    # the rollups' hour and day blocks
+    every = "1h"                      # optional (default 1h)
+
 A ``folder`` is read as ``clew ingest --follow`` reads a path: what its files gained, new and
 rotated files, documents once they have stopped changing; each read resumes from the files'
 checkpoints, so a contract edited in the checkout is stored as a new version. A ``check`` is
 ``clew check`` on the store: findings recorded, waivers applied, lapsed waivers' findings open.
 
-Every pull runs once when the worker starts, then every ``every``; one at a time, in the
+Every job runs once when the worker starts, then every ``every``; one at a time, in the
 scheduler's own thread (APScheduler's ``DebugExecutor``), so a late pull runs late, once.
+
+Any number of workers may run the same file on one database: each run of a job takes the job's
+lock (a PostgreSQL advisory lock) and is recorded, and a worker leaves a run that another worker
+holds or made within the job's interval (``clew.scheduler``).
 """
 
 from __future__ import annotations
@@ -43,7 +53,7 @@ import sys
 import tomllib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -55,9 +65,10 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Engine
 
-from clew import registries
+from clew import registries, scheduler
 from clew.cli_options import db_option, json_option
 from clew.cli_options import open_db as _open
+from clew.store import retention
 
 token_env_option = click.option(
     "--token-env",
@@ -73,6 +84,7 @@ _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd]?)")
 _UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _PULL_KEYS = frozenset({"url", "kind", "every", "group", "token_env", "timeout"})
 _CHECK_KEYS = frozenset({"every", "since", "packs", "waivers", "ruleset"})
+_RETENTION_KEYS = frozenset({"raw", "minutes", "hours", "every"})
 #: A worker's job that reads a local folder, beside the registries' kinds.
 FOLDER = "folder"
 WORKER_KINDS = (*registries.KINDS, FOLDER)
@@ -129,36 +141,76 @@ def pull(
     "config_path",
     required=True,
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="TOML file of [[pull]] tables (url, kind, every; group, token_env, timeout) and"
-    " [[check]] tables (every; since, packs, waivers, ruleset).",
+    help="TOML file of [[pull]] tables (url, kind, every; group, token_env, timeout),"
+    " [[check]] tables (every; since, packs, waivers, ruleset) and a [retention] table"
+    " (raw, minutes, hours; every).",
 )
 @db_option
 @json_option
 def worker(config_path: Path, db: str | None, as_json: bool) -> None:
-    """Run the pulls and policy checks a TOML file configures, each on its interval, until SIGINT
-    or SIGTERM (the job under way finishes; a second signal abandons it, its transaction rolled
-    back)."""
+    """Run the pulls, policy checks and retention a TOML file configures, each on its interval,
+    until SIGINT or SIGTERM (the job under way finishes; a second signal abandons it, its
+    transaction rolled back). Workers sharing a database share the jobs: each run is made by one."""
     try:
         jobs = load_config(config_path)
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--config") from None
     engine = _open(db)
-    scheduler = build_scheduler(engine, jobs, _StoppingScheduler, _printer(as_json))
+    running = build_scheduler(engine, jobs, _StoppingScheduler, _printer(as_json))
 
     def on_signal(signum: int, _frame: object) -> None:
-        if scheduler.stopping:
+        if running.stopping:
             raise KeyboardInterrupt  # inside a pull: its transaction rolls back
-        scheduler.stop()  # the pull under way, if any, finishes first
+        running.stop()  # the pull under way, if any, finishes first
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     pulls = f"{len(jobs)} job{'s' if len(jobs) > 1 else ''}"
     click.echo(f"clew worker: {pulls} scheduled; SIGINT or SIGTERM stops it", err=True)
     try:
-        scheduler.start()  # blocks until shut down
+        running.start()  # blocks until shut down
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     click.echo("clew worker stopped", err=True)
+
+
+@click.command("retention")
+@click.option("--raw", metavar="AGE", help="Keep spans and gateway requests this long (7d).")
+@click.option("--minutes", metavar="AGE", help="Keep the rollups' minute tier this long (30d).")
+@click.option("--hours", metavar="AGE", help="Keep the rollups' hour and day blocks this long.")
+@click.option("--dry-run", is_flag=True, help="Count what would be removed; remove nothing.")
+@db_option
+@json_option
+def retention_command(
+    raw: str | None,
+    minutes: str | None,
+    hours: str | None,
+    dry_run: bool,
+    db: str | None,
+    as_json: bool,
+) -> None:
+    """Remove what is older than each tier's age, once, by whole UTC days: raw spans and gateway
+    requests (day partitions dropped on PostgreSQL), the rollups' minute tier, their hour and
+    day blocks. clew worker does the same on schedule from its [retention] table."""
+    import time
+
+    ages = {"raw": raw, "minutes": minutes, "hours": hours}
+    if all(age is None for age in ages.values()):
+        raise click.UsageError("give at least one of --raw, --minutes, --hours")
+    try:
+        horizons = retention.Horizons(
+            *(None if a is None else _seconds(a, f"--{key}", "age") for key, a in ages.items())
+        )
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
+    engine = _open(db)
+    with engine.begin() as conn:
+        removed = retention.apply(conn, horizons, time.time_ns(), dry_run=dry_run)
+    if as_json:
+        sys.stdout.write(orjson.dumps(removed.as_json(), option=orjson.OPT_INDENT_2).decode())
+        sys.stdout.write("\n")
+    else:
+        click.echo(retention_summary(removed))
 
 
 class _StoppingScheduler(BlockingScheduler):
@@ -198,6 +250,20 @@ class CheckJob:
 
 
 @dataclass(frozen=True)
+class RetentionJob:
+    """The ``[retention]`` table of a worker's file: the tiers' horizons, applied every
+    ``every_s``."""
+
+    horizons: retention.Horizons
+    every_s: float = 3600.0
+    kind: str = "retention"
+
+    @property
+    def url(self) -> str:
+        return "retention"
+
+
+@dataclass(frozen=True)
 class PullJob:
     """One ``[[pull]]`` of a worker's file."""
 
@@ -209,26 +275,53 @@ class PullJob:
     timeout_s: float = registries.TIMEOUT_S
 
 
-def load_config(path: Path) -> list[PullJob | CheckJob]:
+Job = PullJob | CheckJob | RetentionJob
+
+
+def load_config(path: Path) -> list[Job]:
     """The jobs a worker's TOML file configures; a ValueError naming the file and the fault."""
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
         raise ValueError(f"{path}: {error}") from None
-    unknown = sorted(set(data) - {"pull", "check"})
+    unknown = sorted(set(data) - {"pull", "check", "retention"})
     if unknown:
         raise ValueError(
-            f"{path}: unknown keys {unknown} (a worker's file holds [[pull]] and [[check]] tables)"
+            f"{path}: unknown keys {unknown} (a worker's file holds [[pull]] and [[check]]"
+            " tables and a [retention] table)"
         )
     tables = data.get("pull", [])
     checks = data.get("check", [])
-    if not isinstance(tables, list) or not isinstance(checks, list) or not (tables or checks):
-        raise ValueError(f"{path}: no [[pull]] or [[check]] tables")
-    jobs: list[PullJob | CheckJob] = [
+    kept = data.get("retention")
+    if not isinstance(tables, list) or not isinstance(checks, list):
+        raise ValueError(f"{path}: pull and check are lists of tables ([[pull]], [[check]])")
+    if kept is not None and not isinstance(kept, dict):
+        raise ValueError(f"{path}: retention is one table ([retention])")
+    if not (tables or checks or kept):
+        raise ValueError(f"{path}: no [[pull]], [[check]] or [retention] tables")
+    jobs: list[Job] = [
         _job(table, f"{path}: pull {number}") for number, table in enumerate(tables, 1)
     ]
     jobs += [_check_job(table, f"{path}: check {n}") for n, table in enumerate(checks, 1)]
+    if kept is not None:
+        jobs.append(_retention_job(kept, f"{path}: retention"))
     return jobs
+
+
+def _retention_job(table: dict, where: str) -> RetentionJob:
+    unknown = sorted(set(table) - _RETENTION_KEYS)
+    if unknown:
+        raise ValueError(f"{where}: unknown keys {unknown} (known: {sorted(_RETENTION_KEYS)})")
+    ages = {key: table.get(key) for key in ("raw", "minutes", "hours")}
+    if all(age is None for age in ages.values()):
+        raise ValueError(f"{where}: none of raw, minutes, hours is set")
+    try:
+        horizons = retention.Horizons(
+            *(None if age is None else _seconds(age, where, key) for key, age in ages.items())
+        )
+    except ValueError as error:
+        raise ValueError(f"{where}: {error}") from None
+    return RetentionJob(horizons, _seconds(table.get("every", "1h"), where))
 
 
 def _check_job(table: dict, where: str) -> CheckJob:
@@ -279,44 +372,144 @@ def _job(table: dict, where: str) -> PullJob:
     )
 
 
-def _seconds(every: object, where: str) -> float:
+def _seconds(every: object, where: str, key: str = "every") -> float:
     """``every`` in seconds: ``"15m"``, ``"90s"``, ``"1h"``, ``"2d"``, or a number of seconds."""
     if isinstance(every, int | float) and not isinstance(every, bool):
         seconds = float(every)
     else:
         match = _DURATION.fullmatch(str(every).strip())
         if match is None:
-            raise ValueError(f"{where}: every {every!r} is not a duration (15m, 90s, 1h, 2d)")
+            raise ValueError(f"{where}: {key} {every!r} is not a duration (15m, 90s, 1h, 2d)")
         seconds = float(match[1]) * _UNIT_S[match[2]]
     if seconds < MIN_EVERY_S:
-        raise ValueError(f"{where}: every {every!r} is shorter than {MIN_EVERY_S:g} s")
+        raise ValueError(f"{where}: {key} {every!r} is shorter than {MIN_EVERY_S:g} s")
     return seconds
 
 
 def build_scheduler(
     engine: Engine,
-    jobs: list[PullJob | CheckJob],
+    jobs: list[Job],
     scheduler_class: type[BaseScheduler],
     emit: Callable[[Any, Any], None],
 ) -> BaseScheduler:
-    """A scheduler (not started) running each job now and then every ``every_s``, one pull at a
-    time in its own thread; ``emit`` is given each pull's report."""
-    scheduler = scheduler_class(
+    """A scheduler (not started) running each job now and then every ``every_s``, one job at a
+    time in its own thread, each run shared with other workers (``shared_run``); ``emit`` is
+    given each run's report, or a ``Skipped`` when another worker has the run."""
+    built = scheduler_class(
         executors={"default": DebugExecutor()},
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
         timezone=UTC,
     )
     for number, job in enumerate(jobs, 1):
-        check = isinstance(job, CheckJob)
-        scheduler.add_job(
-            run_check if check else run_pull,
+        built.add_job(
+            shared_run,
             IntervalTrigger(seconds=job.every_s, timezone=UTC),
             args=(engine, job, emit),
-            id=f"{job.kind}-{number}" if check else f"pull-{number}",
-            name=f"check policies since {job.since}" if check else f"pull {job.kind} {job.url}",
+            id=f"{job.kind}-{number}",
+            name=job_name(job),
             next_run_time=datetime.now(UTC),
         )
-    return scheduler
+    return built
+
+
+def job_name(job: Job) -> str:
+    """A job as a person reads it."""
+    if isinstance(job, CheckJob):
+        return f"check policies since {job.since}"
+    if isinstance(job, RetentionJob):
+        return "retention"
+    return f"pull {job.kind} {job.url}"
+
+
+def key_of(job: Job) -> str:
+    """The job's key, the same in every worker configured with the same job
+    (``clew.scheduler.job_key``)."""
+    if isinstance(job, CheckJob):
+        return scheduler.job_key("check", job.since, job.packs, job.waivers, job.ruleset)
+    if isinstance(job, RetentionJob):
+        return scheduler.job_key("retention")  # one retention per database
+    return scheduler.job_key("pull", job.kind, job.url, job.group)
+
+
+@dataclass
+class Skipped:
+    """A run this worker left to another: the job, and why."""
+
+    job: str
+    reason: str
+    kind: str = "skipped"
+
+    def as_json(self) -> dict:
+        return {"skipped": self.job, "reason": self.reason}
+
+
+def shared_run(engine: Engine, job: Job, emit: Callable[[Any, Any], None]) -> object:
+    """Run the job here unless another worker holds it or ran it within its interval; the run
+    is recorded in ``job_runs`` with how it ended. Returns its report (or a ``Skipped``)."""
+    key = key_of(job)
+    try:
+        with scheduler.exclusive(engine, key) as taken:
+            if not taken:
+                skipped = Skipped(job_name(job), "another worker is running it")
+                emit(job, skipped)
+                return skipped
+            now = datetime.now(UTC)
+            latest = scheduler.latest_run(engine, key)
+            if scheduler.too_soon(latest, job.every_s, now):
+                reason = f"{latest.worker} started it at {latest.started_at:%H:%M:%S}"
+                skipped = Skipped(job_name(job), reason)
+                emit(job, skipped)
+                return skipped
+            run_id = scheduler.start_run(engine, key, job_name(job), now)
+            if isinstance(job, CheckJob):
+                report = run_check(engine, job, emit)
+            elif isinstance(job, RetentionJob):
+                report = run_retention(engine, job, emit)
+            else:
+                report = run_pull(engine, job, emit)
+            outcome = "problems" if report.problems else "ok"
+            scheduler.finish_run(engine, run_id, outcome, summary(report))
+            return report
+    except Exception as error:  # the store is down: reported; the next turn tries again
+        skipped = Skipped(job_name(job), f"{type(error).__name__}: {error}")
+        emit(job, skipped)
+        return skipped
+
+
+@dataclass
+class RetentionReport:
+    """What one scheduled retention pass removed, in the shape a worker prints."""
+
+    removed: retention.Report | None = None
+    url: str = "retention"
+    kind: str = "retention"
+    problems: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict:
+        removed = self.removed.as_json() if self.removed is not None else None
+        return {"kind": self.kind, "removed": removed, "problems": self.problems}
+
+
+def run_retention(
+    engine: Engine, job: RetentionJob, emit: Callable[[RetentionJob, RetentionReport], None]
+) -> RetentionReport:
+    """One scheduled retention pass (and the job runs' own records past the minutes' horizon,
+    or 30 days); whatever goes wrong is a problem in its report, and the worker goes on."""
+    import time
+
+    report = RetentionReport()
+    try:
+        now_ns = time.time_ns()
+        with engine.begin() as conn:
+            report.removed = retention.apply(conn, job.horizons, now_ns)
+        kept_s = job.horizons.minutes_s or 30 * 86_400
+        scheduler.forget_runs_before(engine, datetime.now(UTC) - timedelta(seconds=kept_s))
+    except KeyboardInterrupt:
+        report.problems.append("abandoned on a second signal: its last transaction rolled back")
+    except Exception as error:  # a store that is down: reported
+        report.problems.append(f"{type(error).__name__}: {error}")
+    emit(job, report)
+    return report
 
 
 def run_pull(
@@ -412,8 +605,15 @@ def read_folder(engine: Engine, folder: Path) -> registries.PullReport:
     return report
 
 
-def summary(report: registries.PullReport | CheckReport) -> str:
-    """A pull's (or a check's) report in one line."""
+Report = registries.PullReport | CheckReport | RetentionReport | Skipped
+
+
+def summary(report: Report) -> str:
+    """A run's report (or why it was left to another worker) in one line."""
+    if isinstance(report, Skipped):
+        return f"skipped {report.job}: {report.reason}"
+    if isinstance(report, RetentionReport):
+        return retention_summary(report.removed) if report.removed else "retention: not run"
     if isinstance(report, CheckReport):
         return (
             f"check policies: {report.rules} rules, {report.findings} findings ({report.open}"
@@ -445,17 +645,32 @@ def summary(report: registries.PullReport | CheckReport) -> str:
     return ", ".join(parts)
 
 
-def _printer(as_json: bool) -> Callable[[Any, Any], None]:
-    """What a worker prints after each pull or check: a line, or a JSON object on a line."""
+def retention_summary(removed: retention.Report) -> str:
+    """A retention pass in one line."""
+    raw = sum(dropped.rows for dropped in removed.raw)
+    days = len({day for dropped in removed.raw for day in dropped.days})
+    verb = "would remove" if removed.dry_run else "removed"
+    raw_from = removed.raw_from or "all"
+    return (
+        f"retention: {verb} {raw} raw rows over {days} days (kept from {raw_from}),"
+        f" {removed.minute_cells} minute cells, {removed.ten_minute_blocks} 10-minute blocks and"
+        f" {removed.failing_path_minutes} failing-path minutes (kept from"
+        f" {removed.minutes_from or 'all'}), {removed.hour_and_day_blocks} hour and day blocks"
+        f" (kept from {removed.hours_from or 'all'})"
+    )
 
-    def emit(job: PullJob | CheckJob, report: registries.PullReport | CheckReport) -> None:
+
+def _printer(as_json: bool) -> Callable[[Any, Any], None]:
+    """What a worker prints after each run: a line, or a JSON object on a line."""
+
+    def emit(job: Job, report: Report) -> None:
         at = datetime.now(UTC).isoformat(timespec="seconds")
         if as_json:
             sys.stdout.write(orjson.dumps({"at": at} | report.as_json()).decode() + "\n")
             sys.stdout.flush()
         else:
             click.echo(f"{at}  {summary(report)}")
-        for problem in report.problems:
+        for problem in getattr(report, "problems", ()):
             click.echo(f"error: {problem}", err=True)
 
     return emit

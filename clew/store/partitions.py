@@ -37,6 +37,11 @@ def day_of(start_ns: int) -> int:
     return start_ns // NS_PER_DAY
 
 
+def day_text(day: int) -> str:
+    """A day as ``YYYY-MM-DD``."""
+    return f"{datetime.fromtimestamp(day * 86_400, UTC):%Y-%m-%d}"
+
+
 def partition_name(table: str, day: int) -> str:
     """The name of ``table``'s partition for ``day``: ``span_chunks_d20261207``."""
     return f"{table}_d{datetime.fromtimestamp(day * 86_400, UTC):%Y%m%d}"
@@ -118,7 +123,7 @@ class Dropped:
     def as_json(self) -> dict:
         return {
             "table": self.table,
-            "days": [f"{datetime.fromtimestamp(d * 86_400, UTC):%Y-%m-%d}" for d in self.days],
+            "days": [day_text(day) for day in self.days],
             "rows": self.rows,
         }
 

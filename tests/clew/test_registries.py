@@ -552,7 +552,7 @@ def test_the_worker_scheduler_runs_its_pulls(tmp_path, engine, fake):
 @pytest.mark.parametrize(
     ("toml", "fault"),
     [
-        ("", "no [[pull]] or [[check]] tables"),
+        ("", "no [[pull]], [[check]] or [retention] tables"),
         ('[[pull]]\nurl = "http://r"\nkind = "nexus"\nevery = "1m"', "kind 'nexus'"),
         ('[[pull]]\nurl = "http://r"\nkind = "apicurio"\nevery = "soon"', "not a duration"),
         ('[[pull]]\nurl = "http://r"\nkind = "apicurio"\nevery = "0.5s"', "shorter than 1 s"),
