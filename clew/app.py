@@ -10,7 +10,7 @@ from flask import Flask, Response, abort, jsonify, make_response, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 import console
-from clew import auth, oidc, receiver, store
+from clew import auth, exemplars, oidc, receiver, store
 from clew.store import accounts, queries
 from console import access
 from console import queries as console_queries
@@ -28,6 +28,13 @@ DEFAULTS: dict[str, Any] = {
     "LOGIN_FAILURE_WINDOW": 900,  # seconds
     # How many reverse proxies in front set X-Forwarded-For/-Proto/-Host (0: trust none).
     "TRUSTED_PROXY_HOPS": 0,
+    # A Jaeger or Tempo query API that keeps raw traces (clew.exemplars); unset, none is asked.
+    "TRACE_QUERY_URL": None,
+    "TRACE_QUERY_KIND": None,  # jaeger | tempo
+    "TRACE_QUERY_TOKEN_ENV": None,  # the environment variable holding its bearer token
+    "TRACE_QUERY_TIMEOUT": exemplars.DEFAULT_TIMEOUT_S,  # seconds
+    "TRACE_QUERY_TENANT": None,  # Tempo's X-Scope-OrgID
+    "TRACE_QUERY_MAX_BYTES": exemplars.DEFAULT_MAX_BYTES,
 }
 
 #: Each report format's media type and file extension.
@@ -52,6 +59,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     _add_security_headers(app)
     store.init_app(app)
+    exemplars.init_app(app)
     auth.init_app(app)
     oidc.init_app(app)
     _register_api(app)
@@ -146,11 +154,17 @@ def _register_api(app: Flask) -> None:
 
     @app.get("/api/traces/<trace_id>")
     def api_trace(trace_id: str):
-        """One trace as the Paths page's waterfall: spans, critical path, failing span."""
-        trace = console_queries.trace_view(store.engine_of(app), trace_id)
-        if trace is None:
-            abort(404, description=f"no trace {trace_id!r} is stored")
-        return jsonify(trace)
+        """One trace as the Paths page's waterfall: spans, critical path, failing span; from
+        the configured Jaeger or Tempo query API when the store no longer has it."""
+        trace_query = exemplars.configured(app)
+        found = console_queries.exemplar(store.engine_of(app), trace_id, trace_query)
+        if found.trace is None:
+            problem = found.problem
+            if problem is None or isinstance(problem, exemplars.TraceNotFound):
+                abort(404, description=found.explanation())
+            status = 400 if isinstance(problem, exemplars.BadTraceId) else 502
+            abort(status, description=str(problem))
+        return jsonify(found.document())
 
     _register_governance(app)
     _register_admin(app)

@@ -764,21 +764,31 @@ def paths(
 @db_option
 @json_option
 def trace(trace_id: str, db: str | None, as_json: bool) -> None:
-    """One stored trace as a waterfall, with its failing span (!) and critical path (*)."""
-    from clew import metrics
+    """One trace as a waterfall, with its failing span (!) and critical path (*): from the
+    store, else from the Jaeger or Tempo query API CLEW_TRACE_QUERY_URL and
+    CLEW_TRACE_QUERY_KIND name (fetched, never stored)."""
+    from clew import exemplars
 
-    engine = _open(db)
-    with engine.connect() as conn:
-        view = metrics.trace_view(conn, trace_id)
+    try:
+        trace_query = exemplars.from_environment()
+    except exemplars.TraceQueryConfigError as error:
+        raise click.ClickException(str(error)) from None
+    found = exemplars.exemplar(_open(db), trace_id, trace_query)
+    view = found.trace
     if view is None:
-        raise click.ClickException(f"no trace {trace_id!r} in the store")
+        raise click.ClickException(found.explanation())
     if as_json:
-        _print_json(view)
+        _print_json(found.document())
         return
+    origin = f" (fetched from {found.fetched_from.label})" if found.fetched_from else ""
     click.echo(
         f"trace {view['trace_id']}: {len(view['spans'])} spans, {len(view['services'])} services,"
-        f" {view['duration_ns'] / 1e6:.1f} ms"
+        f" {view['duration_ns'] / 1e6:.1f} ms{origin}"
     )
+    if found.unread_count:
+        click.echo(f"{found.unread_count} parts of the answer could not be read:", err=True)
+        for text in found.unread:
+            click.echo(f"  {text}", err=True)
     for s in view["spans"]:
         mark = ("!" if s["failing"] else "x" if s["error"] else " ") + (
             "*" if s["critical"] else " "

@@ -11,9 +11,10 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from functools import cache
 
+from flask import Flask
 from sqlalchemy import Engine
 
-from clew import metrics
+from clew import exemplars, metrics
 from clew.store import accounts
 from clew.store import queries as store_queries
 from clew.store.queries import Window
@@ -151,10 +152,18 @@ def failing_paths(engine: Engine, window: Window, limit: int = 50) -> list[dict]
         return metrics.failing_paths(conn, window, limit=limit)
 
 
-def trace_view(engine: Engine, trace_id: str) -> dict | None:
-    """One trace as a waterfall with its critical path and failing span; ``None`` if unknown."""
-    with engine.connect() as conn:
-        return metrics.trace_view(conn, trace_id)
+def exemplar(
+    engine: Engine, trace_id: str, trace_query: exemplars.TraceQuery | None
+) -> exemplars.Exemplar:
+    """One trace as a waterfall with its critical path and failing span: from the store, else
+    fetched from the Jaeger or Tempo query API ``trace_query`` (never stored); when neither has
+    it, the reason."""
+    return exemplars.exemplar(engine, trace_id, trace_query)
+
+
+def trace_query(app: Flask) -> exemplars.TraceQuery | None:
+    """The query API configured for ``app`` (``clew.exemplars``); None when there is none."""
+    return exemplars.configured(app)
 
 
 def node_kinds(engine: Engine) -> dict[str, str]:

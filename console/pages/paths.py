@@ -12,6 +12,7 @@ import dash_cytoscape as cyto
 from dash import Dash, Input, Output, dcc, html
 
 from clew import store
+from clew.exemplars import Exemplar
 from console import components, figures, formatting, ids, queries, waterfall
 from console.state import WINDOW_KEYS, ViewState, parse, search
 
@@ -219,10 +220,44 @@ def span_details(span: dict | None, trace: dict) -> html.Div:
     )
 
 
+def origin_notes(exemplar: Exemplar) -> list:
+    """What goes above a fetched trace's waterfall: where it came from, and what of the answer
+    could not be read (nothing for a stored trace)."""
+    if exemplar.fetched_from is None:
+        return []
+    notes: list = [
+        html.P(
+            [
+                "Fetched from ",
+                html.Strong(exemplar.fetched_from.label),
+                ": the store no longer holds this trace. It is shown here, not stored.",
+            ],
+            className="notice notice-info trace-origin",
+        )
+    ]
+    if exemplar.unread_count:
+        more = exemplar.unread_count - len(exemplar.unread)
+        notes.append(
+            html.Div(
+                [
+                    html.P(
+                        f"{formatting.count(exemplar.unread_count)} parts of the answer could not"
+                        " be read and are not drawn:"
+                    ),
+                    html.Ul([html.Li(text) for text in exemplar.unread]),
+                    *([html.P(f"… and {formatting.count(more)} more.")] if more else []),
+                ],
+                className="notice notice-warning trace-unread",
+            )
+        )
+    return notes
+
+
 def detail(
-    path: dict, trace: dict | None, state: ViewState, kinds: Mapping[str, str] | None = None
+    path: dict, exemplar: Exemplar, state: ViewState, kinds: Mapping[str, str] | None = None
 ) -> list:
-    """The chosen path: its map, its exemplar trace's waterfall and the failing span."""
+    """The chosen path: its map, its exemplar trace's waterfall (from the store, or fetched
+    from the configured query API) and the failing span."""
     edge = path["failing_edge"]
     map_href = "/map" + search(state, WINDOW_KEYS, client=edge["client"], server=edge["server"])
     header = html.Div(
@@ -252,16 +287,19 @@ def detail(
         ]
     )
     side = [path_map(path, kinds)]
+    trace = exemplar.trace
     if trace is None:
+        tone = "notice-info" if exemplar.problem is None else "notice-warning"
         body = html.Div(
-            f"The exemplar trace {path['exemplar']['trace_id']} is no longer stored.",
-            className="notice notice-info",
+            exemplar.explanation("The exemplar trace"),
+            className=f"notice {tone}",
             id=ID.WATERFALL,
         )
         side.append(span_details(None, {"start_ns": 0}))
     else:
         body = html.Div(
             [
+                *origin_notes(exemplar),
                 html.H4(
                     [
                         "Exemplar trace ",
@@ -296,14 +334,14 @@ def no_failures(state: ViewState, data_range: tuple[int | None, int | None]) -> 
 
 def view(
     paths: Sequence[dict],
-    trace: dict | None,
+    exemplar: Exemplar | None,
     state: ViewState,
     wanted: str | None,
     data_range: tuple[int | None, int | None],
     now_ns: int,
     kinds: Mapping[str, str] | None = None,
 ) -> dict:
-    """Everything ``refresh`` outputs (pure, for tests)."""
+    """Everything ``refresh`` outputs (pure, for tests); ``exemplar`` is the chosen path's."""
     ordered = worst_first(paths)
     chosen, problem = choose(ordered, wanted)
     if chosen is None:
@@ -313,6 +351,8 @@ def view(
             else no_failures(state, data_range)
         )
         return {"message": message, "list": [], "detail": [], "problems": []}
+    if exemplar is None or exemplar.trace_id != chosen["exemplar"]["trace_id"]:
+        raise ValueError("the exemplar given is not the chosen path's")  # a caller's mistake
     return {
         "message": None,
         "list": [
@@ -324,7 +364,7 @@ def view(
             ),
             paths_list(ordered, chosen, state, now_ns),
         ],
-        "detail": detail(chosen, trace, state, kinds),
+        "detail": detail(chosen, exemplar, state, kinds),
         "problems": [problem] if problem else [],
     }
 
@@ -368,9 +408,12 @@ def register_callbacks(app: Dash) -> None:
         engine = store.engine_of(flask_app)
         paths = queries.failing_paths(engine, state.resolve(now))
         chosen, _ = choose(worst_first(paths), raw.get("path"))
-        trace = queries.trace_view(engine, chosen["exemplar"]["trace_id"]) if chosen else None
+        exemplar = None
+        if chosen is not None:  # from the store, else the query API (cached a while)
+            trace_query = queries.trace_query(flask_app)
+            exemplar = queries.exemplar(engine, chosen["exemplar"]["trace_id"], trace_query)
         kinds = queries.node_kinds(engine) if chosen else {}
-        out = view(paths, trace, state, raw.get("path"), queries.data_range(engine), now, kinds)
+        out = view(paths, exemplar, state, raw.get("path"), queries.data_range(engine), now, kinds)
         return (
             components.problems(problems + out["problems"]),
             state.describe(),

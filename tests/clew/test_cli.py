@@ -142,7 +142,7 @@ def test_paths_trace_and_diff_say_what_is_wrong_with_their_input(tmp_path):
     db = str(tmp_path / "c.db")
     runner = CliRunner()
     unknown = runner.invoke(main, ["trace", "00ff", "--db", db])
-    assert unknown.exit_code == 1 and "no trace '00ff' in the store" in unknown.output
+    assert unknown.exit_code == 1 and "Trace 00ff is not in the store" in unknown.output
     no_kind = runner.invoke(main, ["paths", "--db", db])
     assert no_kind.exit_code == 2 and "--failing" in no_kind.output
     bad_time = runner.invoke(main, ["graph", "--diff", "--baseline-since", "yesterday", "--db", db])

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs, urlsplit
 
+import pytest
+from plotly.io.json import to_json_plotly as to_json
+
+from clew.exemplars import Exemplar, FetchError, QueryApi, TraceNotFound
 from console import ids, waterfall
 from console.pages import paths
 from console.state import ViewState
@@ -12,6 +16,8 @@ from . import fakes
 from .tree import by_id, texts, walk
 
 NOW = fakes.T0 + 3600 * 1_000_000_000
+STORED = Exemplar("t1", fakes.TRACE)
+TEMPO = QueryApi("tempo", "http://tempo:3200")
 
 
 def test_paths_are_listed_worst_first_and_the_worst_is_chosen_by_default():
@@ -75,7 +81,7 @@ def test_a_path_through_a_cycle_draws_each_node_and_hop_once():
 
 
 def test_the_detail_shows_the_failing_span_the_waterfall_and_a_map_link():
-    detail = paths.detail(fakes.PATHS[1], fakes.TRACE, ViewState(window="all"))
+    detail = paths.detail(fakes.PATHS[1], STORED, ViewState(window="all"))
     found = by_id(detail)
     assert {ids.Paths.MAP, ids.Paths.WATERFALL, ids.Paths.FAILING_SPAN} <= set(found)
     span = texts(found[ids.Paths.FAILING_SPAN])
@@ -89,9 +95,52 @@ def test_the_detail_shows_the_failing_span_the_waterfall_and_a_map_link():
     }
 
 
-def test_a_trace_no_longer_stored_is_said_so():
-    detail = paths.detail(fakes.PATHS[1], None, ViewState())
-    assert "no longer stored" in texts(by_id(detail)[ids.Paths.WATERFALL])
+def test_a_trace_no_longer_stored_is_said_so_with_how_to_fetch_it():
+    detail = paths.detail(fakes.PATHS[1], Exemplar("t1"), ViewState())
+    section = by_id(detail)[ids.Paths.WATERFALL]
+    assert section.className == "notice notice-info"
+    assert texts(section).startswith("The exemplar trace t1 is not in the store")
+    assert "set CLEW_TRACE_QUERY_URL" in texts(section)
+
+
+def test_a_trace_the_query_api_could_not_give_says_why():
+    gone = TraceNotFound(f"{TEMPO.label} has no trace t1 either (HTTP 404 Not Found)")
+    missing = Exemplar("t1", query_api=TEMPO, problem=gone)
+    section = by_id(paths.detail(fakes.PATHS[1], missing, ViewState()))[ids.Paths.WATERFALL]
+    assert section.className == "notice notice-warning"
+    assert texts(section) == (
+        "The exemplar trace t1 is not in the store, and Tempo at http://tempo:3200 has no"
+        " trace t1 either (HTTP 404 Not Found)."
+    )
+    failed = Exemplar("t1", query_api=TEMPO, problem=FetchError("Tempo at … answered HTTP 500"))
+    section = by_id(paths.detail(fakes.PATHS[1], failed, ViewState()))[ids.Paths.WATERFALL]
+    assert "could not be fetched: Tempo at … answered HTTP 500." in texts(section)
+
+
+def test_a_fetched_trace_is_drawn_as_a_stored_one_under_a_note_of_where_from():
+    fetched = Exemplar("t1", fakes.TRACE, fetched_from=TEMPO, query_api=TEMPO)
+    section = by_id(paths.detail(fakes.PATHS[1], fetched, ViewState()))[ids.Paths.WATERFALL]
+    stored = by_id(paths.detail(fakes.PATHS[1], STORED, ViewState()))[ids.Paths.WATERFALL]
+    note, *drawn = section.children
+    assert to_json(drawn) == to_json(stored.children)
+    assert note.className == "notice notice-info trace-origin"
+    assert " ".join(texts(note).split()) == (
+        "Fetched from Tempo at http://tempo:3200 : the store no longer holds this trace."
+        " It is shown here, not stored."
+    )
+    assert paths.origin_notes(STORED) == []
+
+
+def test_what_a_fetched_answer_held_unread_is_listed():
+    unread = tuple(
+        f"resourceSpans[0].scopeSpans[0].spans[{i}]: spanId is missing" for i in range(2)
+    )
+    fetched = Exemplar("t1", fakes.TRACE, fetched_from=TEMPO, unread=unread, unread_count=5)
+    _, listing = paths.origin_notes(fetched)
+    assert listing.className == "notice notice-warning trace-unread"
+    assert [texts(item) for item in walk(listing) if type(item).__name__ == "Li"] == list(unread)
+    assert "5 parts of the answer could not be read" in texts(listing)
+    assert "… and 3 more." in texts(listing)
 
 
 def test_the_view_explains_an_empty_store_and_an_empty_window():
@@ -104,8 +153,13 @@ def test_the_view_explains_an_empty_store_and_an_empty_window():
 
 
 def test_the_view_reports_a_path_id_that_is_gone():
-    out = paths.view(fakes.PATHS, fakes.TRACE, ViewState(), "p-gone", (1, 2), NOW)
+    out = paths.view(fakes.PATHS, STORED, ViewState(), "p-gone", (1, 2), NOW)
     assert out["message"] is None and "'p-gone'" in out["problems"][0]
+
+
+def test_the_view_refuses_an_exemplar_of_another_path():
+    with pytest.raises(ValueError, match="not the chosen path's"):
+        paths.view(fakes.PATHS, Exemplar("t2", fakes.TRACE), ViewState(), None, (1, 2), NOW)
 
 
 # --- The waterfall ----------------------------------------------------------------------------

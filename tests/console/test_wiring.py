@@ -8,12 +8,15 @@ import pytest
 from dash import Dash
 
 from clew.app import create_app
+from clew.exemplars import Exemplar, QueryApi
 from console import ids, panels, shell
 from console.pages import paths
 from console.state import ViewState
 
 from . import fakes
 from .tree import walk
+
+TEMPO = QueryApi("tempo", "http://tempo:3200")
 
 
 def page_trees() -> dict[str, list]:
@@ -59,7 +62,9 @@ def page_trees() -> dict[str, list]:
         panels.node_panel(view, "b", series=series, blast_radius=["a"], findings=[finding])
     )
     # The Paths page draws its detail (small map, waterfall, failing span) from a callback.
-    trees["/paths"].append(paths.detail(fakes.PATHS[1], fakes.TRACE, ViewState()))
+    # (a fetched trace: every part a stored one has, and the notes of where it came from)
+    fetched = Exemplar("t1", fakes.TRACE, fetched_from=TEMPO, unread=("x: y",), unread_count=1)
+    trees["/paths"].append(paths.detail(fakes.PATHS[1], fetched, ViewState()))
     return trees
 
 
