@@ -75,6 +75,22 @@ def postgres_url() -> Iterator[str]:
         yield url
 
 
+#: A fixture's params for tests that run on both stores; PostgreSQL's need CLEW_TEST_POSTGRES_URL.
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
+def engine_of(request: pytest.FixtureRequest, sqlite: Engine) -> Engine:
+    """The engine of the store a test parametrized by ``BACKENDS`` runs on: ``sqlite``, or a
+    migrated scratch PostgreSQL database (``pg_engine``). A module whose tests all run on both
+    overrides ``engine`` with it::
+
+        @pytest.fixture(params=BACKENDS)
+        def engine(request, engine):
+            return engine_of(request, engine)
+    """
+    return sqlite if request.param == "sqlite" else request.getfixturevalue("pg_engine")
+
+
 @pytest.fixture
 def pg_engine(postgres_url: str) -> Iterator[Engine]:
     """A migrated PostgreSQL database; emptied after each test."""
@@ -149,6 +165,29 @@ def full_sample_db(tmp_path_factory: pytest.TempPathFactory) -> str:
         engine.dispose()
 
     return _built_once(tmp_path_factory, "full-sample", build)
+
+
+@pytest.fixture(scope="session")
+def full_sample_postgres(full_sample_db: str) -> Iterator[str]:
+    """The full sample landscape in a PostgreSQL database of its own on the
+    CLEW_TEST_POSTGRES_URL server (skipped when that is unset): the very files ``full_sample_db``
+    was loaded from, ingested and evaluated as ``clew demo`` does. Read-only for tests."""
+    server = os.environ.get("CLEW_TEST_POSTGRES_URL")
+    if not server:
+        pytest.skip("CLEW_TEST_POSTGRES_URL is not set")
+    from clew import demo
+    from tests.scratch_postgres import scratch_database
+
+    sqlite = store.open_engine(full_sample_db)
+    (folder,) = demo.sample_dir(sqlite).glob("sample-*")
+    sqlite.dispose()
+    with scratch_database(server, prefix="clew_sample") as url:
+        engine = store.open_engine(url)
+        store.upgrade(engine)
+        demo.ingest_sample(engine, folder)
+        assert demo.evaluate_sample(engine, folder, SAMPLE_END_NS).summary.findings > 0
+        engine.dispose()
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -98,7 +98,53 @@ def open_engine(url: str | None = None, **kwargs: Any) -> Engine:
         return engine
     if resolved.drivername in ("postgresql", "postgres"):
         resolved = resolved.set(drivername="postgresql+psycopg")
-    return create_engine(resolved, pool_pre_ping=True, **kwargs)
+    engine = create_engine(resolved, pool_pre_ping=True, **kwargs)
+    if engine.dialect.name == "postgresql":
+        event.listen(engine, "connect", _text_without_nul)
+    return engine
+
+
+def _text_without_nul(dbapi_connection: Any, _record: Any) -> None:
+    """PostgreSQL's text holds no NUL character, which input may carry (a span name, a binary
+    file's excerpt in quarantine): every string a PostgreSQL connection sends, bound or copied,
+    has its NULs replaced by U+FFFD, where PostgreSQL would refuse the whole write. SQLite keeps
+    them as they are."""
+    adapters = dbapi_connection.adapters
+    for base in _string_dumpers():
+        adapters.register_dumper(str, base)
+
+
+def _string_dumpers() -> list[type]:
+    """psycopg's dumpers of ``str``, each made to replace NUL, in the order psycopg registers
+    them (the last of each format is that format's default)."""
+    global _NUL_FREE_DUMPERS
+    if _NUL_FREE_DUMPERS is None:
+        # psycopg's own Python ones: its compiled ones cannot be subclassed.
+        from psycopg.types import string as dumpers
+
+        _NUL_FREE_DUMPERS = [_nul_free(getattr(dumpers, name)) for name in _STRING_DUMPERS]
+    return _NUL_FREE_DUMPERS
+
+
+_STRING_DUMPERS = (
+    "StrBinaryDumperName",
+    "StrBinaryDumperVarchar",
+    "StrBinaryDumper",
+    "StrDumperName",
+    "StrDumperVarchar",
+    "StrDumper",
+    "StrDumperUnknown",
+)
+_NUL_FREE_DUMPERS: list[type] | None = None
+
+
+def _nul_free(base: type) -> type:
+    def dump(self: Any, obj: str) -> Any:
+        if "\x00" in obj:
+            obj = obj.replace("\x00", "\ufffd")
+        return base.dump(self, obj)
+
+    return type(f"NulFree{base.__name__}", (base,), {"dump": dump})
 
 
 def alembic_config(engine: Engine):
@@ -121,7 +167,7 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 #: The newest migration in ``migrations/versions``. A database stamped with it is opened without
 #: loading Alembic at all, and a new one is created from the models in one step; a test keeps the
 #: two in step with Alembic's own head.
-SCHEMA_HEAD = "0020"
+SCHEMA_HEAD = "0021"
 
 
 def ensure_schema(engine: Engine) -> None:

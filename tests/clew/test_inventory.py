@@ -17,6 +17,14 @@ from clew.pipeline import ingest
 from clew.store import queries
 from collectors import Registry, load_registry
 from tests.clew.test_gateway_ingest import LinesOfRequests, request
+from tests.conftest import BACKENDS, engine_of
+
+
+@pytest.fixture(params=BACKENDS)
+def engine(request, engine):
+    """Every test here runs on SQLite and on PostgreSQL."""
+    return engine_of(request, engine)
+
 
 NOW = datetime(2026, 12, 6, tzinfo=UTC)
 

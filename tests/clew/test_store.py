@@ -357,3 +357,25 @@ def test_opening_a_database_at_head_loads_no_alembic(tmp_path):
         [sys.executable, "-c", program], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "[]"
+
+
+@pytest.mark.postgres
+def test_nul_characters_reach_postgresql_as_replacement_characters(pg_engine, registry, tmp_path):
+    """PostgreSQL's text holds no NUL: a span naming a service with one, and a binary file's
+    excerpt in quarantine, are stored with U+FFFD in its place instead of failing the write."""
+    from tests import otlp
+
+    client = otlp.span(1, 1, kind=3, name="GET /a\x00b", **{"server.address": "orders"})
+    server = otlp.span(1, 2, 1, kind=2, name="GET /a", **{"http.route": "/a"})
+    spans = otlp.write_lines(
+        tmp_path / "nul.jsonl", [otlp.request({"we\x00b": [client], "orders": [server]})]
+    )
+    binary = tmp_path / "binary.log"
+    binary.write_bytes(b"\x00\x01not a log\x00\n" * 3)
+    result = ingest(pg_engine, [spans, binary], registry)
+    assert (result.inserted, result.quarantined, result.problems) == (2, 1, [])
+    with pg_engine.connect() as conn:
+        names = conn.execute(text("SELECT name FROM services ORDER BY name")).scalars().all()
+        excerpt = conn.execute(text("SELECT excerpt FROM quarantine")).scalar_one()
+    assert names == ["orders", "we\ufffdb"]
+    assert excerpt.startswith("\ufffd\x01not a log\ufffd")
