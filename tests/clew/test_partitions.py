@@ -14,7 +14,7 @@ from sqlalchemy import text
 from clew import pull_cli
 from clew.pipeline import ingest
 from clew.records import GatewayRequest
-from clew.store import gateway_requests, partitions, retention
+from clew.store import gateway_requests, partitions, queries, retention
 from tests.clew.test_rollups import edges_of
 from tests.otlp import BASE_NS, request, span, write_lines
 from tests.stored import stored_spans
@@ -163,12 +163,23 @@ def test_retention_of_the_minute_tier_keeps_the_hour_blocks(any_engine, registry
             )
         return {"minutes": minutes, **{f"b{k}": v for k, v in blocks.items()}}
 
+    def totals(since_day: int, until_day: int) -> list[tuple]:
+        window = queries.Window(since_day * 1440, until_day * 1440)
+        with any_engine.connect() as conn:
+            return [
+                (e.client, e.server, e.count, e.errors) for e in queries.edge_totals(conn, window)
+            ]
+
     before = counted()
     assert before["minutes"] and before["b10"] and before["b60"] and before["b1440"]
+    whole_days = totals(FIRST_DAY, FIRST_DAY + 3)
+    assert sum(count for _, _, count, _ in whole_days) == 3  # a call a day
     with any_engine.begin() as conn:
         report = retention.apply(conn, retention.Horizons(minutes_s=2 * 86_400), now_ns)
     assert report.minute_cells == before["minutes"] and report.ten_minute_blocks == before["b10"]
     assert counted() == {"minutes": 0, "b60": before["b60"], "b1440": before["b1440"]}
+    # A window of whole days before the horizon is still read whole, from the day blocks.
+    assert totals(FIRST_DAY, FIRST_DAY + 3) == whole_days
     with any_engine.begin() as conn:
         retention.apply(conn, retention.Horizons(hours_s=2 * 86_400), now_ns)
     assert counted() == {"minutes": 0}
