@@ -56,6 +56,110 @@ def test_same_arguments_give_byte_identical_files(generator, tmp_path):
     assert sorted(written) == sorted(names + declared)
 
 
+def test_the_direct_encoder_writes_what_the_sdk_encoder_writes(generator, tmp_path, monkeypatch):
+    """The traces file, byte for byte, whether its lines come from ``encode_otlp_json`` or from
+    the SDK's OTLP encoder and protobuf's JSON mapping (``to_otlp_json``)."""
+    direct = generator.generate(tmp_path / "direct", end_ns=END_NS, traces=150)
+    monkeypatch.setattr(generator, "encode_otlp_json", generator.to_otlp_json)
+    through_sdk = generator.generate(tmp_path / "sdk", end_ns=END_NS, traces=150)
+    assert direct == through_sdk
+    assert (tmp_path / "direct" / "traces.otlp.jsonl").read_bytes() == (
+        tmp_path / "sdk" / "traces.otlp.jsonl"
+    ).read_bytes()
+
+
+def test_the_direct_encoder_agrees_on_what_the_landscape_never_draws(generator):
+    """Events, links (to a remote and a local context), trace state, a status message, every
+    attribute type (empty ones too), several resources and scopes, no scope at all."""
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import Event, ReadableSpan
+    from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+    from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceState
+
+    remote = SpanContext(0xABC, 0xDEF, is_remote=True, trace_state=TraceState([("k", "v")]))
+    local = SpanContext(0xABC, 0x123, is_remote=False)
+    attributes = {
+        "s": "",
+        "b": False,
+        "i": 0,
+        "f": 0.0,
+        "big": 2**62,
+        "neg": -1.5,
+        "arr": ("a", "b"),
+        "ints": (1, 2),
+        "empty": (),
+    }
+    spans = [
+        ReadableSpan(
+            name=name,
+            context=SpanContext(0xABC, span_id, is_remote=False, trace_state=state),
+            parent=parent,
+            resource=Resource({"service.name": service}, schema_url=schema),
+            attributes=attributes if span_id == 1 else {},
+            events=[Event("e", {"x": 1}, timestamp=5), Event("", timestamp=0)]
+            if span_id == 1
+            else (),
+            links=[Link(remote, {"why": "batch"}), Link(local)] if span_id == 2 else (),
+            kind=kind,
+            status=status,
+            start_time=10 + span_id,
+            end_time=20 + span_id if span_id != 3 else None,
+            instrumentation_scope=scope,
+        )
+        for name, span_id, parent, service, schema, kind, status, scope, state in [
+            (
+                "a",
+                1,
+                remote,
+                "one",
+                "https://s/1",
+                SpanKind.SERVER,
+                Status(StatusCode.ERROR, "broke"),
+                InstrumentationScope("lib", "1.0", "https://x"),
+                TraceState([("a", "b")]),
+            ),
+            (
+                "b",
+                2,
+                local,
+                "one",
+                "https://s/1",
+                SpanKind.CLIENT,
+                Status(StatusCode.OK),
+                None,
+                None,
+            ),
+            (
+                "",
+                3,
+                None,
+                "two",
+                "",
+                SpanKind.INTERNAL,
+                Status(StatusCode.UNSET),
+                InstrumentationScope("", None, None, {"scope.attr": True}),
+                None,
+            ),
+            (
+                "d",
+                4,
+                None,
+                "one",
+                "https://s/1",
+                SpanKind.CONSUMER,
+                Status(StatusCode.UNSET),
+                InstrumentationScope("lib", "1.0", "https://x"),
+                None,
+            ),
+        ]
+    ]
+    assert generator.encode_otlp_json(spans) == generator.to_otlp_json(spans)
+    assert orjson.dumps(generator.encode_otlp_json(spans)) == orjson.dumps(
+        generator.to_otlp_json(spans)
+    )
+    assert generator.encode_otlp_json([]) == generator.to_otlp_json([])
+
+
 @pytest.mark.parametrize("module", ["generator.py", "declarations.py"])
 def test_the_generator_imports_only_the_standard_library_opentelemetry_protobuf_and_orjson(
     module,
