@@ -605,4 +605,31 @@ class SettingRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class MetricSeriesRow(Base):
+    """The last point of each metric series a Collector's connector sends, by the series and its
+    start time (a restarted sender's series start anew), so that a cumulative point is counted
+    as its difference from the one before, whichever receiver took either
+    (``clew.pipeline.metric_points``). A delta series keeps the points it counted last, under
+    start time -1, so that a point sent again counts once."""
+
+    __tablename__ = "metric_series"
+    __table_args__ = (
+        UniqueConstraint("series", "start_ns"),
+        Index(None, "sender", "start_ns"),
+        Index(None, "time_ns"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: A digest of the series' resource, scope, metric and attributes (``MetricPoint.series``).
+    series: Mapped[str] = mapped_column(String(32))
+    start_ns: Mapped[int] = mapped_column(BigInteger)
+    #: A digest of who sends it (``MetricPoint.sender``): its resource and scope.
+    sender: Mapped[str] = mapped_column(String(32))
+    #: When the row was made and the time of the last point counted (Unix ns).
+    first_ns: Mapped[int] = mapped_column(BigInteger)
+    time_ns: Mapped[int] = mapped_column(BigInteger)
+    #: JSON: the cumulative values of that point (a delta series: the points counted last).
+    state: Mapped[str] = mapped_column(Text)
+
+
 metadata = Base.metadata
