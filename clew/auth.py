@@ -61,12 +61,13 @@ ROUTE_ROLES = {"governance_report": access.REPORT_ROLE} | dict.fromkeys(
     ),
     access.ADMIN_ROLE,
 )
-#: The OTLP receiver's endpoint, which checks ingest tokens itself (``clew.receiver``).
-RECEIVER_ENDPOINT = "otlp_receiver.export_traces"
+#: The OTLP receiver's endpoints (traces, metrics), which check ingest tokens themselves
+#: (``clew.receiver``).
+RECEIVER_ENDPOINTS = ("otlp_receiver.export_traces", "otlp_receiver.export_metrics")
 #: The OpenID Connect login's endpoints (``clew.oidc``), when it is configured.
 OIDC_ENDPOINTS = ("oidc_login", "oidc_callback")
 #: Endpoints anyone may reach: the login pages, the liveness check, and the receiver.
-PUBLIC_ENDPOINTS = frozenset({"login", "logout", "healthz", RECEIVER_ENDPOINT, *OIDC_ENDPOINTS})
+PUBLIC_ENDPOINTS = frozenset({"login", "logout", "healthz", *RECEIVER_ENDPOINTS, *OIDC_ENDPOINTS})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_COOKIE = "_csrf_token"
 CSRF_HEADER = "X-CSRFToken"
@@ -160,7 +161,7 @@ def _authenticate() -> Response | None:
         g.clew_role = "admin"  # no accounts: everyone may do everything, as before auth
         return None
     g.clew_role = None
-    if request.endpoint == RECEIVER_ENDPOINT:
+    if request.endpoint in RECEIVER_ENDPOINTS:
         return None  # the receiver checks its own tokens
     token = _bearer()
     if token is not None:
@@ -180,7 +181,7 @@ def _authenticate() -> Response | None:
     public = request.endpoint in PUBLIC_ENDPOINTS
     if g.clew_role is None and not public:
         if token is not None:
-            return _refuse(403, "an ingest token may only send traces")
+            return _refuse(403, "an ingest token may only send traces and metrics")
         if _wants_json():
             return _refuse(401, "log in, or send 'Authorization: Bearer <API token>'")
         return redirect(url_for("login", next=request.full_path.rstrip("?")))

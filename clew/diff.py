@@ -628,6 +628,8 @@ def observed(
             continue
         if totals.server == service and totals.client in gateways:
             continue  # the gateway's own hop: its consumers are counted at the gateway
+        if totals.client == queries.UNATTRIBUTED:
+            continue  # calls only spanmetrics counted: no consumer named
         callers = consumers.setdefault(label, {})
         callers[totals.client] = callers.get(totals.client, 0) + totals.count
     return Served(

@@ -134,7 +134,8 @@ def _observed(
         entry.calls += totals.count
         entry.errors += totals.errors
         entry.client_errors += totals.client_errors
-        entry.callers.add(totals.client)
+        if totals.client != queries.UNATTRIBUTED:  # spanmetrics' calls name no caller
+            entry.callers.add(totals.client)
     return seen
 
 

@@ -269,16 +269,22 @@ def edge_endpoints(conn: Connection, window: Window, client: str, server: str) -
 
 def service_endpoints(conn: Connection, window: Window, service: str) -> list[dict]:
     """The endpoints ``service`` serves (HTTP routes, RPC methods, topics consumed), merged over
-    its callers, busiest first; ``client`` is the one caller's name or ``"*"`` for several."""
+    its callers, busiest first; ``client`` is the one caller's name, ``"*"`` for several, or
+    ``""`` when none is known (calls only spanmetrics counted name no caller)."""
     items = queries.endpoint_totals(conn, window, server=service)
     callers: dict[tuple[str, str], set[str]] = {}
     for endpoint, totals in items:
-        callers.setdefault((endpoint, totals.connection_type), set()).add(totals.client)
+        names = callers.setdefault((endpoint, totals.connection_type), set())
+        if totals.client != queries.UNATTRIBUTED:
+            names.add(totals.client)
     merged = _merged_by_endpoint(items, lambda ep, t: (ep, t.connection_type))
     rows = _endpoint_rows(conn, window, merged)
     for row in rows:
         names = callers[(row["endpoint"], row["connection_type"])]
-        row["client"] = next(iter(names)) if len(names) == 1 else "*"
+        if len(names) == 1:
+            row["client"] = next(iter(names))
+        else:
+            row["client"] = "*" if names else queries.UNATTRIBUTED
         row["callers"] = sorted(names)
     return rows
 

@@ -1,9 +1,14 @@
-"""The OTLP/HTTP trace receiver: ``POST /v1/traces``, the path OpenTelemetry SDKs export to.
+"""The OTLP/HTTP receiver: ``POST /v1/traces``, the path OpenTelemetry SDKs export to, and
+``POST /v1/metrics`` for the metrics of an OpenTelemetry Collector's servicegraph and spanmetrics
+connectors (``collectors.otlp_metrics``, ``clew.pipeline.metric_points``).
 
-Protobuf (``application/x-protobuf``) and JSON (``application/json``) arrive on the same path,
-plain, gzip or deflate; the answer is an ``ExportTraceServiceResponse`` (or, on failure, a
-``google.rpc.Status``) in the request's own encoding. Bodies are read through a cap of 20 MiB
-after decompression, so a gzip bomb never costs more than that.
+Protobuf (``application/x-protobuf``) and JSON (``application/json``) arrive on the same paths,
+plain, gzip or deflate; the answer is an ``ExportTraceServiceResponse`` (an
+``ExportMetricsServiceResponse``) or, on failure, a ``google.rpc.Status``, in the request's own
+encoding. Bodies are read through a cap of 20 MiB after decompression, so a gzip bomb never costs
+more than that. Both paths take the same tokens and limits. Points that cannot be used are
+quarantined and counted in the answer's partial success (``rejected_data_points``); points of
+metrics Clew does not read are named in its ``error_message`` as a warning, and left.
 
 Request threads parse and hand batches to one writer thread per app through a bounded queue; a
 full queue is answered 503 with ``Retry-After``, which OTLP clients retry. The writer takes
@@ -16,7 +21,8 @@ is latency per request, not throughput: the group commit writes the batches of e
 request together, so the rate follows the store's batch rate, not one commit per request. A
 request whose commit takes too long is answered 503 and retried by the client; a retry cannot
 count twice, because spans are unique on (trace id, span id), the rollups skip spans already
-stored, and quarantine positions carry a digest of the request body.
+stored, a metric point no later than its series' last one adds nothing (a delta point: one of the
+last counted), and quarantine positions carry a digest of the request body.
 """
 
 from __future__ import annotations
@@ -36,22 +42,29 @@ import orjson
 from flask import Blueprint, Flask, Response, current_app, request
 from google.protobuf import json_format
 from google.rpc import status_pb2
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceResponse,
+)
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from clew import auth, pipeline, store
-from clew.pipeline import Batch
+from clew.pipeline import Batch, metric_points
+from clew.pipeline.metric_points import MetricBatch
 from clew.records import Quarantined
-from collectors import CollectorError, otlp_json, otlp_proto
+from collectors import CollectorError, otlp_json, otlp_metrics, otlp_proto
 
 log = logging.getLogger(__name__)
 
 PATH = "/v1/traces"
-#: The API token scopes that may send traces when auth is on.
+#: Where the Collector's connectors send their metrics (``otlphttp`` exporters append it).
+METRICS_PATH = "/v1/metrics"
+#: The API token scopes that may send traces and metrics when auth is on.
 INGEST_SCOPES = ("ingest", "admin")
-#: The name the receiver's quarantined input is filed under.
+#: The names the receiver's quarantined spans and metric points are filed under.
 SOURCE = "otlp-http"
+METRICS_SOURCE = "otlp-http-metrics"
 #: The largest body accepted, after decompression (the OTLP file collectors share it).
 MAX_BODY_BYTES = otlp_proto.MAX_MESSAGE_BYTES
 #: Seconds a client is asked to wait before retrying a refused request.
@@ -153,7 +166,7 @@ def read_body(
 class Ticket:
     """One request's batch on its way to the store; ``done`` is set once it committed or failed."""
 
-    batch: Batch | None
+    batch: Batch | MetricBatch | None
     done: threading.Event = field(default_factory=threading.Event)
     inserted: int = 0
     error: BaseException | None = None
@@ -163,10 +176,15 @@ class Ticket:
         self.done.set()
 
 
-def write_group(engine: Engine, batches: list[Batch]) -> list[int]:
-    """Write ``batches`` in one transaction; returns the spans each one inserted."""
+def write_group(engine: Engine, batches: list[Batch | MetricBatch]) -> list[int]:
+    """Write ``batches`` in one transaction; returns the spans each one inserted (the metric
+    points each one counted)."""
     with engine.begin() as conn:
-        return [batch.write(conn, SOURCE)[0] for batch in batches]
+        return [batch.write(conn, _source_of(batch))[0] for batch in batches]
+
+
+def _source_of(batch: Batch | MetricBatch) -> str:
+    return METRICS_SOURCE if isinstance(batch, MetricBatch) else SOURCE
 
 
 _STOP = object()
@@ -179,7 +197,7 @@ class Receiver:
         self.engine = engine
         self.queue: queue.Queue[Any] = queue.Queue(maxsize=max(1, queue_size))
         #: How a group of batches is written (a test may hold it to fill the queue).
-        self.write: Callable[[Engine, list[Batch]], list[int]] = write_group
+        self.write: Callable[[Engine, list[Batch | MetricBatch]], list[int]] = write_group
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._closed = False
@@ -189,7 +207,7 @@ class Receiver:
         """Whether the writer thread is alive (it starts with the first batch submitted)."""
         return self._thread is not None and self._thread.is_alive()
 
-    def submit(self, batch: Batch) -> Ticket:
+    def submit(self, batch: Batch | MetricBatch) -> Ticket:
         """Queue ``batch`` for the writer; ``Refused`` (503) when the queue is full or stopped."""
         ticket = Ticket(batch)
         with self._lock:
@@ -271,7 +289,8 @@ _EXTENSION = "clew.receiver"
 
 
 def init_app(app: Flask) -> None:
-    """Register ``POST /v1/traces`` on ``app`` and give it a receiver (no thread starts yet)."""
+    """Register ``POST /v1/traces`` and ``POST /v1/metrics`` on ``app`` and give it a receiver
+    (no thread starts yet)."""
     token = app.config.get("OTLP_TOKEN")
     if token is not None and not isinstance(token, str):
         # from_prefixed_env reads values as JSON: CLEW_OTLP_TOKEN=123 arrives as a number.
@@ -301,12 +320,12 @@ _PLAIN_SECURITY_HEADERS = (
 
 
 def receiver_only(app: Flask) -> Callable[[dict, Callable], Iterable[bytes]]:
-    """``app`` as a WSGI application answering only the receiver's path (its own OTLP port)."""
+    """``app`` as a WSGI application answering only the receiver's paths (its own OTLP port)."""
 
     def application(environ: dict, start_response: Callable) -> Iterable[bytes]:
-        if environ.get("PATH_INFO") == PATH:
+        if environ.get("PATH_INFO") in (PATH, METRICS_PATH):
             return app(environ, start_response)
-        body = f"not found: this port serves only POST {PATH}\n".encode()
+        body = f"not found: this port serves only POST {PATH} and POST {METRICS_PATH}\n".encode()
         start_response(
             "404 Not Found",
             [
@@ -321,10 +340,10 @@ def receiver_only(app: Flask) -> Callable[[dict, Callable], Iterable[bytes]]:
 
 
 def _authorized(app: Flask) -> bool:
-    """Whether the request may send traces. An ``OTLP_AUTHORIZE(token or None) -> bool`` hook,
-    when configured, decides alone. Otherwise the ``OTLP_TOKEN`` setting is let in, and with
-    ``AUTH`` on so is an API token of scope ingest or admin (``clew tokens create``); with
-    ``AUTH`` off and no ``OTLP_TOKEN``, every request is."""
+    """Whether the request may send traces or metrics. An ``OTLP_AUTHORIZE(token or None) ->
+    bool`` hook, when configured, decides alone. Otherwise the ``OTLP_TOKEN`` setting is let
+    in, and with ``AUTH`` on so is an API token of scope ingest or admin (``clew tokens
+    create``); with ``AUTH`` off and no ``OTLP_TOKEN``, every request is."""
     hook = app.config.get("OTLP_AUTHORIZE")
     expected = app.config.get("OTLP_TOKEN")
     scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
@@ -362,7 +381,7 @@ def _refusal(refused: Refused, media_type: str) -> Response:
     return response
 
 
-def _with_request_positions(batch: Batch, body: bytes) -> None:
+def _with_request_positions(batch: Batch | MetricBatch, body: bytes) -> None:
     """Quarantine positions named by the request's digest: unique per request, and the same on
     a client's retry of it (so a retry files nothing twice)."""
     digest = hashlib.blake2b(body, digest_size=8).hexdigest()
@@ -372,7 +391,7 @@ def _with_request_positions(batch: Batch, body: bytes) -> None:
     ]
 
 
-def _store(receiver: Receiver, batch: Batch) -> None:
+def _store(receiver: Receiver, batch: Batch | MetricBatch) -> None:
     """Hand ``batch`` to the writer and wait for its commit; ``Refused`` if it does not come."""
     ticket = receiver.submit(batch)
     if not ticket.done.wait(COMMIT_WAIT_SECONDS):
@@ -386,7 +405,8 @@ def _store(receiver: Receiver, batch: Batch) -> None:
     ):
         message = f"the store is unavailable ({type(error.orig).__name__}); retry later"
         raise Refused(503, _UNAVAILABLE, message, retry_after=True)
-    raise Refused(500, _INTERNAL, f"the spans could not be stored ({type(error).__name__})")
+    what = "metric points" if isinstance(batch, MetricBatch) else "spans"
+    raise Refused(500, _INTERNAL, f"the {what} could not be stored ({type(error).__name__})")
 
 
 def _accepted(batch: Batch, media_type: str) -> Response:
@@ -402,29 +422,36 @@ def _accepted(batch: Batch, media_type: str) -> Response:
     return Response(_encode(response, media_type), 200, content_type=media_type)
 
 
+def _read(app: Flask) -> tuple[str, bytes]:
+    """The request's media type and its body, decoded; ``Refused`` when it may not send, or
+    sends what cannot be read."""
+    if not _authorized(app):
+        message = "a valid 'Authorization: Bearer <token>' is required"
+        raise Refused(401, _UNAUTHENTICATED, message)
+    media_type = _MEDIA_TYPES.get(request.mimetype)
+    if media_type is None:
+        got = request.content_type or "none"
+        message = f"Content-Type {got!r} is not {PROTOBUF} or {JSON}"
+        raise Refused(415, _INVALID_ARGUMENT, message)
+    encoding = request.headers.get("Content-Encoding")
+    length = request.content_length
+    if length is not None and length > _wire_limit(MAX_BODY_BYTES):
+        message = f"the body is larger than {_size(MAX_BODY_BYTES)}"
+        raise Refused(413, _RESOURCE_EXHAUSTED, message)
+    try:
+        return media_type, read_body(request.stream, encoding)
+    except Refused:
+        _drain(request.stream)
+        raise
+
+
 @bp.post(PATH)
 def export_traces() -> Response:
     """Receive one OTLP ``ExportTraceServiceRequest``; 200 once its spans are committed."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     media_type = _MEDIA_TYPES.get(request.mimetype)
     try:
-        if not _authorized(app):
-            message = "a valid 'Authorization: Bearer <token>' is required"
-            raise Refused(401, _UNAUTHENTICATED, message)
-        if media_type is None:
-            got = request.content_type or "none"
-            message = f"Content-Type {got!r} is not {PROTOBUF} or {JSON}"
-            raise Refused(415, _INVALID_ARGUMENT, message)
-        encoding = request.headers.get("Content-Encoding")
-        length = request.content_length
-        if length is not None and length > _wire_limit(MAX_BODY_BYTES):
-            message = f"the body is larger than {_size(MAX_BODY_BYTES)}"
-            raise Refused(413, _RESOURCE_EXHAUSTED, message)
-        try:
-            body = read_body(request.stream, encoding)
-        except Refused:
-            _drain(request.stream)
-            raise
+        media_type, body = _read(app)
         parse = otlp_json.records_of_body if media_type == JSON else otlp_proto.records_of_body
         try:
             records = parse(body)
@@ -440,3 +467,49 @@ def export_traces() -> Response:
     except Refused as refused:
         return _refusal(refused, media_type or PROTOBUF)
     return _accepted(batch, media_type)
+
+
+@bp.post(METRICS_PATH)
+def export_metrics() -> Response:
+    """Receive one OTLP ``ExportMetricsServiceRequest``; 200 once its points are committed."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    media_type = _MEDIA_TYPES.get(request.mimetype)
+    try:
+        media_type, body = _read(app)
+        read = otlp_metrics.read_json if media_type == JSON else otlp_metrics.read_protobuf
+        try:
+            export = read(body)
+        except CollectorError as error:
+            raise Refused(400, _INVALID_ARGUMENT, str(error)) from None
+        batch = metric_points.gather(export.records)
+        if batch.quarantined:
+            _with_request_positions(batch, body)
+        del body
+        if batch.points or batch.resources or batch.quarantined:
+            _store(receiver_of(app), batch)
+    except Refused as refused:
+        return _refusal(refused, media_type or PROTOBUF)
+    return _metrics_accepted(batch, export.unread, media_type)
+
+
+def _metrics_accepted(batch: MetricBatch, unread: dict[str, int], media_type: str) -> Response:
+    """The ``ExportMetricsServiceResponse``: the points quarantined as rejected, or else (OTLP's
+    warning) the metrics left unread."""
+    response = ExportMetricsServiceResponse()
+    rejected = batch.quarantined
+    if rejected:
+        first, count = rejected[0], len(rejected)
+        response.partial_success.rejected_data_points = count
+        response.partial_success.error_message = (
+            f"{count} data point{'s' if count != 1 else ''} rejected (kept in the quarantine as"
+            f" {METRICS_SOURCE}); the first: {first.position}: {first.reason}"
+        )
+    elif unread:
+        points = sum(unread.values())
+        names = ", ".join(repr(name) for name in sorted(unread)[:5])
+        more = f" and {len(unread) - 5} more" if len(unread) > 5 else ""
+        response.partial_success.error_message = (
+            f"{points} data point{'s' if points != 1 else ''} of metrics Clew does not read"
+            f" (it reads the servicegraph and spanmetrics connectors') left: {names}{more}"
+        )
+    return Response(_encode(response, media_type), 200, content_type=media_type)

@@ -223,6 +223,69 @@ class Quarantined(NamedTuple):
     excerpt: str
 
 
+class Measure:
+    """What a connector's metric point measures (``MetricPoint.measure``)."""
+
+    REQUESTS = "requests"  # calls over an edge (servicegraph) or into an endpoint (spanmetrics)
+    FAILED = "failed"  # failed calls over an edge (servicegraph's own counter)
+    CLIENT_LATENCY = "client_latency"  # the client span's duration (servicegraph)
+    SERVER_LATENCY = "server_latency"  # the server span's duration (servicegraph)
+    LATENCY = "latency"  # the one duration there is (spanmetrics; servicegraph's legacy metric)
+
+    ALL = (REQUESTS, FAILED, CLIENT_LATENCY, SERVER_LATENCY, LATENCY)
+
+
+class ExplicitBuckets(NamedTuple):
+    """An explicit-bucket histogram's values, in nanoseconds (``None``: not sent)."""
+
+    count: int
+    sum_ns: float | None
+    min_ns: float | None
+    max_ns: float | None
+    bounds_ns: tuple[float, ...]  # upper bounds, increasing; the last bucket is unbounded
+    counts: tuple[int, ...]  # one more than the bounds, or none at all (a count and a sum only)
+
+
+class ExponentialBuckets(NamedTuple):
+    """An exponential histogram's values: bucket ``offset + i`` holds the values in
+    ``(base**index, base**(index + 1)] * unit_ns`` with ``base = 2 ** 2 ** -scale``."""
+
+    count: int
+    sum_ns: float | None
+    min_ns: float | None
+    max_ns: float | None
+    scale: int
+    unit_ns: float  # nanoseconds per unit of the metric
+    zero_count: int  # values at most ``zero_threshold_ns``
+    zero_threshold_ns: float
+    offset: int
+    counts: tuple[int, ...]
+
+
+class MetricPoint(NamedTuple):
+    """One data point of an OpenTelemetry Collector connector's metric: the edge (servicegraph)
+    or served endpoint (spanmetrics) it measures, and its value. Cumulative points are turned
+    into deltas by the pipeline (``clew.pipeline.metric_points``), which keeps the last point of
+    each series."""
+
+    series: str  # a digest of the series: its sender, its metric and its attributes
+    sender: str  # a digest of who sends it: the resource's attributes and the scope
+    source: str  # "servicegraph" or "spanmetrics"
+    measure: str  # Measure
+    client: str  # servicegraph: the client node; spanmetrics: "" (the callers are not known)
+    server: str  # servicegraph: the server node; spanmetrics: the service
+    connection_type: str  # ConnectionType
+    virtual: str | None  # servicegraph: the side that is a virtual node ("client", "server")
+    endpoint: str  # spanmetrics: the endpoint served; servicegraph: "" (not known)
+    failed: bool  # spanmetrics: the spans' status is ERROR (or their HTTP status 5xx)
+    client_error: bool  # spanmetrics: the spans' HTTP status is 4xx
+    cumulative: bool  # else delta
+    start_ns: int
+    time_ns: int
+    value: int  # a counter's value (for a histogram, its count)
+    histogram: ExplicitBuckets | ExponentialBuckets | None
+
+
 class Checkpoint(NamedTuple):
     """Everything in the source before ``offset`` has been yielded; it is safe to commit here."""
 

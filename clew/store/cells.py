@@ -154,9 +154,9 @@ def settled(
 
 def applied(stored: Sequence | None, delta: Cell) -> tuple | None:
     """The stored values (``VALUE_COLUMNS`` order, or ``None`` for a new cell) with ``delta``
-    added; ``None`` when no count is left and the row goes. The maximum in the values is None
-    when the change took out what may have been the maximum (``settled``): the caller reads it
-    back."""
+    added; ``None`` when nothing is left (no count, error or latency) and the row goes. The
+    maximum in the values is None when the change took out what may have been the maximum
+    (``settled``): the caller reads it back."""
     if stored is None:
         count = errors = client_errors = dsum = lag_count = lag_sum = 0
         dmax = None
@@ -167,15 +167,19 @@ def applied(stored: Sequence | None, delta: Cell) -> tuple | None:
         buckets = histogram.loads(stored[5])
         lag_count, lag_sum, lag_buckets = stored[6], stored[7], histogram.loads(stored[8])
     count += delta.count
-    if count <= 0:
-        return None
+    errors += delta.errors
     buckets = _added(buckets, delta.buckets)
+    if count <= 0 and errors <= 0 and not buckets:
+        # A cell of spans or requests has its errors and a bucket per call among its count;
+        # one of connector metrics may hold errors or latencies whose calls are still to come
+        # (an export split over requests), and stays.
+        return None
     lag_buckets = _added(lag_buckets, delta.lag_buckets)
     dmax = settled(dmax, delta.duration_max, delta.max_count, delta.taken_max, delta.taken_count)
     lag_count += delta.lag_count
     return (
         count,
-        errors + delta.errors,
+        errors,
         client_errors + delta.client_errors,
         dsum + delta.duration_sum,
         dmax,

@@ -83,3 +83,97 @@ def loads(text: str | bytes | None) -> dict[int, int]:
     if not text:
         return {}
     return _DECODER.decode(text)
+
+
+# --- Histograms of other shapes, in these buckets ---------------------------------------------
+
+
+def spread(into: dict[int, int], low_ns: float, high_ns: float, count: int) -> None:
+    """Add ``count`` values that lie somewhere in ``(low_ns, high_ns]`` to ``into``, spread
+    evenly as Prometheus's ``histogram_quantile`` interpolates within a bucket: the k-th of them
+    sits in the middle of the k-th of ``count`` equal parts of the range. Counts stay whole and
+    add up to ``count`` exactly. A range that is a point puts them all there."""
+    if count <= 0:
+        return
+    low = max(low_ns, 0.0)
+    if high_ns <= low:
+        index = bucket_of(high_ns) if high_ns > 0 else ZERO_BUCKET
+        into[index] = into.get(index, 0) + count
+        return
+    width = high_ns - low
+
+    def placed(edge: float) -> int:
+        """How many of the values sit at or below ``edge``."""
+        return min(count, max(0, math.floor(count * (edge - low) / width + 0.5)))
+
+    first = max(0, bucket_of(low + width * 0.5 / count))
+    last = max(first, bucket_of(high_ns))
+    below = placed(GAMMA ** (first - 1))
+    for index in range(first, last + 1):
+        upto = count if index == last else placed(GAMMA**index)
+        if upto > below:
+            into[index] = into.get(index, 0) + upto - below
+            below = upto
+
+
+def from_explicit(
+    bounds_ns: tuple[float, ...],
+    counts: tuple[int, ...],
+    min_ns: float | None = None,
+    max_ns: float | None = None,
+) -> dict[int, int]:
+    """An explicit-bucket histogram (OTLP's: bucket ``i`` holds values in ``(bounds[i-1],
+    bounds[i]]``, the first from 0, the last unbounded) in these buckets, each bucket's count
+    spread over the range it covers (``spread``), narrowed to the smallest and largest value
+    where they are known. The unbounded bucket's values sit just above its bound unless the
+    largest value is known."""
+    out: dict[int, int] = {}
+    for i, count in enumerate(counts):
+        if not count:
+            continue
+        low = bounds_ns[i - 1] if i > 0 else 0.0
+        high = bounds_ns[i] if i < len(bounds_ns) else None
+        if min_ns is not None and min_ns > low:
+            low = min_ns
+        if max_ns is not None and (high is None or max_ns < high):
+            high = max_ns
+        if high is None or high < low:
+            index = bucket_of(math.nextafter(low, math.inf)) if low > 0 else ZERO_BUCKET
+            out[index] = out.get(index, 0) + count
+        else:
+            spread(out, low, high, count)
+    return out
+
+
+def from_exponential(
+    scale: int,
+    offset: int,
+    counts: tuple[int, ...],
+    unit_ns: float,
+    zero_count: int = 0,
+    zero_threshold_ns: float = 0.0,
+    min_ns: float | None = None,
+    max_ns: float | None = None,
+) -> dict[int, int]:
+    """An exponential histogram (OTLP's: bucket ``offset + i`` holds values in ``(base**index,
+    base**(index + 1)]`` units, ``base = 2 ** 2 ** -scale``) in these buckets, spread as
+    ``from_explicit`` spreads. Values in its zero bucket are 0 here, or spread below its
+    threshold where that is a nanosecond or more."""
+    out: dict[int, int] = {}
+    if zero_count:
+        if zero_threshold_ns >= 1.0:
+            spread(out, 0.0, zero_threshold_ns, zero_count)
+        else:
+            out[ZERO_BUCKET] = zero_count
+    step = math.ldexp(math.log(2.0), -scale)  # ln(base)
+    for i, count in enumerate(counts):
+        if not count:
+            continue
+        index = offset + i
+        low, high = math.exp(index * step) * unit_ns, math.exp((index + 1) * step) * unit_ns
+        if min_ns is not None and low < min_ns <= high:
+            low = min_ns
+        if max_ns is not None and low < max_ns < high:
+            high = max_ns
+        spread(out, low, high, count)
+    return out

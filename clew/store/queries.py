@@ -6,7 +6,8 @@ edges and minutes in the window, not the number of spans.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
 import orjson
@@ -84,33 +85,72 @@ def _by_index(buckets: dict[str, int]) -> dict[int, int]:
     return {int(key): n for key, n in buckets.items()}
 
 
-#: The rollup source of gateway access logs; every other source is trace evidence.
+#: The rollup source of gateway access logs.
 GATEWAY_SOURCE = "gateway"
 #: The rollup sources of trace evidence: strict client/server pairs, and relaxed ones.
 TRACE_SOURCES = ("trace", "trace_relaxed")
+#: The rollup sources of a Collector's connector metrics (``clew.pipeline.metric_points``):
+#: servicegraph's edges, and spanmetrics' endpoints served (their callers not named).
+SERVICEGRAPH_SOURCE = "servicegraph"
+SPANMETRICS_SOURCE = "spanmetrics"
+METRICS_SOURCES = (SERVICEGRAPH_SOURCE, SPANMETRICS_SOURCE)
+#: The client of spanmetrics' cells, and of the share of an endpoint's calls that only they
+#: saw: no evidence names who called.
+UNATTRIBUTED = ""
+#: The evidence families, in the order a tie between two is settled.
+FAMILIES = ("gateway", "trace", "metrics")
 
 
 def family(source: str) -> str:
-    """The evidence family of a rollup source: ``gateway`` (access logs) or ``trace`` (strict and
-    relaxed pairs of spans). Two families may see the same requests, so they are never summed."""
-    return GATEWAY_SOURCE if source == GATEWAY_SOURCE else "trace"
+    """The evidence family of a rollup source: ``gateway`` (access logs), ``metrics`` (connector
+    metrics) or ``trace`` (strict and relaxed pairs of spans). Families may see the same
+    requests, so they are never summed."""
+    if source == GATEWAY_SOURCE:
+        return "gateway"
+    return "metrics" if source in METRICS_SOURCES else "trace"
 
 
 def one_family(by_family: dict[str, EdgeTotals]) -> EdgeTotals:
-    """One edge (or endpoint) seen by both families, counted once: by the family that saw more of
-    its requests, the gateway's on a tie. A sampled trace stream sees fewer of the requests a
-    gateway logs; a gateway whose log is missing for part of the window sees fewer than the
-    traces. The edge keeps every source it was seen by."""
+    """One edge (or endpoint) seen by several families, counted once: by the family that saw
+    more of its requests; on a tie the gateway's, then the traces'. A sampled trace stream sees
+    fewer of the requests a gateway logs or a Collector's connectors count; a gateway whose log
+    is missing for part of the window sees fewer than the traces. The edge keeps every source it
+    was seen by, and the time a node in between adds where only another family measured it (a
+    gateway's overhead, a topic's queue lag)."""
     if len(by_family) == 1:
         return next(iter(by_family.values()))
-    trace, gateway = by_family["trace"], by_family[GATEWAY_SOURCE]
-    chosen = gateway if gateway.count >= trace.count else trace
-    chosen = replace(chosen, sources=trace.sources | gateway.sources)
-    if chosen is not gateway and gateway.lag_count:  # the gateway's overhead, only it knows
-        chosen.lag_count = gateway.lag_count
-        chosen.lag_sum_ns = gateway.lag_sum_ns
-        chosen.lag_histogram = gateway.lag_histogram
+    ranked = sorted(by_family, key=lambda name: (-by_family[name].count, FAMILIES.index(name)))
+    sources = set().union(*(totals.sources for totals in by_family.values()))
+    chosen = replace(by_family[ranked[0]], sources=sources)
+    for name in ("gateway", "trace"):  # a gateway's overhead first, then a topic's queue lag
+        if name == ranked[0]:
+            break
+        measured = by_family.get(name)
+        if measured is not None and measured.lag_count:
+            chosen.lag_count = measured.lag_count
+            chosen.lag_sum_ns = measured.lag_sum_ns
+            chosen.lag_histogram = measured.lag_histogram
+            break
     return chosen
+
+
+def _through_topics(hops: Iterable[tuple[str, str, str, str]]) -> set[tuple[str, str]]:
+    """(producer, consumer) of the messaging hops other families draw through a topic or broker
+    node (producer → topic → consumer), from (client, server, connection type, family) keys.
+    servicegraph draws the same messages as one edge producer → consumer; where a topic is
+    known, its hops are drawn and that edge is not."""
+    into: dict[str, set[str]] = {}
+    out_of: dict[str, set[str]] = {}
+    for client, server, ctype, kin in hops:
+        if ctype == "messaging_system" and kin != "metrics":
+            out_of.setdefault(server, set()).add(client)
+            into.setdefault(client, set()).add(server)
+    return {
+        (producer, consumer)
+        for topic in out_of.keys() & into.keys()
+        for producer in out_of[topic]
+        for consumer in into[topic]
+    }
 
 
 def edge_totals(conn: Connection, window: Window) -> list[EdgeTotals]:
@@ -118,7 +158,8 @@ def edge_totals(conn: Connection, window: Window) -> list[EdgeTotals]:
 
     The window is read as whole rollup blocks where they fit and minute cells at its ragged ends
     (``clew.store.blocks.plan``), so its cost follows the number of edges, not of minutes. An edge
-    that traces and a gateway's log both saw is counted once (``one_family``).
+    that several families saw is counted once (``one_family``). spanmetrics' cells are no
+    edges (their callers are not named): they are left to ``endpoint_totals``.
     """
     edges: dict[tuple[str, str, str, str], EdgeTotals] = {}
     merged: dict[tuple[str, str, str, str], tuple[dict[str, int], dict[str, int]]] = {}
@@ -147,7 +188,9 @@ def edge_totals(conn: Connection, window: Window) -> list[EdgeTotals]:
             lag_sum,
             lag_hist,
         ) in conn.execute(text(sql), params):
-            key = (client, server, ctype, GATEWAY_SOURCE if source == GATEWAY_SOURCE else "")
+            if source == SPANMETRICS_SOURCE:
+                continue
+            key = (client, server, ctype, family(source))
             edge = edges.get(key)
             if edge is None:
                 edge = edges[key] = EdgeTotals(client, server, ctype)
@@ -166,11 +209,14 @@ def edge_totals(conn: Connection, window: Window) -> list[EdgeTotals]:
                 edge.lag_sum_ns += lag_sum
                 _add_stored(lag_buckets, lag_hist)
     by_edge: dict[tuple[str, str, str], dict[str, EdgeTotals]] = {}
+    drawn = _through_topics(edges)
     for key, (buckets, lag_buckets) in merged.items():
+        if key[3] == "metrics" and key[2] == "messaging_system" and key[:2] in drawn:
+            continue
         edge = edges[key]
         edge.histogram = _by_index(buckets)
         edge.lag_histogram = _by_index(lag_buckets)
-        by_edge.setdefault(key[:3], {})[key[3] or "trace"] = edge
+        by_edge.setdefault(key[:3], {})[key[3]] = edge
     return [one_family(by_edge[key]) for key in sorted(by_edge)]
 
 
@@ -217,7 +263,7 @@ def minute_series(
     conn: Connection, window: Window, client: str | None = None, server: str | None = None
 ) -> list[MinuteTotals]:
     """Per-minute totals over all edges, or over one edge when ``client``/``server`` are given;
-    in each minute, an edge that both families saw is counted by one (``one_family``)."""
+    in each minute, an edge that several families saw is counted by one (``one_family``)."""
     where, params = _edge_clause(window, client, server)
     rows = conn.execute(
         text(
@@ -230,6 +276,8 @@ def minute_series(
     # the families are chosen between once all are read.
     cells: dict[tuple, EdgeTotals] = {}
     for minute, c, s, ctype, source, n, err, hist in rows:
+        if source == SPANMETRICS_SOURCE:
+            continue  # no edge: its callers are not named
         key = (minute, c, s, ctype, family(source))
         totals = cells.get(key)
         if totals is None:
@@ -238,7 +286,10 @@ def minute_series(
         totals.errors += err
         _add_stored(totals.histogram, hist)  # type: ignore[arg-type]
     by_edge: dict[tuple, dict[str, EdgeTotals]] = {}
+    drawn = _through_topics(key[1:] for key in cells)
     for key, totals in cells.items():
+        if key[4] == "metrics" and key[3] == "messaging_system" and key[1:3] in drawn:
+            continue
         by_edge.setdefault(key[:4], {})[key[4]] = totals
     series: dict[int, MinuteTotals] = {}
     buckets: dict[int, dict[str, int]] = {}
@@ -310,8 +361,15 @@ def endpoint_totals(
     """Per endpoint of the edges into ``server`` (from ``client``, or any of ``clients``, when
     given; of ``sources`` only, when given), in ``window``: (endpoint, its totals on one edge and
     connection type), sorted. A gateway's endpoint is named by its upstream's ``http.route``
-    where a joined span taught it (``route_aliases``), and an endpoint both families saw on one
-    edge is counted once (``one_family``)."""
+    where a joined span taught it (``route_aliases``), and an endpoint several families saw on
+    one edge is counted once (``one_family``).
+
+    servicegraph's cells name no endpoint and are left out. spanmetrics' name no caller: where
+    they saw more calls of a server's endpoint than the other families' callers did together,
+    the difference is one more row whose client is ``UNATTRIBUTED`` (its errors and latency
+    sum what spanmetrics counted beyond theirs, its histogram spanmetrics' own scaled to that
+    many calls), so the callers the others name are kept and the endpoint's figures are
+    spanmetrics'; else spanmetrics' cells are left out."""
     where, params = _edge_clause(window, client, server)
     if clients is not None:
         where += " AND client IN :clients"
@@ -329,10 +387,19 @@ def endpoint_totals(
     if sources is not None:
         statement = statement.bindparams(bindparam("sources", expanding=True))
     found: dict[tuple[str, str, str, str, str], EdgeTotals] = {}
+    served: dict[tuple[str, str, str], EdgeTotals] = {}
     aliases: dict[tuple[str, str, str], str] | None = None
     for c, s, ctype, endpoint, source, n, err, cerr, dsum, dmax, hist in conn.execute(
         statement, params
     ):
+        if source == SERVICEGRAPH_SOURCE:
+            continue
+        if source == SPANMETRICS_SOURCE:
+            totals = served.get((s, endpoint, ctype))
+            if totals is None:
+                totals = served[(s, endpoint, ctype)] = EdgeTotals(UNATTRIBUTED, s, ctype)
+            _add_row(totals, source, n, err, cerr, dsum, dmax, hist)
+            continue
         if source == GATEWAY_SOURCE:
             if aliases is None:
                 aliases = route_aliases.load(conn)
@@ -341,18 +408,72 @@ def endpoint_totals(
         totals = found.get(key)
         if totals is None:
             totals = found[key] = EdgeTotals(c, s, ctype)
-        totals.sources.add(source)
-        totals.count += n
-        totals.errors += err
-        totals.client_errors += cerr
-        totals.duration_sum_ns += dsum
-        totals.duration_max_ns = max(totals.duration_max_ns, dmax)
-        for index, count in histogram.loads(hist).items():
-            totals.histogram[index] = totals.histogram.get(index, 0) + count
+        _add_row(totals, source, n, err, cerr, dsum, dmax, hist)
     by_endpoint: dict[tuple[str, str, str, str], dict[str, EdgeTotals]] = {}
     for key, totals in found.items():
         by_endpoint.setdefault(key[:4], {})[key[4]] = totals
-    return [(key[3], one_family(by_endpoint[key])) for key in sorted(by_endpoint)]
+    chosen = {key: one_family(families) for key, families in by_endpoint.items()}
+    if served:
+        named: dict[tuple[str, str, bool], list[EdgeTotals]] = {}
+        for (_, s, ctype, endpoint), totals in chosen.items():
+            named.setdefault((s, endpoint, ctype == "messaging_system"), []).append(totals)
+        for (s, endpoint, ctype), seen in served.items():
+            rest = _unattributed(seen, named.get((s, endpoint, ctype == "messaging_system"), []))
+            if rest is not None:
+                chosen[(UNATTRIBUTED, s, ctype, endpoint)] = rest
+    return [(key[3], chosen[key]) for key in sorted(chosen)]
+
+
+def _add_row(
+    totals: EdgeTotals,
+    source: str,
+    count: int,
+    errors: int,
+    client_errors: int,
+    duration_sum: int,
+    duration_max: int,
+    stored_histogram: str | None,
+) -> None:
+    totals.sources.add(source)
+    totals.count += count
+    totals.errors += errors
+    totals.client_errors += client_errors
+    totals.duration_sum_ns += duration_sum
+    totals.duration_max_ns = max(totals.duration_max_ns, duration_max)
+    for index, n in histogram.loads(stored_histogram).items():
+        totals.histogram[index] = totals.histogram.get(index, 0) + n
+
+
+def _unattributed(seen: EdgeTotals, named: list[EdgeTotals]) -> EdgeTotals | None:
+    """What spanmetrics saw of an endpoint (``seen``) beyond what the callers other families
+    name saw (``named``), as a row of its own; None when it saw no more."""
+    count = seen.count - sum(t.count for t in named)
+    if count <= 0:
+        return None
+    rest = EdgeTotals(UNATTRIBUTED, seen.server, seen.connection_type, set(seen.sources))
+    rest.count = count
+    rest.errors = min(count, max(0, seen.errors - sum(t.errors for t in named)))
+    rest.client_errors = min(
+        count - rest.errors, max(0, seen.client_errors - sum(t.client_errors for t in named))
+    )
+    rest.duration_sum_ns = max(0, seen.duration_sum_ns - sum(t.duration_sum_ns for t in named))
+    rest.duration_max_ns = seen.duration_max_ns
+    rest.histogram = _scaled(seen.histogram, count)
+    return rest
+
+
+def _scaled(buckets: dict[int, int], count: int) -> dict[int, int]:
+    """A histogram of the same shape holding ``count`` values (whole counts, largest remainders
+    first; one that holds no more is kept as it is)."""
+    total = sum(buckets.values())
+    if total <= count:
+        return dict(buckets)
+    shares = {index: n * count / total for index, n in buckets.items()}
+    out = {index: math.floor(share) for index, share in shares.items()}
+    left = count - sum(out.values())
+    for index in sorted(shares, key=lambda i: (out[i] - shares[i], i))[:left]:
+        out[index] += 1
+    return {index: n for index, n in out.items() if n}
 
 
 def _aliased(aliases: dict[tuple[str, str, str], str], gateway: str, endpoint: str) -> str:

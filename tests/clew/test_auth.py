@@ -613,6 +613,7 @@ def routes(site: Site) -> list[Route]:
         Route("api_revoke_token", "POST", "/api/tokens/1/revoke", "admin", 200),
         Route("healthz", "GET", "/healthz", "public", 200),
         Route("otlp_receiver.export_traces", "POST", receiver.PATH, "receiver", 200),
+        Route("otlp_receiver.export_metrics", "POST", receiver.METRICS_PATH, "receiver", 200),
         Route("_dash_assets.static", "GET", "/assets/clew.css", "viewer", 200),
         Route(
             "/_dash-component-suites/<string:package_name>/<path:fingerprinted_path>",
@@ -685,7 +686,7 @@ def test_every_route_answers_each_identity_as_its_role_allows(site):
                 url = f"/api/waivers/{made.get_json()['id']}/revoke"
             else:
                 url = route.url
-            if route.endpoint == "otlp_receiver.export_traces":
+            if route.need == "receiver":
                 response = caller.open("POST", url, data=b"", content_type="application/x-protobuf")
             else:
                 response = caller.open(route.method, url, json=body)
