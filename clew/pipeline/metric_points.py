@@ -175,10 +175,12 @@ _SELECT_SERIES = text(
     "SELECT id, series, start_ns, sender, first_ns, time_ns, state FROM metric_series"
     " WHERE series IN :series"
 ).bindparams(bindparam("series", expanding=True))
-_SELECT_SENDERS = text(
-    "SELECT sender, start_ns, MIN(first_ns) FROM metric_series WHERE sender IN :senders"
-    " GROUP BY sender, start_ns"
-).bindparams(bindparam("senders", expanding=True))
+#: A row the sender made with that start before a time: one is enough (the index finds the
+#: sender's rows, and the first one read is almost always old).
+_SENDER_SEEN = text(
+    "SELECT first_ns FROM metric_series WHERE sender = :sender AND start_ns = :start"
+    " AND first_ns <= :before LIMIT 1"
+)
 _INSERT_SERIES = (
     "INSERT INTO metric_series (series, start_ns, sender, first_ns, time_ns, state)"
     " VALUES (?, ?, ?, ?, ?, ?)"
@@ -199,10 +201,19 @@ def _count(
         for row in conn.execute(_SELECT_SERIES, {"series": names[at : at + 500]}):
             known[(row[1], row[2])] = _Series(row[0], row[3], row[4], row[5], orjson.loads(row[6]))
             starts.setdefault(row[1], set()).add(row[2])
+    # Whether the sender of a series not seen yet was seen with the same start in an earlier
+    # export: asked once per sender and start, only for such series (a new edge, a restart).
+    earliest: dict[tuple[str, int], int] = {}
+    for p in points:
+        if p.cumulative and (p.series, p.start_ns) not in known:
+            key = (p.sender, p.start_ns)
+            earliest[key] = min(p.time_ns, earliest.get(key, p.time_ns))
     senders: dict[tuple[str, int], int] = {}
-    wanted = sorted({p.sender for p in points})
-    for row in conn.execute(_SELECT_SENDERS, {"senders": wanted}):
-        senders[(row[0], row[1])] = row[2]
+    for (sender, start), time_ns in sorted(earliest.items()):
+        params = {"sender": sender, "start": start, "before": time_ns - _SAME_EXPORT_NS}
+        first_ns = conn.execute(_SENDER_SEEN, params).scalar()
+        if first_ns is not None:
+            senders[(sender, start)] = first_ns
     counted = 0
     # In time order: a request may carry several exports of one series.
     for point in sorted(points, key=lambda p: (p.time_ns, p.series)):
