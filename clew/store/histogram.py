@@ -106,9 +106,11 @@ def spread(into: dict[int, int], low_ns: float, high_ns: float, count: int) -> N
         """How many of the values sit at or below ``edge``."""
         return min(count, max(0, math.floor(count * (edge - low) / width + 0.5)))
 
+    # The first value's bucket holds every value up to its upper edge (those below a
+    # nanosecond too: the lowest bucket kept is 1 ns's).
     first = max(0, bucket_of(low + width * 0.5 / count))
     last = max(first, bucket_of(high_ns))
-    below = placed(GAMMA ** (first - 1))
+    below = 0
     for index in range(first, last + 1):
         upto = count if index == last else placed(GAMMA**index)
         if upto > below:

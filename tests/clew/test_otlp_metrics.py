@@ -23,6 +23,8 @@ from click.testing import CliRunner
 from flask import Flask
 from google.protobuf import json_format
 from google.rpc import status_pb2
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
@@ -53,6 +55,7 @@ from clew.pipeline import rollups
 from clew.store import histogram, queries
 from clew.store.cells import Cell
 from clew.store.queries import EdgeTotals, Window
+from tests.conftest import examples
 
 MINUTE = 60_000_000_000
 SECOND = 1_000_000_000
@@ -673,3 +676,30 @@ def test_a_messaging_hop_the_traces_draw_through_its_topic_is_not_drawn_again(en
         ("billing", "ledger"): 4,
     }
     assert [m.count for m in series] == [10]
+
+
+@settings(max_examples=examples(200), deadline=None)
+@given(
+    bounds=st.lists(
+        st.floats(min_value=1.0, max_value=1e11, allow_nan=False), min_size=1, max_size=12
+    ).map(lambda values: tuple(sorted(set(values)))),
+    data=st.data(),
+)
+def test_every_value_of_a_bucket_lands_within_its_range(bounds, data):
+    counts = tuple(
+        data.draw(
+            st.lists(st.integers(0, 10_000), min_size=len(bounds) + 1, max_size=len(bounds) + 1)
+        )
+    )
+    buckets = histogram.from_explicit(bounds, counts)
+    assert sum(buckets.values()) == sum(counts)
+    lowest = next((i for i, n in enumerate(counts) if n), None)
+    if lowest is None:
+        assert buckets == {}
+        return
+    highest = max(i for i, n in enumerate(counts) if n)
+    floor = bounds[lowest - 1] if lowest else 0.0
+    ceiling = bounds[highest] if highest < len(bounds) else bounds[-1] * histogram.GAMMA
+    for index in buckets:
+        value = histogram.bucket_value(index)
+        assert floor / histogram.GAMMA <= value <= ceiling * histogram.GAMMA
