@@ -128,6 +128,12 @@ _UNITS = {"s": 1e9, "ms": 1e6, "us": 1e3, "µs": 1e3, "ns": 1.0}
 _DEFAULT_UNITS = {SERVICEGRAPH: "s", SPANMETRICS: "ms"}
 _NAME_UNITS = {"_seconds": "s", "_milliseconds": "ms"}
 
+#: The longest duration a point may hold (2**63 ns, some 292 years: what the store's integers
+#: hold); beyond it a point is quarantined.
+MAX_DURATION_NS = float(2**63)
+#: The largest count a point may hold (2**53: a double counts exactly to there).
+MAX_COUNT = 2**53
+
 _CUMULATIVE, _DELTA = 2, 1
 _NO_RECORDED_VALUE = 1  # DataPointFlags.DATA_POINT_FLAGS_NO_RECORDED_VALUE_MASK
 _MIN_SCALE, _MAX_SCALE = -10, 20
@@ -323,6 +329,8 @@ def _point(
         value = _counter_value(point)
     else:
         unit_ns = _unit_ns(metric.unit, context)
+        if point.count >= MAX_COUNT:
+            raise _Unusable(f"the count {point.count} is beyond any count of calls")
         if kind == "histogram":
             histogram = _explicit(point, unit_ns)
         else:
@@ -369,6 +377,8 @@ def _counter_value(point: Any) -> int:
         value = round(value)
     if value < 0:
         raise _Unusable(f"the value {value} is below zero: no count")
+    if value >= MAX_COUNT:
+        raise _Unusable(f"the value {value} is beyond any count of calls")
     return int(value)
 
 
@@ -386,6 +396,8 @@ def _optional(point: Any, name: str, unit_ns: float) -> float | None:
     value = getattr(point, name)
     if not math.isfinite(value) or value < 0:
         raise _Unusable(f"the {name} {value} is not a duration")
+    if value * unit_ns >= MAX_DURATION_NS:
+        raise _Unusable(f"the {name} {value} is beyond any duration (292 years)")
     return value * unit_ns
 
 
@@ -401,6 +413,8 @@ def _explicit(point: Any, unit_ns: float) -> ExplicitBuckets:
         raise _Unusable("the explicit bounds are not finite and increasing")
     if counts and sum(counts) != point.count:
         raise _Unusable(f"the buckets hold {sum(counts)} values, the count says {point.count}")
+    if bounds and bounds[-1] * unit_ns >= MAX_DURATION_NS:
+        raise _Unusable(f"the bound {bounds[-1]} is beyond any duration (292 years)")
     return ExplicitBuckets(
         point.count,
         _optional(point, "sum", unit_ns),
@@ -421,8 +435,15 @@ def _exponential(point: Any, unit_ns: float) -> ExponentialBuckets:
         held = point.zero_count + sum(counts)
         raise _Unusable(f"the buckets hold {held} values, the count says {point.count}")
     threshold = point.zero_threshold
-    if not math.isfinite(threshold) or threshold < 0:
+    if not math.isfinite(threshold) or threshold < 0 or threshold * unit_ns >= MAX_DURATION_NS:
         raise _Unusable(f"the zero threshold {threshold} is not a duration")
+    held = [i for i, n in enumerate(counts) if n]
+    if held:
+        # Bucket i ends at base ** (offset + i + 1) units; compared as logarithms, so that no
+        # power overflows.
+        top = math.ldexp(point.positive.offset + held[-1] + 1, -point.scale) * math.log(2.0)
+        if top + math.log(unit_ns) >= math.log(MAX_DURATION_NS):
+            raise _Unusable("a bucket holding values is beyond any duration (292 years)")
     return ExponentialBuckets(
         point.count,
         _optional(point, "sum", unit_ns),

@@ -433,3 +433,25 @@ def test_json_that_is_no_export_request_is_refused_with_the_reason(body, reason)
 def test_protobuf_that_does_not_decode_is_refused():
     with pytest.raises(CollectorError, match="not an OTLP ExportMetricsServiceRequest"):
         read_protobuf(b"\x0a\xff\xff\xff\xff\x0f")
+
+
+def test_durations_and_counts_beyond_what_the_store_holds_are_quarantined():
+    huge_bound = explicit(CLIENT, [{"attributes": EDGE, "counts": [1, 0, 0], "bounds": [1, 1e300]}])
+    huge_sum = explicit(CLIENT, [{"attributes": EDGE, "counts": [1, 0, 0], "sum": 1e12}])
+    exponential = metrics_pb2.Metric(name=CLIENT, unit="s")
+    exponential.exponential_histogram.aggregation_temporality = CUMULATIVE
+    far = exponential.exponential_histogram.data_points.add(
+        attributes=attributes(EDGE), time_unix_nano=T, count=1, scale=-10
+    )
+    far.positive.offset = 3
+    far.positive.bucket_counts.append(1)
+    huge_count = counter(
+        "traces_service_graph_request_total", [{"attributes": EDGE, "value": 2**60}]
+    )
+    found = quarantined(request(huge_bound, huge_sum, exponential, huge_count))
+    assert [q.reason for q in found] == [
+        "the bound 1e+300 is beyond any duration (292 years)",
+        "the sum 1000000000000.0 is beyond any duration (292 years)",
+        "a bucket holding values is beyond any duration (292 years)",
+        f"the value {2**60} is beyond any count of calls",
+    ]
