@@ -553,6 +553,14 @@ def test_a_body_that_is_no_export_request_is_refused_400_with_the_reason(
     assert reason in _status(answer, content_type).message
 
 
+def test_the_receivers_limits_hold_for_metrics_too(served):
+    bomb = gzip.compress(bytes(receiver.MAX_BODY_BYTES + 1), compresslevel=1)
+    status, _, answer = served.post(bomb, PROTOBUF, **{"Content-Encoding": "gzip"})
+    assert status == 413 and "after decompression" in _status(answer, PROTOBUF).message
+    status, _, answer = served.post(b"{}", "text/plain")
+    assert status == 415 and "is not application/x-protobuf" in _status(answer, PROTOBUF).message
+
+
 def test_unusable_points_are_rejected_in_partial_success_and_quarantined(served):
     graph = ServiceGraph()
     graph.calls("frontend", "checkout", [0.01] * 4)
