@@ -861,20 +861,31 @@ def _say_who_may_log_in(app, engine) -> None:
     help="Also serve the OTLP/HTTP receiver alone on this port (the OpenTelemetry default"
     " is 4318; 0 or absent: only on --port).",
 )
+@click.option(
+    "--workers",
+    default=0,
+    type=click.IntRange(0, 512),
+    metavar="N",
+    help="Serve with gunicorn in N worker processes of 8 threads each, every port shared by"
+    " all of them (the team tier); 0 or absent: one process, with waitress.",
+)
 @db_option
-def serve(host: str, port: int, otlp_port: int, db: str | None) -> None:
+def serve(host: str, port: int, otlp_port: int, workers: int, db: str | None) -> None:
     """Serve the console, the JSON API and the OTLP/HTTP receiver (POST /v1/traces)."""
     import logging
     import threading
 
     from waitress import create_server
 
-    from clew import receiver
-    from clew.app import create_app
+    from clew import receiver, wsgi
 
-    engine = _open(db)
-    app = create_app({"DATABASE_URL": engine.url.render_as_string(hide_password=False)})
-    _say_who_may_log_in(app, engine)
+    # The schema is made (or upgraded) under its lock: other processes may be starting too.
+    app = wsgi.console({"DATABASE_URL": store.database_url(db)})
+    _say_who_may_log_in(app, store.engine_of(app))
+    if workers:
+        store.engine_of(app).dispose()  # no connection may cross into the workers
+        wsgi.serve(app, host, port, otlp_port, workers, announce=click.echo)
+        return
     # Both sockets are bound before anything is printed, so a reader of the output may connect.
     console = create_server(app, host=host, port=port, **waitress_settings())
     if otlp_port:
@@ -941,6 +952,7 @@ from clew.pull_cli import pull, retention_command, worker  # noqa: E402
 
 main.add_command(pull)
 main.add_command(worker)
+main.add_command(retention_command)
 
 # The compliance report from the policies' findings, runs and waivers.
 from clew.report_cli import report  # noqa: E402
@@ -958,4 +970,3 @@ from clew.account_cli import tokens, users  # noqa: E402
 
 main.add_command(users)
 main.add_command(tokens)
-main.add_command(retention_command)
