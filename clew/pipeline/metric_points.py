@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import math
 import re
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -236,7 +237,9 @@ def _count(
         executemany(conn, _UPDATE_SERIES, updates)
     if inserts:
         executemany(conn, _INSERT_SERIES, inserts)
-    latest = max(p.time_ns for p in points)
+    # Series idle for KEEP_NS are forgotten: counted back from the latest point, or from now
+    # should a sender's clock run ahead (it would take every other sender's series with it).
+    latest = min(max(p.time_ns for p in points), time.time_ns())
     conn.execute(_PRUNE, {"before": latest - KEEP_NS})
     return counted
 

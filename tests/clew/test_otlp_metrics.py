@@ -13,6 +13,7 @@ import gzip
 import http.client
 import math
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -398,6 +399,19 @@ def test_a_long_running_senders_first_export_is_a_baseline_and_its_new_edges_cou
     edges = edges_of(served.graph())
     assert edges[("frontend", "checkout")]["count"] == 7
     assert edges[("frontend", "search")]["count"] == 4
+
+
+def test_a_sender_whose_clock_runs_ahead_leaves_the_others_last_points_be(served):
+    now = time.time_ns() // MINUTE * MINUTE
+    graph = ServiceGraph(start_ns=now - 2 * MINUTE)
+    graph.calls("frontend", "checkout", [0.01] * 5)
+    graph.export(served.metrics_url, now - MINUTE)
+    ahead = SpanMetrics("checkout", start_ns=now + 10 * 86_400 * SECOND)
+    ahead.spans("GET /orders/{id}", "SERVER", [10.0])
+    ahead.export(served.metrics_url, now + 10 * 86_400 * SECOND + SECOND)
+    graph.calls("frontend", "checkout", [0.01] * 3)
+    graph.export(served.metrics_url, now)
+    assert edges_of(served.graph())[("frontend", "checkout")]["count"] == 8
 
 
 def test_receivers_share_the_last_points_through_the_store(tmp_path, engine):
