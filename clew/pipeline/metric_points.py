@@ -79,7 +79,6 @@ from clew.store.cells import Cell
 
 SERVICEGRAPH_SOURCE = "servicegraph"
 SPANMETRICS_SOURCE = "spanmetrics"
-SOURCES = (SERVICEGRAPH_SOURCE, SPANMETRICS_SOURCE)
 
 _NS_PER_MINUTE = 60_000_000_000
 _NS_PER_SECOND = 1_000_000_000
@@ -88,8 +87,9 @@ FRESH_NS = 10 * 60 * _NS_PER_SECOND
 #: A sender counts as known for a point when it was first seen at least this long before it
 #: (the points of one export carry times some microseconds apart).
 _SAME_EXPORT_NS = _NS_PER_SECOND
-#: How long the last point of a series is kept after its last point (then it is forgotten: its
-#: next point is a first one again).
+#: How long the last point of a series is kept once its points stop (counted back from the
+#: latest point written, or from now if that is earlier); then it is forgotten, and its next
+#: point is a first one again.
 KEEP_NS = 2 * 86_400 * _NS_PER_SECOND
 #: How many counted points of a delta series are remembered, to count one sent again once.
 DELTA_MEMORY = 32
