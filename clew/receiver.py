@@ -60,6 +60,8 @@ log = logging.getLogger(__name__)
 PATH = "/v1/traces"
 #: Where the Collector's connectors send their metrics (``otlphttp`` exporters append it).
 METRICS_PATH = "/v1/metrics"
+#: The app's liveness and database check, served on the receiver's own port too.
+HEALTH_PATH = "/healthz"
 #: The API token scopes that may send traces and metrics when auth is on.
 INGEST_SCOPES = ("ingest", "admin")
 #: The names the receiver's quarantined spans and metric points are filed under.
@@ -320,12 +322,16 @@ _PLAIN_SECURITY_HEADERS = (
 
 
 def receiver_only(app: Flask) -> Callable[[dict, Callable], Iterable[bytes]]:
-    """``app`` as a WSGI application answering only the receiver's paths (its own OTLP port)."""
+    """``app`` as a WSGI application answering only the receiver's paths (its own OTLP port),
+    and ``/healthz`` for the health checks of a load balancer in front of receivers."""
 
     def application(environ: dict, start_response: Callable) -> Iterable[bytes]:
-        if environ.get("PATH_INFO") in (PATH, METRICS_PATH):
+        if environ.get("PATH_INFO") in (PATH, METRICS_PATH, HEALTH_PATH):
             return app(environ, start_response)
-        body = f"not found: this port serves only POST {PATH} and POST {METRICS_PATH}\n".encode()
+        body = (
+            f"not found: this port serves only POST {PATH}, POST {METRICS_PATH}"
+            f" and GET {HEALTH_PATH}\n"
+        ).encode()
         start_response(
             "404 Not Found",
             [

@@ -8,11 +8,12 @@ environment as ``clew serve`` does (``CLEW_DATABASE_URL``, ``CLEW_SECRET_KEY``, 
     gunicorn -k gthread --threads 8 -w 4 -b 0.0.0.0:4318 'clew.wsgi:receiver()'
 
 ``console()`` is the whole app (console, JSON API, login, ``/healthz`` and the OTLP receiver);
-``receiver()`` answers only ``POST /v1/traces``, as ``clew serve --otlp-port`` does. Each creates or
-upgrades the schema under a lock (``schema_lock``), so that workers starting together on a new
-database make it once instead of racing, and returns with no database connection open, so that it
-may be built before gunicorn forks (``--preload``) or in every worker. ``clew serve --workers N``
-runs both on one gunicorn (``serve``).
+``receiver()`` answers only the OTLP paths (``POST /v1/traces``, ``/v1/metrics``) and
+``/healthz``, as ``clew serve --otlp-port`` does. Each creates or upgrades the schema under a
+lock (``schema_lock``), so that workers starting together on a new database make it once instead
+of racing, and returns with no database connection open, so that it may be built before gunicorn
+forks (``--preload``) or in every worker. ``clew serve --workers N`` runs both on one gunicorn
+(``serve``).
 
 What the processes must agree on lives in the database, never in one process:
 
@@ -22,7 +23,9 @@ What the processes must agree on lives in the database, never in one process:
 - accounts, roles, API tokens and failed logins: in their tables, read at every request;
 - spans: a receiver answers 200 only once its batch is committed; batch writes take the writers'
   lock (an advisory lock on PostgreSQL, SQLite's write lock), and a trace whose spans reached
-  several receivers is paired by whichever write comes second, from the spans stored before it.
+  several receivers is paired by whichever write comes second, from the spans stored before it;
+- connector metrics: a cumulative point counts as its difference from the series' last point,
+  which the store keeps (``metric_series``), under the same lock.
 
 What each process keeps for itself is a cache of what is the same everywhere (the policy packs'
 rule table, the CSP's script hashes, the OpenID provider's metadata) or of short-lived views
@@ -116,8 +119,8 @@ def console(config: Mapping[str, Any] | None = None) -> Flask:
 
 
 def receiver(config: Mapping[str, Any] | None = None) -> WSGIApp:
-    """The OTLP/HTTP receiver alone (every other path answers 404), from the environment and
-    ``config``, its schema made: gunicorn's ``'clew.wsgi:receiver()'``."""
+    """The OTLP/HTTP receiver alone (and ``/healthz``; every other path answers 404), from the
+    environment and ``config``, its schema made: gunicorn's ``'clew.wsgi:receiver()'``."""
     return otlp.receiver_only(console(config))
 
 

@@ -404,7 +404,9 @@ def test_two_receivers_store_a_split_trace_as_one_receiver_does(postgres_url, tm
                 served.start()
             for served in receivers:
                 served.wait_until_answering(receiver.PATH)
-            assert _request(receivers[0].port, "GET", "/healthz").status == 404
+            # A receiver's port answers a load balancer's health checks, and nothing else.
+            assert _request(receivers[0].port, "GET", "/healthz").status == 200
+            assert _request(receivers[0].port, "GET", "/api/graph").status == 404
 
             results: list[SpanExportResult] = []
 
@@ -477,7 +479,8 @@ def test_clew_serve_with_workers_serves_both_ports_from_several_processes(tmp_pa
 
         assert _request(console_port, "GET", "/healthz").status == 200
         assert _request(console_port, "GET", "/api/overview").status == 401  # logins are on
-        alone = _request(otlp_port, "GET", "/healthz")
+        assert _request(otlp_port, "GET", "/healthz").status == 200
+        alone = _request(otlp_port, "GET", "/api/overview")
         assert alone.status == 404 and b"serves only POST /v1/traces" in alone.body
         spans = sdk_spans("through-the-otlp-port")
         exporter = OTLPSpanExporter(
