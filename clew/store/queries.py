@@ -231,8 +231,17 @@ def nodes(conn: Connection) -> dict[str, Node]:
 
 
 def data_range(conn: Connection) -> tuple[int | None, int | None]:
-    """The first and last minute that have rollups."""
+    """The first and last minute that have rollups. Where retention has removed the minute tier
+    of older days (``clew.store.retention``) and their hour blocks remain, the first is the
+    first of those hours."""
     first, last = conn.execute(text("SELECT min(minute), max(minute) FROM edge_rollups")).one()
+    hours = conn.execute(
+        text("SELECT min(minute), max(minute) FROM edge_rollup_blocks WHERE block_minutes = 60")
+    ).one()
+    if hours[0] is not None and (first is None or hours[0] < first // 60 * 60):
+        first = hours[0]
+    if last is None and hours[1] is not None:
+        last = hours[1] + 59
     return first, last
 
 

@@ -178,8 +178,14 @@ def test_retention_of_the_minute_tier_keeps_the_hour_blocks(any_engine, registry
         report = retention.apply(conn, retention.Horizons(minutes_s=2 * 86_400), now_ns)
     assert report.minute_cells == before["minutes"] and report.ten_minute_blocks == before["b10"]
     assert counted() == {"minutes": 0, "b60": before["b60"], "b1440": before["b1440"]}
-    # A window of whole days before the horizon is still read whole, from the day blocks.
+    # A window of whole days before the horizon is still read whole, from the day blocks, and
+    # an open window still begins with the first day's traffic (its first hour).
     assert totals(FIRST_DAY, FIRST_DAY + 3) == whole_days
+    with any_engine.connect() as conn:
+        first, last = queries.data_range(conn)
+    first_call = (BASE_NS + 3_600_000_000_000) // 60_000_000_000
+    assert first == first_call // 60 * 60  # the first call's hour
+    assert last == first_call + 2 * 1440  # the last call's minute
     with any_engine.begin() as conn:
         retention.apply(conn, retention.Horizons(hours_s=2 * 86_400), now_ns)
     assert counted() == {"minutes": 0}
