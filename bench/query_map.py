@@ -19,17 +19,28 @@ of rank ceil(q·n), which is the rank Clew's histograms report. That is Clew's s
 arise, and the run checks that Clew's direct edges hold none. Direct edges must agree exactly on
 count and errors, and within 2 % on every percentile.
 
-    .venv/bin/python bench/query_map.py [--spans 10000000] [--runs 30] [--repeat 1] [--json]
+The same calls are timed on SQLite and, with ``--backend postgresql`` or ``both``, on
+PostgreSQL (the server of ``--postgres-url``, else ``CLEW_TEST_POSTGRES_URL``, else the local
+default), over the same windows, in turn; with both, the two stores' views of each window must be
+equal, edge by edge.
 
-The store (``clew ingest`` of the generated OTLP/JSON files) and the Parquet export are built
-once in ``bench/out/`` and reused. Target: the map's and the edge panel's p95 <= 100 ms in
-every window.
+    .venv/bin/python bench/query_map.py [--spans 10000000] [--runs 30] [--repeat 1] [--json]
+        [--backend sqlite|postgresql|both] [--postgres-url URL] [--drop-postgres-store]
+
+The stores (``clew ingest`` of the generated OTLP/JSON files) and the Parquet export are built
+once and reused: the SQLite file and the Parquet file in ``bench/out/``; the PostgreSQL store in
+a database of its own on the server, named for the spans (``clew_bench_otlp_json_…``), which
+``bench/out/store-otlp_json-…-postgresql.json`` names once it is whole, with what its ingest
+reported. A database without that marker (an interrupted build) or a marker naming another
+server is built again; after the ingest the store gets the ``VACUUM ANALYZE`` autovacuum would
+give it soon after, so that the plans do not depend on when the benchmark runs.
+``--drop-postgres-store`` drops it. Target: the map's and the edge panel's p95 <= 100 ms in
+every window, on each store.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import importlib
 import math
@@ -43,7 +54,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
-from ingest_otlp_json import OUT, corpus, finish
+import postgres_store
+from ingest_otlp_json import BACKENDS, OUT, corpus, corpus_folder, finish
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
 from clew.records import Span
 from clew.store import ensure_schema, open_engine, spans
@@ -119,22 +133,112 @@ def store(spans: int, files: int, seed: int) -> tuple[Path, dict]:
     return db, report
 
 
-def parquet(db: Path) -> Path:
-    """The spans' peer columns as Parquet beside the store, exported once (via CSV): the raw
-    spans as a column store would hold them, for the peer to scan."""
-    target = db.with_name("spans.parquet")
+def postgres_database_name(folder: Path) -> str:
+    """The name of the database that holds the store of ``folder``'s spans on a server."""
+    return "clew_bench_" + folder.name.replace("-", "_").lower()
+
+
+def postgres_marker(folder: Path) -> Path:
+    """The file that says which database on which server holds the PostgreSQL store of
+    ``folder``'s spans, and what its ingest reported: written last, once the store is whole."""
+    return OUT / f"store-{folder.name}-postgresql.json"
+
+
+def postgres_store_of(spans: int, files: int, seed: int, server: str) -> tuple[str, dict]:
+    """The PostgreSQL store of the generated spans on ``server``, ingested by ``clew ingest``
+    into a database of its own unless the marker names a whole one there; returns its URL and
+    what the ingest reported. The database is kept for the next run (``--drop-postgres-store``
+    drops it)."""
+    folder = corpus(spans, files, seed)[0].parent
+    name, marker = postgres_database_name(folder), postgres_marker(folder)
+    url = make_url(server).set(drivername="postgresql+psycopg", database=name)
+    database = url.render_as_string(hide_password=False)
+    admin = open_engine(server, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            exists = conn.execute(
+                text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}
+            ).first()
+            built = orjson.loads(marker.read_bytes()) if marker.exists() else None
+            if exists and built and built["server"] == postgres_store.server_of(server):
+                engine = open_engine(database)
+                ensure_schema(engine)  # a store built by an older kernel: migrated
+                engine.dispose()
+                return database, built
+            # None, or an interrupted build, or a marker naming another server: built afresh.
+            marker.unlink(missing_ok=True)
+            if exists:
+                conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        admin.dispose()
+    engine = open_engine(database)
+    ensure_schema(engine)
+    clew = Path(sys.executable).with_name("clew")
+    command = [str(clew), "ingest", str(folder), "--json", "--db", database]
+    shown_command = " ".join([*command[:-1], postgres_store.shown(database)])
+    print(f"building the PostgreSQL store ({spans:,} spans): {shown_command}", file=sys.stderr)
+    started = time.perf_counter()
+    done = subprocess.run(command, check=True, capture_output=True)
+    seconds = time.perf_counter() - started
+    result = orjson.loads(done.stdout)
+    if result["inserted"] != spans or result["quarantined"]:
+        sys.exit(f"the PostgreSQL store holds {result['inserted']} spans, expected {spans}")
+    # What autovacuum does soon after a bulk load anyway, done now so that the planner's
+    # statistics do not depend on when the benchmark runs.
+    started = time.perf_counter()
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("VACUUM ANALYZE"))
+    vacuum_s = time.perf_counter() - started
+    placed = postgres_store.day_partitions(engine)
+    engine.dispose()
+    if placed["problems"] or sum(p["spans"] for p in placed["partitions"]) != spans:
+        sys.exit(f"the PostgreSQL store's span chunks are not in their days' partitions: {placed}")
+    report = {
+        "spans": spans,
+        "server": postgres_store.server_of(server),
+        "database": name,
+        "command": shown_command,
+        "seconds": seconds,
+        "vacuum_analyze_s": vacuum_s,
+        "partitions": placed["partitions"],
+        "ingest": result,
+    }
+    marker.write_bytes(orjson.dumps(report))  # last: a database without it is built again
+    return database, report
+
+
+def drop_postgres_store(spans: int, files: int, seed: int, server: str) -> None:
+    """Drop the PostgreSQL store of these spans from ``server``, and its marker."""
+    folder = corpus_folder(spans, files, seed)
+    name = postgres_database_name(folder)
+    admin = open_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+    postgres_marker(folder).unlink(missing_ok=True)
+    print(f"no {name} left on {postgres_store.shown(server)}", file=sys.stderr)
+
+
+def parquet(engine, folder: Path) -> Path:
+    """The spans' peer columns as Parquet beside the SQLite store of ``folder``'s spans,
+    exported once (via CSV) from the store ``engine`` opens: the raw spans as a column store
+    would hold them, for the peer to scan."""
+    target = OUT / f"store-{folder.name}" / "spans.parquet"
     if target.exists():
         return target
-    csv_path = db.with_name("spans.csv")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    csv_path = target.with_name("spans.csv")
     started = time.perf_counter()
     at = [Span._fields.index(name) for name in PEER_COLUMNS]
-    with contextlib.closing(sqlite3.connect(db)) as conn, csv_path.open("w", newline="") as out:
+    with (
+        engine.connect().execution_options(yield_per=10_000) as conn,
+        csv_path.open("w", newline="") as out,
+    ):
         writer = csv.writer(out)
-        cursor = conn.execute("SELECT spans FROM span_chunks")  # each a trace's span rows
-        while chunks := cursor.fetchmany(10_000):
-            writer.writerows(
-                [row[i] for i in at] for (data,) in chunks for row in spans.decode(data)
-            )
+        chunks = conn.execute(text("SELECT spans FROM span_chunks"))  # each a trace's span rows
+        for part in chunks.partitions():
+            writer.writerows([row[i] for i in at] for (data,) in part for row in spans.decode(data))
     con = duckdb().connect()
     columns = "{" + ", ".join(f"'{k}': '{v}'" for k, v in PEER_COLUMNS.items()) + "}"
     partial = target.with_suffix(".partial")
@@ -298,90 +402,162 @@ def measure_peer(con, path: Path, spans_windows: dict[str, Window], runs: int) -
     return out
 
 
-def rollup_rows(db: Path) -> int:
-    with contextlib.closing(sqlite3.connect(db)) as conn:
-        return conn.execute("SELECT count(*) FROM edge_rollups").fetchone()[0]
+def rollup_rows(engine) -> int:
+    with engine.connect() as conn:
+        return conn.execute(text("SELECT count(*) FROM edge_rollups")).scalar_one()
 
 
-def run(spans: int, files: int, seed: int, runs: int, peer_runs: int, repeat: int) -> dict:
-    """Build or reuse the store and the Parquet export, then measure Clew and DuckDB in turn,
-    ``repeat`` times; each side keeps its best (lowest p95, lowest median) per window."""
+def store_mb(engine, db: Path | None) -> float:
+    """The store's size: the SQLite file with its WAL, or the PostgreSQL database."""
+    if db is not None:
+        return sum(p.stat().st_size for p in db.parent.glob("clew.db*")) / 2**20
+    with engine.connect() as conn:
+        return conn.execute(text("SELECT pg_database_size(current_database())")).scalar() / 2**20
+
+
+def parity(views: dict[str, dict]) -> list[str]:
+    """How the backends' views of one window differ, edge by edge (nothing when they agree)."""
+    (first, view), *others = views.items()
+    edges = {(e["client"], e["server"], e["connection_type"]): e for e in view["edges"]}
+    problems = []
+    for backend, other in others:
+        theirs = {(e["client"], e["server"], e["connection_type"]): e for e in other["edges"]}
+        if set(theirs) != set(edges):
+            problems.append(f"{backend} and {first} differ in edges: {set(theirs) ^ set(edges)}")
+        differing = [key for key in sorted(set(theirs) & set(edges)) if theirs[key] != edges[key]]
+        problems.extend(
+            f"{backend}: {key} {theirs[key]} against {first}'s {edges[key]}"
+            for key in differing[:5]
+        )
+    return problems
+
+
+def keep_best(best: dict, attempt: dict) -> None:
+    """Keep, per window and query, the attempt with the lower p95."""
+    for name, figures in attempt.items():
+        kept = best.get(name)
+        if kept is None:
+            best[name] = figures
+            continue
+        for query in ("map_ms", "panel_ms"):
+            if figures[query]["p95"] < kept[query]["p95"]:
+                kept[query] = figures[query]
+
+
+def run(
+    spans: int,
+    files: int,
+    seed: int,
+    runs: int,
+    peer_runs: int,
+    repeat: int,
+    backends: tuple[str, ...] = ("sqlite",),
+    server: str | None = None,
+) -> dict:
+    """Build or reuse the stores and the Parquet export, then measure Clew on each backend and
+    DuckDB in turn, ``repeat`` times; each side keeps its best (lowest p95, lowest median) per
+    window."""
     OUT.mkdir(exist_ok=True)
-    db, built = store(spans, files, seed)
-    path = parquet(db)
+    server = postgres_store.server_url(server)
+    engines, stores = {}, {}
+    for backend in backends:
+        if backend == "sqlite":
+            db, built = store(spans, files, seed)
+            engines[backend], stores[backend] = open_engine(str(db)), (db, built)
+        else:
+            url, built = postgres_store_of(spans, files, seed, server)
+            engines[backend], stores[backend] = open_engine(url), (None, built)
+    first = engines[backends[0]]
+    path = parquet(first, corpus_folder(spans, files, seed))
     duck = duckdb()
-    engine = open_engine(str(db))
-    spans_windows = windows(engine)
+    ranges = {backend: queries.data_range(engine) for backend, engine in engines.items()}
+    if len(set(ranges.values())) != 1:
+        sys.exit(f"the stores hold different minutes: {ranges}")
+    spans_windows = windows(first)
     con = duck.connect()
     load = os.getloadavg()[0]
-    clew: dict = {}
+    clew: dict[str, dict] = {backend: {} for backend in backends}
     peer: dict = {}
     for _ in range(repeat):
-        attempt = measure_clew(engine, spans_windows, runs)
-        for name, figures in attempt.items():
-            best = clew.get(name)
-            if best is None:
-                clew[name] = figures
-                continue
-            for query in ("map_ms", "panel_ms"):
-                if figures[query]["p95"] < best[query]["p95"]:
-                    best[query] = figures[query]
+        for backend, engine in engines.items():
+            keep_best(clew[backend], measure_clew(engine, spans_windows, runs))
         attempt = measure_peer(con, path, spans_windows, peer_runs)
         for name, figures in attempt.items():
             if name not in peer or figures["median_ms"] < peer[name]["median_ms"]:
                 peer[name] = figures
-    engine.dispose()
     con.close()
 
-    report_windows = {}
-    for name in spans_windows:
-        c, p = clew[name], peer[name]
-        check = agreement(c["view"], p["rows"])
-        report_windows[name] = {
-            "window": c["window"],
-            "edges": c["edges"],
-            "direct_edges": check["edges"],
-            "panel_edge": c["panel_edge"],
-            "map_ms": c["map_ms"],
-            "panel_ms": c["panel_ms"],
-            "duckdb_ms": {"median": p["median_ms"], "best": p["best_ms"]},
-            # How many times faster Clew's p95 is than DuckDB's median on the raw spans.
-            "ratio_duckdb_to_map_p95": p["median_ms"] / c["map_ms"]["p95"],
-            "ratio_duckdb_to_panel_p95": p["median_ms"] / c["panel_ms"]["p95"],
-            "agreement": check,
+    report_backends = {}
+    for backend, engine in engines.items():
+        db, built = stores[backend]
+        report_windows = {}
+        for name in spans_windows:
+            c, p = clew[backend][name], peer[name]
+            check = agreement(c["view"], p["rows"])
+            report_windows[name] = {
+                "window": c["window"],
+                "edges": c["edges"],
+                "direct_edges": check["edges"],
+                "panel_edge": c["panel_edge"],
+                "map_ms": c["map_ms"],
+                "panel_ms": c["panel_ms"],
+                # How many times faster Clew's p95 is than DuckDB's median on the raw spans.
+                "ratio_duckdb_to_map_p95": p["median_ms"] / c["map_ms"]["p95"],
+                "ratio_duckdb_to_panel_p95": p["median_ms"] / c["panel_ms"]["p95"],
+                "agreement": check,
+            }
+        report_backends[backend] = {
+            "store": {
+                "path": str(db) if db is not None else built["database"],
+                "mb": store_mb(engine, db),
+                "rollup_rows": rollup_rows(engine),
+                "built_by": built["command"],
+                "ingest_s": built["seconds"],
+            },
+            "windows": report_windows,
         }
-    correct = all(not w["agreement"]["problems"] for w in report_windows.values())
+        engine.dispose()
+    parity_problems = {
+        name: parity({backend: clew[backend][name]["view"] for backend in backends})
+        for name in spans_windows
+    }
+    correct = all(
+        not w["agreement"]["problems"]
+        for b in report_backends.values()
+        for w in b["windows"].values()
+    ) and not any(parity_problems.values())
+    machine = {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+        "duckdb": duck.__version__,
+        "load_1m_before": load,
+        "load_1m_after": os.getloadavg()[0],
+    }
+    if "postgresql" in backends:
+        machine["postgresql"] = postgres_store.server_facts(server)
     return {
         "benchmark": "query_map",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "sqlite": sqlite3.sqlite_version,
-            "duckdb": duck.__version__,
-            "load_1m_before": load,
-            "load_1m_after": os.getloadavg()[0],
-        },
+        "machine": machine,
         "spans": spans,
-        "store": {
-            "path": str(db),
-            "mb": sum(p.stat().st_size for p in db.parent.glob("clew.db*")) / 2**20,
-            "rollup_rows": rollup_rows(db),
-            "built_by": built["command"],
-            "ingest_s": built["seconds"],
-        },
         "parquet_mb": path.stat().st_size / 2**20,
         "runs": runs,
         "peer_runs": peer_runs,
         "repeat": repeat,
-        "windows": report_windows,
+        "duckdb_ms": {
+            name: {"median": p["median_ms"], "best": p["best_ms"]} for name, p in peer.items()
+        },
+        "backends": report_backends,
+        "parity": parity_problems,
         "correct": correct,
         "targets": {
-            f"{query}_p95_ms {name}": {
+            f"{backend} {query}_p95_ms {name}": {
                 "target": f"<= {TARGET_P95_MS:.0f}",
                 "pass": w[f"{query}_ms"]["p95"] <= TARGET_P95_MS,
             }
-            for name, w in report_windows.items()
+            for backend, b in report_backends.items()
+            for name, w in b["windows"].items()
             for query in ("map", "panel")
         },
     }
@@ -389,34 +565,57 @@ def run(spans: int, files: int, seed: int, runs: int, peer_runs: int, repeat: in
 
 def table(report: dict) -> str:
     """The report as a Markdown table, as it goes into RESULTS.md."""
-    machine, st = report["machine"], report["store"]
+    machine = report["machine"]
+    stores = "; ".join(
+        f"{backend} store {b['store']['mb']:,.0f} MB with {b['store']['rollup_rows']:,} rollup rows"
+        for backend, b in report["backends"].items()
+    )
     lines = [
-        f"{report['spans']:,} spans, store {st['mb']:,.0f} MB with {st['rollup_rows']:,} rollup"
-        f" rows, Parquet {report['parquet_mb']:,.0f} MB; {machine['cpus']} cores;"
-        f" {report['runs']} timed calls per query and window, DuckDB median of"
-        f" {report['peer_runs']}; best of {report['repeat']};"
+        f"{report['spans']:,} spans; {stores}; Parquet {report['parquet_mb']:,.0f} MB;"
+        f" {machine['cpus']} cores; {report['runs']} timed calls per query and window, DuckDB"
+        f" median of {report['peer_runs']}; best of {report['repeat']};"
         f" load {machine['load_1m_before']:.2f} before and {machine['load_1m_after']:.2f} after",
+    ]
+    if "postgresql" in machine:
+        facts = machine["postgresql"]
+        settings = ", ".join(f"{k} {v}" for k, v in facts["settings"].items())
+        lines.append(f"PostgreSQL {facts['version']} on the same machine ({settings})")
+    lines += [
         "",
-        "| window | edges (direct) | map p50 / p95 ms | edge panel p50 / p95 ms"
+        "| window | store | edges (direct) | map p50 / p95 ms | edge panel p50 / p95 ms"
         " | DuckDB direct edges ms | ratio DuckDB / map p95 | ratio DuckDB / panel p95"
         " | target p95 <= 100 ms | counts equal, percentiles within 2 % |",
-        "|---|---:|---:|---:|---:|---:|---:|---|---|",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|---|",
     ]
-    for name, w in report["windows"].items():
-        passed = all(report["targets"][f"{q}_p95_ms {name}"]["pass"] for q in ("map", "panel"))
-        check = w["agreement"]
-        lines.append(
-            f"| {name} | {w['edges']} ({w['direct_edges']})"
-            f" | {w['map_ms']['p50']:.1f} / {w['map_ms']['p95']:.1f}"
-            f" | {w['panel_ms']['p50']:.1f} / {w['panel_ms']['p95']:.1f}"
-            f" | {w['duckdb_ms']['median']:,.0f}"
-            f" | {w['ratio_duckdb_to_map_p95']:.1f}"
-            f" | {w['ratio_duckdb_to_panel_p95']:.1f}"
-            f" | {'PASS' if passed else 'FAIL'}"
-            f" | {'PASS' if not check['problems'] else 'FAIL'}"
-            f" (worst {check['worst_percentile_error'] * 100:.2f} %) |"
-        )
-    problems = [p for w in report["windows"].values() for p in w["agreement"]["problems"]]
+    several = len(report["backends"]) > 1
+    for name, duck in report["duckdb_ms"].items():
+        for backend, b in report["backends"].items():
+            w = b["windows"][name]
+            passed = all(
+                report["targets"][f"{backend} {q}_p95_ms {name}"]["pass"] for q in ("map", "panel")
+            )
+            check = w["agreement"]
+            same = ""
+            if several:
+                same = "; views differ" if report["parity"][name] else "; views equal"
+            lines.append(
+                f"| {name} | {backend} | {w['edges']} ({w['direct_edges']})"
+                f" | {w['map_ms']['p50']:.1f} / {w['map_ms']['p95']:.1f}"
+                f" | {w['panel_ms']['p50']:.1f} / {w['panel_ms']['p95']:.1f}"
+                f" | {duck['median']:,.0f}"
+                f" | {w['ratio_duckdb_to_map_p95']:.1f}"
+                f" | {w['ratio_duckdb_to_panel_p95']:.1f}"
+                f" | {'PASS' if passed else 'FAIL'}"
+                f" | {'PASS' if not check['problems'] else 'FAIL'}"
+                f" (worst {check['worst_percentile_error'] * 100:.2f} %{same}) |"
+            )
+    problems = [
+        p
+        for b in report["backends"].values()
+        for w in b["windows"].values()
+        for p in w["agreement"]["problems"]
+    ]
+    problems += [p for found in report["parity"].values() for p in found]
     lines.extend(f"\n- {p}" for p in problems[:20])
     return "\n".join(lines)
 
@@ -431,14 +630,41 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--repeat", type=int, default=1, help="alternate Clew and DuckDB N times, keep the best"
     )
+    parser.add_argument(
+        "--backend", choices=sorted(BACKENDS), default="sqlite", help="the store(s) to query"
+    )
+    parser.add_argument(
+        "--postgres-url",
+        help="the PostgreSQL server that keeps the store (in a database of its own);"
+        f" default CLEW_TEST_POSTGRES_URL, else {postgres_store.DEFAULT_SERVER}",
+    )
+    parser.add_argument(
+        "--drop-postgres-store",
+        action="store_true",
+        help="drop the PostgreSQL store of these spans (and its marker), and measure nothing",
+    )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args(argv)
 
-    report = run(args.spans, args.files, args.seed, args.runs, args.peer_runs, args.repeat)
+    server = postgres_store.server_url(args.postgres_url)
+    if args.drop_postgres_store:
+        drop_postgres_store(args.spans, args.files, args.seed, server)
+        return 0
+    report = run(
+        args.spans,
+        args.files,
+        args.seed,
+        args.runs,
+        args.peer_runs,
+        args.repeat,
+        BACKENDS[args.backend],
+        server,
+    )
     if args.json:
-        for w in report["windows"].values():
-            w["agreement"]["problems"] = w["agreement"]["problems"][:50]
+        for b in report["backends"].values():
+            for w in b["windows"].values():
+                w["agreement"]["problems"] = w["agreement"]["problems"][:50]
     return finish(report, table, args.json, args.strict)
 
 
