@@ -167,10 +167,12 @@ def empty_database(request, tmp_path: Path) -> str:
     return request.getfixturevalue("fresh_postgres")
 
 
-def _until_both_workers(served: Gunicorn, send, marker: str, rounds: int = 60) -> None:
+def _until_both_workers(served: Gunicorn, send, marker: str) -> None:
     """Send pairs of requests at once (``send(n)`` each) until two workers have answered lines
-    carrying ``marker``."""
-    for n in range(rounds):
+    carrying ``marker`` (a worker still starting on a busy machine takes none at first)."""
+    deadline = time.monotonic() + TIMEOUT
+    n = 0
+    while time.monotonic() < deadline:
         pair = [threading.Thread(target=send, args=(f"{n}-{side}",)) for side in "ab"]
         for thread in pair:
             thread.start()
@@ -178,6 +180,7 @@ def _until_both_workers(served: Gunicorn, send, marker: str, rounds: int = 60) -
             thread.join()
         if len(served.workers_that_answered(marker)) >= 2:
             return
+        n += 1
     pytest.fail(f"one worker answered every request marked {marker!r}")
 
 
