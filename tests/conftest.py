@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from clew import store
 from collectors import load_registry
@@ -98,10 +98,14 @@ def pg_engine(postgres_url: str) -> Iterator[Engine]:
     store.upgrade(engine)
     yield engine
     with engine.begin() as conn:
+        from clew.store import partitions
         from clew.store.models import metadata
 
         for table in reversed(metadata.sorted_tables):
             conn.execute(table.delete())
+        for table in partitions.RAW_TABLES:  # and the raw tables' day partitions
+            for day in partitions.days(conn, table):
+                conn.execute(text(f'DROP TABLE "{partitions.partition_name(table, day)}"'))
     engine.dispose()
 
 
