@@ -10,10 +10,10 @@ environment as ``clew serve`` does (``CLEW_DATABASE_URL``, ``CLEW_SECRET_KEY``, 
 ``console()`` is the whole app (console, JSON API, login, ``/healthz`` and the OTLP receiver);
 ``receiver()`` answers only the OTLP paths (``POST /v1/traces``, ``/v1/metrics``) and
 ``/healthz``, as ``clew serve --otlp-port`` does. Each creates or upgrades the schema under a
-lock (``schema_lock``), so that workers starting together on a new database make it once instead
-of racing, and returns with no database connection open, so that it may be built before gunicorn
-forks (``--preload``) or in every worker. ``clew serve --workers N`` runs both on one gunicorn
-(``serve``).
+lock (``clew.store.schema_lock``), so that workers starting together on a new database make it
+once instead of racing, and returns with no database connection open, so that it may be built
+before gunicorn forks (``--preload``) or in every worker. ``clew serve --workers N`` runs both
+on one gunicorn (``serve``).
 
 What the processes must agree on lives in the database, never in one process:
 
@@ -35,22 +35,16 @@ requests waiting for their commit, which no answer depends on before it is commi
 
 from __future__ import annotations
 
-import fcntl
-import os
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
-from pathlib import Path
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
 from clew import receiver as otlp
 from clew import store
 from clew.app import create_app
 
-#: The PostgreSQL advisory lock held while the schema is created or upgraded.
-SCHEMA_LOCK = int.from_bytes(b"clew-ddl", "big")
 #: Threads per gunicorn worker (``clew serve`` gives waitress as many).
 THREADS = 8
 #: The largest request body read on any route (the receiver's own cap, 20 MiB after
@@ -60,45 +54,10 @@ MAX_CONTENT_LENGTH = 2 * otlp.MAX_BODY_BYTES
 WSGIApp = Callable[[dict, Callable], Iterable[bytes]]
 
 
-@contextmanager
-def schema_lock(engine: Engine) -> Iterator[None]:
-    """Hold the store's schema lock: one process at a time creates or upgrades the schema.
-
-    On PostgreSQL an advisory lock held by a connection of its own; on SQLite an exclusive
-    ``flock`` on ``<database>.lock`` beside the file (never on the database file itself, whose
-    POSIX locks SQLite holds and a second descriptor's close would drop); nothing for an
-    in-memory database.
-    """
-    dialect = engine.dialect.name
-    if dialect == "postgresql":
-        with engine.connect() as conn:
-            conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": SCHEMA_LOCK})
-            conn.commit()
-            try:
-                yield
-            finally:
-                conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": SCHEMA_LOCK})
-                conn.commit()
-        return
-    database = engine.url.database
-    if dialect != "sqlite" or not database or database == ":memory:":
-        yield
-        return
-    path = Path(database)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(descriptor)  # releases the flock
-
-
 def ensure_schema(engine: Engine) -> None:
-    """Create or upgrade ``engine``'s schema under ``schema_lock``; safe when many processes
-    start at once."""
-    with schema_lock(engine):
-        store.ensure_schema(engine)
+    """Create or upgrade ``engine``'s schema; safe when many processes start at once
+    (``clew.store.ensure_schema`` holds the schema lock)."""
+    store.ensure_schema(engine)
 
 
 def _ready(app: Flask) -> Flask:

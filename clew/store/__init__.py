@@ -6,9 +6,11 @@ Nothing connects at import time. ``open_engine`` is called by the composition ro
 
 from __future__ import annotations
 
+import fcntl
 import os
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -170,8 +172,47 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 SCHEMA_HEAD = "0021"
 
 
+#: The PostgreSQL advisory lock held while the schema is created or upgraded.
+SCHEMA_LOCK = int.from_bytes(b"clew-ddl", "big")
+
+
+@contextmanager
+def schema_lock(engine: Engine) -> Iterator[None]:
+    """Hold the store's schema lock: one process at a time creates or upgrades the schema.
+
+    On PostgreSQL an advisory lock held by a connection of its own; on SQLite an exclusive
+    ``flock`` on ``<database>.lock`` beside the file (never on the database file itself, whose
+    POSIX locks SQLite holds and a second descriptor's close would drop); nothing for an
+    in-memory database.
+    """
+    dialect = engine.dialect.name
+    if dialect == "postgresql":
+        with engine.connect() as conn:
+            conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": SCHEMA_LOCK})
+            conn.commit()
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": SCHEMA_LOCK})
+                conn.commit()
+        return
+    database = engine.url.database
+    if dialect != "sqlite" or not database or database == ":memory:":
+        yield
+        return
+    path = Path(database)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)  # releases the flock
+
+
 def ensure_schema(engine: Engine) -> None:
-    """Bring the database to ``SCHEMA_HEAD``; cheap on every start.
+    """Bring the database to ``SCHEMA_HEAD``, under the schema lock (``schema_lock``) so that
+    processes starting together on a new database make it once; cheap on every start.
 
     A database already there is left as it is. An empty SQLite one (or one migrated down to
     nothing) is created from the models and stamped, as Alembic's cookbook builds a database from
@@ -180,6 +221,11 @@ def ensure_schema(engine: Engine) -> None:
     Anything else, and any new PostgreSQL database (whose raw tables the migrations partition),
     is upgraded by Alembic.
     """
+    with schema_lock(engine):
+        _ensure_schema(engine)
+
+
+def _ensure_schema(engine: Engine) -> None:
     with engine.connect() as conn:
         tables = set(inspect(conn).get_table_names())
         stamped = []
