@@ -125,9 +125,9 @@ def test_two_workers_on_one_database_never_run_the_same_job_twice(
     folder.mkdir()
     config = tmp_path / "worker.toml"
     config.write_text(
-        f'[[pull]]\nurl = "{folder}"\nkind = "folder"\nevery = "2s"\n\n'
-        '[[check]]\nevery = "3s"\nsince = "1h"\n\n'
-        '[retention]\nraw = "7d"\nevery = "2s"\n'
+        f'[[pull]]\nurl = "{folder}"\nkind = "folder"\nevery = "1s"\n\n'
+        '[[check]]\nevery = "2s"\nsince = "1h"\n\n'
+        '[retention]\nraw = "7d"\nevery = "1s"\n'
     )
     env = {**os.environ, "CLEW_DATABASE_URL": postgres_url}
     clew = str(Path(sys.executable).with_name("clew"))
@@ -145,7 +145,7 @@ def test_two_workers_on_one_database_never_run_the_same_job_twice(
     for reader in readers:
         reader.start()
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and _runs(pg_engine, "check policies since 1h") < 3:
+    while time.monotonic() < deadline and _runs(pg_engine, "check policies since 1h") < 2:
         time.sleep(0.2)
     for worker in workers:
         worker.send_signal(signal.SIGTERM)
@@ -159,7 +159,7 @@ def test_two_workers_on_one_database_never_run_the_same_job_twice(
     by_job: dict[str, list] = {}
     for name, worker, started, finished in runs:
         by_job.setdefault(name, []).append((worker, started, finished))
-    every = {f"pull folder {folder}": 2, "check policies since 1h": 3, "retention": 2}
+    every = {f"pull folder {folder}": 1, "check policies since 1h": 2, "retention": 1}
     assert set(by_job) == set(every)
     for name, job_runs in by_job.items():
         assert len(job_runs) >= 2, (name, job_runs)
