@@ -75,6 +75,15 @@ def postgres_url() -> Iterator[str]:
         yield url
 
 
+def interruptible() -> None:
+    """For ``subprocess.Popen(preexec_fn=...)``: a child that a test stops with SIGINT (as Ctrl-C)
+    takes it as Ctrl-C even when the tests run as a shell's background job, whose children start
+    with SIGINT ignored (and Python keeps an ignored SIGINT ignored)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 #: A fixture's params for tests that run on both stores; PostgreSQL's need CLEW_TEST_POSTGRES_URL.
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 

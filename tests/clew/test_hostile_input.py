@@ -30,6 +30,7 @@ from clew import cli, receiver, store
 from clew.app import create_app
 from clew.cli import main
 from tests.clew.test_receiver import ids_of, proto_body, sdk_spans, status_of, stored
+from tests.conftest import interruptible
 from tests.stored import stored_spans
 
 PROTOBUF = "application/x-protobuf"
@@ -54,7 +55,11 @@ class Serving:
         # Without logins: these tests are about the server, not about who may use it.
         environment = os.environ | {"CLEW_AUTH": "false"}
         self.process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=environment
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=environment,
+            preexec_fn=interruptible,
         )
         assert self.process.stdout is not None
         otlp_line, console_line = (self.process.stdout.readline().decode() for _ in range(2))

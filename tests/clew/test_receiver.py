@@ -50,6 +50,7 @@ from clew.app import create_app
 from clew.cli import main
 from collectors import otlp_proto
 from tests.collectors.wire import varint
+from tests.conftest import interruptible
 from tests.stored import span_count, stored_spans
 
 PROTOBUF = "application/x-protobuf"
@@ -633,7 +634,9 @@ def test_clew_serve_with_an_otlp_port_receives_and_stops_cleanly(tmp_path):
     sent_with = {"Authorization": f"Bearer {token}"}
     command = [sys.executable, "-c", "from clew.cli import main; main()", "serve", "--db", str(db)]
     command += ["--port", "0", "--otlp-port", str(_free_port())]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=interruptible
+    )
     try:
         assert process.stdout is not None
         # Both sockets are bound before these lines are printed.
