@@ -64,6 +64,7 @@ from clew.store import (
     insert_ignoring_duplicates,
     partitions,
     route_parameters,
+    statistics,
     utcnow,
 )
 from clew.store import spans as stored_spans
@@ -439,6 +440,7 @@ class Batch:
         """
         # One writer at a time: the lookups below and the writes must see the same spans.
         partitions.take_writer_lock(conn)
+        statistics.WRITERS.after_batch(conn)  # the lookups' plans need the tables' statistics
         if self.resources:
             services = [r._asdict() | {"name": r.service} for r in self.resources.values()]
             conn.execute(_UPSERT_SERVICE, services)

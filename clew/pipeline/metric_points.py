@@ -74,7 +74,14 @@ from clew.records import (
     Quarantined,
     Resource,
 )
-from clew.store import executemany, histogram, insert_ignoring_duplicates, partitions, utcnow
+from clew.store import (
+    executemany,
+    histogram,
+    insert_ignoring_duplicates,
+    partitions,
+    statistics,
+    utcnow,
+)
 from clew.store.cells import Cell
 
 SERVICEGRAPH_SOURCE = "servicegraph"
@@ -118,6 +125,7 @@ class MetricBatch:
         """Write the batch under the writers' lock; returns (points that added something, rollup
         rows written). ``source`` names it in the quarantine."""
         partitions.take_writer_lock(conn)
+        statistics.WRITERS.after_batch(conn)
         if self.resources:
             conn.execute(_UPSERT_SERVICE, [r._asdict() for r in self.resources.values()])
         counted = written = 0
