@@ -869,15 +869,39 @@ def _say_who_may_log_in(app, engine) -> None:
     help="Serve with gunicorn in N worker processes of 8 threads each, every port shared by"
     " all of them (the team tier); 0 or absent: one process, with waitress.",
 )
+@click.option(
+    "--jobs",
+    "jobs_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    envvar="CLEW_JOBS",
+    help="A worker's TOML file ([[pull]], [[check]], [retention]): its jobs run inside this"
+    " process, as clew worker runs them (the embedded tier). Not with --workers: run clew worker"
+    " beside gunicorn instead.",
+)
 @db_option
-def serve(host: str, port: int, otlp_port: int, workers: int, db: str | None) -> None:
-    """Serve the console, the JSON API and the OTLP/HTTP receiver (POST /v1/traces)."""
+def serve(
+    host: str, port: int, otlp_port: int, workers: int, jobs_path: Path | None, db: str | None
+) -> None:
+    """Serve the console, the JSON API and the OTLP/HTTP receiver (POST /v1/traces and
+    /v1/metrics), and with --jobs the jobs of a worker's file."""
     import logging
     import threading
 
     from waitress import create_server
 
-    from clew import receiver, wsgi
+    from clew import pull_cli, receiver, wsgi
+
+    jobs = []
+    if jobs_path is not None:
+        if workers:
+            raise click.UsageError(
+                "--jobs runs the jobs inside one process: with --workers, run clew worker"
+                " --config FILE beside gunicorn"
+            )
+        try:
+            jobs = pull_cli.load_config(jobs_path)
+        except ValueError as error:
+            raise click.BadParameter(str(error), param_hint="--jobs") from None
 
     # The schema is made (or upgraded) under its lock: other processes may be starting too.
     app = wsgi.console({"DATABASE_URL": store.database_url(db)})
@@ -899,11 +923,18 @@ def serve(host: str, port: int, otlp_port: int, workers: int, db: str | None) ->
         f" (OTLP/HTTP also at {receiver.PATH})"
     )
     logging.basicConfig()  # waitress reports its queue and socket errors through logging
+    scheduled = None
+    if jobs:
+        counted = f"{len(jobs)} job{'s' if len(jobs) > 1 else ''}"
+        click.echo(f"{counted} of {jobs_path} run here, as clew worker runs them", err=True)
+        scheduled = pull_cli.in_process(store.engine_of(app), jobs, pull_cli.job_printer())
     try:
         console.run()  # returns on Ctrl-C
     except KeyboardInterrupt:
         pass  # one that came before run() took over
     finally:
+        if scheduled is not None:
+            scheduled.shutdown(wait=True)  # the job under way finishes
         receiver.stop(app)  # batches already queued are committed before the exit
 
 
@@ -914,9 +945,11 @@ def serve(host: str, port: int, otlp_port: int, workers: int, db: str | None) ->
 @db_option
 @json_option
 def demo(host: str, port: int, no_serve: bool, db: str | None, as_json: bool) -> None:
-    """Load the sample landscape (once an hour at most) and serve the console on it."""
+    """Load the sample landscape (once an hour at most) and serve the console on it, the
+    policies evaluated again every hour inside it."""
+    from clew import pull_cli
     from clew.app import create_app
-    from clew.demo import load_sample
+    from clew.demo import POLICY_WINDOW, load_sample
 
     engine = _open(db)
     _tune_gc_for_bulk_work()
@@ -944,7 +977,14 @@ def demo(host: str, port: int, no_serve: bool, db: str | None, as_json: bool) ->
         }
     )
     click.echo(f"Clew console on http://{host}:{port}/")
-    _serve(app, host, port)
+    # The embedded tier's scheduler, inside: the run the load made is the first.
+    check = pull_cli.CheckJob(every_s=3600.0, since=POLICY_WINDOW)
+    scheduled = pull_cli.in_process(engine, [check], pull_cli.job_printer(), first_in_s=3600.0)
+    click.echo("policies are evaluated again every hour, inside this process", err=True)
+    try:
+        _serve(app, host, port)
+    finally:
+        scheduled.shutdown(wait=True)
 
 
 # Contract registries and catalog APIs over HTTP, and the worker that pulls them on a schedule.

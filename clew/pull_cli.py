@@ -278,6 +278,11 @@ class PullJob:
 Job = PullJob | CheckJob | RetentionJob
 
 
+def job_printer() -> Callable[[Any, Any], None]:
+    """What a serving process with jobs inside prints after each run: a line on standard error."""
+    return _printer(as_json=False, err=True)
+
+
 def load_config(path: Path) -> list[Job]:
     """The jobs a worker's TOML file configures; a ValueError naming the file and the fault."""
     try:
@@ -391,10 +396,12 @@ def build_scheduler(
     jobs: list[Job],
     scheduler_class: type[BaseScheduler],
     emit: Callable[[Any, Any], None],
+    first_in_s: float = 0.0,
 ) -> BaseScheduler:
-    """A scheduler (not started) running each job now and then every ``every_s``, one job at a
-    time in its own thread, each run shared with other workers (``shared_run``); ``emit`` is
-    given each run's report, or a ``Skipped`` when another worker has the run."""
+    """A scheduler (not started) running each job ``first_in_s`` from now and then every
+    ``every_s``, one job at a time in its own thread, each run shared with other workers
+    (``shared_run``); ``emit`` is given each run's report, or a ``Skipped`` when another worker
+    has the run."""
     built = scheduler_class(
         executors={"default": DebugExecutor()},
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
@@ -407,9 +414,23 @@ def build_scheduler(
             args=(engine, job, emit),
             id=f"{job.kind}-{number}",
             name=job_name(job),
-            next_run_time=datetime.now(UTC),
+            next_run_time=datetime.now(UTC) + timedelta(seconds=first_in_s),
         )
     return built
+
+
+def in_process(
+    engine: Engine, jobs: list[Job], emit: Callable[[Any, Any], None], first_in_s: float = 0.0
+) -> BaseScheduler:
+    """Jobs run inside a serving process (``clew serve --jobs``, ``clew demo``: the embedded
+    tier), by a scheduler in a thread of its own, started; its ``shutdown()`` lets the job under
+    way finish. Runs are shared with any ``clew worker`` on the same database, as workers share
+    them."""
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    running = build_scheduler(engine, jobs, BackgroundScheduler, emit, first_in_s)
+    running.start()
+    return running
 
 
 def job_name(job: Job) -> str:
@@ -660,16 +681,18 @@ def retention_summary(removed: retention.Report) -> str:
     )
 
 
-def _printer(as_json: bool) -> Callable[[Any, Any], None]:
-    """What a worker prints after each run: a line, or a JSON object on a line."""
+def _printer(as_json: bool, err: bool = False) -> Callable[[Any, Any], None]:
+    """What a worker prints after each run: a line, or a JSON object on a line; on standard
+    error with ``err`` (a serving process, whose standard output says where it listens)."""
 
     def emit(job: Job, report: Report) -> None:
         at = datetime.now(UTC).isoformat(timespec="seconds")
         if as_json:
-            sys.stdout.write(orjson.dumps({"at": at} | report.as_json()).decode() + "\n")
-            sys.stdout.flush()
+            stream = sys.stderr if err else sys.stdout
+            stream.write(orjson.dumps({"at": at} | report.as_json()).decode() + "\n")
+            stream.flush()
         else:
-            click.echo(f"{at}  {summary(report)}")
+            click.echo(f"{at}  {summary(report)}", err=err)
         for problem in getattr(report, "problems", ()):
             click.echo(f"error: {problem}", err=True)
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from click.testing import CliRunner
 from sqlalchemy import text, update
 
 from clew import pull_cli, scheduler
@@ -201,3 +202,86 @@ def test_a_retention_table_is_read_from_the_worker_file(tmp_path: Path):
         config.write_text(toml)
         with pytest.raises(ValueError, match=f"^{re.escape(str(config))}: .*{re.escape(fault)}"):
             pull_cli.load_config(config)
+
+
+def test_clew_serve_runs_a_worker_file_s_jobs_inside_and_stops_them_with_itself(tmp_path):
+    """The embedded tier: one process serving the console and running the jobs."""
+    from clew import store
+    from tests.clew.test_registries import ORDERS_V1, stored
+    from tests.conftest import interruptible
+
+    folder = tmp_path / "contracts"
+    folder.mkdir()
+    contract = folder / "orders.yaml"
+    contract.write_text(ORDERS_V1)
+    settled = contract.stat().st_mtime - 60
+    os.utime(contract, (settled, settled))
+    config = tmp_path / "worker.toml"
+    config.write_text(f'[[pull]]\nurl = "{folder}"\nkind = "folder"\nevery = "1s"\n')
+    db = tmp_path / "clew.db"
+    clew = str(Path(sys.executable).with_name("clew"))
+    process = subprocess.Popen(
+        [clew, "serve", "--db", str(db), "--port", "0", "--jobs", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=os.environ | {"CLEW_AUTH": "false"},
+        preexec_fn=interruptible,
+    )
+    try:
+        assert process.stdout.readline().startswith(b"Clew console on http://127.0.0.1:")
+        engine = store.open_engine(str(db))
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not stored(engine):
+            time.sleep(0.2)
+        assert list(stored(engine)) == ["Orders@1.0"]
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, stderr.decode()
+    said = stderr.decode()
+    assert f"1 job of {config} run here, as clew worker runs them" in said
+    assert f"folder {folder}: 1 files, 1 read, 1 stored" in said
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM job_runs")).scalar_one() >= 1
+    engine.dispose()
+
+
+def test_clew_serve_leaves_jobs_to_clew_worker_under_gunicorn(tmp_path):
+    config = tmp_path / "worker.toml"
+    config.write_text('[retention]\nraw = "7d"\n')
+    from clew.cli import main
+
+    refused = CliRunner().invoke(
+        main, ["serve", "--workers", "2", "--jobs", str(config), "--db", str(tmp_path / "c.db")]
+    )
+    assert refused.exit_code == 2 and "run clew worker --config FILE beside" in refused.stderr
+    config.write_text('[retention]\nraw = "12h"\n')
+    bad = CliRunner().invoke(main, ["serve", "--jobs", str(config), "--db", str(tmp_path / "c.db")])
+    assert bad.exit_code == 2 and "at least a day" in bad.stderr
+
+
+def test_clew_demo_evaluates_the_policies_again_every_hour_inside(tmp_path, monkeypatch):
+    """``clew demo`` starts its scheduler beside the console: the policy check of the sample's
+    window, first an hour after the load's own evaluation."""
+    from clew import cli
+
+    started = []
+    monkeypatch.setattr(cli, "_serve", lambda app, host, port: None)
+    monkeypatch.setattr(
+        pull_cli,
+        "in_process",
+        lambda engine, jobs, emit, first_in_s=0.0: started.append((jobs, first_in_s)) or _Stopped(),
+    )
+    monkeypatch.setattr("clew.demo.load_sample", lambda engine, progress=None: {"loaded": False})
+    result = CliRunner().invoke(cli.main, ["demo", "--db", str(tmp_path / "demo.db")])
+    assert result.exit_code == 0, result.output
+    assert started == [([pull_cli.CheckJob(every_s=3600.0, since="24h")], 3600.0)]
+    assert "policies are evaluated again every hour" in result.stderr
+
+
+class _Stopped:
+    def shutdown(self, wait: bool = True) -> None:
+        pass
