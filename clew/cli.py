@@ -204,8 +204,8 @@ def ingest(
     db: str | None,
     as_json: bool,
 ) -> None:
-    """Ingest trace files, access logs and folders of them. Unparseable input is quarantined
-    with its reason."""
+    """Ingest trace files, access logs, connector metrics files and folders of them.
+    Unparseable input is quarantined with its reason."""
     from clew import pipeline
     from collectors import Registry, load_registry
 
@@ -255,6 +255,7 @@ def ingest(
         _print_json(
             {k: data[k] for k in ("files", "records", "inserted", "duplicates", "quarantined")}
             | {"unknown_service": data["unknown_service"], "problems": data["problems"]}
+            | {"unread_metrics": data["unread_metrics"]}
         )
     else:
         click.echo(
@@ -263,6 +264,8 @@ def ingest(
         )
         if result.unknown_service:
             click.echo(f"{result.unknown_service} spans had no service.name (unknown_service)")
+        if result.unread_metrics:
+            click.echo(_unread_metrics(result.unread_metrics), err=True)
     with engine.connect() as conn:
         shown = _quarantined_since(conn, [r.path for r in result.reports if r.quarantined])
     for source, position, reason in shown:
@@ -271,6 +274,18 @@ def ingest(
         click.echo(f"error: {problem}", err=True)
     if result.problems:
         sys.exit(1)
+
+
+def _unread_metrics(unread: dict[str, int]) -> str:
+    """A note of the data points of metrics Clew does not read that connector metrics files
+    held (counted, not kept), naming the first few metrics."""
+    points = sum(unread.values())
+    names = ", ".join(repr(name) for name in sorted(unread)[:5])
+    more = f" and {len(unread) - 5} more" if len(unread) > 5 else ""
+    return (
+        f"note: {points} data point{'s' if points != 1 else ''} of metrics Clew does not read"
+        f" (it reads the servicegraph and spanmetrics connectors') left: {names}{more}"
+    )
 
 
 def _follow(

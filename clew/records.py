@@ -286,6 +286,14 @@ class MetricPoint(NamedTuple):
     histogram: ExplicitBuckets | ExponentialBuckets | None
 
 
+class UnreadMetric(NamedTuple):
+    """Data points of a metric Clew does not read, in an export read from a file: valid OTLP it
+    has no use for (an application's own metrics beside the connectors'), counted, not kept."""
+
+    name: str
+    points: int
+
+
 class Checkpoint(NamedTuple):
     """Everything in the source before ``offset`` has been yielded; it is safe to commit here."""
 
@@ -293,7 +301,16 @@ class Checkpoint(NamedTuple):
 
 
 Record = (
-    Span | SpanLink | Resource | GatewayRequest | Contract | Operation | Quarantined | Checkpoint
+    Span
+    | SpanLink
+    | Resource
+    | GatewayRequest
+    | Contract
+    | Operation
+    | MetricPoint
+    | UnreadMetric
+    | Quarantined
+    | Checkpoint
 )
 
 #: What a service catalog's file gives.

@@ -66,6 +66,7 @@ from clew.records import (
     Resource,
     SpanKind,
     StatusCode,
+    UnreadMetric,
     excerpt,
 )
 from collectors import CollectorError
@@ -176,6 +177,11 @@ def read_json(data: bytes) -> Export:
     except orjson.JSONDecodeError as error:
         position = f"line {error.lineno} column {error.colno}"
         raise CollectorError(f"invalid JSON at {position}: {error.msg}") from None
+    return read_document(document)
+
+
+def read_document(document: Any) -> Export:
+    """The same for a decoded OTLP/JSON body (``read_json``); its exemplars are taken out."""
     if not isinstance(document, dict):
         raise CollectorError("not an OTLP ExportMetricsServiceRequest: not a JSON object")
     _without_exemplars(document)
@@ -202,6 +208,62 @@ def _without_exemplars(document: dict) -> None:
 def _dicts(value: Any) -> Iterator[dict]:
     if isinstance(value, list):
         yield from (item for item in value if isinstance(item, dict))
+
+
+# --- Files -----------------------------------------------------------------------------------
+#
+# A file holds many requests (the Collector's file exporter writes one per line, or one per
+# frame): a request that cannot be read is quarantined at its line or byte, and the positions of
+# its unusable points begin with that place, so that each is unique in its file.
+
+#: The keys that hold an OTLP/JSON metrics request's records (protobuf's JSON reader takes both).
+_RESOURCE_METRICS_KEYS = ("resourceMetrics", "resource_metrics")
+
+
+#: What a file's export gives.
+FileRecord = MetricPoint | Resource | Quarantined | UnreadMetric
+
+
+def records_at(export: Export, where: str) -> Iterator[FileRecord]:
+    """An export's records read at ``where`` in a file (``line 12``, ``byte 4096``): its
+    quarantined points' positions begin with it, and the metrics it leaves unread are counted
+    (``UnreadMetric``: a file has no sender to warn)."""
+    for record in export.records:
+        if type(record) is Quarantined:
+            yield Quarantined(f"{where}: {record.position}", record.reason, record.excerpt)
+        else:
+            yield record
+    for name, points in export.unread.items():
+        yield UnreadMetric(name, points)
+
+
+def records_of_message_at(data: bytes, where: str) -> Iterator[FileRecord]:
+    """The records of a protobuf request read at ``where`` in a file; one that does not decode
+    is quarantined there."""
+    try:
+        export = read_protobuf(data)
+    except CollectorError as error:
+        yield Quarantined(where, str(error), excerpt(data[:64].hex()))
+        return
+    yield from records_at(export, where)
+
+
+def records_of_document_at(document: Any, where: str, text: bytes) -> Iterator[FileRecord]:
+    """The records of a decoded OTLP/JSON request read at ``where`` in a file (``text`` is its
+    text, quoted if it is quarantined). An object that holds something, but no metrics, is no
+    request of metrics (a file exporter in a logs pipeline writes ``resourceLogs`` to the same
+    file): quarantined, as an empty one (``{}``, proto3's JSON of an empty export) is not."""
+    held = isinstance(document, dict) and bool(document)
+    if held and not any(key in document for key in _RESOURCE_METRICS_KEYS):
+        reason = "not an OTLP ExportMetricsServiceRequest: no resourceMetrics list"
+        yield Quarantined(where, reason, excerpt(text))
+        return
+    try:
+        export = read_document(document)
+    except CollectorError as error:
+        yield Quarantined(where, str(error), excerpt(text))
+        return
+    yield from records_at(export, where)
 
 
 # --- Messages --------------------------------------------------------------------------------

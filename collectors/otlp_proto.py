@@ -16,6 +16,11 @@ next run. ``TracesData`` and ``ExportTraceServiceRequest`` share their wire form
 Compressed files (the exporter's ``compression: zstd``) are not read; they are quarantined whole
 with that reason.
 
+One file exporter in both a traces and a metrics pipeline writes both signals to one file (the
+Collector shares the exporter between them): a message of metrics met here
+(``collectors.otlp_wire`` tells) is read as ``collectors.otlp_metrics`` reads it, and a file that
+opens with one is left to ``otlp_metrics_proto``.
+
 Messages are read by the compiled reader ``collectors._otlp_native`` when ``collectors.native``
 has it (built, and ``CLEW_NO_NATIVE`` not set): it gives the same records as
 ``records_of_message``, and hands any message it does not read exactly as this module does (a
@@ -34,10 +39,11 @@ from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from clew.records import Checkpoint, Quarantined, Record, SpanLink, excerpt
-from collectors import CollectorError, Source, native
+from collectors import CollectorError, Source, native, otlp_wire
 from collectors.semconv import build_span, resource_from
 
-_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+#: How a zstd frame begins (the file exporter's ``compression: zstd``).
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 #: The largest message a frame may announce (the receiver's body limit).
 MAX_MESSAGE_BYTES = 20 << 20
 
@@ -168,7 +174,7 @@ def _fast_records(chunk: bytes) -> list[Record] | None:
     return _native.records(chunk) if _native is not None else None
 
 
-def _frames(data: bytes | _FileBytes, offset: int, varint: bool) -> list[tuple[int, int]] | None:
+def _frames(data: bytes | FileBytes, offset: int, varint: bool) -> list[tuple[int, int]] | None:
     """``(start, end)`` of each whole framed message from ``offset`` on, or None when the bytes
     do not frame that way. A last frame cut short (still being written) is left out."""
     frames: list[tuple[int, int]] = []
@@ -209,7 +215,7 @@ def _parse(chunk: bytes) -> ExportTraceServiceRequest | None:
     return message if message.resource_spans else None
 
 
-class _FileBytes:
+class FileBytes:
     """A file's bytes (as long as it was when opened), sliced by positioned reads: only the frame
     headers and one message at a time are in memory. Not a mapped file: one that shrinks while it
     is mapped (a rotation that truncates it) kills the process, where a read returns what is
@@ -229,11 +235,11 @@ class _FileBytes:
             raise IndexError(key)
         byte = os.pread(self.fd, 1, key)
         if not byte:
-            raise _Shrank
+            raise Shrank
         return byte[0]
 
 
-class _Shrank(Exception):
+class Shrank(Exception):
     """The file is shorter than when it was opened."""
 
 
@@ -244,7 +250,7 @@ class OtlpProtoCollector:
     description = "OTLP/protobuf trace exports (the Collector's proto files, delimited, or one)"
 
     def detect(self, head: bytes) -> bool:
-        if head[:4] == _ZSTD_MAGIC:
+        if head[:4] == ZSTD_MAGIC:
             return False
         try:
             # Incremental: a head cut inside a multi-byte character is still text.
@@ -254,13 +260,15 @@ class OtlpProtoCollector:
         else:
             return False  # text: JSON, logs, contracts
         # resource_spans (field 1, length-delimited) opens a message: at byte 0, after a
-        # 4-byte length, or after a varint length.
-        if head[:1] == b"\x0a" or head[4:5] == b"\x0a":
-            return True
-        for i in range(min(len(head), 5)):
-            if not head[i] & 0x80:
-                return head[i + 1 : i + 2] == b"\x0a"
-        return False
+        # 4-byte length, or after a varint length. So does resource_metrics: a file that opens
+        # with metrics is otlp_metrics_proto's.
+        opens = head[:1] == b"\x0a" or head[4:5] == b"\x0a"
+        if not opens:
+            for i in range(min(len(head), 5)):
+                if not head[i] & 0x80:
+                    opens = head[i + 1 : i + 2] == b"\x0a"
+                    break
+        return opens and otlp_wire.head_signal(head) != otlp_wire.METRICS
 
     def collect(self, source: Source) -> Iterator[Record]:
         try:
@@ -269,26 +277,30 @@ class OtlpProtoCollector:
             raise CollectorError(f"{source.name}: cannot read: {error.strerror}") from error
         with handle:
             try:
-                yield from self._records(_FileBytes(handle.fileno()), source.offset)
-            except _Shrank:
+                yield from self._records(FileBytes(handle.fileno()), source.offset)
+            except Shrank:
                 reason = "it shrank while it was read (a rotation that truncates it?)"
                 raise CollectorError(f"{source.name}: {reason}; read it again") from None
 
-    def _records(self, data: bytes | _FileBytes, offset: int) -> Iterator[Record]:
-        if data[:4] == _ZSTD_MAGIC:
+    def _records(self, data: bytes | FileBytes, offset: int) -> Iterator[Record]:
+        if data[:4] == ZSTD_MAGIC:
             reason = "zstd-compressed (the exporter's compression: zstd): decompress it first"
             yield Quarantined("byte 0", reason, "")
             yield Checkpoint(len(data))
             return
         for varint in (False, True):
             frames = _frames(data, offset, varint)
-            if frames is not None and all(_parse(data[a:b]) is not None for a, b in frames[:1]):
+            if frames is not None and all(_is_request(data[a:b]) for a, b in frames[:1]):
                 yield from self._framed(data, frames)
                 return
         whole = data[:] if offset == 0 else b""
         fast = _fast_records(whole) if whole else None
         if fast is not None:
             yield from fast
+            yield Checkpoint(len(data))
+            return
+        if whole and otlp_wire.message_signal(whole) == otlp_wire.METRICS:
+            yield from _metric_records(whole, "byte 0")
             yield Checkpoint(len(data))
             return
         message = _parse(whole) if whole else None
@@ -299,7 +311,7 @@ class OtlpProtoCollector:
             yield from records_of_message(message, "")
         yield Checkpoint(len(data))
 
-    def _framed(self, data: bytes | _FileBytes, frames: list[tuple[int, int]]) -> Iterator[Record]:
+    def _framed(self, data: bytes | FileBytes, frames: list[tuple[int, int]]) -> Iterator[Record]:
         for start, end in frames:
             chunk = data[start:end]
             fast = _fast_records(chunk)
@@ -307,14 +319,46 @@ class OtlpProtoCollector:
                 yield from fast
                 yield Checkpoint(end)
                 continue
-            message = _parse(chunk)
             where = f"byte {start}"
+            if otlp_wire.message_signal(chunk) == otlp_wire.METRICS:
+                yield from _metric_records(chunk, where)
+                yield Checkpoint(end)
+                continue
+            message = _parse(chunk)
             if message is None:
                 reason = "message does not decode as an ExportTraceServiceRequest"
                 yield Quarantined(where, reason, excerpt(data[start : start + 64].hex()))
             else:
                 yield from records_of_message(message, f"{where}: ")
             yield Checkpoint(end)
+
+
+def _is_request(chunk: bytes) -> bool:
+    """Whether a framed message is an OTLP request: of spans, or of metrics."""
+    return _parse(chunk) is not None or otlp_wire.message_signal(chunk) == otlp_wire.METRICS
+
+
+def _metric_records(chunk: bytes, where: str) -> Iterator[Record]:
+    # Imported here: collectors.otlp_metrics reads attributes with this module's key_values.
+    from collectors import otlp_metrics
+
+    yield from otlp_metrics.records_of_message_at(chunk, where)
+
+
+def records_of_frame(chunk: bytes, start: int) -> Iterator[Record]:
+    """The records of one framed trace message that starts at byte ``start`` of its file (for
+    ``otlp_metrics_proto``, which meets them in a file both signals are written to); one that
+    does not decode is quarantined there."""
+    fast = _fast_records(chunk)
+    if fast is not None:
+        yield from fast
+        return
+    message = _parse(chunk)
+    if message is None:
+        reason = "message does not decode as an ExportTraceServiceRequest"
+        yield Quarantined(f"byte {start}", reason, excerpt(chunk[:64].hex()))
+    else:
+        yield from records_of_message(message, f"byte {start}: ")
 
 
 def records_of_body(data: bytes) -> list[Record]:

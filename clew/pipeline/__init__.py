@@ -40,7 +40,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
 from clew import routes
-from clew.pipeline import contract_routes, joins, rollups
+from clew.pipeline import contract_routes, joins, metric_points, rollups
 from clew.records import (
     UNKNOWN_SERVICE,
     ApiDefinition,
@@ -50,12 +50,14 @@ from clew.records import (
     Contract,
     DeclaredDependency,
     GatewayRequest,
+    MetricPoint,
     Operation,
     Quarantined,
     Record,
     Resource,
     Span,
     SpanLink,
+    UnreadMetric,
 )
 from clew.store import catalog as stored_catalog
 from clew.store import contracts as stored_contracts
@@ -103,6 +105,8 @@ class FileReport:
     unknown_service: int = 0  # spans whose resource had no service.name
     skipped: bool = False  # unchanged since its checkpoint
     error: str | None = None
+    #: Data points of metrics Clew does not read, by metric (connector metrics files).
+    unread_metrics: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -118,6 +122,8 @@ class IngestResult:
     rollup_rows: int = 0
     reports: list[FileReport] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    #: Data points of metrics Clew does not read, by metric, over every file.
+    unread_metrics: dict[str, int] = field(default_factory=dict)
 
     def as_json(self) -> dict:
         data = asdict(self)
@@ -348,6 +354,11 @@ class Batch:
     #: Catalog records read (entities, declared relations, API definitions): a catalog file's
     #: records replace what it declared before.
     catalog: list[CatalogRecord] | None = None
+    #: Points of the Collector's servicegraph and spanmetrics connectors read from a file,
+    #: counted as the receiver counts them (``clew.pipeline.metric_points``).
+    metrics: list[MetricPoint] = field(default_factory=list)
+    #: Data points of metrics Clew does not read, by metric (``UnreadMetric``).
+    unread_metrics: dict[str, int] = field(default_factory=dict)
 
     def __reduce_ex__(self, protocol: SupportsIndex) -> tuple:
         # The chunks are packed into one buffer, which pickle protocol 5 can hand over out of
@@ -390,6 +401,12 @@ class Batch:
         elif kind is Quarantined:
             self.quarantined.append(record)
             self.records += 1
+        elif kind is MetricPoint:
+            self.metrics.append(record)
+        elif kind is UnreadMetric:
+            self.unread_metrics[record.name] = (
+                self.unread_metrics.get(record.name, 0) + record.points
+            )
 
     @property
     def request_count(self) -> int:
@@ -428,7 +445,8 @@ class Batch:
         root_callers: RootCallers | None = None,
         cardinality: Routes | None = None,
     ) -> tuple[int, int]:
-        """Write the batch; returns (spans inserted, rollup cells written).
+        """Write the batch; returns (records inserted: spans, requests, contract and catalog
+        records, and metric points not counted before; rollup cells written).
 
         Spans of traces that already have spans stored are looked up first, so the rollups of
         those traces are corrected for the new arrivals and spans stored before are not counted
@@ -517,6 +535,10 @@ class Batch:
         cells = rollups.apply(conn, contributions, root_callers or joins.callers)
         if self.contracts or self.catalog is not None or self.request_count:
             contract_routes.learn(conn)  # gateway endpoints named by their services' contracts
+        if self.metrics:
+            counted, metric_cells = metric_points.write_points(conn, self.metrics)
+            inserted += counted
+            cells += metric_cells
         return inserted, cells
 
     def _rows_of(self, trace_ids: set[str]) -> list[tuple]:
@@ -672,7 +694,7 @@ def batches(
     def finish(batch: Batch) -> Batch:
         batch.rows = list(by_id.values())
         batch.records += spans + len(batch.requests) + len(batch.contracts) + len(batch.operations)
-        batch.records += len(batch.catalog or ())
+        batch.records += len(batch.catalog or ()) + len(batch.metrics)
         batch.unknown_service += unknown
         if batch.requests:  # templated and rolled up where they are parsed, compiled
             batch.contributions.add_gateway(batch.requests)
@@ -705,7 +727,7 @@ def batches(
             if last - reported >= PROGRESS_BYTES:
                 yield last - reported
                 reported = last
-            if len(by_id) + len(batch.requests) >= limit:
+            if len(by_id) + len(batch.requests) + len(batch.metrics) >= limit:
                 batch.checkpoint = last
                 yield finish(batch)
                 batch, by_id, spans, unknown = Batch(checkpoint=last), {}, 0, 0
@@ -1295,6 +1317,8 @@ def ingest(
                 report.duplicates += item.records - len(item.quarantined) - inserted
                 report.quarantined += len(item.quarantined)
                 report.unknown_service += item.unknown_service
+                for name, points in item.unread_metrics.items():
+                    report.unread_metrics[name] = report.unread_metrics.get(name, 0) + points
                 result.rollup_rows += cells
             elif item.error is not None:
                 report.error = item.error
@@ -1309,4 +1333,6 @@ def ingest(
         result.duplicates += report.duplicates
         result.quarantined += report.quarantined
         result.unknown_service += report.unknown_service
+        for name, points in report.unread_metrics.items():
+            result.unread_metrics[name] = result.unread_metrics.get(name, 0) + points
     return result

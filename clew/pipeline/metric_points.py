@@ -122,7 +122,7 @@ class MetricBatch:
         return len(self.points)
 
     def write(self, conn: Connection, source: str) -> tuple[int, int]:
-        """Write the batch under the writers' lock; returns (points that added something, rollup
+        """Write the batch under the writers' lock; returns (points not counted before, rollup
         rows written). ``source`` names it in the quarantine."""
         partitions.take_writer_lock(conn)
         statistics.WRITERS.after_batch(conn)
@@ -130,15 +130,24 @@ class MetricBatch:
             conn.execute(_UPSERT_SERVICE, [r._asdict() for r in self.resources.values()])
         counted = written = 0
         if self.points:
-            contributions = rollups.Contributions()
-            counted = _count(conn, self.points, contributions)
-            written = rollups.apply(conn, contributions)
+            counted, written = write_points(conn, self.points)
         if self.quarantined:
             now = utcnow()
             rows = [(source, q.position, q.reason, q.excerpt, now) for q in self.quarantined]
             columns = ("source", "position", "reason", "excerpt", "created_at")
             insert_ignoring_duplicates(conn, "quarantine", columns, rows)
         return counted, written
+
+
+def write_points(conn: Connection, points: list[MetricPoint]) -> tuple[int, int]:
+    """Count points into the rollups, each cumulative one as its difference from its series'
+    last point, and keep the series' last points; returns (points not counted before, rollup
+    rows written): a point sent again, or overtaken by a later one of its series, is a
+    duplicate. The caller holds the writers' lock, in the transaction that writes them:
+    the receiver's batch (``MetricBatch.write``), or a file's (``clew.pipeline.Batch.write``)."""
+    contributions = rollups.Contributions()
+    counted = _count(conn, points, contributions)
+    return counted, rollups.apply(conn, contributions)
 
 
 def gather(records: Iterable[MetricPoint | Resource | Quarantined]) -> MetricBatch:
@@ -202,7 +211,7 @@ def _count(
     conn: Connection, points: list[MetricPoint], contributions: rollups.Contributions
 ) -> int:
     """Add what each point adds to ``contributions`` and keep the series' last points; returns
-    how many points added something."""
+    how many points were not counted before (sent again, or overtaken)."""
     names = sorted({p.series for p in points})
     known: dict[tuple[str, int], _Series] = {}
     starts: dict[str, set[int]] = {}
@@ -223,15 +232,16 @@ def _count(
         first_ns = conn.execute(_SENDER_SEEN, params).scalar()
         if first_ns is not None:
             senders[(sender, start)] = first_ns
-    counted = 0
-    # In time order: a request may carry several exports of one series.
+    taken = 0
+    # In time order: a request (a file's batch) may carry several exports of one series.
     for point in sorted(points, key=lambda p: (p.time_ns, p.series)):
         if point.cumulative:
-            added = _cumulative(point, known, starts, senders)
+            again, added = _cumulative(point, known, starts, senders)
         else:
-            added = _delta(point, known)
-        if added is not None and _contribute(contributions, point, *added):
-            counted += 1
+            again, added = _delta(point, known)
+        taken += not again
+        if added is not None:
+            _contribute(contributions, point, *added)
     inserts, updates = [], []
     for (name, start), series in known.items():
         if not series.changed:
@@ -249,7 +259,12 @@ def _count(
     # should a sender's clock run ahead (it would take every other sender's series with it).
     latest = min(max(p.time_ns for p in points), time.time_ns())
     conn.execute(_PRUNE, {"before": latest - KEEP_NS})
-    return counted
+    return taken
+
+
+#: What a point adds: its value and histogram, or None (a baseline, a zero); and before it,
+#: whether the point was counted before (sent again, or overtaken by a later one).
+Added = tuple[bool, tuple[int, Histogram | None] | None]
 
 
 def _cumulative(
@@ -257,8 +272,8 @@ def _cumulative(
     known: dict[tuple[str, int], _Series],
     starts: dict[str, set[int]],
     senders: dict[tuple[str, int], int],
-) -> tuple[int, Histogram | None] | None:
-    """What a cumulative point adds (its value, its histogram), or None; its series' row kept."""
+) -> Added:
+    """What a cumulative point adds (its value, its histogram); its series' row kept."""
     key = (point.series, point.start_ns)
     series = known.get(key)
     if series is None:
@@ -272,17 +287,15 @@ def _cumulative(
         known[key].changed = True
         starts.setdefault(point.series, set()).add(point.start_ns)
         senders.setdefault((point.sender, point.start_ns), point.time_ns)
-        return (point.value, point.histogram) if whole else None
+        return False, (point.value, point.histogram) if whole else None
     if point.time_ns <= series.time_ns:
-        return None  # sent again, or overtaken by a later point already counted
+        return True, None  # sent again, or overtaken by a later point already counted
     added = _difference(point, series.state)
     series.time_ns, series.state, series.changed = point.time_ns, _state_of(point), True
-    return added if added is not None else (point.value, point.histogram)  # else a reset
+    return False, added if added is not None else (point.value, point.histogram)  # else a reset
 
 
-def _delta(
-    point: MetricPoint, known: dict[tuple[str, int], _Series]
-) -> tuple[int, Histogram | None] | None:
+def _delta(point: MetricPoint, known: dict[tuple[str, int], _Series]) -> Added:
     """What a delta point adds: all of it, unless it was counted before."""
     key = (point.series, _DELTA_START)
     series = known.get(key)
@@ -293,13 +306,13 @@ def _delta(
     seen: list[list[int]] = series.state["seen"]
     interval = [point.start_ns, point.time_ns]
     if interval in seen:
-        return None
+        return True, None
     seen.append(interval)
     seen.sort(key=lambda pair: pair[1])
     del seen[:-DELTA_MEMORY]
     series.time_ns = max(series.time_ns, point.time_ns)
     series.changed = True
-    return point.value, point.histogram
+    return False, (point.value, point.histogram)
 
 
 def _state_of(point: MetricPoint) -> dict[str, Any]:
@@ -402,15 +415,15 @@ def _contribute(
     point: MetricPoint,
     value: int,
     added: Histogram | None,
-) -> bool:
-    """Add what a point added to its cell, and its nodes or endpoint; False when it added
-    nothing the cell reports."""
+) -> None:
+    """Add what a point added to its cell, and its nodes or endpoint, unless it added nothing
+    the cell reports (a zero, or the latency of the edge's other side)."""
     measure = point.measure
     if measure in (Measure.REQUESTS, Measure.FAILED):
         if not value:
-            return False
+            return
     elif added is None or not added.count or not _latency_of_cell(point):
-        return False
+        return
     minute = point.time_ns // _NS_PER_MINUTE
     key = (minute, point.client, point.server, point.connection_type, point.endpoint, point.source)
     cell = contributions.cells.get(key)
@@ -440,7 +453,6 @@ def _contribute(
         contributions.nodes.setdefault(point.server, (NodeKind.SERVICE, None))
         if measure == Measure.REQUESTS:
             _served(contributions, point)
-    return True
 
 
 def _latency_of_cell(point: MetricPoint) -> bool:
