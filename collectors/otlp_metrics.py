@@ -135,6 +135,11 @@ MAX_DURATION_NS = float(2**63)
 #: The largest count a point may hold (2**53: a double counts exactly to there).
 MAX_COUNT = 2**53
 
+#: The longest metric name a quarantine position quotes: a position is at most 255 characters
+#: (``quarantine.position``), and a metric's name may be as long (spanmetrics' namespace is the
+#: deployment's).
+_POSITION_NAME_LIMIT = 100
+
 _CUMULATIVE, _DELTA = 2, 1
 _NO_RECORDED_VALUE = 1  # DataPointFlags.DATA_POINT_FLAGS_NO_RECORDED_VALUE_MASK
 _MIN_SCALE, _MAX_SCALE = -10, 20
@@ -281,7 +286,8 @@ def read_message(message: ExportMetricsServiceRequest) -> Export:
             scope = scope_metrics.scope.name
             sender = _digest([resource, scope])
             for m, metric in enumerate(scope_metrics.metrics):
-                where = f"resourceMetrics[{r}].scopeMetrics[{s}].metrics[{m}] {metric.name!r}"
+                named = excerpt(metric.name, _POSITION_NAME_LIMIT)
+                where = f"resourceMetrics[{r}].scopeMetrics[{s}].metrics[{m}] {named!r}"
                 reader = _reader_of(metric.name, scope)
                 if reader is None:
                     count = _point_count(metric)

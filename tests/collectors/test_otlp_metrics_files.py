@@ -254,3 +254,16 @@ def test_a_file_both_pipelines_write_is_read_whole_by_either_signals_collector(t
     proto_got = read(OtlpProtoCollector(), binary)
     assert [r for r in proto_got if type(r) is Quarantined] == []
     assert [r for r in proto_got if type(r) is MetricPoint] == points
+
+
+def test_a_long_metric_name_is_cut_short_in_a_quarantine_position(tmp_path):
+    message = exports()[1]  # spanmetrics: its namespace is the deployment's to choose
+    for metric in message.resource_metrics[0].scope_metrics[0].metrics:
+        metric.name = "a" * 240 + "." + metric.name.rsplit(".", 1)[-1]
+        if metric.name.endswith("duration"):
+            metric.unit = "By"
+    path = tmp_path / "metrics.pb"
+    path.write_bytes(framed([message.SerializeToString()]))
+    (bad,) = [r for r in read(PROTO, path) if type(r) is Quarantined]
+    assert bad.reason.startswith("the unit 'By'") and len(bad.position) < 200
+    assert f"'{'a' * 99}…' dataPoints[0]" in bad.position
