@@ -44,11 +44,9 @@ from collectors.lines import split_lines
 
 def _is_spans(document: Any) -> bool:
     """Whether a decoded OTLP/JSON request holds spans rather than metrics."""
-    return (
-        type(document) is dict
-        and "resourceSpans" in document
-        and ("resourceMetrics" not in document)
-    )
+    if type(document) is not dict:
+        return False
+    return "resourceSpans" in document and "resourceMetrics" not in document
 
 
 class OtlpMetricsJsonCollector:
