@@ -167,10 +167,16 @@ def _configured(registry: Registry, settings: Settings) -> Registry:
 
 
 def _totals(results: list[IngestResult]) -> IngestResult:
-    """One result of several runs: counts added, reports and problems listed together."""
+    """One result of several runs: counts added, reports and problems listed together, counts by
+    name (unread metrics) added name by name."""
     total = IngestResult()
     for result in results:
         for field in dataclasses.fields(IngestResult):
             mine, theirs = getattr(total, field.name), getattr(result, field.name)
-            setattr(total, field.name, mine + theirs)
+            if isinstance(mine, dict):
+                setattr(
+                    total, field.name, {k: mine.get(k, 0) + theirs.get(k, 0) for k in mine | theirs}
+                )
+            else:
+                setattr(total, field.name, mine + theirs)
     return total

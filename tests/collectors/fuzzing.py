@@ -67,7 +67,22 @@ def seeds(corpus_dir: Path) -> dict[str, list[bytes]]:
     requests = [_protobuf(p.read_bytes()) for p in sorted((corpus_dir / "otlp_json").iterdir())]
     found["otlp_proto"] = [r for r in requests if r]
     found["aws_apigateway"] = [json.dumps(r).encode() + b"\n" for r in _apigateway_records()]
+    found.update(_connector_metrics())
     return {name: samples for name, samples in found.items() if samples}
+
+
+def _connector_metrics() -> dict[str, list[bytes]]:
+    """The corpus holds no metrics: the servicegraph and spanmetrics exports the file tests
+    build with the OpenTelemetry SDK, as the Collector's file exporter writes them (JSON lines,
+    length-prefixed protobuf)."""
+    from tests.clew.test_metrics_files import connector_exports
+    from tests.collectors.test_otlp_metrics_files import framed, json_line
+
+    exports = connector_exports()
+    return {
+        "otlp_metrics_json": [b"".join(json_line(m) for m in exports)],
+        "otlp_metrics_proto": [framed([m.SerializeToString() for m in exports])],
+    }
 
 
 def _kong_lines(folder: Path) -> list[bytes]:
