@@ -38,3 +38,18 @@ def split_lines(handle: BinaryIO) -> Iterator[memoryview]:
             pieces.append(bytes(view[start:size]))
     if pieces:
         yield memoryview(b"".join(pieces))
+
+
+def lines_before(handle: BinaryIO, offset: int) -> int:
+    """How many lines end before ``offset`` (a checkpoint a read resumes from), counted in
+    blocks; ``handle`` is left at ``offset``, so that a resumed read names its lines by their
+    numbers in the whole file."""
+    counted, remaining = 0, offset
+    while remaining > 0:
+        chunk = handle.read(min(remaining, READ_BYTES))
+        if not chunk:
+            break
+        counted += chunk.count(b"\n")
+        remaining -= len(chunk)
+    handle.seek(offset)
+    return counted

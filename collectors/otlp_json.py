@@ -591,15 +591,7 @@ class OtlpJsonCollector:
 
     def _lines(self, handle: BinaryIO, offset: int, growing: bool = False) -> Iterator[Record]:
         # Count the lines before the checkpoint so positions stay true on a resumed read.
-        line_number = 0
-        remaining = offset
-        while remaining > 0:
-            chunk = handle.read(min(remaining, lines.READ_BYTES))
-            if not chunk:
-                break
-            line_number += chunk.count(b"\n")
-            remaining -= len(chunk)
-        handle.seek(offset)
+        line_number = lines.lines_before(handle, offset)
         position = offset
         for line in split_lines(handle):
             if growing and line[-1:] != b"\n":

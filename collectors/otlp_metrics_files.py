@@ -99,14 +99,7 @@ class OtlpMetricsJsonCollector:
     def _lines(self, handle: BinaryIO, offset: int, growing: bool) -> Iterator[Record]:
         # The lines before the checkpoint are counted, so that positions stay true on a
         # resumed read.
-        line_number, remaining = 0, offset
-        while remaining > 0:
-            chunk = handle.read(min(remaining, lines.READ_BYTES))
-            if not chunk:
-                break
-            line_number += chunk.count(b"\n")
-            remaining -= len(chunk)
-        handle.seek(offset)
+        line_number = lines.lines_before(handle, offset)
         position = offset
         for view in split_lines(handle):
             if growing and view[-1:] != b"\n":
