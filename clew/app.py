@@ -28,13 +28,8 @@ DEFAULTS: dict[str, Any] = {
     "LOGIN_FAILURE_WINDOW": 900,  # seconds
     # How many reverse proxies in front set X-Forwarded-For/-Proto/-Host (0: trust none).
     "TRUSTED_PROXY_HOPS": 0,
-    # A Jaeger or Tempo query API that keeps raw traces (clew.exemplars); unset, none is asked.
-    "TRACE_QUERY_URL": None,
-    "TRACE_QUERY_KIND": None,  # jaeger | tempo
-    "TRACE_QUERY_TOKEN_ENV": None,  # the environment variable holding its bearer token
-    "TRACE_QUERY_TIMEOUT": exemplars.DEFAULT_TIMEOUT_S,  # seconds
-    "TRACE_QUERY_TENANT": None,  # Tempo's X-Scope-OrgID
-    "TRACE_QUERY_MAX_BYTES": exemplars.DEFAULT_MAX_BYTES,
+    # A Jaeger or Tempo query API that keeps raw traces (TRACE_QUERY_*); unset, none is asked.
+    **exemplars.DEFAULTS,
 }
 
 #: Each report format's media type and file extension.
@@ -157,7 +152,7 @@ def _register_api(app: Flask) -> None:
         """One trace as the Paths page's waterfall: spans, critical path, failing span; from
         the configured Jaeger or Tempo query API when the store no longer has it."""
         trace_query = exemplars.configured(app)
-        found = console_queries.exemplar(store.engine_of(app), trace_id, trace_query)
+        found = exemplars.exemplar(store.engine_of(app), trace_id, trace_query)
         if found.trace is None:
             problem = found.problem
             if problem is None or isinstance(problem, exemplars.TraceNotFound):

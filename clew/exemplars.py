@@ -49,14 +49,12 @@ import os
 import re
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from http.client import HTTPException
-from typing import Any, NamedTuple
+from functools import cache
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import urlsplit
 
 import orjson
@@ -66,22 +64,27 @@ from clew import traces
 from clew.records import Quarantined, Record, Span, excerpt
 from collectors import CollectorError, jaeger_json, otlp_json, otlp_proto
 
+if TYPE_CHECKING:
+    import urllib.error
+    import urllib.request
+
 log = logging.getLogger(__name__)
 
 KINDS = ("jaeger", "tempo")
-#: The settings read (``CLEW_``-prefixed in the environment), as ``clew.app.DEFAULTS`` has them.
-SETTINGS = (
-    "TRACE_QUERY_URL",
-    "TRACE_QUERY_KIND",
-    "TRACE_QUERY_TOKEN_ENV",
-    "TRACE_QUERY_TIMEOUT",
-    "TRACE_QUERY_TENANT",
-    "TRACE_QUERY_MAX_BYTES",
-)
 DEFAULT_TIMEOUT_S = 10.0
 #: The largest answer read. Tempo refuses traces over 5 MB of protobuf by default; Jaeger's
 #: JSON of the same trace is several times larger.
 DEFAULT_MAX_BYTES = 32 * 2**20
+#: The settings read (``CLEW_``-prefixed in the environment) and their defaults; ``clew.app``'s
+#: ``DEFAULTS`` holds them too.
+DEFAULTS: dict[str, Any] = {
+    "TRACE_QUERY_URL": None,  # unset, no query API is asked
+    "TRACE_QUERY_KIND": None,  # jaeger | tempo
+    "TRACE_QUERY_TOKEN_ENV": None,  # the environment variable holding its bearer token
+    "TRACE_QUERY_TIMEOUT": DEFAULT_TIMEOUT_S,  # seconds
+    "TRACE_QUERY_TENANT": None,  # Tempo's X-Scope-OrgID
+    "TRACE_QUERY_MAX_BYTES": DEFAULT_MAX_BYTES,
+}
 #: Traces (and failures) kept per app, and for how long.
 CACHE_ENTRIES = 32
 CACHE_SECONDS = 120.0
@@ -149,8 +152,7 @@ class Exemplar:
     fetched_from: QueryApi | None = None  # set when the trace came from a query API
     unread: tuple[str, ...] = ()
     unread_count: int = 0
-    query_api: QueryApi | None = None  # the API configured, whether it was asked or not
-    problem: FetchError | None = None  # why asking it gave no trace
+    problem: FetchError | None = None  # why asking the API configured gave no trace
 
     def document(self) -> dict | None:
         """The trace as JSON for ``/api/traces`` and ``clew trace --json``: a stored trace's
@@ -168,7 +170,7 @@ class Exemplar:
         """Why there is no trace to show, and what would help, in one or two sentences (the
         first naming the trace as ``what``, such as "The exemplar trace")."""
         missing = f"{what} {excerpt(self.trace_id, 80)} is not in the store"
-        if self.problem is None and self.query_api is None:
+        if self.problem is None:  # no query API was asked
             return (
                 f"{missing} (raw spans leave it by retention, and some never reach it)."
                 " To fetch such a trace from where raw traces are kept, set"
@@ -212,8 +214,8 @@ def from_config(
         QueryApi(kind, _base_url(url)),
         token=_token(config.get("TRACE_QUERY_TOKEN_ENV"), environ),
         token_env=config.get("TRACE_QUERY_TOKEN_ENV") or None,
-        timeout=_positive(config, "TRACE_QUERY_TIMEOUT", DEFAULT_TIMEOUT_S, float, 600),
-        max_bytes=_positive(config, "TRACE_QUERY_MAX_BYTES", DEFAULT_MAX_BYTES, int, 2**31),
+        timeout=_positive(config, "TRACE_QUERY_TIMEOUT", float, 600),
+        max_bytes=_positive(config, "TRACE_QUERY_MAX_BYTES", int, 2**31),
         tenant=_tenant(config.get("TRACE_QUERY_TENANT"), kind),
     )
 
@@ -222,7 +224,7 @@ def from_environment(environ: Mapping[str, str] | None = None) -> TraceQuery | N
     """The query API the ``CLEW_TRACE_QUERY_*`` environment variables configure (the command
     line's way to the settings the web app reads); None when none is."""
     environ = os.environ if environ is None else environ
-    config = {key: environ.get(f"CLEW_{key}") for key in SETTINGS}
+    config = {key: environ.get(f"CLEW_{key}") for key in DEFAULTS}
     return from_config({k: v for k, v in config.items() if v not in (None, "")}, environ)
 
 
@@ -279,10 +281,10 @@ def _token(name: Any, environ: Mapping[str, str]) -> str | None:
     return token
 
 
-def _positive(config: Mapping[str, Any], key: str, default: float, cast: type, most: float) -> Any:
+def _positive(config: Mapping[str, Any], key: str, cast: type, most: float) -> Any:
     value = config.get(key)
     if value in (None, ""):
-        return cast(default)
+        return cast(DEFAULTS[key])
     try:
         number = cast(value) if not isinstance(value, bool) else None
     except (TypeError, ValueError):
@@ -342,7 +344,6 @@ class TraceQuery:
         self._token = token
         self._token_env = token_env
         self._cache = _Cache(clock)
-        self._opener = urllib.request.build_opener(_NoRedirects())
 
     def __repr__(self) -> str:
         token = f"a token from {self._token_env}" if self._token else "no token"
@@ -350,7 +351,10 @@ class TraceQuery:
 
     def trace_url(self, trace_id: str) -> str:
         """Where ``trace_id`` is asked for (``BadTraceId`` before any URL is built)."""
-        return f"{self.api.url}/api/traces/{checked_trace_id(trace_id)}"
+        return self._url(checked_trace_id(trace_id))
+
+    def _url(self, trace_id: str) -> str:
+        return f"{self.api.url}/api/traces/{trace_id}"
 
     def fetch(self, trace_id: str) -> Fetched:
         """The trace ``trace_id`` from the API, or from the cache when it was asked lately;
@@ -368,9 +372,9 @@ class TraceQuery:
         return found
 
     def _fetch(self, trace_id: str) -> Fetched | FetchError:
-        url = self.trace_url(trace_id)
+        """Asks the API for ``trace_id``, which ``fetch`` has checked."""
         try:
-            body, media_type = self._get(url, trace_id)
+            body, media_type = self._get(self._url(trace_id), trace_id)
             records = self._records(body, media_type)
             fetched = trace_of(records, trace_id)
         except FetchError as error:
@@ -401,10 +405,15 @@ class TraceQuery:
 
     def _get(self, url: str, trace_id: str) -> tuple[bytes, str]:
         """The body and media type of a 200 answer to ``GET url``; ``FetchError`` otherwise."""
+        import urllib.error
+        import urllib.request
+        from http.client import HTTPException
+
         api = self.api.label
         request = urllib.request.Request(url, headers=self._headers())
+        opener = urllib.request.build_opener(_no_redirects()())
         try:
-            with self._opener.open(request, timeout=self.timeout) as response:
+            with opener.open(request, timeout=self.timeout) as response:
                 length = response.headers.get("Content-Length", "")
                 if length.isdigit() and int(length) > self.max_bytes:
                     raise FetchError(
@@ -467,6 +476,8 @@ class TraceQuery:
     def _detail(self, error: urllib.error.HTTPError) -> str:
         """What an error answer says, briefly: Jaeger's ``errors[0].msg``, a JSON ``message``
         or ``error``, else its first line of text; never the token, were it quoted back."""
+        from http.client import HTTPException
+
         try:
             raw = error.read(4096)
         except (OSError, HTTPException):
@@ -511,11 +522,18 @@ class TraceQuery:
 _NO_ROUTE = "404 page not found"
 
 
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    """Redirects are answered as the errors they are: a token goes nowhere else."""
+@cache
+def _no_redirects() -> type:
+    """A redirect handler that answers redirects as the errors they are, so that a token goes
+    nowhere else (made at the first fetch: urllib.request is slow to import, and an app with no
+    query API configured fetches nothing)."""
+    import urllib.request
 
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
-        return None
+    class NoRedirects(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, req, fp, code, msg, headers, newurl):
+            return None
+
+    return NoRedirects
 
 
 def _media_type(header: str | None) -> str:
@@ -702,20 +720,18 @@ def exemplar(engine: Engine, trace_id: str, trace_query: TraceQuery | None) -> E
     """
     with engine.connect() as conn:
         stored = traces.trace_view(conn, trace_id)
-    api = trace_query.api if trace_query is not None else None
     if stored is not None:
-        return Exemplar(trace_id, stored, query_api=api)
+        return Exemplar(trace_id, stored)
     if trace_query is None:
         return Exemplar(trace_id)
     try:
         fetched = trace_query.fetch(trace_id)
     except FetchError as error:
-        return Exemplar(trace_id, query_api=api, problem=error)
+        return Exemplar(trace_id, problem=error)
     return Exemplar(
         trace_id,
         fetched.trace,
-        fetched_from=api,
+        fetched_from=trace_query.api,
         unread=fetched.unread,
         unread_count=fetched.unread_count,
-        query_api=api,
     )

@@ -11,10 +11,9 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from functools import cache
 
-from flask import Flask
 from sqlalchemy import Engine
 
-from clew import exemplars, metrics
+from clew import metrics
 from clew.store import accounts
 from clew.store import queries as store_queries
 from clew.store.queries import Window
@@ -150,20 +149,6 @@ def failing_paths(engine: Engine, window: Window, limit: int = 50) -> list[dict]
     """Failing integration paths (entry operation → … → failing edge), worst first."""
     with engine.connect() as conn:
         return metrics.failing_paths(conn, window, limit=limit)
-
-
-def exemplar(
-    engine: Engine, trace_id: str, trace_query: exemplars.TraceQuery | None
-) -> exemplars.Exemplar:
-    """One trace as a waterfall with its critical path and failing span: from the store, else
-    fetched from the Jaeger or Tempo query API ``trace_query`` (never stored); when neither has
-    it, the reason."""
-    return exemplars.exemplar(engine, trace_id, trace_query)
-
-
-def trace_query(app: Flask) -> exemplars.TraceQuery | None:
-    """The query API configured for ``app`` (``clew.exemplars``); None when there is none."""
-    return exemplars.configured(app)
 
 
 def node_kinds(engine: Engine) -> dict[str, str]:

@@ -11,7 +11,7 @@ from itertools import pairwise
 import dash_cytoscape as cyto
 from dash import Dash, Input, Output, dcc, html
 
-from clew import store
+from clew import exemplars, store
 from clew.exemplars import Exemplar
 from console import components, figures, formatting, ids, queries, waterfall
 from console.state import WINDOW_KEYS, ViewState, parse, search
@@ -410,8 +410,8 @@ def register_callbacks(app: Dash) -> None:
         chosen, _ = choose(worst_first(paths), raw.get("path"))
         exemplar = None
         if chosen is not None:  # from the store, else the query API (cached a while)
-            trace_query = queries.trace_query(flask_app)
-            exemplar = queries.exemplar(engine, chosen["exemplar"]["trace_id"], trace_query)
+            trace_query = exemplars.configured(flask_app)
+            exemplar = exemplars.exemplar(engine, chosen["exemplar"]["trace_id"], trace_query)
         kinds = queries.node_kinds(engine) if chosen else {}
         out = view(paths, exemplar, state, raw.get("path"), queries.data_range(engine), now, kinds)
         return (

@@ -145,8 +145,8 @@ def test_spans_jaeger_answers_that_cannot_be_read_are_listed_not_dropped(api):
     fetched = client(api, "jaeger").fetch(UI_TRACE)
     assert fetched.trace["trace_id"] == UI_TRACE and fetched.unread_count == len(fetched.unread)
     assert any("already used in this trace by a different span" in u for u in fetched.unread)
-    drawn = {span["span_id"] for span in fetched.trace["spans"]}
-    assert len(drawn) == len(fetched.trace["spans"]) >= 3
+    drawn = [span["span_id"] for span in fetched.trace["spans"]]
+    assert sorted(drawn) == [f"{n:016x}" for n in (2, 3, 4, 5)]  # five spans, one id twice
 
 
 # --- What goes wrong -----------------------------------------------------------------------------
@@ -271,6 +271,27 @@ def test_nothing_is_configured_or_fetched_without_a_url(engine):
     assert "set CLEW_TRACE_QUERY_URL" in found.explanation()
     answer = app.test_client().get(f"/api/traces/{TRACE_ID}")
     assert answer.status_code == 404 and "CLEW_TRACE_QUERY_KIND" in answer.get_data(as_text=True)
+
+
+def test_the_api_answers_404_400_or_502_when_the_query_api_gives_no_trace(api, engine):
+    app = create_app(
+        {
+            "DATABASE_URL": str(engine.url),
+            "AUTH": False,
+            "TRACE_QUERY_URL": api.url,
+            "TRACE_QUERY_KIND": "tempo",
+        }
+    )
+    http = app.test_client()
+    api.answers[f"/api/traces/{TRACE_ID}"] = Answer(b"upstream connect error", "text/plain", 503)
+    failing = http.get(f"/api/traces/{TRACE_ID}")
+    assert failing.status_code == 502 and "HTTP 503" in failing.get_data(as_text=True)
+    api.answers[f"/api/traces/{'d' * 32}"] = Answer(b"trace not found", "text/plain", 404)
+    missing = http.get(f"/api/traces/{'d' * 32}")
+    assert missing.status_code == 404 and "has no trace" in missing.get_data(as_text=True)
+    bad = http.get("/api/traces/xyz")
+    assert bad.status_code == 400 and "not a trace id" in bad.get_data(as_text=True)
+    assert api.paths() == [f"/api/traces/{TRACE_ID}", f"/api/traces/{'d' * 32}"]
 
 
 @pytest.mark.parametrize(

@@ -105,20 +105,20 @@ def test_a_trace_no_longer_stored_is_said_so_with_how_to_fetch_it():
 
 def test_a_trace_the_query_api_could_not_give_says_why():
     gone = TraceNotFound(f"{TEMPO.label} has no trace t1 either (HTTP 404 Not Found)")
-    missing = Exemplar("t1", query_api=TEMPO, problem=gone)
+    missing = Exemplar("t1", problem=gone)
     section = by_id(paths.detail(fakes.PATHS[1], missing, ViewState()))[ids.Paths.WATERFALL]
     assert section.className == "notice notice-warning"
     assert texts(section) == (
         "The exemplar trace t1 is not in the store, and Tempo at http://tempo:3200 has no"
         " trace t1 either (HTTP 404 Not Found)."
     )
-    failed = Exemplar("t1", query_api=TEMPO, problem=FetchError("Tempo at … answered HTTP 500"))
+    failed = Exemplar("t1", problem=FetchError("Tempo at … answered HTTP 500"))
     section = by_id(paths.detail(fakes.PATHS[1], failed, ViewState()))[ids.Paths.WATERFALL]
     assert "could not be fetched: Tempo at … answered HTTP 500." in texts(section)
 
 
 def test_a_fetched_trace_is_drawn_as_a_stored_one_under_a_note_of_where_from():
-    fetched = Exemplar("t1", fakes.TRACE, fetched_from=TEMPO, query_api=TEMPO)
+    fetched = Exemplar("t1", fakes.TRACE, fetched_from=TEMPO)
     section = by_id(paths.detail(fakes.PATHS[1], fetched, ViewState()))[ids.Paths.WATERFALL]
     stored = by_id(paths.detail(fakes.PATHS[1], STORED, ViewState()))[ids.Paths.WATERFALL]
     note, *drawn = section.children
