@@ -38,7 +38,7 @@ import orjson
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from clew.records import Operation
+from clew.records import HTTP_ENDPOINT, Operation
 from clew.routes import Templates, match_under, server_path, versioned_path
 from clew.store import catalog, queries, route_aliases
 from clew.store.contracts import StoredVersion, every_version
@@ -47,7 +47,6 @@ from clew.store.contracts import StoredVersion, every_version
 SCHEMES = ("path", "server", "header", "media", "query")
 STATUSES = ("documented", "shadow", "zombie", "orphan")
 
-_HTTP_ENDPOINT = re.compile(r"^([A-Z]+) (/.*)$")
 _VERSION_HEADER = re.compile(r"(?:^|-)version$", re.IGNORECASE)
 _VERSION_QUERY = frozenset(("api-version", "api_version", "apiversion", "version"))
 _VERSION_MEDIA = re.compile(r"\.v[0-9]+[.+]|[;\s]version=", re.IGNORECASE)
@@ -126,7 +125,7 @@ def _observed(
         if totals.connection_type == "messaging_system":
             key = ("messaging", "receive", endpoint)
         else:
-            match = _HTTP_ENDPOINT.match(endpoint)
+            match = HTTP_ENDPOINT.match(endpoint)
             if match is None:
                 continue  # RPC and span names: not in an HTTP or messaging contract
             key = ("http", match.group(1), match.group(2))

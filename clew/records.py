@@ -7,6 +7,7 @@ insert without building per-span objects twice.
 
 from __future__ import annotations
 
+import re
 from enum import IntEnum
 from typing import NamedTuple
 
@@ -232,7 +233,14 @@ class Measure:
     SERVER_LATENCY = "server_latency"  # the server span's duration (servicegraph)
     LATENCY = "latency"  # the one duration there is (spanmetrics; servicegraph's legacy metric)
 
-    ALL = (REQUESTS, FAILED, CLIENT_LATENCY, SERVER_LATENCY, LATENCY)
+
+#: The connectors a metric point comes from (``MetricPoint.source``), and the rollup sources
+#: their points are counted under: servicegraph's edges, and spanmetrics' endpoints served.
+SERVICEGRAPH_SOURCE = "servicegraph"
+SPANMETRICS_SOURCE = "spanmetrics"
+#: An HTTP endpoint as the rollups and spanmetrics points name it, ``METHOD /route``: the method
+#: and the route.
+HTTP_ENDPOINT = re.compile(r"^([A-Z]+) (/.*)$")
 
 
 class ExplicitBuckets(NamedTuple):

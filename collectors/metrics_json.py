@@ -1,6 +1,8 @@
-"""OTLP/JSON metrics requests into protobuf messages, several times faster than protobuf's own
-JSON reader (``json_format.ParseDict``, which converts every field through generic reflection
-in Python: some 85 % of reading an OTLP/JSON export).
+"""OTLP/JSON metrics requests into protobuf messages, faster than protobuf's own JSON reader
+(``json_format.ParseDict``, which converts every field through generic reflection in Python).
+Measured once with ``timeit`` on the ten exports of ``tests/clew/test_metrics_files.py``'s
+``connector_exports`` as JSON: ``ParseDict`` 4.7 ms, ``request_of`` 0.7 ms; ``ParseDict`` was
+82 % of reading them into points (5.7 ms with it, 1.6 ms with ``request_of``).
 
 Only the regular shape is taken: the camelCase names OTLP/JSON writes, every value of the type
 its field has (64-bit integers as strings or numbers, enums as numbers or their names, doubles as
@@ -9,7 +11,9 @@ the connectors and most SDKs send (gauges, sums, histograms, exponential histogr
 else (an unknown or snake_case field, a ``null``, a double written ``"NaN"``, an array or byte
 attribute, a summary) makes ``request_of`` answer None, and the caller reads the document with
 ``ParseDict``, which owns every rule and error message; for what it takes, the message is the one
-``ParseDict`` makes. Exemplars are skipped (``collectors.otlp_metrics`` takes them out first).
+``ParseDict`` makes (``tests/collectors/test_metrics_json.py`` checks that on documents without
+exemplars). Exemplars are skipped, unchecked; ``collectors.otlp_metrics`` takes them out before
+a document goes to ``ParseDict``.
 """
 
 from __future__ import annotations

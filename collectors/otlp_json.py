@@ -565,7 +565,7 @@ class OtlpJsonCollector:
             first_line = handle.readline()
             second_line = handle.readline()
             handle.seek(0)
-            if not second_line.strip() or _looks_like_one_request(first_line):
+            if not second_line.strip() or looks_like_one_request(first_line):
                 yield from self._lines(handle, source.offset, source.growing)
             else:
                 # A pretty-printed document is one unit: a grown file is read again from the
@@ -635,7 +635,7 @@ def _guarded(request: Any, where: str) -> Iterator[Record]:
         yield Quarantined(where.rstrip(": ") or "document", str(bad), excerpt(json_text(request)))
 
 
-def _looks_like_one_request(line: bytes) -> bool:
+def looks_like_one_request(line: bytes) -> bool:
     """A first line that holds a whole object: the one-request-per-line layout."""
     line = line.strip()
     return line.startswith(b"{") and line.endswith(b"}")

@@ -57,6 +57,8 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 
 from clew.records import (
     ROOT_CALLER,
+    SERVICEGRAPH_SOURCE,
+    SPANMETRICS_SOURCE,
     ConnectionType,
     ExplicitBuckets,
     ExponentialBuckets,
@@ -72,9 +74,6 @@ from clew.records import (
 from collectors import CollectorError, metrics_json
 from collectors.otlp_proto import key_values
 from collectors.semconv import resource_from
-
-SERVICEGRAPH = "servicegraph"
-SPANMETRICS = "spanmetrics"
 
 #: servicegraph's metrics by name (a ``_seconds`` or ``_milliseconds`` ending taken off first).
 _SERVICEGRAPH_METRICS = {
@@ -126,7 +125,7 @@ _SERVING_KINDS = {
 
 #: Nanoseconds per unit of a duration metric.
 _UNITS = {"s": 1e9, "ms": 1e6, "us": 1e3, "µs": 1e3, "ns": 1.0}
-_DEFAULT_UNITS = {SERVICEGRAPH: "s", SPANMETRICS: "ms"}
+_DEFAULT_UNITS = {SERVICEGRAPH_SOURCE: "s", SPANMETRICS_SOURCE: "ms"}
 _NAME_UNITS = {"_seconds": "s", "_milliseconds": "ms"}
 
 #: The longest duration a point may hold (2**63 ns, some 292 years: what the store's integers
@@ -186,12 +185,12 @@ def read_json(data: bytes) -> Export:
 
 
 def read_document(document: Any) -> Export:
-    """The same for a decoded OTLP/JSON body (``read_json``); its exemplars are taken out."""
+    """The same for a decoded OTLP/JSON body (``read_json``); its exemplars are not read."""
     if not isinstance(document, dict):
         raise CollectorError("not an OTLP ExportMetricsServiceRequest: not a JSON object")
-    _without_exemplars(document)
-    message = metrics_json.request_of(document)  # the regular shape, fast
+    message = metrics_json.request_of(document)  # the regular shape, fast; exemplars skipped
     if message is None:
+        _without_exemplars(document)
         message = ExportMetricsServiceRequest()
         try:
             json_format.ParseDict(document, message, ignore_unknown_fields=True)
@@ -288,14 +287,14 @@ def read_message(message: ExportMetricsServiceRequest) -> Export:
             scope = scope_metrics.scope.name
             sender = _digest([resource, scope])
             for m, metric in enumerate(scope_metrics.metrics):
-                named = excerpt(metric.name, _POSITION_NAME_LIMIT)
-                where = f"resourceMetrics[{r}].scopeMetrics[{s}].metrics[{m}] {named!r}"
                 reader = _reader_of(metric.name, scope)
                 if reader is None:
                     count = _point_count(metric)
                     if count:
                         export.unread[metric.name] = export.unread.get(metric.name, 0) + count
                     continue
+                named = excerpt(metric.name, _POSITION_NAME_LIMIT)
+                where = f"resourceMetrics[{r}].scopeMetrics[{s}].metrics[{m}] {named!r}"
                 source, measure, unit = reader
                 context = _Metric(resource, scope, sender, metric.name, source, measure, unit)
                 export.records.extend(_points(metric, context, latest, where))
@@ -319,7 +318,7 @@ def _reader_of(name: str, scope: str) -> tuple[str, str, str] | None:
     """(source, measure, unit its name gives) of a metric Clew reads, else None."""
     base, unit = _unit_named(name)
     if base in _SERVICEGRAPH_METRICS:
-        return SERVICEGRAPH, _SERVICEGRAPH_METRICS[base], unit
+        return SERVICEGRAPH_SOURCE, _SERVICEGRAPH_METRICS[base], unit
     short = None
     for prefix in _SPANMETRICS_PREFIXES:
         if name.startswith(prefix):
@@ -327,7 +326,7 @@ def _reader_of(name: str, scope: str) -> tuple[str, str, str] | None:
     if short is None and scope == _SPANMETRICS_SCOPE:
         short = name.rsplit(".", 1)[-1]  # a namespace of the deployment's own
     if short in _SPANMETRICS_METRICS:
-        return SPANMETRICS, _SPANMETRICS_METRICS[short], _unit_named(short)[1]
+        return SPANMETRICS_SOURCE, _SPANMETRICS_METRICS[short], _unit_named(short)[1]
     return None
 
 
@@ -406,7 +405,7 @@ def _point(
         else:
             histogram = _exponential(point, unit_ns)
         value = histogram.count
-    if context.source == SERVICEGRAPH:
+    if context.source == SERVICEGRAPH_SOURCE:
         subject = _edge(attributes)
     else:
         subject = _served(attributes, context.resource)

@@ -73,10 +73,10 @@ class OtlpMetricsJsonCollector:
         except OSError as error:
             raise CollectorError(f"{source.name}: cannot read: {error.strerror}") from error
         with handle:
-            first_line = handle.readline()
+            first_line = handle.readline().removeprefix(BOM)
             second_line = handle.readline()
             handle.seek(0)
-            if not second_line.strip() or _one_request(first_line):
+            if not second_line.strip() or otlp_json.looks_like_one_request(first_line):
                 yield from self._lines(handle, source.offset, source.growing)
             else:
                 yield from self._document(handle.read(), source.growing and source.settling())
@@ -110,12 +110,6 @@ class OtlpMetricsJsonCollector:
             if not line.isspace():
                 yield from _records_of_line(line, f"line {line_number}")
             yield Checkpoint(position)
-
-
-def _one_request(line: bytes) -> bool:
-    """A first line that holds a whole object: the one-request-per-line layout."""
-    line = line.removeprefix(BOM).strip()
-    return line.startswith(b"{") and line.endswith(b"}")
 
 
 def _records_of_line(line: bytes, where: str) -> Iterator[Record]:

@@ -52,7 +52,6 @@ endpoint (failing paths hold a trace's path, which a metric does not know).
 from __future__ import annotations
 
 import math
-import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -64,7 +63,9 @@ from sqlalchemy.engine import Connection
 
 from clew.pipeline import rollups
 from clew.records import (
+    HTTP_ENDPOINT,
     ROOT_CALLER,
+    SERVICEGRAPH_SOURCE,
     ConnectionType,
     ExplicitBuckets,
     ExponentialBuckets,
@@ -83,9 +84,6 @@ from clew.store import (
     utcnow,
 )
 from clew.store.cells import Cell
-
-SERVICEGRAPH_SOURCE = "servicegraph"
-SPANMETRICS_SOURCE = "spanmetrics"
 
 _NS_PER_MINUTE = 60_000_000_000
 _NS_PER_SECOND = 1_000_000_000
@@ -114,7 +112,6 @@ class MetricBatch:
     points: list[MetricPoint] = field(default_factory=list)
     resources: dict[str, Resource] = field(default_factory=dict)
     quarantined: list[Quarantined] = field(default_factory=list)
-    records: int = 0
 
     @property
     def span_count(self) -> int:
@@ -154,7 +151,6 @@ def gather(records: Iterable[MetricPoint | Resource | Quarantined]) -> MetricBat
     """Records of one request (``collectors.otlp_metrics``) as a batch."""
     batch = MetricBatch()
     for record in records:
-        batch.records += 1
         if type(record) is MetricPoint:
             batch.points.append(record)
         elif type(record) is Resource:
@@ -407,9 +403,6 @@ def _exponential_difference(
 # --- Cells -----------------------------------------------------------------------------------
 
 
-_HTTP_ENDPOINT = re.compile(r"^([A-Z]+) (/.*)$")
-
-
 def _contribute(
     contributions: rollups.Contributions,
     point: MetricPoint,
@@ -520,7 +513,7 @@ def _served(contributions: rollups.Contributions, point: MetricPoint) -> None:
     """The endpoint a spanmetrics point's spans served, seen at its time."""
     if point.connection_type == ConnectionType.MESSAGING:
         key = (point.server, "messaging", "process", point.endpoint)
-    elif match := _HTTP_ENDPOINT.match(point.endpoint):
+    elif match := HTTP_ENDPOINT.match(point.endpoint):
         key = (point.server, "http", match.group(1), match.group(2))
     else:
         return  # an RPC method or a span name: no route to list

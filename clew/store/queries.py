@@ -14,6 +14,7 @@ import orjson
 from sqlalchemy import DateTime, bindparam, text
 from sqlalchemy.engine import Connection
 
+from clew.records import SERVICEGRAPH_SOURCE, SPANMETRICS_SOURCE
 from clew.store import blocks, histogram, route_aliases, spans
 
 
@@ -91,8 +92,6 @@ GATEWAY_SOURCE = "gateway"
 TRACE_SOURCES = ("trace", "trace_relaxed")
 #: The rollup sources of a Collector's connector metrics (``clew.pipeline.metric_points``):
 #: servicegraph's edges, and spanmetrics' endpoints served (their callers not named).
-SERVICEGRAPH_SOURCE = "servicegraph"
-SPANMETRICS_SOURCE = "spanmetrics"
 METRICS_SOURCES = (SERVICEGRAPH_SOURCE, SPANMETRICS_SOURCE)
 #: The client of spanmetrics' cells, and of the share of an endpoint's calls that only they
 #: saw: no evidence names who called.
