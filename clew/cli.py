@@ -829,13 +829,13 @@ def waitress_settings() -> dict:
     ``CHANNEL_TIMEOUT_S``. A body over twice the receiver's limit is refused (413) before it is
     buffered (waitress's default is 1 GiB, spilled to a temporary file); one between gets the
     receiver's own 413."""
-    from clew import receiver
+    from clew import wsgi
 
     return {
-        "threads": 8,
+        "threads": wsgi.THREADS,
         "ident": "clew",
         "channel_timeout": CHANNEL_TIMEOUT_S,
-        "max_request_body_size": 2 * receiver.MAX_BODY_BYTES,
+        "max_request_body_size": wsgi.MAX_CONTENT_LENGTH,
     }
 
 

@@ -198,9 +198,7 @@ def retention_command(
     if all(age is None for age in ages.values()):
         raise click.UsageError("give at least one of --raw, --minutes, --hours")
     try:
-        horizons = retention.Horizons(
-            *(None if a is None else _seconds(a, f"--{key}", "age") for key, a in ages.items())
-        )
+        horizons = _horizons(ages, lambda key: (f"--{key}", "age"))
     except ValueError as error:
         raise click.UsageError(str(error)) from None
     engine = _open(db)
@@ -244,10 +242,6 @@ class CheckJob:
     ruleset: Path | None = None
     kind: str = "check"
 
-    @property
-    def url(self) -> str:
-        return "policies"
-
 
 @dataclass(frozen=True)
 class RetentionJob:
@@ -257,10 +251,6 @@ class RetentionJob:
     horizons: retention.Horizons
     every_s: float = 3600.0
     kind: str = "retention"
-
-    @property
-    def url(self) -> str:
-        return "retention"
 
 
 @dataclass(frozen=True)
@@ -320,13 +310,20 @@ def _retention_job(table: dict, where: str) -> RetentionJob:
     ages = {key: table.get(key) for key in ("raw", "minutes", "hours")}
     if all(age is None for age in ages.values()):
         raise ValueError(f"{where}: none of raw, minutes, hours is set")
-    try:
-        horizons = retention.Horizons(
-            *(None if age is None else _seconds(age, where, key) for key, age in ages.items())
-        )
-    except ValueError as error:
-        raise ValueError(f"{where}: {error}") from None
+    horizons = _horizons(ages, lambda key: (where, key), where)
     return RetentionJob(horizons, _seconds(table.get("every", "1h"), where))
+
+
+def _horizons(
+    ages: dict[str, object], named: Callable[[str], tuple[str, str]], where: str | None = None
+) -> retention.Horizons:
+    """The tiers' horizons from their ages (``raw``, ``minutes``, ``hours``: a duration each, or
+    None); a ValueError with the fault, a duration's named by ``named(tier)`` (where, what)."""
+    durations = [None if age is None else _seconds(age, *named(key)) for key, age in ages.items()]
+    try:
+        return retention.Horizons(*durations)
+    except ValueError as error:
+        raise ValueError(f"{where}: {error}" if where else str(error)) from None
 
 
 def _check_job(table: dict, where: str) -> CheckJob:
@@ -458,7 +455,6 @@ class Skipped:
 
     job: str
     reason: str
-    kind: str = "skipped"
 
     def as_json(self) -> dict:
         return {"skipped": self.job, "reason": self.reason}
@@ -502,7 +498,6 @@ class RetentionReport:
     """What one scheduled retention pass removed, in the shape a worker prints."""
 
     removed: retention.Report | None = None
-    url: str = "retention"
     kind: str = "retention"
     problems: list[str] = field(default_factory=list)
 

@@ -39,7 +39,6 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import Engine
 
 from clew import receiver as otlp
 from clew import store
@@ -54,17 +53,11 @@ MAX_CONTENT_LENGTH = 2 * otlp.MAX_BODY_BYTES
 WSGIApp = Callable[[dict, Callable], Iterable[bytes]]
 
 
-def ensure_schema(engine: Engine) -> None:
-    """Create or upgrade ``engine``'s schema; safe when many processes start at once
-    (``clew.store.ensure_schema`` holds the schema lock)."""
-    store.ensure_schema(engine)
-
-
 def _ready(app: Flask) -> Flask:
     """``app`` with its schema made and no connection left in its pool (a connection must not
     cross a fork), and a cap on request bodies unless one is configured."""
     engine = store.engine_of(app)
-    ensure_schema(engine)
+    store.ensure_schema(engine)  # under the schema lock: workers may start together
     engine.dispose()
     if app.config.get("MAX_CONTENT_LENGTH") is None:
         app.config["MAX_CONTENT_LENGTH"] = MAX_CONTENT_LENGTH

@@ -802,9 +802,7 @@ def _span_json(span: ReadableSpan) -> dict:
         out["parentSpanId"] = f"{span.parent.span_id:016x}"
     if span.name:
         out["name"] = span.name
-    kind = _KIND_NUMBERS[span.kind]
-    if kind:
-        out["kind"] = kind
+    out["kind"] = _KIND_NUMBERS[span.kind]  # never 0: the SDK has no unspecified kind
     if span.start_time:
         out["startTimeUnixNano"] = str(span.start_time)
     if span.end_time:

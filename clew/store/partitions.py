@@ -131,8 +131,7 @@ class Dropped:
 def drop_before(conn: Connection, cutoff_ns: int, dry_run: bool = False) -> list[Dropped]:
     """Remove every day of the raw tables that ends at or before ``cutoff_ns``: on PostgreSQL by
     dropping its partitions, on SQLite by deleting its rows. With ``dry_run``, only report them.
-    Takes the writers' lock for the rest of the transaction."""
-    take_writer_lock(conn)
+    The caller holds the writers' lock (``take_writer_lock``)."""
     last_day = cutoff_ns // NS_PER_DAY  # days before this one end at or before the cut-off
     report = []
     for table in RAW_TABLES:

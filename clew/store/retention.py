@@ -42,10 +42,10 @@ class Horizons:
         for name in ("raw_s", "minutes_s", "hours_s"):
             value = getattr(self, name)
             if value is not None and value < 86_400:
-                raise ValueError(f"retention {name[:-2]}: at least a day (1d), not {value:g} s")
+                raise ValueError(f"{name[:-2]}: at least a day (1d), not {value:g} s")
         kept = [v for v in (self.raw_s, self.minutes_s, self.hours_s) if v is not None]
         if kept != sorted(kept):
-            raise ValueError("retention: raw is kept no longer than minutes, minutes than hours")
+            raise ValueError("raw is kept no longer than minutes, minutes than hours")
 
 
 @dataclass

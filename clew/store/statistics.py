@@ -23,6 +23,8 @@ from __future__ import annotations
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
+from clew.store import partitions
+
 #: Batches a writer stores between two looks at the tables' changes.
 CHECK_EVERY = 16
 #: A table is analyzed once more than THRESHOLD + SHARE × its rows have changed.
@@ -30,7 +32,7 @@ THRESHOLD = 1_000
 SHARE = 0.2
 #: The tables the writers fill and look rows up in: the raw tables' day partitions, the rollups.
 _TABLES = ("edge_rollups", "edge_rollup_blocks", "failing_paths", "metric_series")
-_PARTITIONS = r"^(span_chunks|gateway_request_chunks|gateway_traces)_d[0-9]{8}$"
+_PARTITIONS = "^(" + "|".join(partitions.RAW_TABLES) + ")_d[0-9]{8}$"
 
 _STALE = text(
     "SELECT c.relname FROM pg_class c JOIN pg_stat_user_tables s ON s.relid = c.oid"

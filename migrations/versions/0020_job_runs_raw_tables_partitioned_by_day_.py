@@ -17,6 +17,7 @@ Create Date: 2026-12-07 06:31:50.007488
 """
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from alembic import op
@@ -82,10 +83,7 @@ def _rebuild(table: str, indexes: dict[str, str], partitioned: bool) -> None:
         held = conn.execute(sa.text(f'SELECT DISTINCT start_ns / {NS_PER_DAY} FROM "{old}"'))
         for (day,) in held:
             day = int(day)
-            name = f"{table}_d" + conn.execute(
-                sa.text("SELECT to_char(to_timestamp(:s) AT TIME ZONE 'UTC', 'YYYYMMDD')"),
-                {"s": day * 86_400},
-            ).scalar_one()
+            name = f"{table}_d{datetime.fromtimestamp(day * 86_400, UTC):%Y%m%d}"
             op.execute(
                 f'CREATE TABLE "{name}" PARTITION OF "{table}"'
                 f" FOR VALUES FROM ({day * NS_PER_DAY}) TO ({(day + 1) * NS_PER_DAY})"

@@ -16,6 +16,7 @@ from clew.pipeline import ingest
 from clew.records import GatewayRequest
 from clew.store import gateway_requests, partitions, queries, retention
 from tests.clew.test_rollups import edges_of
+from tests.conftest import BACKENDS, engine_of
 from tests.otlp import BASE_NS, request, span, write_lines
 from tests.stored import stored_spans
 
@@ -45,9 +46,9 @@ def _three_days(tmp_path: Path) -> Path:
     return write_lines(tmp_path / "three-days.jsonl", lines)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+@pytest.fixture(params=BACKENDS)
 def any_engine(request, engine):
-    return engine if request.param == "sqlite" else request.getfixturevalue("pg_engine")
+    return engine_of(request, engine)
 
 
 def test_rows_are_kept_in_their_day_s_partition_on_postgresql(pg_engine, registry, tmp_path):

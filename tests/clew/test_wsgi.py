@@ -266,11 +266,11 @@ def test_a_login_made_through_one_worker_is_honoured_by_the_other(empty_database
 
 _ENSURE_SCHEMA_WHEN_TOLD = """
 import sys
-from clew import store, wsgi
+from clew import store
 engine = store.open_engine(sys.argv[1])
 print("ready", flush=True)
 sys.stdin.readline()
-wsgi.ensure_schema(engine)
+store.ensure_schema(engine)
 """
 
 
@@ -432,7 +432,7 @@ def test_two_receivers_store_a_split_trace_as_one_receiver_does(postgres_url, tm
                 served.kill()
 
         whole = create_app({"DATABASE_URL": whole_url, "AUTH": False})
-        wsgi.ensure_schema(store.engine_of(whole))
+        store.ensure_schema(store.engine_of(whole))
         answer = whole.test_client().post(
             receiver.PATH, data=proto_body(spans), content_type=PROTOBUF
         )
@@ -464,7 +464,7 @@ def test_serve_help_offers_workers():
 def test_clew_serve_with_workers_serves_both_ports_from_several_processes(tmp_path):
     db = tmp_path / "serve.db"
     engine = store.open_engine(str(db))
-    wsgi.ensure_schema(engine)
+    store.ensure_schema(engine)
     with engine.begin() as conn:
         token = accounts.create_token(conn, "collector", "ingest", store.utcnow())[1]
     command = [sys.executable, "-c", "from clew.cli import main; main()", "serve", "--db", str(db)]
