@@ -1,8 +1,7 @@
 """OTLP/JSON metrics requests into protobuf messages, faster than protobuf's own JSON reader
 (``json_format.ParseDict``, which converts every field through generic reflection in Python).
-Measured once with ``timeit`` on the ten exports of ``tests/clew/test_metrics_files.py``'s
-``connector_exports`` as JSON: ``ParseDict`` 4.7 ms, ``request_of`` 0.7 ms; ``ParseDict`` was
-82 % of reading them into points (5.7 ms with it, 1.6 ms with ``request_of``).
+``bench/metrics_json.py`` times both on the connector exports the file tests build: about six
+times faster, and ParseDict four fifths of reading them into points (``bench/RESULTS.md``).
 
 Only the regular shape is taken: the camelCase names OTLP/JSON writes, every value of the type
 its field has (64-bit integers as strings or numbers, enums as numbers or their names, doubles as
